@@ -1,0 +1,91 @@
+// Package service holds what the four Hookline services share when they
+// start: the common settings, logging and telemetry, topic bootstrap, the
+// Redis client and the ops endpoints.
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/telemetry"
+)
+
+// Base is the configuration every service reads.
+type Base struct {
+	Name     string
+	LogLevel string
+	OpsAddr  string
+	Kafka    kafka.Config
+	Schedule backoff.Schedule
+}
+
+// BaseFromEnv reads the shared settings; opsAddr is the service's default
+// ops port.
+func BaseFromEnv(r *config.Reader, name, opsAddr string) Base {
+	b := Base{
+		Name:     name,
+		LogLevel: r.String("HOOKLINE_LOG_LEVEL", "info", "debug, info, warn or error"),
+		OpsAddr:  r.String("HOOKLINE_OPS_ADDR", opsAddr, "address of /healthz, /readyz and /metrics"),
+		Kafka:    kafka.ConfigFromEnv(r, name),
+	}
+	sch, err := backoff.Parse(r.String("HOOKLINE_RETRY_SCHEDULE", backoff.Default, "delay before each retry; one delay topic per entry"))
+	if err != nil {
+		r.Fail("HOOKLINE_RETRY_SCHEDULE", err)
+	}
+	b.Schedule = sch
+	return b
+}
+
+// Logger is the service's JSON logger.
+func (b Base) Logger() zerolog.Logger { return telemetry.Logger(b.Name, b.LogLevel) }
+
+// Bootstrap creates any missing topic, retrying until the cluster answers
+// or ctx ends: services may start before the brokers do.
+func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
+	cl, err := kafka.NewClient(b.Kafka, log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	specs := b.Kafka.Topics.Specs(b.Schedule.Tiers())
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err = kafka.EnsureTopics(ctx, adm, specs, b.Kafka.Partitions, b.Kafka.ReplicationFactor)
+		if err == nil {
+			return nil
+		}
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("creating topics")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bootstrap topics: %w", err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// RedisFromEnv reads the Redis settings and returns an unconnected client.
+func RedisFromEnv(r *config.Reader) *redis.Client {
+	opts := &redis.Options{
+		Addr:         r.String("REDIS_ADDR", "127.0.0.1:6379", "Redis host:port"),
+		Username:     r.String("REDIS_USERNAME", "", "Redis ACL user"),
+		Password:     r.String("REDIS_PASSWORD", "", "Redis password"),
+		DB:           r.Int("REDIS_DB", 0, "Redis database number"),
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		PoolSize:     r.Int("REDIS_POOL_SIZE", 64, "Redis connections per process"),
+	}
+	if r.Bool("REDIS_TLS", false, "connect to Redis with TLS") {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return redis.NewClient(opts)
+}

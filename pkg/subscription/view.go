@@ -1,0 +1,201 @@
+// Package subscription keeps a materialized view of the compacted
+// subscriptions topic in memory. Ingest answers reads from it, the matcher
+// builds its index from it and the sender looks up endpoint settings in it.
+package subscription
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+)
+
+// ChangeFunc is told of every change: prev is nil for a new subscription,
+// next is nil for a deleted one.
+type ChangeFunc func(prev, next *record.Subscription)
+
+// View is the current state of every subscription. Records it holds are
+// never mutated: an update replaces the pointer.
+type View struct {
+	codecs *record.Codecs
+	log    zerolog.Logger
+
+	mu       sync.RWMutex
+	byID     map[string]*record.Subscription
+	next     map[int32]int64 // next offset to read per partition
+	target   map[int32]int64 // end offsets at start; ready once next reaches them
+	ready    bool
+	progress chan struct{} // closed and replaced whenever next advances
+	onChange []ChangeFunc
+}
+
+// NewView returns an empty view; Run fills it.
+func NewView(codecs *record.Codecs, log zerolog.Logger) *View {
+	return &View{
+		codecs:   codecs,
+		log:      log,
+		byID:     map[string]*record.Subscription{},
+		next:     map[int32]int64{},
+		progress: make(chan struct{}),
+	}
+}
+
+// OnChange registers fn; register before Run.
+func (v *View) OnChange(fn ChangeFunc) { v.onChange = append(v.onChange, fn) }
+
+// Run reads the topic from the start and follows it until ctx is done.
+// The view is ready once it has read everything that existed when Run began.
+func (v *View) Run(ctx context.Context, cfg kafka.Config, topic string, extra ...kgo.Opt) error {
+	opts := append([]kgo.Opt{
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}, extra...)
+	cl, err := kafka.NewClient(cfg, v.log, opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("subscriptions end offsets: %w", err)
+	}
+	if err := ends.Error(); err != nil {
+		return fmt.Errorf("subscriptions end offsets: %w", err)
+	}
+	v.mu.Lock()
+	v.target = map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { v.target[o.Partition] = o.Offset })
+	v.checkReadyLocked()
+	v.mu.Unlock()
+
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			v.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("subscriptions fetch")
+		})
+		fetches.EachRecord(v.apply)
+		v.mu.Lock()
+		v.checkReadyLocked()
+		close(v.progress)
+		v.progress = make(chan struct{})
+		v.mu.Unlock()
+	}
+}
+
+func (v *View) apply(r *kgo.Record) {
+	id := string(r.Key)
+	var next *record.Subscription
+	if r.Value != nil {
+		var s record.Subscription
+		if err := v.codecs.Subscription.Unmarshal(r.Value, &s); err != nil {
+			v.log.Error().Err(err).Str("key", id).Int64("offset", r.Offset).Msg("undecodable subscription record skipped")
+		} else {
+			next = &s
+		}
+	}
+	v.mu.Lock()
+	prev := v.byID[id]
+	if next == nil {
+		delete(v.byID, id)
+	} else {
+		v.byID[id] = next
+	}
+	v.next[r.Partition] = r.Offset + 1
+	v.mu.Unlock()
+	if prev == nil && next == nil {
+		return
+	}
+	for _, fn := range v.onChange {
+		fn(prev, next)
+	}
+}
+
+func (v *View) checkReadyLocked() {
+	if v.ready || v.target == nil {
+		return
+	}
+	for p, end := range v.target {
+		if v.next[p] < end {
+			return
+		}
+	}
+	v.ready = true
+	v.log.Info().Int("subscriptions", len(v.byID)).Msg("subscriptions view caught up")
+}
+
+// ErrNotReady is returned by Ready until the view has caught up.
+var ErrNotReady = errors.New("subscriptions view is still catching up")
+
+// Ready reports whether the view has caught up with the topic.
+func (v *View) Ready() error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if !v.ready {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// WaitFor blocks until the view has read the record at offset of partition,
+// so a writer can read its own write.
+func (v *View) WaitFor(ctx context.Context, partition int32, offset int64) error {
+	for {
+		v.mu.RLock()
+		done, progress := v.next[partition] > offset, v.progress
+		v.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Get returns a subscription by id.
+func (v *View) Get(id string) (*record.Subscription, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s, ok := v.byID[id]
+	return s, ok
+}
+
+// List returns a tenant's subscriptions, oldest first.
+func (v *View) List(tenant string) []*record.Subscription {
+	v.mu.RLock()
+	out := make([]*record.Subscription, 0)
+	for _, s := range v.byID {
+		if s.Tenant == tenant {
+			out = append(out, s)
+		}
+	}
+	v.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Len is the number of subscriptions.
+func (v *View) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.byID)
+}
