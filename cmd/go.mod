@@ -1,8 +1,20 @@
 module github.com/hookline/hookline/cmd
 
-go 1.26
+go 1.26.0
 
-require github.com/hookline/hookline/pkg v0.0.0
+require (
+	github.com/alicebob/miniredis/v2 v2.40.0
+	github.com/hookline/hookline/pkg v0.0.0
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
+)
+
+require (
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/twmb/franz-go v1.22.2 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+	github.com/yuin/gopher-lua v1.1.1 // indirect
+)
 
 replace (
 	github.com/hookline/hookline/pkg => ../pkg

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -14,6 +15,24 @@ import (
 
 // headerLen is the size of the Confluent wire-format prefix.
 const headerLen = 5
+
+// MaxValueSize bounds a framed value. Marshal refuses bigger values so that
+// whatever Hookline writes it can also read back; Unmarshal refuses strings
+// and bytes fields longer than this. It is above Kafka's default
+// message.max.bytes (1 MiB), and bounds what a corrupt length can make the
+// decoder allocate.
+const MaxValueSize = 8 << 20
+
+// maxItems bounds the item count of one array or map. Hookline's arrays
+// (event types, changed fields, secrets, routes, hosts) and maps (headers,
+// metadata) hold a handful of items.
+const maxItems = 1 << 16
+
+// api is the hamba configuration every Codec uses.
+var api = avro.Config{
+	MaxByteSliceSize:  MaxValueSize,
+	MaxSliceAllocSize: maxItems,
+}.Freeze()
 
 // ErrNotFramed is returned for a value that does not start with the
 // Confluent magic byte and a schema id.
@@ -30,23 +49,44 @@ func SchemaID(b []byte) (uint32, error) {
 // Codec encodes and decodes values of one record type with one schema.
 // It is safe for concurrent use.
 type Codec[T any] struct {
-	id     uint32
-	schema avro.Schema
-	header [headerLen]byte
-	pool   sync.Pool // *avro.Writer, reused to keep Marshal at one allocation
+	id      uint32
+	name    string
+	schema  avro.Schema
+	header  [headerLen]byte
+	older   map[uint32]version // earlier ids of the same record
+	pool    sync.Pool          // *avro.Writer, reused to keep Marshal at one allocation
+	readers sync.Pool          // *avro.Reader
 }
 
-// NewCodec returns a codec that writes values with the schema registered
-// under id.
+// version is how a value written with one schema id is read.
+type version struct {
+	writer avro.Schema // checked by scan
+	read   avro.Schema // decoded by hamba: writer resolved to the current schema
+}
+
+// NewCodec returns a codec that writes values with the current schema of
+// the record named name (its full name), framed with that schema's id.
 func NewCodec[T any](reg *Registry, name string) (*Codec[T], error) {
 	e, ok := reg.ByName(name)
 	if !ok {
 		return nil, fmt.Errorf("avro: no schema named %s", name)
 	}
-	c := &Codec[T]{id: e.ID, schema: e.Schema}
+	c := &Codec[T]{id: e.ID, name: e.Name, schema: e.Schema, older: map[uint32]version{}}
+	compat := avro.NewSchemaCompatibility()
+	for _, o := range reg.Entries() {
+		if o.Name != e.Name || o.ID == e.ID {
+			continue
+		}
+		resolved, err := compat.Resolve(e.Schema, o.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("avro: %s: schema id %d cannot read values written with id %d: %w", name, e.ID, o.ID, err)
+		}
+		c.older[o.ID] = version{writer: o.Schema, read: resolved}
+	}
 	c.header[0] = 0
 	binary.BigEndian.PutUint32(c.header[1:], e.ID)
-	c.pool.New = func() any { return avro.NewWriter(nil, 1024) }
+	c.pool.New = func() any { return avro.NewWriter(nil, 1024, avro.WithWriterConfig(api)) }
+	c.readers.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(api)) }
 	return c, nil
 }
 
@@ -63,23 +103,60 @@ func (c *Codec[T]) Marshal(v *T) ([]byte, error) {
 	if w.Error != nil {
 		err := w.Error
 		w.Error = nil
-		return nil, fmt.Errorf("avro: encode %s: %w", c.schema.(avro.NamedSchema).FullName(), err)
+		return nil, fmt.Errorf("avro: encode %s: %w", c.name, err)
+	}
+	if n := w.Buffered(); n > MaxValueSize {
+		return nil, fmt.Errorf("avro: encode %s: %d bytes, more than %d", c.name, n, MaxValueSize)
 	}
 	return append([]byte(nil), w.Buffer()...), nil
 }
 
-// Unmarshal decodes a framed value into v. Values written with another
-// schema id are refused rather than misread.
-func (c *Codec[T]) Unmarshal(b []byte, v *T) error {
+// Unmarshal decodes a framed value into v, replacing all of v: nothing of
+// a previous value survives, and nothing v pointed to is written. Values
+// written with an earlier id of the same record are resolved to the current
+// schema (fields added since take their defaults); values written with any
+// other schema id are refused rather than misread, and so are truncated or
+// corrupt ones, after which v holds no partial record. Bytes after the
+// record are ignored, as Confluent's deserializers do.
+func (c *Codec[T]) Unmarshal(b []byte, v *T) (err error) {
 	id, err := SchemaID(b)
 	if err != nil {
 		return err
 	}
+	ver := version{writer: c.schema, read: c.schema}
 	if id != c.id {
-		return fmt.Errorf("avro: schema id %d, want %d (%s)", id, c.id, c.schema.(avro.NamedSchema).FullName())
+		var ok bool
+		if ver, ok = c.older[id]; !ok {
+			return fmt.Errorf("avro: schema id %d, want %d (%s)", id, c.id, c.name)
+		}
 	}
-	if err := avro.Unmarshal(c.schema, b[headerLen:], v); err != nil {
-		return fmt.Errorf("avro: decode %s: %w", c.schema.(avro.NamedSchema).FullName(), err)
+	body := b[headerLen:]
+	if _, err := scan(ver.writer, body); err != nil {
+		return fmt.Errorf("avro: decode %s: %w", c.name, err)
+	}
+	*v = *new(T)
+	defer func() {
+		// Defence in depth: scan should leave hamba nothing to panic on,
+		// but a poison record must stay an error, never a crash.
+		if p := recover(); p != nil {
+			*v = *new(T)
+			err = fmt.Errorf("avro: decode %s: corrupt value: %v", c.name, p)
+		}
+	}()
+	r := c.readers.Get().(*avro.Reader)
+	r.Reset(body)
+	r.ReadVal(ver.read, v)
+	// avro.Unmarshal takes io.EOF for success, which lets a body cut at a
+	// field boundary decode as a shorter record; here it means truncation.
+	err, r.Error = r.Error, nil
+	r.Reset(nil)
+	c.readers.Put(r)
+	if err != nil {
+		*v = *new(T)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("truncated: %w", err)
+		}
+		return fmt.Errorf("avro: decode %s: %w", c.name, err)
 	}
 	return nil
 }

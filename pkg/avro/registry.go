@@ -53,7 +53,9 @@ func loadFS(fsys fs.FS) (*Registry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("avro: schema %d: %w", s.ID, err)
 		}
-		parsed, err := avro.ParseBytes(text)
+		// Each file gets its own cache: a file must define every type it
+		// names, as it is served alone to other deserializers.
+		parsed, err := avro.ParseBytesWithCache(text, "", &avro.SchemaCache{})
 		if err != nil {
 			return nil, fmt.Errorf("avro: parse %s: %w", s.File, err)
 		}
@@ -65,7 +67,11 @@ func loadFS(fsys fs.FS) (*Registry, error) {
 			return nil, fmt.Errorf("avro: schema id %d used twice", s.ID)
 		}
 		r.byID[s.ID] = Entry{ID: s.ID, Name: s.Name, Text: string(text), Schema: parsed}
-		r.byName[s.Name] = s.ID
+		// A record keeps its earlier ids so old values stay readable; the
+		// highest id is the current schema, since ids only ever go up.
+		if cur, ok := r.byName[s.Name]; !ok || s.ID > cur {
+			r.byName[s.Name] = s.ID
+		}
 	}
 	return r, nil
 }
@@ -76,7 +82,8 @@ func (r *Registry) ByID(id uint32) (Entry, bool) {
 	return e, ok
 }
 
-// ByName returns the current schema of a record by its full name.
+// ByName returns the current schema of a record by its full name: of the
+// ids registered for it, the highest.
 func (r *Registry) ByName(name string) (Entry, bool) {
 	id, ok := r.byName[name]
 	if !ok {

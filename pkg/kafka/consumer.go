@@ -15,7 +15,20 @@ type Batch struct {
 	Topic     string
 	Partition int32
 	Records   []*kgo.Record
+	client    *kgo.Client
 }
+
+// Done marks r and the records before it as finished before the handler
+// returns, for handlers that may stop halfway (a retry tier waiting for a
+// due time when its partition is revoked).
+func (b Batch) Done(r *kgo.Record) { b.client.MarkCommitRecords(r) }
+
+// Pause stops fetching this partition until Resume; records already
+// fetched still arrive.
+func (b Batch) Pause() { b.client.PauseFetchPartitions(map[string][]int32{b.Topic: {b.Partition}}) }
+
+// Resume undoes Pause.
+func (b Batch) Resume() { b.client.ResumeFetchPartitions(map[string][]int32{b.Topic: {b.Partition}}) }
 
 // Handler processes one partition's batch. It returns nil only once
 // everything the batch produced is acknowledged by Kafka: then the batch's
@@ -169,7 +182,7 @@ func (c *Consumer) work(ctx context.Context, topic string, partition int32, w *w
 	defer close(w.done)
 	defer w.cancel()
 	for recs := range w.batches {
-		b := Batch{Topic: topic, Partition: partition, Records: recs}
+		b := Batch{Topic: topic, Partition: partition, Records: recs, client: c.client}
 		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			err := c.handle(ctx, b)
 			if err == nil {

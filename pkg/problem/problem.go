@@ -4,7 +4,11 @@ package problem
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
+	"strings"
 )
 
 // FieldError says what is wrong with one field of the request. Field is a
@@ -48,4 +52,38 @@ func Write(w http.ResponseWriter, r *http.Request, d *Details) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(d.Status)
 	_ = json.NewEncoder(w).Encode(d)
+}
+
+// JSONError turns an encoding/json decoding error into a FieldError naming
+// the field where it can.
+func JSONError(err error) FieldError {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		return FieldError{Field: typeErr.Field, Detail: fmt.Sprintf("must be %s, not %s", jsonKind(typeErr.Type.Kind()), typeErr.Value)}
+	case errors.As(err, &syntaxErr):
+		return FieldError{Field: "", Detail: fmt.Sprintf("malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Detail: "unknown field"}
+	case strings.Contains(err.Error(), "parsing time"):
+		return FieldError{Field: "", Detail: "a timestamp must be RFC 3339, e.g. 2026-01-02T15:04:05Z: " + err.Error()}
+	default:
+		return FieldError{Field: "", Detail: "malformed JSON: " + err.Error()}
+	}
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -146,6 +147,24 @@ func (v *View) Ready() error {
 		return ErrNotReady
 	}
 	return nil
+}
+
+// WaitReady blocks until the view has caught up or ctx ends.
+func (v *View) WaitReady(ctx context.Context) error {
+	for {
+		v.mu.RLock()
+		ready, progress := v.ready, v.progress
+		v.mu.RUnlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-time.After(50 * time.Millisecond): // an empty topic makes no progress
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // WaitFor blocks until the view has read the record at offset of partition,

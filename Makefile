@@ -1,0 +1,63 @@
+# Hookline's interface for people and CI: `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+SERVICES := ingest matcher sender retry
+# Every module of the workspace, as package patterns.
+MODULES = $(shell $(GO) list -f '{{.Dir}}/...' -m)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build the services, hookctl and devstack into bin/
+	@mkdir -p bin
+	@for s in $(SERVICES); do (cd services/$$s && $(GO) build -o ../../bin/$$s .) || exit 1; done
+	@cd cmd && $(GO) build -o ../bin/ ./...
+
+.PHONY: run
+run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BROKERS / REDIS_ADDR are set
+	@bin/devstack
+
+.PHONY: test
+test: ## every test with -race, against real Kafka and Redis (started here, stopped after)
+	@deploy/scripts/test.sh $(MODULES)
+
+.PHONY: test-unit
+test-unit: ## the tests that need no servers (integration tests skip)
+	$(GO) test -race -count=1 $(MODULES)
+
+.PHONY: bench
+bench: ## Go benchmarks of the hot paths
+	$(GO) test -run='^$$' -bench=. -benchmem $(MODULES)
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(MODULES)
+
+.PHONY: fmt
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: infra-up
+infra-up: ## start real Kafka (1 broker) and Redis on 127.0.0.1
+	@deploy/scripts/infra.sh up
+
+.PHONY: infra-up-3
+infra-up-3: ## start real Kafka with 3 brokers and Redis
+	@deploy/scripts/infra.sh up 3
+
+.PHONY: infra-down
+infra-down: ## stop Kafka and Redis (data kept)
+	@deploy/scripts/infra.sh down
+
+.PHONY: infra-reset
+infra-reset: ## stop Kafka and Redis and wipe their data
+	@deploy/scripts/infra.sh reset
+
+.PHONY: clean-data
+clean-data: ## wipe the embedded stack's data (.hookline/)
+	rm -rf .hookline

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hookline/hookline/pkg/selfsigned"
+	"github.com/hookline/hookline/pkg/signature"
+)
+
+type receiver struct{ certPEM []byte }
+
+// startReceiver serves HTTPS (HTTP/2 and HTTP/1.1) on addr, printing each
+// delivery with its verification result.
+func startReceiver(ctx context.Context, addr, secret string) (*receiver, error) {
+	cert, err := selfsigned.New()
+	if err != nil {
+		return nil, err
+	}
+	s, err := signature.ParseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	v := &signature.Verifier{Secrets: []signature.Secret{s}}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "unreadable body", http.StatusBadRequest)
+			return
+		}
+		verdict := "signature verified"
+		if err := v.Verify(r.Header, body); err != nil {
+			verdict = "SIGNATURE NOT VERIFIED: " + err.Error()
+		}
+		var ev struct {
+			Type    string `json:"type"`
+			Subject string `json:"subject"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		fmt.Printf("[receiver] %s %s %s webhook-id=%s type=%s subject=%s: %s\n  %s\n",
+			time.Now().Format("15:04:05"), r.Proto, r.URL.Path, r.Header.Get(signature.HeaderID), ev.Type, ev.Subject, verdict, body)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("demo receiver: %w", err)
+	}
+	srv := &http.Server{Handler: h, TLSConfig: cert.ServerConfig(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Println("[receiver] stopped:", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	return &receiver{certPEM: cert.PEM}, nil
+}

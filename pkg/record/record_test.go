@@ -1,0 +1,545 @@
+package record
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/avro"
+)
+
+// codecs loads the embedded schemas once per test.
+func codecs(t testing.TB) *Codecs {
+	t.Helper()
+	c, err := LoadCodecs()
+	if err != nil {
+		t.Fatalf("LoadCodecs: %v", err)
+	}
+	return c
+}
+
+// fixedIDs reads the schema ids from schemas/ids.json, independently of
+// pkg/avro, so a codec writing the wrong id is caught.
+func fixedIDs(t testing.TB) map[string]uint32 {
+	t.Helper()
+	raw, err := os.ReadFile("../../schemas/ids.json")
+	if err != nil {
+		t.Fatalf("read ids.json: %v", err)
+	}
+	var table struct {
+		Schemas []struct {
+			ID   uint32 `json:"id"`
+			Name string `json:"name"`
+		} `json:"schemas"`
+	}
+	if err := json.Unmarshal(raw, &table); err != nil {
+		t.Fatalf("parse ids.json: %v", err)
+	}
+	ids := map[string]uint32{}
+	for _, s := range table.Schemas {
+		ids[s.Name] = s.ID
+	}
+	return ids
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Timestamps with sub-millisecond parts and a non-UTC zone: the wire keeps
+// milliseconds since the epoch, so decoding yields the instant truncated to
+// the millisecond, in UTC.
+var (
+	berlin = time.FixedZone("CEST", 2*60*60)
+	t0     = time.Date(2025, 6, 1, 12, 30, 45, 123_456_789, berlin)
+	t1     = time.Date(2025, 6, 1, 12, 31, 0, 999_999_999, time.UTC)
+	t2     = time.Date(1969, 12, 31, 23, 59, 59, 1_500_000, time.UTC) // before the epoch
+)
+
+// onWire is what a time becomes after a round trip through timestamp-millis.
+func onWire(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }
+
+func onWirePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return ptr(onWire(*t))
+}
+
+// roundTrip marshals in, checks the wire-format header, unmarshals into a
+// fresh value and compares it with want.
+func roundTrip[T any](t *testing.T, c *avro.Codec[T], wantID uint32, in, want *T) {
+	t.Helper()
+	b, err := c.Marshal(in)
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	if len(b) < 5 {
+		t.Fatalf("Marshal returned %d bytes, want a 5-byte header and a body", len(b))
+	}
+	if b[0] != 0 {
+		t.Errorf("magic byte = %d, want 0", b[0])
+	}
+	if id := binary.BigEndian.Uint32(b[1:5]); id != wantID {
+		t.Errorf("header schema id = %d, want %d (ids.json)", id, wantID)
+	}
+	if id, err := avro.SchemaID(b); err != nil || id != wantID {
+		t.Errorf("SchemaID = %d, %v; want %d, nil", id, err, wantID)
+	}
+	got := new(T)
+	if err := c.Unmarshal(b, got); err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip mismatch\n got: %+v\nwant: %+v", got, want)
+	}
+}
+
+func sampleEvent() Event {
+	return Event{
+		ID:         "evt_01J0ABCDEF",
+		Tenant:     "acme",
+		Type:       "order.updated",
+		Subject:    "order_42",
+		Source:     "billing-service",
+		OccurredAt: t0,
+		ReceivedAt: t1,
+		Data:       `{"id":"order_42","total":1999,"currency":"EUR","note":"naïve ✓"}`,
+		Changed:    []string{"total", "currency"},
+		Previous:   ptr(`{"total":999,"currency":"USD"}`),
+	}
+}
+
+func TestEventRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.Event"]
+	full := sampleEvent()
+	wantFull := full
+	wantFull.OccurredAt, wantFull.ReceivedAt = onWire(full.OccurredAt), onWire(full.ReceivedAt)
+
+	tests := []struct {
+		name string
+		in   Event
+		want Event
+	}{
+		{name: "populated", in: full, want: wantFull},
+		{
+			name: "optional fields absent",
+			in:   Event{ID: "e1", Tenant: "t", Type: "user.created", Subject: "u1", OccurredAt: t2, ReceivedAt: t2, Data: `{}`},
+			// A nil slice goes on the wire as an empty array and comes back
+			// non-nil; a nil pointer stays nil.
+			want: Event{ID: "e1", Tenant: "t", Type: "user.created", Subject: "u1", OccurredAt: onWire(t2), ReceivedAt: onWire(t2), Data: `{}`, Changed: []string{}},
+		},
+		{
+			name: "empty previous is not null",
+			in:   Event{ID: "e2", Data: `{}`, Changed: []string{}, Previous: ptr(""), OccurredAt: t1, ReceivedAt: t1},
+			want: Event{ID: "e2", Data: `{}`, Changed: []string{}, Previous: ptr(""), OccurredAt: onWire(t1), ReceivedAt: onWire(t1)},
+		},
+		{
+			name: "zero times",
+			in:   Event{ID: "e3", Changed: []string{"a"}},
+			want: Event{ID: "e3", Changed: []string{"a"}, OccurredAt: time.Time{}.UTC(), ReceivedAt: time.Time{}.UTC()},
+		},
+		{
+			name: "large data and many changed fields",
+			in:   Event{ID: "e4", Data: `{"blob":"` + strings.Repeat("x", 200_000) + `"}`, Changed: manyStrings(250), OccurredAt: t0, ReceivedAt: t0},
+			want: Event{ID: "e4", Data: `{"blob":"` + strings.Repeat("x", 200_000) + `"}`, Changed: manyStrings(250), OccurredAt: onWire(t0), ReceivedAt: onWire(t0)},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			roundTrip(t, c.Event, id, &tc.in, &tc.want)
+		})
+	}
+}
+
+// manyStrings is longer than hamba's default block length (100), so arrays
+// span several blocks.
+func manyStrings(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strings.Repeat("f", i%7) + string(rune('a'+i%26))
+	}
+	return out
+}
+
+func sampleSubscription() Subscription {
+	return Subscription{
+		ID:          "sub_1",
+		Tenant:      "acme",
+		Name:        "orders to ERP",
+		Description: "all order events",
+		URL:         "https://erp.example.com/hooks",
+		EventTypes:  []string{"order.*", "invoice.paid"},
+		Condition:   ptr(`{"field":"data.total","op":"gt","value":100}`),
+		Expression:  ptr(`data.currency == "EUR"`),
+		Payload:     "changed",
+		Headers:     map[string]string{"X-Env": "prod", "X-Team": "erp"},
+		Auth:        &Auth{Type: "basic", Username: "erp", SealedCredential: []byte{0, 1, 2, 0xff}},
+		Secrets: []Secret{
+			{Sealed: []byte("sealed-new"), CreatedAt: t1},
+			{Sealed: []byte("sealed-old"), CreatedAt: t0, ExpiresAt: ptr(t1.Add(24 * time.Hour))},
+		},
+		RateLimitPerSecond: 50,
+		TimeoutMS:          15000,
+		MaxAttempts:        8,
+		Ordered:            true,
+		Enabled:            false,
+		DisabledReason:     "410 Gone",
+		Metadata:           map[string]string{"owner": "erp-team"},
+		Routes: []Route{
+			{Condition: `{"field":"data.region","op":"eq","value":"eu"}`, URL: "https://eu.example.com/hooks"},
+			{Condition: `{}`, URL: "https://{{data.shop}}.example.com/hooks"},
+		},
+		AllowedHosts: []string{"eu.example.com", "*.example.com"},
+		Batch:        &Batch{MaxEvents: 100, MaxWaitMS: 250},
+		CreatedAt:    t0,
+		UpdatedAt:    t1,
+	}
+}
+
+func TestSubscriptionRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.Subscription"]
+
+	full := sampleSubscription()
+	wantFull := sampleSubscription()
+	wantFull.Secrets[0].CreatedAt = onWire(t1)
+	wantFull.Secrets[1].CreatedAt = onWire(t0)
+	wantFull.Secrets[1].ExpiresAt = onWirePtr(full.Secrets[1].ExpiresAt)
+	wantFull.CreatedAt, wantFull.UpdatedAt = onWire(t0), onWire(t1)
+
+	tests := []struct {
+		name string
+		in   Subscription
+		want Subscription
+	}{
+		{name: "populated", in: full, want: wantFull},
+		{
+			name: "bearer auth without username, nil optionals",
+			in: Subscription{
+				ID: "sub_2", Tenant: "acme", URL: "https://a.example.com", EventTypes: []string{"*"},
+				Payload: "full", Enabled: true,
+				Auth:      &Auth{Type: "bearer", SealedCredential: []byte("tok")},
+				Secrets:   []Secret{{Sealed: []byte("s"), CreatedAt: t2}},
+				CreatedAt: t2, UpdatedAt: t2,
+			},
+			// Nil maps and slices come back empty, nil unions stay nil.
+			want: Subscription{
+				ID: "sub_2", Tenant: "acme", URL: "https://a.example.com", EventTypes: []string{"*"},
+				Payload: "full", Enabled: true,
+				Headers:      map[string]string{},
+				Auth:         &Auth{Type: "bearer", SealedCredential: []byte("tok")},
+				Secrets:      []Secret{{Sealed: []byte("s"), CreatedAt: onWire(t2)}},
+				Metadata:     map[string]string{},
+				Routes:       []Route{},
+				AllowedHosts: []string{},
+				CreatedAt:    onWire(t2), UpdatedAt: onWire(t2),
+			},
+		},
+		{
+			name: "no auth, no secrets, empty bytes",
+			in: Subscription{
+				ID: "sub_3", EventTypes: []string{}, Headers: map[string]string{}, Secrets: []Secret{{Sealed: nil, CreatedAt: t0}},
+				Metadata: map[string]string{"": ""}, Routes: []Route{}, AllowedHosts: []string{}, Batch: &Batch{},
+			},
+			want: Subscription{
+				ID: "sub_3", EventTypes: []string{}, Headers: map[string]string{}, Secrets: []Secret{{Sealed: []byte{}, CreatedAt: onWire(t0)}},
+				Metadata: map[string]string{"": ""}, Routes: []Route{}, AllowedHosts: []string{}, Batch: &Batch{},
+				CreatedAt: time.Time{}.UTC(), UpdatedAt: time.Time{}.UTC(),
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			roundTrip(t, c.Subscription, id, &tc.in, &tc.want)
+		})
+	}
+}
+
+func sampleDelivery(payload string) Delivery {
+	return Delivery{
+		ID:             "dlv_evt_01J0ABCDEF_sub_1",
+		Tenant:         "acme",
+		SubscriptionID: "sub_1",
+		EventID:        "evt_01J0ABCDEF",
+		EventType:      "order.updated",
+		URL:            "https://erp.example.com/hooks",
+		Payload:        payload,
+		CreatedAt:      t1,
+		EventTime:      t0,
+		Attempt:        3,
+		DueAt:          ptr(t1.Add(30 * time.Second)),
+		Replay:         true,
+		LastStatus:     503,
+		LastError:      "503 Service Unavailable",
+	}
+}
+
+func TestDeliveryRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.Delivery"]
+
+	full := sampleDelivery(`{"id":"evt_01J0ABCDEF","type":"order.updated","data":{}}`)
+	wantFull := full
+	wantFull.CreatedAt, wantFull.EventTime = onWire(t1), onWire(t0)
+	wantFull.DueAt = onWirePtr(full.DueAt)
+
+	first := Delivery{ID: "d1", SubscriptionID: "s", URL: "https://x", Payload: "{}", CreatedAt: t2, EventTime: t2}
+	wantFirst := first
+	wantFirst.CreatedAt, wantFirst.EventTime = onWire(t2), onWire(t2)
+
+	tests := []struct {
+		name string
+		in   Delivery
+		want Delivery
+	}{
+		{name: "retry tier with due_at", in: full, want: wantFull},
+		{name: "first attempt, no due_at", in: first, want: wantFirst},
+		{
+			name: "negative and extreme ints",
+			in:   Delivery{Attempt: -1, LastStatus: 2147483647, CreatedAt: t0, EventTime: t0, DueAt: ptr(time.Unix(0, 0))},
+			want: Delivery{Attempt: -1, LastStatus: 2147483647, CreatedAt: onWire(t0), EventTime: onWire(t0), DueAt: ptr(time.Unix(0, 0).UTC())},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			roundTrip(t, c.Delivery, id, &tc.in, &tc.want)
+		})
+	}
+}
+
+func sampleAttempt() DeliveryAttempt {
+	return DeliveryAttempt{
+		DeliveryID:      "dlv_1",
+		Tenant:          "acme",
+		SubscriptionID:  "sub_1",
+		EventID:         "evt_1",
+		EventType:       "order.updated",
+		URL:             "https://erp.example.com/hooks",
+		Attempt:         2,
+		Replay:          false,
+		StartedAt:       t0,
+		DurationMS:      1234,
+		StatusCode:      429,
+		Outcome:         OutcomeRetrying,
+		Error:           "429 Too Many Requests",
+		ResponseSnippet: `{"error":"slow down"}`,
+		RequestBytes:    1 << 40,
+		ResponseBytes:   21,
+		NextAttemptAt:   ptr(t1),
+		TraceID:         "4bf92f3577b34da6a3ce929d0e0e4736",
+	}
+}
+
+func TestDeliveryAttemptRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.DeliveryAttempt"]
+
+	retrying := sampleAttempt()
+	wantRetrying := retrying
+	wantRetrying.StartedAt, wantRetrying.NextAttemptAt = onWire(t0), onWirePtr(retrying.NextAttemptAt)
+
+	delivered := DeliveryAttempt{DeliveryID: "dlv_2", Attempt: 1, StartedAt: t1, DurationMS: 12, StatusCode: 204, Outcome: OutcomeDelivered}
+	wantDelivered := delivered
+	wantDelivered.StartedAt = onWire(t1)
+
+	dead := DeliveryAttempt{DeliveryID: "dlv_3", Attempt: 8, Replay: true, StartedAt: t2, DurationMS: -1, Outcome: OutcomeDeadLettered, Error: "dial tcp: connection refused"}
+	wantDead := dead
+	wantDead.StartedAt = onWire(t2)
+
+	tests := []struct {
+		name string
+		in   DeliveryAttempt
+		want DeliveryAttempt
+	}{
+		{name: "retrying", in: retrying, want: wantRetrying},
+		{name: "delivered", in: delivered, want: wantDelivered},
+		{name: "dead lettered without response", in: dead, want: wantDead},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			roundTrip(t, c.Attempt, id, &tc.in, &tc.want)
+		})
+	}
+}
+
+// TestCodecIDs checks each codec writes the id ids.json gives its schema.
+func TestCodecIDs(t *testing.T) {
+	c := codecs(t)
+	ids := fixedIDs(t)
+	tests := []struct {
+		name string
+		got  uint32
+	}{
+		{"dev.hookline.Event", c.Event.ID()},
+		{"dev.hookline.Subscription", c.Subscription.ID()},
+		{"dev.hookline.Delivery", c.Delivery.ID()},
+		{"dev.hookline.DeliveryAttempt", c.Attempt.ID()},
+	}
+	seen := map[uint32]string{}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, ok := ids[tc.name]
+			if !ok {
+				t.Fatalf("%s missing from ids.json", tc.name)
+			}
+			if tc.got != want {
+				t.Errorf("codec id = %d, want %d", tc.got, want)
+			}
+			if other, dup := seen[tc.got]; dup {
+				t.Errorf("id %d also used by %s", tc.got, other)
+			}
+			seen[tc.got] = tc.name
+		})
+	}
+}
+
+// TestUnmarshalIntoReusedValue decodes into a value that already holds
+// another record: nothing of the old record may survive or be aliased.
+func TestUnmarshalIntoReusedValue(t *testing.T) {
+	c := codecs(t)
+
+	t.Run("event", func(t *testing.T) {
+		b, err := c.Event.Marshal(&Event{ID: "new", Changed: nil, Previous: nil})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := sampleEvent()
+		if err := c.Event.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.ID != "new" || len(v.Changed) != 0 || v.Previous != nil || v.Subject != "" {
+			t.Errorf("stale fields after decode: %+v", v)
+		}
+	})
+
+	t.Run("subscription", func(t *testing.T) {
+		b, err := c.Subscription.Marshal(&Subscription{ID: "new", Auth: &Auth{Type: "bearer"}, Secrets: []Secret{{Sealed: []byte("n")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := sampleSubscription()
+		oldAuth, oldSecrets := v.Auth, v.Secrets
+		if err := c.Subscription.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Headers) != 0 || len(v.Metadata) != 0 || len(v.Routes) != 0 || v.Batch != nil || v.Condition != nil {
+			t.Errorf("stale fields after decode: %+v", v)
+		}
+		if v.Auth.Username != "" {
+			t.Errorf("auth username = %q, want empty", v.Auth.Username)
+		}
+		// A caller that kept the old record must not see it rewritten.
+		if oldAuth.Type != "basic" || oldAuth.Username != "erp" {
+			t.Errorf("old Auth was overwritten in place: %+v", oldAuth)
+		}
+		if string(oldSecrets[0].Sealed) != "sealed-new" {
+			t.Errorf("old Secrets were overwritten in place: %q", oldSecrets[0].Sealed)
+		}
+	})
+}
+
+func TestUnmarshalErrors(t *testing.T) {
+	c := codecs(t)
+	ev := sampleEvent()
+	good, err := c.Event.Marshal(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withByte := func(i int, v byte) []byte {
+		b := append([]byte(nil), good...)
+		b[i] = v
+		return b
+	}
+	withID := func(id uint32) []byte {
+		b := append([]byte(nil), good...)
+		binary.BigEndian.PutUint32(b[1:5], id)
+		return b
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		wantErr string
+		is      error
+	}{
+		{name: "nil", in: nil, is: avro.ErrNotFramed},
+		{name: "empty", in: []byte{}, is: avro.ErrNotFramed},
+		{name: "shorter than header", in: good[:4], is: avro.ErrNotFramed},
+		{name: "wrong magic byte", in: withByte(0, 1), is: avro.ErrNotFramed},
+		{name: "json instead of avro", in: []byte(`{"id":"e1"}`), is: avro.ErrNotFramed},
+		{name: "subscription schema id", in: withID(c.Subscription.ID()), wantErr: "schema id 2, want 1"},
+		{name: "unknown schema id", in: withID(99), wantErr: "schema id 99, want 1"},
+		{name: "header only", in: good[:5], wantErr: "decode dev.hookline.Event"},
+		{name: "truncated in a string", in: good[:12], wantErr: "decode dev.hookline.Event"},
+		{name: "truncated at last field", in: good[:len(good)-1], wantErr: "decode dev.hookline.Event"},
+		{name: "negative string length", in: append(append([]byte(nil), good[:5]...), 0x01), wantErr: "decode dev.hookline.Event"},
+		{name: "string longer than input", in: append(append([]byte(nil), good[:5]...), 0xfe, 0xff, 0x7f), wantErr: "decode dev.hookline.Event"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var v Event
+			err := c.Event.Unmarshal(tc.in, &v)
+			if err == nil {
+				t.Fatalf("Unmarshal(% x) = nil error, decoded %+v", tc.in, v)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %q is not %q", err, tc.is)
+			}
+			if tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %q does not mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestUnmarshalTruncatedEverywhere cuts every valid encoding at every
+// length: each prefix must be refused, never decoded as a shorter record.
+func TestUnmarshalTruncatedEverywhere(t *testing.T) {
+	c := codecs(t)
+	ev, sub, dlv, att := sampleEvent(), sampleSubscription(), sampleDelivery(`{"k":"v"}`), sampleAttempt()
+	tests := []struct {
+		name      string
+		marshal   func() ([]byte, error)
+		unmarshal func([]byte) error
+	}{
+		{"event", func() ([]byte, error) { return c.Event.Marshal(&ev) }, func(b []byte) error { return c.Event.Unmarshal(b, new(Event)) }},
+		{"subscription", func() ([]byte, error) { return c.Subscription.Marshal(&sub) }, func(b []byte) error { return c.Subscription.Unmarshal(b, new(Subscription)) }},
+		{"delivery", func() ([]byte, error) { return c.Delivery.Marshal(&dlv) }, func(b []byte) error { return c.Delivery.Unmarshal(b, new(Delivery)) }},
+		{"attempt", func() ([]byte, error) { return c.Attempt.Marshal(&att) }, func(b []byte) error { return c.Attempt.Unmarshal(b, new(DeliveryAttempt)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.unmarshal(b); err != nil {
+				t.Fatalf("full value: %v", err)
+			}
+			for n := 0; n < len(b); n++ {
+				if err := tc.unmarshal(b[:n]); err == nil {
+					t.Errorf("prefix of %d/%d bytes decoded without error", n, len(b))
+				}
+			}
+		})
+	}
+}
+
+func TestMarshalResultIsNotShared(t *testing.T) {
+	c := codecs(t)
+	a, err := c.Delivery.Marshal(&Delivery{ID: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := append([]byte(nil), a...)
+	if _, err := c.Delivery.Marshal(&Delivery{ID: "second-and-longer"}); err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(keep) {
+		t.Errorf("first result changed by a later Marshal: % x, want % x", a, keep)
+	}
+}

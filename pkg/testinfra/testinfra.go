@@ -1,0 +1,96 @@
+// Package testinfra connects integration tests to the real Kafka broker
+// and Redis that `make test` starts on 127.0.0.1 (deploy/scripts/infra.sh).
+// Under `make test` (HOOKLINE_REQUIRE_INFRA=1) a missing server fails the
+// test; a bare `go test` without them skips it and says why.
+package testinfra
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/kafka"
+)
+
+func need(t testing.TB, env string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v != "" {
+		return v
+	}
+	if os.Getenv("HOOKLINE_REQUIRE_INFRA") != "" {
+		t.Fatalf("%s is not set: integration tests need the real servers (make test starts them)", env)
+	}
+	t.Skipf("%s is not set: run `make test` (or `make infra-up` and export its variables) for integration tests", env)
+	return ""
+}
+
+// Prefix is a topic prefix unique to one test, so tests sharing the broker
+// never see each other's records or consumer groups.
+func Prefix(t testing.TB) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "t" + hex.EncodeToString(b) + "."
+}
+
+// Kafka returns the broker's config with a fresh topic prefix and creates
+// every Hookline topic under it (3 partitions each) for tiers, deleting
+// them when the test ends.
+func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
+	t.Helper()
+	brokers := need(t, "KAFKA_BROKERS")
+	cfg := kafka.Config{
+		Brokers:           []string{brokers},
+		ClientID:          "hookline-test",
+		Topics:            kafka.NewTopics(Prefix(t)),
+		Partitions:        3,
+		ReplicationFactor: 1,
+	}
+	if len(tiers) == 0 {
+		sch, _ := backoff.Parse("1s,2s")
+		tiers = sch.Delays
+	}
+	cl, err := kafka.NewClient(cfg, nopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	specs := cfg.Topics.Specs(tiers)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, adm, specs, cfg.Partitions, cfg.ReplicationFactor); err != nil {
+		cl.Close()
+		t.Fatalf("create topics on %s: %v", brokers, err)
+	}
+	t.Cleanup(func() {
+		defer cl.Close()
+		names := make([]string, len(specs))
+		for i, s := range specs {
+			names[i] = s.Name
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, names...)
+	})
+	return cfg
+}
+
+// Redis returns a client of the test Redis.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: need(t, "REDIS_ADDR")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redis at %s: %v", os.Getenv("REDIS_ADDR"), err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}

@@ -1,0 +1,142 @@
+// Package api is ingest's HTTP API: events in, subscriptions managed, and
+// the schema registry's read-only paths. Every call but the registry's and
+// /openapi.json carries an API key that names the caller's tenant.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/problem"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/secretbox"
+	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
+)
+
+// Server holds the API's dependencies.
+type Server struct {
+	Producer *kgo.Client
+	View     *subscription.View
+	Codecs   *record.Codecs
+	Topics   kafka.Topics
+	Keys     Keys
+	Events   *idempotency.Store // event ids seen, per tenant
+	Box      *secretbox.Box
+	Guard    *ssrf.Guard
+	Tiers    []time.Duration // retry tiers, for the registry's subjects
+	MaxBody  int64
+	Log      zerolog.Logger
+	Now      func() time.Time
+}
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/events", s.auth(s.postEvents))
+	mux.Handle("POST /v1/subscriptions", s.auth(s.createSubscription))
+	mux.Handle("GET /v1/subscriptions", s.auth(s.listSubscriptions))
+	mux.Handle("GET /v1/subscriptions/{id}", s.auth(s.getSubscription))
+	mux.Handle("DELETE /v1/subscriptions/{id}", s.auth(s.deleteSubscription))
+	s.registryRoutes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
+	})
+	return mux
+}
+
+// Keys maps the SHA-256 of each API key to its tenant, so that the keys
+// themselves are not kept in memory or config once hashed.
+type Keys map[[sha256.Size]byte]string
+
+// ParseKeys reads "tenant=key,tenant2=sha256:<hex>" (HOOKLINE_API_KEYS).
+func ParseKeys(entries []string) (Keys, error) {
+	keys := Keys{}
+	for _, e := range entries {
+		tenant, key, ok := strings.Cut(e, "=")
+		if !ok || tenant == "" || key == "" {
+			return nil, fmt.Errorf("API key entry %q is not tenant=key", e)
+		}
+		var sum [sha256.Size]byte
+		if h, found := strings.CutPrefix(key, "sha256:"); found {
+			b, err := hex.DecodeString(h)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("API key of tenant %s: sha256: needs 64 hex digits", tenant)
+			}
+			copy(sum[:], b)
+		} else {
+			sum = sha256.Sum256([]byte(key))
+		}
+		keys[sum] = tenant
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no API keys configured")
+	}
+	return keys, nil
+}
+
+type tenantKey struct{}
+
+func tenantOf(r *http.Request) string { return r.Context().Value(tenantKey{}).(string) }
+
+func (s *Server) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tenant, known := s.Keys[sha256.Sum256([]byte(strings.TrimSpace(token)))]
+		if !ok || !known {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+			problem.Write(w, r, problem.New(http.StatusUnauthorized, "unauthorized", "send an API key as Authorization: Bearer <key>"))
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
+	})
+}
+
+// readJSON checks the content type and reads a bounded body.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Details) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as Content-Type: application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, problem.New(http.StatusRequestEntityTooLarge, "body-too-large", fmt.Sprintf("the body is larger than %d bytes", s.MaxBody))
+	case err != nil:
+		return nil, problem.New(http.StatusBadRequest, "unreadable-body", "the body could not be read")
+	}
+	return body, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	writeJSONBody(w, status, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, status int, v any) {
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// unavailable is the answer when Kafka or Redis cannot take a write: the
+// caller should retry, and nothing was half-written.
+func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.Log.Error().Err(err).Str("path", r.URL.Path).Msg(what)
+	w.Header().Set("Retry-After", "1")
+	problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "unavailable", what+" is unavailable; retry"))
+}

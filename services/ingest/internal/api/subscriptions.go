@@ -1,0 +1,195 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/id"
+	"github.com/hookline/hookline/pkg/problem"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/signature"
+)
+
+// subscriptionView is a subscription as the API shows it: credentials are
+// never shown, the signing secret only on create and rotate.
+type subscriptionView struct {
+	ID                 string            `json:"id"`
+	Name               string            `json:"name"`
+	Description        string            `json:"description"`
+	URL                string            `json:"url"`
+	EventTypes         []string          `json:"event_types"`
+	Condition          json.RawMessage   `json:"condition,omitempty"`
+	Expression         string            `json:"expression,omitempty"`
+	Payload            string            `json:"payload"`
+	Headers            map[string]string `json:"headers"`
+	Auth               *authView         `json:"auth,omitempty"`
+	RateLimitPerSecond int32             `json:"rate_limit_per_second"`
+	TimeoutMS          int32             `json:"timeout_ms"`
+	MaxAttempts        int32             `json:"max_attempts"`
+	Ordered            bool              `json:"ordered"`
+	Enabled            bool              `json:"enabled"`
+	DisabledReason     string            `json:"disabled_reason,omitempty"`
+	Metadata           map[string]string `json:"metadata"`
+	Routes             []routeView       `json:"routes"`
+	AllowedHosts       []string          `json:"allowed_hosts"`
+	Batch              *batchInput       `json:"batch,omitempty"`
+	CreatedAt          time.Time         `json:"created_at"`
+	UpdatedAt          time.Time         `json:"updated_at"`
+	Secret             string            `json:"secret,omitempty"`
+}
+
+type authView struct {
+	Type     string `json:"type"`
+	Username string `json:"username,omitempty"`
+}
+
+type routeView struct {
+	Condition json.RawMessage `json:"condition"`
+	URL       string          `json:"url"`
+}
+
+func viewOf(s *record.Subscription) subscriptionView {
+	v := subscriptionView{
+		ID: s.ID, Name: s.Name, Description: s.Description, URL: s.URL, EventTypes: s.EventTypes,
+		Payload: s.Payload, Headers: s.Headers, RateLimitPerSecond: s.RateLimitPerSecond,
+		TimeoutMS: s.TimeoutMS, MaxAttempts: s.MaxAttempts, Ordered: s.Ordered, Enabled: s.Enabled,
+		DisabledReason: s.DisabledReason, Metadata: s.Metadata, AllowedHosts: s.AllowedHosts,
+		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Routes: []routeView{},
+	}
+	if s.Condition != nil {
+		v.Condition = json.RawMessage(*s.Condition)
+	}
+	if s.Expression != nil {
+		v.Expression = *s.Expression
+	}
+	if s.Auth != nil {
+		v.Auth = &authView{Type: s.Auth.Type, Username: s.Auth.Username}
+	}
+	for _, r := range s.Routes {
+		v.Routes = append(v.Routes, routeView{Condition: json.RawMessage(r.Condition), URL: r.URL})
+	}
+	if s.Batch != nil {
+		v.Batch = &batchInput{MaxEvents: s.Batch.MaxEvents, MaxWaitMS: s.Batch.MaxWaitMS}
+	}
+	return v
+}
+
+func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
+	body, p := s.readJSON(w, r)
+	if p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	var in subscriptionInput
+	if errs := decodeStrict(body, &in); errs != nil {
+		problem.Write(w, r, problem.Invalid(errs...))
+		return
+	}
+	now := s.Now()
+	sub := &record.Subscription{
+		ID: id.New("sub"), Tenant: tenantOf(r), Enabled: true, Payload: "full",
+		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
+		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
+		AllowedHosts: []string{}, CreatedAt: now, UpdatedAt: now,
+	}
+	if errs := s.apply(&in, sub, true); len(errs) > 0 {
+		problem.Write(w, r, problem.Invalid(errs...))
+		return
+	}
+	secret, whsec, err := signature.NewSecret()
+	if err != nil {
+		s.unavailable(w, r, "randomness", err)
+		return
+	}
+	if in.Secret != nil {
+		if secret, err = signature.ParseSecret(*in.Secret); err != nil {
+			problem.Write(w, r, problem.Invalid(problem.FieldError{Field: "secret", Detail: err.Error()}))
+			return
+		}
+		whsec = *in.Secret
+	}
+	sub.Secrets = []record.Secret{{Sealed: s.Box.Seal([]byte(secret.String()), []byte(sub.ID)), CreatedAt: now}}
+	if err := s.writeSubscription(r, sub.ID, sub); err != nil {
+		s.unavailable(w, r, "Kafka", err)
+		return
+	}
+	v := viewOf(sub)
+	v.Secret = whsec
+	w.Header().Set("Location", "/v1/subscriptions/"+sub.ID)
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// writeSubscription produces the new state (nil: a tombstone) and waits
+// until this instance's view has read it, so the caller reads its write.
+func (s *Server) writeSubscription(r *http.Request, id string, sub *record.Subscription) error {
+	rec := &kgo.Record{Topic: s.Topics.Subscriptions, Key: []byte(id)}
+	if sub != nil {
+		value, err := s.Codecs.Subscription.Marshal(sub)
+		if err != nil {
+			return err
+		}
+		rec.Value = value
+	}
+	res, err := s.Producer.ProduceSync(r.Context(), rec).First()
+	if err != nil {
+		return err
+	}
+	return s.View.WaitFor(r.Context(), res.Partition, res.Offset)
+}
+
+// lookup finds a subscription of the caller's tenant; another tenant's id
+// is answered exactly like an unknown one.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*record.Subscription, bool) {
+	sub, ok := s.View.Get(r.PathValue("id"))
+	if !ok || sub.Tenant != tenantOf(r) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no subscription "+r.PathValue("id")))
+		return nil, false
+	}
+	return sub, true
+}
+
+func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
+	if sub, ok := s.lookup(w, r); ok {
+		writeJSON(w, http.StatusOK, viewOf(sub))
+	}
+}
+
+func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
+	sub, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	if err := s.writeSubscription(r, sub.ID, nil); err != nil {
+		s.unavailable(w, r, "Kafka", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	all := s.View.List(tenantOf(r))
+	out := make([]subscriptionView, 0, len(all))
+	for _, sub := range all {
+		out = append(out, viewOf(sub))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": out})
+}
+
+// decodeStrict decodes one JSON object and refuses unknown fields.
+func decodeStrict(body []byte, v any) []problem.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON value")
+	}
+	if err != nil {
+		return []problem.FieldError{problem.JSONError(err)}
+	}
+	return nil
+}

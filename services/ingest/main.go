@@ -1,0 +1,124 @@
+// Command ingest is Hookline's front door: the HTTP API (events,
+// subscriptions, the read-only schema registry) and the bridge from the
+// JSON ingest topic. It writes to hookline.events and hookline.subscriptions.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/ops"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/secretbox"
+	"github.com/hookline/hookline/pkg/service"
+	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/telemetry"
+	"github.com/hookline/hookline/services/ingest/internal/api"
+	"github.com/hookline/hookline/services/ingest/internal/bridge"
+)
+
+type settings struct {
+	service.Base
+	HTTPAddr   string
+	MaxBody    int64
+	Keys       api.Keys
+	SecretKey  []byte
+	AllowHosts []string
+	DedupeTTL  time.Duration
+}
+
+func main() {
+	r := config.FromOS()
+	cfg := settings{Base: service.BaseFromEnv(r, "ingest", "127.0.0.1:9101")}
+	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")
+	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
+	cfg.AllowHosts = r.List("HOOKLINE_ALLOW_HOSTS", "", "hosts allowed over http and at private addresses (demo, tests)")
+	cfg.DedupeTTL = r.Duration("HOOKLINE_EVENT_DEDUPE_TTL", 24*time.Hour, "how long a producer's event id is remembered")
+	keys, err := api.ParseKeys(r.List("HOOKLINE_API_KEYS", "", "tenant=key pairs (or tenant=sha256:<hex of the key>)"))
+	if err != nil {
+		r.Fail("HOOKLINE_API_KEYS", err)
+	}
+	cfg.Keys = keys
+	if cfg.SecretKey, err = secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; seals secrets in Kafka")); err != nil {
+		r.Fail("HOOKLINE_SECRET_KEY", err)
+	}
+	rdb := service.RedisFromEnv(r)
+	if err := r.Err(os.Stderr); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "ingest: configuration:\n"+err.Error())
+		os.Exit(2)
+	}
+	log := cfg.Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, rdb, log); err != nil {
+		log.Fatal().Err(err).Msg("exit")
+	}
+	log.Info().Msg("stopped")
+}
+
+func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logger) error {
+	tel, err := telemetry.New(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	box, err := secretbox.New(cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	guard, err := ssrf.New(cfg.AllowHosts)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Bootstrap(ctx, log); err != nil {
+		return err
+	}
+	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+
+	view := subscription.NewView(codecs, log)
+	events := idempotency.New(rdb, "hookline:event:", cfg.DedupeTTL)
+	srv := &api.Server{
+		Producer: producer, View: view, Codecs: codecs, Topics: cfg.Kafka.Topics, Keys: cfg.Keys,
+		Events: events, Box: box, Guard: guard, Tiers: cfg.Schedule.Tiers(), MaxBody: cfg.MaxBody,
+		Log: log, Now: time.Now,
+	}
+	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
+	consumer, err := kafka.NewConsumer(cfg.Kafka, "hookline-ingest", []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return consumer.Run(ctx) })
+	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
+	g.Go(func() error {
+		log.Info().Str("addr", cfg.HTTPAddr).Msg("API listening")
+		return ops.Serve(ctx, cfg.HTTPAddr, srv.Handler())
+	})
+	return g.Wait()
+}

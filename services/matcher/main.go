@@ -1,0 +1,108 @@
+// Command matcher joins hookline.events with every subscription and writes
+// one Delivery per match to hookline.deliveries, in Kafka transactions.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/ops"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/service"
+	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/telemetry"
+	"github.com/hookline/hookline/services/matcher/internal/index"
+	"github.com/hookline/hookline/services/matcher/internal/match"
+)
+
+type settings struct {
+	service.Base
+	Group         string
+	TransactionID string
+}
+
+func main() {
+	r := config.FromOS()
+	cfg := settings{Base: service.BaseFromEnv(r, "matcher", "127.0.0.1:9102")}
+	host, _ := os.Hostname()
+	cfg.Group = r.String("HOOKLINE_MATCHER_GROUP", "hookline-matcher", "consumer group of the matchers")
+	cfg.TransactionID = r.String("HOOKLINE_TRANSACTIONAL_ID", "hookline-matcher-"+host,
+		"transactional.id; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
+	if err := r.Err(os.Stderr); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "matcher: configuration:\n"+err.Error())
+		os.Exit(2)
+	}
+	log := cfg.Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Fatal().Err(err).Msg("exit")
+	}
+	log.Info().Msg("stopped")
+}
+
+func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
+	tel, err := telemetry.New(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Bootstrap(ctx, log); err != nil {
+		return err
+	}
+	ix := index.New(log)
+	view := subscription.NewView(codecs, log)
+	view.OnChange(ix.Update)
+	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
+	g.Go(func() error {
+		// Matching against a partial index would miss deliveries: join the
+		// group only once every subscription is known.
+		if err := view.WaitReady(ctx); err != nil {
+			return nil
+		}
+		opts, err := cfg.Kafka.Options(log)
+		if err != nil {
+			return err
+		}
+		sess, err := kgo.NewGroupTransactSession(append(opts,
+			tel.KafkaHooks(),
+			kgo.TransactionalID(cfg.TransactionID),
+			kgo.TransactionTimeout(10*time.Second),
+			kgo.ConsumerGroup(cfg.Group),
+			kgo.ConsumeTopics(cfg.Kafka.Topics.Events),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.RequireStableFetchOffsets(),
+			kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		)...)
+		if err != nil {
+			return fmt.Errorf("transactional session: %w", err)
+		}
+		defer sess.Close()
+		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
+		return m.Consume(ctx, sess, log)
+	})
+	return g.Wait()
+}
+

@@ -1,0 +1,92 @@
+// Command retry is Hookline's delay scheduler: it consumes every retry tier
+// topic and puts each delivery back on hookline.deliveries when it is due.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/ops"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/service"
+	"github.com/hookline/hookline/pkg/telemetry"
+	"github.com/hookline/hookline/services/retry/internal/schedule"
+)
+
+type settings struct {
+	service.Base
+	Group string
+}
+
+func main() {
+	r := config.FromOS()
+	cfg := settings{Base: service.BaseFromEnv(r, "retry", "127.0.0.1:9104")}
+	cfg.Group = r.String("HOOKLINE_RETRY_GROUP", "hookline-retry", "consumer group of the retry schedulers")
+	if err := r.Err(os.Stderr); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "retry: configuration:\n"+err.Error())
+		os.Exit(2)
+	}
+	log := cfg.Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Fatal().Err(err).Msg("exit")
+	}
+	log.Info().Msg("stopped")
+}
+
+func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
+	tel, err := telemetry.New(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Bootstrap(ctx, log); err != nil {
+		return err
+	}
+	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	lateness := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookline_retry_release_lateness_seconds",
+		Help:    "How long after its due time a delivery was put back on hookline.deliveries.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	tel.Registry.MustRegister(lateness)
+	s := &schedule.Scheduler{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Log: log, Now: time.Now, Lateness: lateness}
+	var topics []string
+	for _, tier := range cfg.Schedule.Tiers() {
+		topics = append(topics, cfg.Kafka.Topics.Retry(tier))
+	}
+	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, topics, s.Handle, log, tel.TraceHooks())
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, func() error { return nil })) })
+	g.Go(func() error {
+		log.Info().Strs("tiers", topics).Msg("scheduling")
+		return consumer.Run(ctx)
+	})
+	return g.Wait()
+}

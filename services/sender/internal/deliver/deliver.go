@@ -1,0 +1,214 @@
+// Package deliver makes one webhook request: it builds the signed request
+// as Standard Webhooks describes it, sends it with a shared HTTP client
+// tuned for many endpoints, and classifies what came back.
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/ssrf"
+)
+
+// Limits of one attempt.
+const (
+	snippetBytes  = 512
+	drainBytes    = 64 << 10 // read at most this much of a body, so the connection can be reused
+	userAgent     = "Hookline-Webhooks/1.0"
+	maxRetryAfter = 24 * time.Hour
+)
+
+// ClientOptions tune the shared client.
+type ClientOptions struct {
+	Guard           *ssrf.Guard
+	RootCAs         *x509.CertPool // nil: the system pool
+	MaxConnsPerHost int
+}
+
+// NewClient returns the one client all deliveries share: HTTP/2 through
+// ALPN where the endpoint offers it, HTTP/1.1 keep-alive pools otherwise,
+// TLS 1.2+, the SSRF guard on every dial (after DNS), no proxy, and no
+// redirects followed.
+func NewClient(o ClientOptions) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		DialContext:           o.Guard.DialContext(dialer),
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs},
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   5 * time.Second,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   max(o.MaxConnsPerHost, 1),
+		MaxConnsPerHost:       o.MaxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Request is one attempt to make.
+type Request struct {
+	URL       string
+	ID        string // webhook-id: the delivery id
+	Body      []byte
+	Secrets   []signature.Secret // newest first; one signature each
+	Headers   map[string]string
+	AuthType  string // "", bearer or basic
+	Username  string
+	Password  string // bearer token or basic password
+	Timeout   time.Duration
+	Gzip      bool
+	Propagate func(http.Header) // adds traceparent
+}
+
+// Class is how an attempt ended.
+type Class int
+
+// Attempt classes.
+const (
+	Delivered Class = iota // 2xx
+	Retryable              // 408, 425, 429, 5xx, timeouts, connection errors
+	Permanent              // other 4xx, 3xx, refused by the SSRF guard, bad URL
+	Gone                   // 410: permanent, and the subscription is disabled
+)
+
+// Result is what an attempt produced.
+type Result struct {
+	Class         Class
+	Status        int
+	Err           string // why it failed, for the delivery log
+	RetryAfter    time.Duration
+	Snippet       string
+	RequestBytes  int64
+	ResponseBytes int64
+	Duration      time.Duration
+}
+
+// Send makes the attempt. It never returns an error: every failure is a
+// classified Result.
+func Send(ctx context.Context, client *http.Client, req Request, now time.Time) Result {
+	start := time.Now()
+	res := send(ctx, client, req, now)
+	res.Duration = time.Since(start)
+	return res
+}
+
+func send(ctx context.Context, client *http.Client, req Request, now time.Time) Result {
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer cancel()
+	body := req.Body
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(body))
+	if err != nil {
+		return Result{Class: Permanent, Err: "invalid URL: " + err.Error()}
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h := hreq.Header
+	for k, v := range req.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	h.Set(signature.HeaderID, req.ID)
+	h.Set(signature.HeaderTimestamp, ts)
+	h.Set(signature.HeaderSignature, signature.Sign(req.ID, now, body, req.Secrets...))
+	if len(req.Secrets) > 0 {
+		h.Set(signature.HeaderGitHub, signature.SignGitHub(body, req.Secrets[0]))
+	}
+	switch req.AuthType {
+	case "bearer":
+		h.Set("Authorization", "Bearer "+req.Password)
+	case "basic":
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(req.Username+":"+req.Password)))
+	}
+	if req.Propagate != nil {
+		req.Propagate(h)
+	}
+	if req.Gzip {
+		// The signature covers the JSON the receiver reads after decoding.
+		body = gzipped(body)
+		hreq.Body = io.NopCloser(bytes.NewReader(body))
+		hreq.ContentLength = int64(len(body))
+		h.Set("Content-Encoding", "gzip")
+	}
+	res := Result{RequestBytes: int64(len(body))}
+
+	resp, err := client.Do(hreq)
+	if err != nil {
+		res.Class, res.Err = classifyError(err)
+		return res
+	}
+	defer resp.Body.Close()
+	snippet := make([]byte, snippetBytes)
+	n, _ := io.ReadFull(resp.Body, snippet)
+	rest, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
+	res.Snippet = strings.ToValidUTF8(string(snippet[:n]), string(utf8.RuneError))
+	res.ResponseBytes = int64(n) + rest
+	res.Status = resp.StatusCode
+	res.Class = classifyStatus(resp.StatusCode)
+	if res.Class != Delivered {
+		res.Err = "HTTP " + strconv.Itoa(resp.StatusCode)
+	}
+	if res.Class == Retryable {
+		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	return res
+}
+
+func classifyStatus(code int) Class {
+	switch {
+	case code >= 200 && code < 300:
+		return Delivered
+	case code == http.StatusGone:
+		return Gone
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
+		return Retryable
+	default: // 1xx, 3xx (redirects are not followed), other 4xx
+		return Permanent
+	}
+}
+
+func classifyError(err error) (Class, string) {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, ssrf.ErrBlocked):
+		return Permanent, "refused: " + err.Error()
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return Retryable, "timeout: " + err.Error()
+	default:
+		return Retryable, "connection: " + err.Error()
+	}
+}
+
+// parseRetryAfter reads seconds or an HTTP date; 0 when absent or invalid.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		return min(max(time.Duration(secs)*time.Second, 0), maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
+}
+
+func (c Class) String() string {
+	return [...]string{"delivered", "retryable", "permanent", "gone"}[c]
+}
+

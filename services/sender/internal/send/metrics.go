@@ -1,0 +1,32 @@
+package send
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the sender's Prometheus series.
+type Metrics struct {
+	Attempts    *prometheus.CounterVec
+	Duration    *prometheus.HistogramVec
+	InFlight    prometheus.Gauge
+	RateLimited prometheus.Counter
+	Suppressed  prometheus.Counter
+	RedisErrors prometheus.Counter
+}
+
+// NewMetrics registers the sender's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookline_sender_attempts_total", Help: "Delivery attempts by outcome (delivered, retrying, dead_lettered, not_sent).",
+		}, []string{"outcome"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hookline_sender_attempt_duration_seconds", Help: "Time from request to classified response.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
+		}, []string{"class"}),
+		InFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookline_sender_in_flight", Help: "Requests in flight."}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limited_total", Help: "Times a delivery had to wait for its endpoint's rate limit."}),
+		Suppressed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_duplicates_suppressed_total", Help: "Deliveries skipped because they were already delivered."}),
+		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_redis_errors_total", Help: "Redis calls that failed."}),
+	}
+	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Suppressed, m.RedisErrors)
+	return m
+}

@@ -1,0 +1,152 @@
+// Command sender delivers webhooks: it consumes hookline.deliveries, makes
+// each signed HTTPS attempt, and writes every attempt to the delivery log
+// and every failure to a retry tier or the DLQ.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/ops"
+	"github.com/hookline/hookline/pkg/ratelimit"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/secretbox"
+	"github.com/hookline/hookline/pkg/service"
+	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/telemetry"
+	"github.com/hookline/hookline/services/sender/internal/deliver"
+	"github.com/hookline/hookline/services/sender/internal/send"
+)
+
+type settings struct {
+	service.Base
+	Group        string
+	SecretKey    []byte
+	AllowHosts   []string
+	CAFile       string
+	MaxInFlight  int
+	PerEndpoint  int
+	ConnsPerHost int
+	DeliveredTTL time.Duration
+}
+
+func main() {
+	r := config.FromOS()
+	cfg := settings{Base: service.BaseFromEnv(r, "sender", "127.0.0.1:9103")}
+	cfg.Group = r.String("HOOKLINE_SENDER_GROUP", "hookline-sender", "consumer group of the senders")
+	cfg.AllowHosts = r.List("HOOKLINE_ALLOW_HOSTS", "", "hosts allowed at private addresses (demo, tests)")
+	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo)")
+	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", 512, "requests in flight per instance")
+	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", 16, "requests in flight per endpoint and partition (1 when ordered)")
+	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
+	var err error
+	if cfg.SecretKey, err = secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; opens secrets sealed by ingest")); err != nil {
+		r.Fail("HOOKLINE_SECRET_KEY", err)
+	}
+	rdb := service.RedisFromEnv(r)
+	if err := r.Err(os.Stderr); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "sender: configuration:\n"+err.Error())
+		os.Exit(2)
+	}
+	log := cfg.Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, rdb, log); err != nil {
+		log.Fatal().Err(err).Msg("exit")
+	}
+	log.Info().Msg("stopped")
+}
+
+func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logger) error {
+	tel, err := telemetry.New(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	box, err := secretbox.New(cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	guard, err := ssrf.New(cfg.AllowHosts)
+	if err != nil {
+		return err
+	}
+	var roots *x509.CertPool
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return err
+		}
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("HOOKLINE_SENDER_CA_FILE %s holds no certificate", cfg.CAFile)
+		}
+	}
+	if err := cfg.Bootstrap(ctx, log); err != nil {
+		return err
+	}
+	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+
+	view := subscription.NewView(codecs, log)
+	s := &send.Sender{
+		Client:      deliver.NewClient(deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}),
+		View:        view,
+		Codecs:      codecs,
+		Topics:      cfg.Kafka.Topics,
+		Schedule:    cfg.Schedule,
+		Producer:    producer,
+		Delivered:   idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
+		Limiter:     ratelimit.New(rdb),
+		Box:         box,
+		PerEndpoint: cfg.PerEndpoint,
+		Slots:       make(chan struct{}, cfg.MaxInFlight),
+		Metrics:     send.NewMetrics(tel.Registry),
+		Log:         log,
+		Now:         time.Now,
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
+	g.Go(func() error {
+		// Deliveries need their subscription's secrets: start once the view
+		// has caught up.
+		if err := view.WaitReady(ctx); err != nil {
+			return nil
+		}
+		consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.Deliveries}, s.Handle, log, tel.TraceHooks())
+		if err != nil {
+			return err
+		}
+		log.Info().Msg("sending")
+		return consumer.Run(ctx)
+	})
+	return g.Wait()
+}
