@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -53,9 +54,10 @@ type Codec[T any] struct {
 	name    string
 	schema  avro.Schema
 	header  [headerLen]byte
-	older   map[uint32]version // earlier ids of the same record
-	pool    sync.Pool          // *avro.Writer, reused to keep Marshal at one allocation
-	readers sync.Pool          // *avro.Reader
+	older   map[uint32]version  // earlier ids of the same record
+	pool    sync.Pool           // *avro.Writer, reused to keep Marshal at one allocation
+	readers sync.Pool           // *avro.Reader
+	clip    func(reflect.Value) // nil when T holds no []byte
 }
 
 // version is how a value written with one schema id is read.
@@ -87,6 +89,7 @@ func NewCodec[T any](reg *Registry, name string) (*Codec[T], error) {
 	binary.BigEndian.PutUint32(c.header[1:], e.ID)
 	c.pool.New = func() any { return avro.NewWriter(nil, 1024, avro.WithWriterConfig(api)) }
 	c.readers.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(api)) }
+	c.clip = (&clippers{}).of(reflect.TypeFor[T]())
 	return c, nil
 }
 
@@ -157,6 +160,108 @@ func (c *Codec[T]) Unmarshal(b []byte, v *T) (err error) {
 			err = fmt.Errorf("truncated: %w", err)
 		}
 		return fmt.Errorf("avro: decode %s: %w", c.name, err)
+	}
+	if c.clip != nil {
+		c.clip(reflect.ValueOf(v).Elem())
+	}
+	return nil
+}
+
+// clippers builds functions that cut the capacity of every []byte reachable
+// from a value down to its length. hamba decodes short bytes fields into a
+// shared slab, so without this an append to one decoded field would
+// overwrite the fields decoded after it.
+type clippers struct {
+	built    map[reflect.Type]*func(reflect.Value)
+	building map[reflect.Type]bool
+}
+
+// of returns the clipper of type t, or nil when t holds no []byte.
+func (cs *clippers) of(t reflect.Type) func(reflect.Value) {
+	if cs.built == nil {
+		cs.built, cs.building = map[reflect.Type]*func(reflect.Value){}, map[reflect.Type]bool{}
+	}
+	if p, ok := cs.built[t]; ok {
+		if cs.building[t] {
+			// A recursive type: call through p, set once t is built.
+			return func(v reflect.Value) {
+				if f := *p; f != nil {
+					f(v)
+				}
+			}
+		}
+		return *p
+	}
+	p := new(func(reflect.Value))
+	cs.built[t], cs.building[t] = p, true
+	*p = cs.build(t)
+	delete(cs.building, t)
+	return *p
+}
+
+func (cs *clippers) build(t reflect.Type) func(reflect.Value) {
+	switch t.Kind() {
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return func(v reflect.Value) {
+				if n := v.Len(); v.Cap() > n {
+					v.Set(v.Slice3(0, n, n))
+				}
+			}
+		}
+		elem := cs.of(t.Elem())
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value) {
+			for i := range v.Len() {
+				elem(v.Index(i))
+			}
+		}
+	case reflect.Pointer:
+		elem := cs.of(t.Elem())
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value) {
+			if !v.IsNil() {
+				elem(v.Elem())
+			}
+		}
+	case reflect.Map:
+		elem := cs.of(t.Elem())
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value) {
+			for it := v.MapRange(); it.Next(); {
+				val := reflect.New(t.Elem()).Elem()
+				val.Set(it.Value())
+				elem(val)
+				v.SetMapIndex(it.Key(), val)
+			}
+		}
+	case reflect.Struct:
+		type field struct {
+			index int
+			clip  func(reflect.Value)
+		}
+		var fields []field
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				if clip := cs.of(f.Type); clip != nil {
+					fields = append(fields, field{i, clip})
+				}
+			}
+		}
+		if len(fields) == 0 {
+			return nil
+		}
+		return func(v reflect.Value) {
+			for _, f := range fields {
+				f.clip(v.Field(f.index))
+			}
+		}
 	}
 	return nil
 }

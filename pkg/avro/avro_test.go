@@ -334,3 +334,60 @@ func TestMarshalError(t *testing.T) {
 		t.Errorf("Marshal = % x, want % x", b, want)
 	}
 }
+
+// TestDecodedBytesAreClipped: hamba decodes short bytes into one shared
+// slab, so every decoded []byte must have no spare capacity, or appending
+// to it would overwrite the bytes decoded after it. The schema nests bytes
+// in a recursive record and a map to reach every path of the clipper.
+func TestDecodedBytesAreClipped(t *testing.T) {
+	type node struct {
+		Data []byte            `avro:"data"`
+		Meta map[string][]byte `avro:"meta"`
+		Next *node             `avro:"next"`
+	}
+	reg, err := registryFS(t, `{"schemas":[{"id":5,"name":"test.Node","file":"node.avsc"}]}`, map[string]string{"node.avsc": `{
+	  "type": "record", "name": "Node", "namespace": "test",
+	  "fields": [
+	    {"name": "data", "type": "bytes"},
+	    {"name": "meta", "type": {"type": "map", "values": "bytes"}},
+	    {"name": "next", "type": ["null", "Node"], "default": null}
+	  ]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCodec[node](reg, "test.Node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := node{Data: []byte("a1"), Meta: map[string][]byte{"k": []byte("m1")}, Next: &node{Data: []byte("a2"), Meta: map[string][]byte{"k": []byte("m2")}, Next: &node{Data: []byte("a3")}}}
+	b, err := c.Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got node
+	if err := c.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	var all [][]byte
+	for n := &got; n != nil; n = n.Next {
+		all = append(all, n.Data)
+		for _, m := range n.Meta {
+			all = append(all, m)
+		}
+	}
+	if len(all) != 5 {
+		t.Fatalf("decoded %d byte fields, want 5", len(all))
+	}
+	for i, f := range all {
+		if cap(f) != len(f) {
+			t.Errorf("field %d (%q): cap %d > len %d", i, f, cap(f), len(f))
+		}
+		_ = append(f, "XXXXXXXX"...)
+	}
+	want := []string{"a1", "m1", "a2", "m2", "a3"}
+	for i, f := range all {
+		if string(f) != want[i] {
+			t.Errorf("field %d = %q after appending to the others, want %q", i, f, want[i])
+		}
+	}
+}

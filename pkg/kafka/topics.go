@@ -95,12 +95,10 @@ func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec, partitions int32, replication int16) error {
 	var errs []error
 	for _, s := range specs {
-		resp, err := adm.CreateTopic(ctx, partitions, replication, s.Configs, s.Name)
-		if err != nil {
-			return fmt.Errorf("create topic %s: %w", s.Name, err)
-		}
-		if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, resp.Err))
+		// CreateTopic reports the topic's own error as its error too.
+		_, err := adm.CreateTopic(ctx, partitions, replication, s.Configs, s.Name)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)

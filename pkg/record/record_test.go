@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -541,5 +542,64 @@ func TestMarshalResultIsNotShared(t *testing.T) {
 	}
 	if string(a) != string(keep) {
 		t.Errorf("first result changed by a later Marshal: % x, want % x", a, keep)
+	}
+}
+
+// TestDecodedBytesDoNotAlias: appending to one decoded bytes field (an
+// in-place seal or open, say) must not rewrite another field.
+func TestDecodedBytesDoNotAlias(t *testing.T) {
+	c := codecs(t)
+	sub := sampleSubscription()
+	b, err := c.Subscription.Marshal(&sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v Subscription
+	if err := c.Subscription.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	_ = append(v.Auth.SealedCredential, make([]byte, 256)...)
+	_ = append(v.Secrets[0].Sealed, make([]byte, 256)...)
+	if string(v.Secrets[0].Sealed) != "sealed-new" || string(v.Secrets[1].Sealed) != "sealed-old" {
+		t.Errorf("secrets rewritten by an append to another field: %q, %q", v.Secrets[0].Sealed, v.Secrets[1].Sealed)
+	}
+	if v.Routes[0].URL != "https://eu.example.com/hooks" {
+		t.Errorf("route URL rewritten by an append to another field: %q", v.Routes[0].URL)
+	}
+}
+
+// TestCodecConcurrent shares one codec between goroutines, as a service's
+// partition workers do: the pooled writers and readers must not mix values.
+func TestCodecConcurrent(t *testing.T) {
+	c := codecs(t)
+	const workers, rounds = 8, 200
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range rounds {
+				in := sampleDelivery(strings.Repeat("p", w*100+i))
+				in.ID = fmt.Sprintf("d-%d-%d", w, i)
+				b, err := c.Delivery.Marshal(&in)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var out Delivery
+				if err := c.Delivery.Unmarshal(b, &out); err != nil {
+					errs <- err
+					return
+				}
+				if out.ID != in.ID || out.Payload != in.Payload {
+					errs <- fmt.Errorf("worker %d round %d decoded %s with %d-byte payload", w, i, out.ID, len(out.Payload))
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
