@@ -155,6 +155,11 @@ start_node() {
   local i=$1
   node_pid "$i" >/dev/null && return 0
   [[ -f $RUN/node-$i.properties ]] || die "node $i is not part of the cluster (nodes: $(nodes))"
+  # Kafka would die on a bind error deep in its log; say it plainly instead.
+  local p
+  for p in "$(broker_port "$i")" "$(controller_port "$i")"; do
+    port_open "$p" && die "127.0.0.1:$p is taken by another process (not our node $i); stop it or set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
+  done
   echo "--- start $(date -Is)" >>"$RUN/node-$i.log"
   # setsid: the broker outlives this script and ignores the caller's Ctrl-C.
   # shellcheck disable=SC2086
@@ -182,6 +187,8 @@ stop_node() { # node [signal]
   fi
   rm -f "$(pidfile "$i")"
 }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # "Kafka Server started" is logged once the broker is unfenced; cheap to poll,
 # unlike a JVM per probe, which on 2 busy cores slows the brokers down.

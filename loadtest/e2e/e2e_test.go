@@ -89,7 +89,7 @@ func TestEventTravelsThroughAllFourServices(t *testing.T) {
 
 	// A failing first attempt is retried through a tier with the same webhook-id.
 	s.postJSON("/v1/events", map[string]any{"type": "order.updated", "subject": "ord_retry", "data": map[string]any{"id": "ord_retry"}}, nil)
-	rc.waitFor(t, 60*time.Second, "the retried delivery", func(_ []*http.Request, _ [][]byte) bool { return countSubject(rc, "ord_retry") >= 2 })
+	rc.waitFor(t, 60*time.Second, "the retried delivery", func(_ []*http.Request, bodies [][]byte) bool { return countIn(bodies, "ord_retry") >= 2 })
 	var retryIDs []string
 	rc.mu.Lock()
 	for i, b := range rc.body {
@@ -125,8 +125,12 @@ func TestEventTravelsThroughAllFourServices(t *testing.T) {
 func countSubject(rc *receiver, subject string) int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	return countIn(rc.body, subject)
+}
+
+func countIn(bodies [][]byte, subject string) int {
 	n := 0
-	for _, b := range rc.body {
+	for _, b := range bodies {
 		if bytes.Contains(b, []byte(`"subject":"`+subject+`"`)) {
 			n++
 		}
