@@ -166,4 +166,3 @@ Create your own subscription (pass the demo secret so the receiver can verify it
 Ctrl-C stops everything; data stays in .hookline/ (make clean-data wipes it).
 `, ingestAddr, receiverAddr, apiKey, secret)
 }
-

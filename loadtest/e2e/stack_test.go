@@ -290,4 +290,3 @@ func (rc *receiver) waitFor(t *testing.T, timeout time.Duration, what string, co
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

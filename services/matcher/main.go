@@ -105,4 +105,3 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	})
 	return g.Wait()
 }
-

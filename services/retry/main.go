@@ -83,7 +83,9 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, func() error { return nil })) })
+	g.Go(func() error {
+		return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, func() error { return nil }))
+	})
 	g.Go(func() error {
 		log.Info().Strs("tiers", topics).Msg("scheduling")
 		return consumer.Run(ctx)

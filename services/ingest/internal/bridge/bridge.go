@@ -78,7 +78,6 @@ func (b *Bridge) Handle(ctx context.Context, batch kafka.Batch) error {
 	return nil
 }
 
-
 func (b *Bridge) release(keys []string) {
 	for _, k := range keys {
 		if err := b.Events.Release(context.Background(), k); err != nil {

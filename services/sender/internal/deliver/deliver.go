@@ -211,4 +211,3 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 func (c Class) String() string {
 	return [...]string{"delivered", "retryable", "permanent", "gone"}[c]
 }
-
