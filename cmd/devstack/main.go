@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -21,12 +22,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-const (
-	apiKey       = "dev"
-	ingestAddr   = "127.0.0.1:8080"
-	receiverAddr = "127.0.0.1:9443"
-	embeddedKafk = 19092
-	embeddedRdb  = "127.0.0.1:16379"
+const apiKey = "dev"
+
+// Addresses, overridable so that a test can run a second stack.
+var (
+	ingestAddr   = envOr("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080")
+	receiverAddr = envOr("HOOKLINE_DEMO_RECEIVER_ADDR", "127.0.0.1:9443")
+	embeddedKafk = envOr("HOOKLINE_EMBEDDED_KAFKA_PORT", "29092")
+	embeddedRdb  = envOr("HOOKLINE_EMBEDDED_REDIS_ADDR", "127.0.0.1:26379")
 )
 
 func main() {
@@ -46,8 +49,12 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	}
 	brokers := os.Getenv("KAFKA_BROKERS")
 	if brokers == "" {
+		port, err := strconv.Atoi(embeddedKafk)
+		if err != nil {
+			return fmt.Errorf("HOOKLINE_EMBEDDED_KAFKA_PORT: %w", err)
+		}
 		cluster, err := kfake.NewCluster(
-			kfake.Ports(embeddedKafk),
+			kfake.Ports(port),
 			kfake.DataDir(filepath.Join(dataDir, "kafka")),
 		)
 		if err != nil {
