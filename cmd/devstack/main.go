@@ -47,6 +47,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
+	if os.Getenv("HOOKLINE_RECEIVER_ONLY") != "" {
+		return runReceiverOnly(ctx, dataDir)
+	}
 	brokers := os.Getenv("KAFKA_BROKERS")
 	if brokers == "" {
 		port, err := strconv.Atoi(embeddedKafk)
@@ -172,4 +175,23 @@ Create your own subscription (pass the demo secret so the receiver can verify it
 
 Ctrl-C stops everything; data stays in .hookline/ (make clean-data wipes it).
 `, ingestAddr, receiverAddr, apiKey, secret)
+}
+
+// runReceiverOnly serves just the demo receiver (docker-compose's sink),
+// writing its certificate where the sender can read it.
+func runReceiverOnly(ctx context.Context, dataDir string) error {
+	secret := os.Getenv("HOOKLINE_DEMO_SECRET")
+	if secret == "" {
+		return errors.New("HOOKLINE_DEMO_SECRET (whsec_...) is required with HOOKLINE_RECEIVER_ONLY")
+	}
+	recv, err := startReceiver(ctx, receiverAddr, secret)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "demo-ca.pem"), recv.certPEM, 0o644); err != nil {
+		return err
+	}
+	say("demo receiver on https://%s", receiverAddr)
+	<-ctx.Done()
+	return nil
 }
