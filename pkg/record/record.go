@@ -11,89 +11,89 @@ import (
 
 // Event is something that happened in a producer's system (hookline.events).
 type Event struct {
-	ID         string    `avro:"id"`
-	Tenant     string    `avro:"tenant"`
-	Type       string    `avro:"type"`
-	Subject    string    `avro:"subject"`
-	Source     string    `avro:"source"`
-	OccurredAt time.Time `avro:"occurred_at"`
-	ReceivedAt time.Time `avro:"received_at"`
-	Data       string    `avro:"data"` // a JSON object
-	Changed    []string  `avro:"changed"`
-	Previous   *string   `avro:"previous"` // a JSON object, or nil
+	ID         string    `avro:"id" json:"id"`
+	Tenant     string    `avro:"tenant" json:"tenant"`
+	Type       string    `avro:"type" json:"type"`
+	Subject    string    `avro:"subject" json:"subject"`
+	Source     string    `avro:"source" json:"source"`
+	OccurredAt time.Time `avro:"occurred_at" json:"occurred_at"`
+	ReceivedAt time.Time `avro:"received_at" json:"received_at"`
+	Data       string    `avro:"data" json:"data"` // a JSON object
+	Changed    []string  `avro:"changed" json:"changed"`
+	Previous   *string   `avro:"previous" json:"previous"` // a JSON object, or nil
 }
 
 // Subscription is a tenant's endpoint and what it wants (hookline.subscriptions).
 type Subscription struct {
-	ID                 string            `avro:"id"`
-	Tenant             string            `avro:"tenant"`
-	Name               string            `avro:"name"`
-	Description        string            `avro:"description"`
-	URL                string            `avro:"url"`
-	EventTypes         []string          `avro:"event_types"`
-	Condition          *string           `avro:"condition"`
-	Expression         *string           `avro:"expression"`
-	Payload            string            `avro:"payload"`
-	Headers            map[string]string `avro:"headers"`
-	Auth               *Auth             `avro:"auth"`
-	Secrets            []Secret          `avro:"secrets"`
-	RateLimitPerSecond int32             `avro:"rate_limit_per_second"`
-	TimeoutMS          int32             `avro:"timeout_ms"`
-	MaxAttempts        int32             `avro:"max_attempts"`
-	Ordered            bool              `avro:"ordered"`
-	Enabled            bool              `avro:"enabled"`
-	DisabledReason     string            `avro:"disabled_reason"`
-	Metadata           map[string]string `avro:"metadata"`
-	Routes             []Route           `avro:"routes"`
-	AllowedHosts       []string          `avro:"allowed_hosts"`
-	Batch              *Batch            `avro:"batch"`
-	CreatedAt          time.Time         `avro:"created_at"`
-	UpdatedAt          time.Time         `avro:"updated_at"`
+	ID                 string            `avro:"id" json:"id"`
+	Tenant             string            `avro:"tenant" json:"tenant"`
+	Name               string            `avro:"name" json:"name"`
+	Description        string            `avro:"description" json:"description"`
+	URL                string            `avro:"url" json:"url"`
+	EventTypes         []string          `avro:"event_types" json:"event_types"`
+	Condition          *string           `avro:"condition" json:"condition"`
+	Expression         *string           `avro:"expression" json:"expression"`
+	Payload            string            `avro:"payload" json:"payload"`
+	Headers            map[string]string `avro:"headers" json:"headers"`
+	Auth               *Auth             `avro:"auth" json:"auth"`
+	Secrets            []Secret          `avro:"secrets" json:"secrets"`
+	RateLimitPerSecond int32             `avro:"rate_limit_per_second" json:"rate_limit_per_second"`
+	TimeoutMS          int32             `avro:"timeout_ms" json:"timeout_ms"`
+	MaxAttempts        int32             `avro:"max_attempts" json:"max_attempts"`
+	Ordered            bool              `avro:"ordered" json:"ordered"`
+	Enabled            bool              `avro:"enabled" json:"enabled"`
+	DisabledReason     string            `avro:"disabled_reason" json:"disabled_reason"`
+	Metadata           map[string]string `avro:"metadata" json:"metadata"`
+	Routes             []Route           `avro:"routes" json:"routes"`
+	AllowedHosts       []string          `avro:"allowed_hosts" json:"allowed_hosts"`
+	Batch              *Batch            `avro:"batch" json:"batch"`
+	CreatedAt          time.Time         `avro:"created_at" json:"created_at"`
+	UpdatedAt          time.Time         `avro:"updated_at" json:"updated_at"`
 }
 
 // Auth is the credential the sender presents to an endpoint.
 type Auth struct {
-	Type             string `avro:"type"` // bearer or basic
-	Username         string `avro:"username"`
-	SealedCredential []byte `avro:"sealed_credential"`
+	Type             string `avro:"type" json:"type"` // bearer or basic
+	Username         string `avro:"username" json:"username"`
+	SealedCredential []byte `avro:"sealed_credential" json:"sealed_credential"`
 }
 
 // Secret is one signing secret, sealed with the operator key.
 type Secret struct {
-	Sealed    []byte     `avro:"sealed"`
-	CreatedAt time.Time  `avro:"created_at"`
-	ExpiresAt *time.Time `avro:"expires_at"`
+	Sealed    []byte     `avro:"sealed" json:"sealed"`
+	CreatedAt time.Time  `avro:"created_at" json:"created_at"`
+	ExpiresAt *time.Time `avro:"expires_at" json:"expires_at"`
 }
 
 // Route sends matching events to another URL.
 type Route struct {
-	Condition string `avro:"condition"`
-	URL       string `avro:"url"`
+	Condition string `avro:"condition" json:"condition"`
+	URL       string `avro:"url" json:"url"`
 }
 
 // Batch groups deliveries to one endpoint into one request.
 type Batch struct {
-	MaxEvents int32 `avro:"max_events"`
-	MaxWaitMS int32 `avro:"max_wait_ms"`
+	MaxEvents int32 `avro:"max_events" json:"max_events"`
+	MaxWaitMS int32 `avro:"max_wait_ms" json:"max_wait_ms"`
 }
 
 // Delivery is one event owed to one endpoint (hookline.deliveries, the
 // retry tiers and hookline.dlq).
 type Delivery struct {
-	ID             string     `avro:"id"`
-	Tenant         string     `avro:"tenant"`
-	SubscriptionID string     `avro:"subscription_id"`
-	EventID        string     `avro:"event_id"`
-	EventType      string     `avro:"event_type"`
-	URL            string     `avro:"url"`
-	Payload        string     `avro:"payload"`
-	CreatedAt      time.Time  `avro:"created_at"`
-	EventTime      time.Time  `avro:"event_time"`
-	Attempt        int32      `avro:"attempt"`
-	DueAt          *time.Time `avro:"due_at"`
-	Replay         bool       `avro:"replay"`
-	LastStatus     int32      `avro:"last_status"`
-	LastError      string     `avro:"last_error"`
+	ID             string     `avro:"id" json:"id"`
+	Tenant         string     `avro:"tenant" json:"tenant"`
+	SubscriptionID string     `avro:"subscription_id" json:"subscription_id"`
+	EventID        string     `avro:"event_id" json:"event_id"`
+	EventType      string     `avro:"event_type" json:"event_type"`
+	URL            string     `avro:"url" json:"url"`
+	Payload        string     `avro:"payload" json:"payload"`
+	CreatedAt      time.Time  `avro:"created_at" json:"created_at"`
+	EventTime      time.Time  `avro:"event_time" json:"event_time"`
+	Attempt        int32      `avro:"attempt" json:"attempt"`
+	DueAt          *time.Time `avro:"due_at" json:"due_at"`
+	Replay         bool       `avro:"replay" json:"replay"`
+	LastStatus     int32      `avro:"last_status" json:"last_status"`
+	LastError      string     `avro:"last_error" json:"last_error"`
 }
 
 // Outcomes of a delivery attempt, as written to DeliveryAttempt.Outcome.
@@ -105,24 +105,24 @@ const (
 
 // DeliveryAttempt is one HTTP attempt of one delivery (hookline.delivery-log).
 type DeliveryAttempt struct {
-	DeliveryID      string     `avro:"delivery_id"`
-	Tenant          string     `avro:"tenant"`
-	SubscriptionID  string     `avro:"subscription_id"`
-	EventID         string     `avro:"event_id"`
-	EventType       string     `avro:"event_type"`
-	URL             string     `avro:"url"`
-	Attempt         int32      `avro:"attempt"`
-	Replay          bool       `avro:"replay"`
-	StartedAt       time.Time  `avro:"started_at"`
-	DurationMS      int64      `avro:"duration_ms"`
-	StatusCode      int32      `avro:"status_code"`
-	Outcome         string     `avro:"outcome"`
-	Error           string     `avro:"error"`
-	ResponseSnippet string     `avro:"response_snippet"`
-	RequestBytes    int64      `avro:"request_bytes"`
-	ResponseBytes   int64      `avro:"response_bytes"`
-	NextAttemptAt   *time.Time `avro:"next_attempt_at"`
-	TraceID         string     `avro:"trace_id"`
+	DeliveryID      string     `avro:"delivery_id" json:"delivery_id"`
+	Tenant          string     `avro:"tenant" json:"tenant"`
+	SubscriptionID  string     `avro:"subscription_id" json:"subscription_id"`
+	EventID         string     `avro:"event_id" json:"event_id"`
+	EventType       string     `avro:"event_type" json:"event_type"`
+	URL             string     `avro:"url" json:"url"`
+	Attempt         int32      `avro:"attempt" json:"attempt"`
+	Replay          bool       `avro:"replay" json:"replay"`
+	StartedAt       time.Time  `avro:"started_at" json:"started_at"`
+	DurationMS      int64      `avro:"duration_ms" json:"duration_ms"`
+	StatusCode      int32      `avro:"status_code" json:"status_code"`
+	Outcome         string     `avro:"outcome" json:"outcome"`
+	Error           string     `avro:"error" json:"error"`
+	ResponseSnippet string     `avro:"response_snippet" json:"response_snippet"`
+	RequestBytes    int64      `avro:"request_bytes" json:"request_bytes"`
+	ResponseBytes   int64      `avro:"response_bytes" json:"response_bytes"`
+	NextAttemptAt   *time.Time `avro:"next_attempt_at" json:"next_attempt_at"`
+	TraceID         string     `avro:"trace_id" json:"trace_id"`
 }
 
 // Codecs holds one wire-format codec per record type.

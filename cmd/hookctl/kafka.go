@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+)
+
+// read consumes topic from the start, calling fn for each record, until it
+// has reached the end offsets it saw at the start (or forever with follow).
+func read(ctx context.Context, e env, topic string, follow bool, fn func(*kgo.Record) bool) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if err := ends.Error(); err != nil {
+		return fmt.Errorf("topic %s: %w", topic, err)
+	}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	for follow || len(remaining) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		stop := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if stop {
+				return
+			}
+			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
+				delete(remaining, r.Partition)
+			}
+			stop = !fn(r)
+		})
+		if stop {
+			return nil
+		}
+	}
+	return nil
+}
+
+func tailCommand(ctx context.Context, e env, out *printer, args []string) error {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	follow := fs.Bool("f", false, "keep following")
+	tenant := fs.String("tenant", "", "only this tenant")
+	sub := fs.String("sub", "", "only this subscription")
+	outcome := fs.String("outcome", "", "only delivered, retrying or dead_lettered")
+	n := fs.Int("n", 0, "stop after n records (0: all)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	headers := []string{"STARTED", "DELIVERY", "SUBSCRIPTION", "ATTEMPT", "STATUS", "OUTCOME", "MS", "ERROR"}
+	var rows [][]string
+	count := 0
+	err = read(ctx, e, kafka.NewTopics(e.Prefix).DeliveryLog, *follow, func(r *kgo.Record) bool {
+		var a record.DeliveryAttempt
+		if err := codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
+			return true
+		}
+		if (*tenant != "" && a.Tenant != *tenant) || (*sub != "" && a.SubscriptionID != *sub) || (*outcome != "" && a.Outcome != *outcome) {
+			return true
+		}
+		count++
+		if out.json {
+			_ = out.value(a)
+		} else {
+			row := []string{a.StartedAt.UTC().Format(time.RFC3339), a.DeliveryID, a.SubscriptionID, itoa(int64(a.Attempt)),
+				itoa(int64(a.StatusCode)), a.Outcome, itoa(a.DurationMS), a.Error}
+			if *follow {
+				fmt.Fprintln(out.w, strings.Join(row, "  "))
+			} else {
+				rows = append(rows, row)
+			}
+		}
+		return *n == 0 || count < *n
+	})
+	if err != nil {
+		return err
+	}
+	if out.json || *follow {
+		return nil
+	}
+	return out.table(headers, rows)
+}
+
+func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
+	if len(args) == 0 || args[0] != "list" {
+		return fmt.Errorf("%w: dlq list [-sub S] [-n N]", errUsage)
+	}
+	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	sub := fs.String("sub", "", "only this subscription")
+	n := fs.Int("n", 0, "stop after n records (0: all)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	var all []record.Delivery
+	err = read(ctx, e, kafka.NewTopics(e.Prefix).DLQ, false, func(r *kgo.Record) bool {
+		var d record.Delivery
+		if err := codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+			return true
+		}
+		if *sub != "" && d.SubscriptionID != *sub {
+			return true
+		}
+		all = append(all, d)
+		rows = append(rows, []string{d.ID, d.SubscriptionID, d.EventType, itoa(int64(d.Attempt)), itoa(int64(d.LastStatus)), d.LastError})
+		return *n == 0 || len(rows) < *n
+	})
+	if err != nil {
+		return err
+	}
+	if out.json {
+		return out.value(all)
+	}
+	return out.table([]string{"DELIVERY", "SUBSCRIPTION", "TYPE", "ATTEMPTS", "STATUS", "ERROR"}, rows)
+}
+
+func lagCommand(ctx context.Context, e env, out *printer) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, g := range groups.Groups() {
+		if strings.HasPrefix(g, "hookline-") {
+			names = append(names, g)
+		}
+	}
+	sort.Strings(names)
+	lags, err := adm.Lag(ctx, names...)
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, g := range names {
+		l := lags[g]
+		if l.Error() != nil {
+			rows = append(rows, []string{g, "", "", "error: " + l.Error().Error()})
+			continue
+		}
+		for _, t := range l.Lag.Sorted() {
+			rows = append(rows, []string{g, t.Topic, itoa(int64(t.Partition)), itoa(t.Lag)})
+		}
+	}
+	return out.table([]string{"GROUP", "TOPIC", "PARTITION", "LAG"}, rows)
+}

@@ -1,0 +1,116 @@
+// Command hookctl is the command line for Hookline's SREs and analysts:
+// subscriptions and events through the ingest API, the delivery log and the
+// DLQ straight from Kafka, and consumer-group lag.
+//
+//	hookctl [-o table|json] <command> [args]
+//
+// Exit codes: 0 success, 1 the operation failed, 2 bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `hookctl: manage and inspect Hookline
+
+Usage: hookctl [-o table|json] <command> [args]
+
+Subscriptions and events (ingest API; HOOKLINE_API_URL, HOOKLINE_API_KEY):
+  subs list                      list the tenant's subscriptions
+  subs get <id>                  show one subscription
+  subs create -f <file.json>     create from a JSON file ("-" for stdin)
+  subs enable|disable <id>       turn delivery on or off
+  subs rotate <id>               rotate the signing secret
+  subs test <id>                 send a test ping
+  events send <type> <json-data> publish an event
+
+Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX):
+  tail [-f] [-tenant T] [-sub S] [-outcome O] [-n N]
+                                 delivery-log records, decoded from Avro
+  dlq list [-sub S] [-n N]       dead-lettered deliveries
+  lag                            consumer-group lag of every Hookline service
+`
+
+// errUsage marks a mistake in how hookctl was called (exit code 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "hookctl:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	global := flag.NewFlagSet("hookctl", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	format := global.String("o", "table", "output: table or json")
+	if err := global.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *format != "table" && *format != "json" {
+		return fmt.Errorf("%w: -o must be table or json", errUsage)
+	}
+	out := &printer{w: stdout, json: *format == "json"}
+	rest := global.Args()
+	if len(rest) == 0 {
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	env := envFromOS()
+	switch rest[0] {
+	case "subs":
+		return subsCommand(ctx, env, out, rest[1:])
+	case "events":
+		return eventsCommand(ctx, env, out, rest[1:])
+	case "tail":
+		return tailCommand(ctx, env, out, rest[1:])
+	case "dlq":
+		return dlqCommand(ctx, env, out, rest[1:])
+	case "lag":
+		return lagCommand(ctx, env, out)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown command %q", errUsage, rest[0])
+	}
+}
+
+// env is where hookctl finds Hookline.
+type env struct {
+	APIURL  string
+	APIKey  string
+	Brokers []string
+	Prefix  string
+}
+
+func envFromOS() env {
+	get := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	return env{
+		APIURL:  get("HOOKLINE_API_URL", "http://127.0.0.1:8080"),
+		APIKey:  get("HOOKLINE_API_KEY", "dev"),
+		Brokers: splitComma(get("KAFKA_BROKERS", "127.0.0.1:9092")),
+		Prefix:  get("HOOKLINE_TOPIC_PREFIX", "hookline."),
+	}
+}

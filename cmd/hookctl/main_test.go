@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/testinfra"
+)
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"bogus"}, {"-o", "yaml", "subs", "list"}, {"subs"}, {"subs", "get"}, {"events", "send", "a.b", "{not json"}} {
+		if err := run(context.Background(), args, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("%q: err %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestSubscriptionCommandsCallTheAPI(t *testing.T) {
+	var seen []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		seen = append(seen, r.Method+" "+r.URL.Path+" "+string(body))
+		if r.Header.Get("Authorization") != "Bearer k1" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/v1/subscriptions" && r.Method == http.MethodGet:
+			_, _ = io.WriteString(w, `{"data":[{"id":"sub_1","name":"orders","url":"https://x.example/h","event_types":["order.*"],"enabled":true}]}`)
+		case strings.HasSuffix(r.URL.Path, "/missing"):
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"title":"Not Found"}`)
+		default:
+			_, _ = io.WriteString(w, `{"id":"sub_1","enabled":false}`)
+		}
+	}))
+	defer api.Close()
+	t.Setenv("HOOKLINE_API_URL", api.URL)
+	t.Setenv("HOOKLINE_API_KEY", "k1")
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"subs", "list"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "sub_1") || !strings.Contains(out.String(), "order.*") || !strings.Contains(out.String(), "ID") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"-o", "json", "subs", "list"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil || len(list) != 1 || list[0]["id"] != "sub_1" {
+		t.Errorf("json %s: %v", out.String(), err)
+	}
+	if err := run(context.Background(), []string{"subs", "disable", "sub_1"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if last := seen[len(seen)-1]; last != `PATCH /v1/subscriptions/sub_1 {"enabled":false}` {
+		t.Errorf("disable sent %q", last)
+	}
+	err := run(context.Background(), []string{"subs", "get", "missing"}, io.Discard)
+	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "404") {
+		t.Errorf("missing subscription: %v", err)
+	}
+}
+
+func TestTailDecodesTheDeliveryLog(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	now := time.Now()
+	for i, outcome := range []string{record.OutcomeRetrying, record.OutcomeDelivered, record.OutcomeDelivered} {
+		a := record.DeliveryAttempt{DeliveryID: "dlv_" + string(rune('a'+i)), Tenant: "acme", SubscriptionID: "sub_1",
+			EventID: "evt_1", EventType: "order.created", URL: "https://x.example", Attempt: int32(i + 1),
+			StartedAt: now, StatusCode: 200, Outcome: outcome}
+		if i == 2 {
+			a.SubscriptionID = "sub_2"
+		}
+		v, err := codecs.Attempt.Marshal(&a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: cfg.Topics.DeliveryLog, Key: []byte(a.DeliveryID), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("KAFKA_BROKERS", strings.Join(cfg.Brokers, ","))
+	t.Setenv("HOOKLINE_TOPIC_PREFIX", cfg.Topics.Prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"-o", "json", "tail", "-sub", "sub_1", "-outcome", "delivered"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&out)
+	var got []record.DeliveryAttempt
+	for dec.More() {
+		var a record.DeliveryAttempt
+		if err := dec.Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, a)
+	}
+	if len(got) != 1 || got[0].DeliveryID != "dlv_b" {
+		t.Fatalf("tail -sub sub_1 -outcome delivered gave %+v, want only dlv_b", got)
+	}
+}
