@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 )
@@ -114,8 +116,11 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 }
 
 func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
+	if len(args) > 0 && args[0] == "replay" {
+		return replayCommand(ctx, e, out, args[1:])
+	}
 	if len(args) == 0 || args[0] != "list" {
-		return fmt.Errorf("%w: dlq list [-sub S] [-n N]", errUsage)
+		return fmt.Errorf("%w: dlq list [-sub S] [-n N] | dlq replay -tenant T (-id ID | -sub S [-since RFC3339] [-until RFC3339])", errUsage)
 	}
 	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -185,4 +190,53 @@ func lagCommand(ctx context.Context, e env, out *printer) error {
 		}
 	}
 	return out.table([]string{"GROUP", "TOPIC", "PARTITION", "LAG"}, rows)
+}
+
+func replayCommand(ctx context.Context, e env, out *printer, args []string) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	tenant := fs.String("tenant", "", "the tenant (required)")
+	id := fs.String("id", "", "comma-separated delivery ids")
+	sub := fs.String("sub", "", "every dead letter of this subscription")
+	since := fs.String("since", "", "dead-lettered at or after (RFC 3339)")
+	until := fs.String("until", "", "dead-lettered before (RFC 3339)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	f := dlq.Filter{Tenant: *tenant, DeliveryIDs: splitComma(*id), SubscriptionID: *sub}
+	for _, tv := range []struct {
+		s   string
+		dst *time.Time
+	}{{*since, &f.Since}, {*until, &f.Until}} {
+		if tv.s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, tv.s)
+		if err != nil {
+			return fmt.Errorf("%w: %q is not RFC 3339", errUsage, tv.s)
+		}
+		*tv.dst = t
+	}
+	if f.Tenant == "" || (len(f.DeliveryIDs) == 0 && f.SubscriptionID == "") {
+		return fmt.Errorf("%w: dlq replay needs -tenant and -id or -sub", errUsage)
+	}
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: kafka.NewTopics(e.Prefix)}
+	producer, err := kafka.NewClient(cfg, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	ids, err := dlq.Replay(ctx, cfg, codecs, producer, f)
+	if err != nil {
+		return err
+	}
+	if out.json {
+		return out.value(map[string]any{"replayed": ids})
+	}
+	_, err = fmt.Fprintf(out.w, "replayed %d deliveries\n", len(ids))
+	return err
 }

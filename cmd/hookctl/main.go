@@ -35,6 +35,8 @@ Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX):
   tail [-f] [-tenant T] [-sub S] [-outcome O] [-n N]
                                  delivery-log records, decoded from Avro
   dlq list [-sub S] [-n N]       dead-lettered deliveries
+  dlq replay -tenant T (-id ID[,ID] | -sub S [-since T] [-until T])
+                                 send dead letters again (same webhook-id)
   lag                            consumer-group lag of every Hookline service
 `
 

@@ -1,0 +1,112 @@
+// Package dlq replays dead-lettered deliveries: it scans hookline.dlq for
+// the deliveries an operator picks and puts copies back on
+// hookline.deliveries with a fresh attempt count, marked as replays. The
+// copies keep their webhook-id, and the sender's idempotency marks skip any
+// that were delivered since, so replaying twice delivers once.
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+)
+
+// Filter picks dead letters. Tenant is always required; the other fields
+// narrow the pick, and an empty Filter beyond the tenant picks nothing.
+type Filter struct {
+	Tenant         string
+	DeliveryIDs    []string  // these deliveries
+	SubscriptionID string    // or everything of this subscription...
+	Since, Until   time.Time // ...dead-lettered in [Since, Until) (zero: open)
+}
+
+// ErrNoSelection is returned for a filter that names neither deliveries
+// nor a subscription.
+var ErrNoSelection = errors.New("dlq: name delivery ids or a subscription to replay")
+
+func (f Filter) match(d *record.Delivery, at time.Time) bool {
+	if d.Tenant != f.Tenant {
+		return false
+	}
+	if len(f.DeliveryIDs) > 0 {
+		for _, id := range f.DeliveryIDs {
+			if id == d.ID {
+				return true
+			}
+		}
+		return false
+	}
+	if d.SubscriptionID != f.SubscriptionID {
+		return false
+	}
+	return (f.Since.IsZero() || !at.Before(f.Since)) && (f.Until.IsZero() || at.Before(f.Until))
+}
+
+// Replay copies the picked dead letters to the deliveries topic and
+// returns the ids it replayed (a delivery dead-lettered twice is replayed
+// once). It reads the DLQ up to its end at the time of the call.
+func Replay(ctx context.Context, cfg kafka.Config, codecs *record.Codecs, producer *kgo.Client, f Filter) ([]string, error) {
+	if f.Tenant == "" || (len(f.DeliveryIDs) == 0 && f.SubscriptionID == "") {
+		return nil, ErrNoSelection
+	}
+	cl, err := kafka.NewClient(cfg, nopLog, kgo.ConsumeTopics(cfg.Topics.DLQ),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, cfg.Topics.DLQ)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dlq end offsets: %w", err)
+	}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	seen := map[string]bool{}
+	var out []*kgo.Record
+	var ids []string
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fs.EachError(func(_ string, _ int32, e error) { err = e })
+		if err != nil {
+			return nil, fmt.Errorf("read dlq: %w", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
+				delete(remaining, r.Partition)
+			}
+			var d record.Delivery
+			if codecs.Delivery.Unmarshal(r.Value, &d) != nil || seen[d.ID] || !f.match(&d, r.Timestamp) {
+				return
+			}
+			seen[d.ID] = true
+			d.Attempt, d.Replay, d.DueAt, d.LastStatus, d.LastError = 0, true, nil, 0, ""
+			value, err := codecs.Delivery.Marshal(&d)
+			if err != nil {
+				return
+			}
+			out = append(out, &kgo.Record{Topic: cfg.Topics.Deliveries, Key: []byte(d.SubscriptionID), Value: value})
+			ids = append(ids, d.ID)
+		})
+	}
+	if err := producer.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		return nil, fmt.Errorf("replay to %s: %w", cfg.Topics.Deliveries, err)
+	}
+	return ids, nil
+}

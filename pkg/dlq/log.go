@@ -1,0 +1,5 @@
+package dlq
+
+import "github.com/rs/zerolog"
+
+var nopLog = zerolog.Nop()
