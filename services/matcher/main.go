@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -72,9 +73,22 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now}
 
+	// Ready means matching: the index holds every subscription and the
+	// transactional session exists.
+	var matching atomic.Bool
+	ready := func() error {
+		if err := view.Ready(); err != nil {
+			return err
+		}
+		if !matching.Load() {
+			return errNotMatching
+		}
+		return nil
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
-	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
+	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, ready)) })
 	g.Go(func() error {
 		// Matching against a partial index would miss deliveries: join the
 		// group only once every subscription is known.
@@ -85,23 +99,19 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		if err != nil {
 			return err
 		}
+		opts = append(opts, tel.KafkaHooks())
 		sess, err := kgo.NewGroupTransactSession(append(opts,
-			tel.KafkaHooks(),
-			kgo.TransactionalID(cfg.TransactionID),
-			kgo.TransactionTimeout(10*time.Second),
-			kgo.ConsumerGroup(cfg.Group),
-			kgo.ConsumeTopics(cfg.Kafka.Topics.Events),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.RequireStableFetchOffsets(),
-			kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		)...)
+			match.SessionOptions(cfg.Kafka.Topics.Events, cfg.Group, cfg.TransactionID)...)...)
 		if err != nil {
 			return fmt.Errorf("transactional session: %w", err)
 		}
 		defer sess.Close()
+		matching.Store(true)
+		defer matching.Store(false)
 		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
 		return m.Consume(ctx, sess, log)
 	})
 	return g.Wait()
 }
+
+var errNotMatching = errors.New("transactional session not started")

@@ -26,13 +26,17 @@ import (
 
 type settings struct {
 	service.Base
-	Group string
+	Group         string
+	TransactionID string
 }
 
 func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "retry", "127.0.0.1:9104")}
 	cfg.Group = r.String("HOOKLINE_RETRY_GROUP", "hookline-retry", "consumer group of the retry schedulers")
+	host, _ := os.Hostname()
+	cfg.TransactionID = r.String("HOOKLINE_RETRY_TRANSACTIONAL_ID", cfg.Kafka.Topics.Prefix+"retry-"+host,
+		"transactional.id of the releases; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
 	if err := r.Err(os.Stderr); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			os.Exit(0)
@@ -62,18 +66,13 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	if err := cfg.Bootstrap(ctx, log); err != nil {
 		return err
 	}
-	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
-	if err != nil {
-		return err
-	}
-	defer producer.Close()
 	lateness := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hookline_retry_release_lateness_seconds",
 		Help:    "How long after its due time a delivery was put back on hookline.deliveries.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
 	tel.Registry.MustRegister(lateness)
-	s := &schedule.Scheduler{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Log: log, Now: time.Now, Lateness: lateness}
+	s := &schedule.Scheduler{Codecs: codecs, Topics: cfg.Kafka.Topics, Log: log, Now: time.Now, Lateness: lateness}
 	var topics []string
 	for _, tier := range cfg.Schedule.Tiers() {
 		topics = append(topics, cfg.Kafka.Topics.Retry(tier))
@@ -82,6 +81,13 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	txn, err := kafka.NewTransactor(ctx, cfg.Kafka, consumer, cfg.TransactionID, log, tel.KafkaHooks())
+	if err != nil {
+		consumer.Client().Close()
+		return err
+	}
+	defer txn.Close() // after the consumer's last release
+	s.Release = txn.Commit
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, func() error { return nil }))

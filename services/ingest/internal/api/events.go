@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -16,7 +18,9 @@ type acceptedEvent struct {
 }
 
 // postEvents accepts one event or a batch, all or nothing: it answers 202
-// only after Kafka has acknowledged every record (acks=all).
+// only after Kafka has acknowledged every record (acks=all). An event whose
+// producer-chosen id was accepted before is answered duplicate:true and not
+// written again.
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	body, p := s.readJSON(w, r)
 	if p != nil {
@@ -40,49 +44,53 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	tenant, now := tenantOf(r), s.Now()
+	keys := make([]string, len(ins))
+	for i := range ins {
+		keys[i] = ins[i].DedupeKey(tenant)
+	}
+	dup, err := event.Duplicates(r.Context(), s.Events, keys)
+	if err != nil {
+		s.unavailable(w, r, "Redis", err)
+		return
+	}
 	out := make([]acceptedEvent, len(ins))
 	var recs []*kgo.Record
-	var claimed []string
-	release := func() {
-		for _, k := range claimed {
-			if err := s.Events.Release(r.Context(), k); err != nil {
-				s.Log.Warn().Err(err).Msg("release event id")
-			}
-		}
-	}
+	var written []string
 	for i := range ins {
 		ev := ins[i].Record(tenant, now)
-		out[i].ID = ev.ID
-		if ins[i].ID != "" { // only producer-chosen ids can repeat
-			key := tenant + ":" + ev.ID
-			fresh, err := s.Events.Claim(r.Context(), key)
-			if err != nil {
-				release()
-				s.unavailable(w, r, "Redis", err)
-				return
-			}
-			if !fresh {
-				out[i].Duplicate = true
-				continue
-			}
-			claimed = append(claimed, key)
+		out[i] = acceptedEvent{ID: ev.ID, Duplicate: dup[i]}
+		if dup[i] {
+			continue
 		}
 		value, err := s.Codecs.Event.Marshal(&ev)
 		if err != nil {
-			release()
 			s.unavailable(w, r, "encoding", err)
 			return
 		}
-		recs = append(recs, &kgo.Record{Topic: s.Topics.Events, Key: []byte(ev.Subject), Value: value})
+		recs = append(recs, &kgo.Record{Topic: s.Topics.Events, Key: []byte(ev.Subject), Value: value, Context: r.Context()})
+		if keys[i] != "" {
+			written = append(written, keys[i])
+		}
 	}
 	if err := s.Producer.ProduceSync(r.Context(), recs...).FirstErr(); err != nil {
-		release()
 		s.unavailable(w, r, "Kafka", err)
 		return
 	}
+	s.markWritten(r.Context(), written)
 	if batch {
 		writeJSON(w, http.StatusAccepted, map[string]any{"events": out})
 		return
 	}
 	writeJSON(w, http.StatusAccepted, out[0])
+}
+
+// markWritten remembers the ids just written. The events are in Kafka
+// whatever happens here: a failure only weakens deduplication of a retry,
+// so it is logged, not answered.
+func (s *Server) markWritten(ctx context.Context, keys []string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.Events.Mark(ctx, keys...); err != nil {
+		s.Log.Warn().Err(err).Int("events", len(keys)).Msg("remember event ids")
+	}
 }

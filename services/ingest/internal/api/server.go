@@ -51,7 +51,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/subscriptions", s.auth(s.createSubscription))
 	mux.Handle("GET /v1/subscriptions", s.auth(s.listSubscriptions))
 	mux.Handle("GET /v1/subscriptions/{id}", s.auth(s.getSubscription))
+	mux.Handle("PUT /v1/subscriptions/{id}", s.auth(s.replaceSubscription))
+	mux.Handle("PATCH /v1/subscriptions/{id}", s.auth(s.patchSubscription))
 	mux.Handle("DELETE /v1/subscriptions/{id}", s.auth(s.deleteSubscription))
+	mux.Handle("POST /v1/subscriptions/{id}/secrets/rotate", s.auth(s.rotateSecret))
+	mux.Handle("POST /v1/subscriptions/{id}/test", s.auth(s.testSubscription))
 	s.registryRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
@@ -95,7 +99,8 @@ func tenantOf(r *http.Request) string { return r.Context().Value(tenantKey{}).(s
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer") // auth schemes are case-insensitive (RFC 9110)
 		tenant, known := s.Keys[sha256.Sum256([]byte(strings.TrimSpace(token)))]
 		if !ok || !known {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
@@ -108,10 +113,24 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 
 // readJSON checks the content type and reads a bounded body.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Details) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as Content-Type: application/json")
+	if p := jsonContent(r); p != nil {
+		return nil, p
 	}
+	return s.readBody(w, r)
+}
+
+// jsonContent accepts application/json, and for PATCH also
+// application/merge-patch+json, whose semantics PATCH follows.
+func jsonContent(r *http.Request) *problem.Details {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && (mt == "application/json" || (r.Method == http.MethodPatch && mt == "application/merge-patch+json")) {
+		return nil
+	}
+	return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as Content-Type: application/json")
+}
+
+// readBody reads a body of at most MaxBody bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Details) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
 	var tooBig *http.MaxBytesError
 	switch {

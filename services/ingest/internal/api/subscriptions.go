@@ -79,6 +79,20 @@ func viewOf(s *record.Subscription) subscriptionView {
 	return v
 }
 
+// newSubscription is a subscription of tenant with every default set.
+func newSubscription(subID, tenant string, created time.Time) *record.Subscription {
+	return &record.Subscription{
+		ID: subID, Tenant: tenant, Enabled: true, Payload: "full",
+		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
+		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
+		AllowedHosts: []string{}, CreatedAt: created, UpdatedAt: created,
+	}
+}
+
+// now is the current time at the precision the subscription record keeps
+// (timestamp-millis), so an answer shows what a later GET will.
+func (s *Server) now() time.Time { return s.Now().UTC().Truncate(time.Millisecond) }
+
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	body, p := s.readJSON(w, r)
 	if p != nil {
@@ -90,13 +104,8 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.Invalid(errs...))
 		return
 	}
-	now := s.Now()
-	sub := &record.Subscription{
-		ID: id.New("sub"), Tenant: tenantOf(r), Enabled: true, Payload: "full",
-		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
-		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
-		AllowedHosts: []string{}, CreatedAt: now, UpdatedAt: now,
-	}
+	now := s.now()
+	sub := newSubscription(id.New("sub"), tenantOf(r), now)
 	if errs := s.apply(&in, sub, true); len(errs) > 0 {
 		problem.Write(w, r, problem.Invalid(errs...))
 		return
@@ -106,14 +115,11 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "randomness", err)
 		return
 	}
-	if in.Secret != nil {
-		if secret, err = signature.ParseSecret(*in.Secret); err != nil {
-			problem.Write(w, r, problem.Invalid(problem.FieldError{Field: "secret", Detail: err.Error()}))
-			return
-		}
-		whsec = *in.Secret
+	if in.Secret != nil { // validated by apply
+		secret, _ = signature.ParseSecret(*in.Secret)
+		whsec = secret.String()
 	}
-	sub.Secrets = []record.Secret{{Sealed: s.Box.Seal([]byte(secret.String()), []byte(sub.ID)), CreatedAt: now}}
+	sub.Secrets = []record.Secret{{Sealed: s.Box.Seal([]byte(whsec), []byte(sub.ID)), CreatedAt: now}}
 	if err := s.writeSubscription(r, sub.ID, sub); err != nil {
 		s.unavailable(w, r, "Kafka", err)
 		return
@@ -122,6 +128,93 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	v.Secret = whsec
 	w.Header().Set("Location", "/v1/subscriptions/"+sub.ID)
 	writeJSON(w, http.StatusCreated, v)
+}
+
+// updateInput is a PUT or PATCH body. It may be a subscription as GET
+// shows it: the read-only fields are accepted, and an id must be the one
+// in the URL.
+type updateInput struct {
+	subscriptionInput
+	ID             *string         `json:"id"`
+	CreatedAt      json.RawMessage `json:"created_at"`
+	UpdatedAt      json.RawMessage `json:"updated_at"`
+	DisabledReason json.RawMessage `json:"disabled_reason"`
+}
+
+// readUpdate reads the body of a PUT or PATCH of sub.
+func (s *Server) readUpdate(w http.ResponseWriter, r *http.Request, sub *record.Subscription) (*updateInput, bool) {
+	body, p := s.readJSON(w, r)
+	if p != nil {
+		problem.Write(w, r, p)
+		return nil, false
+	}
+	var in updateInput
+	if errs := decodeStrict(body, &in); errs != nil {
+		problem.Write(w, r, problem.Invalid(errs...))
+		return nil, false
+	}
+	if in.ID != nil && *in.ID != sub.ID {
+		problem.Write(w, r, problem.Invalid(problem.FieldError{Field: "id", Detail: "differs from the subscription in the URL; ids cannot change"}))
+		return nil, false
+	}
+	return &in, true
+}
+
+// replaceSubscription is PUT: the body is the whole new subscription, fields
+// left out take their defaults. The id, tenant, creation time and signing
+// secrets stay.
+func (s *Server) replaceSubscription(w http.ResponseWriter, r *http.Request) {
+	old, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	in, ok := s.readUpdate(w, r, old)
+	if !ok {
+		return
+	}
+	next := newSubscription(old.ID, old.Tenant, old.CreatedAt)
+	next.Secrets, next.Auth = old.Secrets, old.Auth // the stored credential stays if the body's auth leaves it out
+	if in.Auth == nil {
+		next.Auth = nil // left out of a full replace: no credential
+	}
+	if in.Enabled != nil && !*in.Enabled {
+		next.DisabledReason = old.DisabledReason
+	}
+	var errs []problem.FieldError
+	if in.Secret != nil {
+		errs = append(errs, problem.FieldError{Field: "secret", Detail: "can be set only on create; use POST /v1/subscriptions/{id}/secrets/rotate"})
+		in.Secret = nil
+	}
+	s.update(w, r, next, append(errs, s.apply(&in.subscriptionInput, next, true)...))
+}
+
+// patchSubscription is PATCH: only the fields present change; JSON null
+// clears an optional object (condition, auth, batch).
+func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
+	old, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	in, ok := s.readUpdate(w, r, old)
+	if !ok {
+		return
+	}
+	next := *old // apply replaces fields, never mutates the view's maps and slices
+	s.update(w, r, &next, s.apply(&in.subscriptionInput, &next, false))
+}
+
+// update writes a changed subscription and answers with it.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, next *record.Subscription, errs []problem.FieldError) {
+	if len(errs) > 0 {
+		problem.Write(w, r, problem.Invalid(errs...))
+		return
+	}
+	next.UpdatedAt = s.now()
+	if err := s.writeSubscription(r, next.ID, next); err != nil {
+		s.unavailable(w, r, "Kafka", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(next))
 }
 
 // writeSubscription produces the new state (nil: a tombstone) and waits
@@ -145,6 +238,9 @@ func (s *Server) writeSubscription(r *http.Request, id string, sub *record.Subsc
 // lookup finds a subscription of the caller's tenant; another tenant's id
 // is answered exactly like an unknown one.
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*record.Subscription, bool) {
+	if !s.viewReady(w, r) {
+		return nil, false
+	}
 	sub, ok := s.View.Get(r.PathValue("id"))
 	if !ok || sub.Tenant != tenantOf(r) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no subscription "+r.PathValue("id")))
@@ -171,13 +267,14 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	all := s.View.List(tenantOf(r))
-	out := make([]subscriptionView, 0, len(all))
-	for _, sub := range all {
-		out = append(out, viewOf(sub))
+// viewReady answers 503 while the view is still reading the topic at
+// startup: until then an existing subscription would look unknown.
+func (s *Server) viewReady(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.View.Ready(); err != nil {
+		s.unavailable(w, r, "the subscriptions view", err)
+		return false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": out})
+	return true
 }
 
 // decodeStrict decodes one JSON object and refuses unknown fields.

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"maps"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -15,6 +16,7 @@ import (
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 )
 
@@ -29,37 +31,45 @@ const (
 	maxAllowedHosts    = 20
 	maxURLLen          = 2048
 	maxTextLen         = 512
+	maxHeaderValue     = 4096
+	maxCredential      = 4096
+	maxBatchEvents     = 500
+	maxBatchWaitMS     = 60000
 )
 
 // subscriptionInput is a create (every field) or a patch (only the fields
-// present): nil means "not sent".
+// present): nil means "not sent". The optional objects are raw so that a
+// JSON null, which clears them, differs from leaving them out.
 type subscriptionInput struct {
 	Name               *string            `json:"name"`
 	Description        *string            `json:"description"`
 	URL                *string            `json:"url"`
 	EventTypes         *[]string          `json:"event_types"`
-	Condition          *json.RawMessage   `json:"condition"`
+	Condition          json.RawMessage    `json:"condition"`
 	Expression         *string            `json:"expression"`
 	Payload            *string            `json:"payload"`
 	Headers            *map[string]string `json:"headers"`
-	Auth               *json.RawMessage   `json:"auth"`
+	Auth               json.RawMessage    `json:"auth"`
 	RateLimitPerSecond *int32             `json:"rate_limit_per_second"`
 	TimeoutMS          *int32             `json:"timeout_ms"`
 	MaxAttempts        *int32             `json:"max_attempts"`
 	Ordered            *bool              `json:"ordered"`
 	Enabled            *bool              `json:"enabled"`
 	Metadata           *map[string]string `json:"metadata"`
-	Routes             *[]routeView       `json:"routes"`
+	Routes             *[]json.RawMessage `json:"routes"`
 	AllowedHosts       *[]string          `json:"allowed_hosts"`
-	Batch              *json.RawMessage   `json:"batch"`
+	Batch              json.RawMessage    `json:"batch"`
 	Secret             *string            `json:"secret"` // create only: bring your own whsec_ secret
 }
 
+// authInput is an endpoint credential. A credential left out keeps the
+// stored one of the same type, so that a subscription as GET shows it
+// (without its token or password) can be sent back unchanged.
 type authInput struct {
-	Type     string `json:"type"`
-	Token    string `json:"token"`
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Type     string  `json:"type"`
+	Token    *string `json:"token"`
+	Username *string `json:"username"`
+	Password *string `json:"password"`
 }
 
 type batchInput struct {
@@ -69,7 +79,11 @@ type batchInput struct {
 
 var (
 	eventTypePattern = regexp.MustCompile(`^(\*|[A-Za-z0-9_-]+)(\.(\*|[A-Za-z0-9_-]+))*$`)
-	hostPattern      = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
+	// numericHost is a host of numbers only that is not a plain IP
+	// literal; resolvers read 127.1 or 2130706433 as addresses.
+	numericHost = regexp.MustCompile(`^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$`)
+	placeholder = regexp.MustCompile(`\{\{\s*[A-Za-z0-9_.\[\]-]+\s*\}\}`)
+	hostPattern = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
 	// reservedHeaders are set by Hookline itself or by HTTP: a subscription
 	// may not override them.
 	reservedHeaders = map[string]bool{
@@ -94,8 +108,12 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 	if create && in.EventTypes == nil {
 		bad("event_types", "is required")
 	}
-	if !create && in.Secret != nil {
-		bad("secret", "can be set only on create; use the rotate call")
+	if in.Secret != nil {
+		if !create {
+			bad("secret", "can be set only on create; use POST /v1/subscriptions/{id}/secrets/rotate")
+		} else if _, err := signature.ParseSecret(*in.Secret); err != nil {
+			bad("secret", "%s", err)
+		}
 	}
 	if in.Name != nil {
 		if len(*in.Name) > maxTextLen {
@@ -140,7 +158,7 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 	}
 	if in.Condition != nil {
 		sub.Condition = nil
-		if raw := *in.Condition; len(raw) > 0 && string(raw) != "null" {
+		if raw := in.Condition; string(raw) != "null" {
 			if _, err := condition.Parse(raw); err != nil {
 				errs = append(errs, conditionError("condition", err))
 			}
@@ -164,39 +182,13 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 		sub.Payload = *in.Payload
 	}
 	if in.Headers != nil {
-		if len(*in.Headers) > maxHeaders {
-			bad("headers", "holds at most %d headers", maxHeaders)
-		}
-		for k, v := range *in.Headers {
-			switch {
-			case !httpguts.ValidHeaderFieldName(k):
-				bad("headers."+k, "is not a valid header name")
-			case reservedHeaders[strings.ToLower(k)] || strings.HasPrefix(strings.ToLower(k), "webhook-"):
-				bad("headers."+k, "is set by Hookline and cannot be overridden (use auth for credentials)")
-			case !httpguts.ValidHeaderFieldValue(v) || len(v) > 4096:
-				bad("headers."+k, "value must be at most 4096 characters without control characters")
-			}
-		}
+		errs = append(errs, checkHeaders(*in.Headers)...)
 		sub.Headers = *in.Headers
 	}
 	if in.Auth != nil {
-		sub.Auth = nil
-		if raw := *in.Auth; len(raw) > 0 && string(raw) != "null" {
-			var a authInput
-			if fe := decodeStrict(raw, &a); fe != nil {
-				fe[0].Field = "auth." + fe[0].Field
-				errs = append(errs, fe...)
-			} else {
-				switch {
-				case a.Type == "bearer" && a.Token != "" && a.Username == "" && a.Password == "":
-					sub.Auth = &record.Auth{Type: "bearer", SealedCredential: s.Box.Seal([]byte(a.Token), []byte(sub.ID))}
-				case a.Type == "basic" && a.Username != "" && a.Token == "" && !strings.Contains(a.Username, ":"):
-					sub.Auth = &record.Auth{Type: "basic", Username: a.Username, SealedCredential: s.Box.Seal([]byte(a.Password), []byte(sub.ID))}
-				default:
-					bad("auth", `must be {"type":"bearer","token":"..."} or {"type":"basic","username":"...","password":"..."}`)
-				}
-			}
-		}
+		var fe []problem.FieldError
+		sub.Auth, fe = s.authOf(in.Auth, sub)
+		errs = append(errs, fe...)
 	}
 	if in.RateLimitPerSecond != nil {
 		if v := *in.RateLimitPerSecond; v < 0 || v > 10000 {
@@ -229,8 +221,8 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 		if len(*in.Metadata) > maxMetadata {
 			bad("metadata", "holds at most %d keys", maxMetadata)
 		}
-		for k, v := range *in.Metadata {
-			if k == "" || len(k) > 128 || len(v) > maxTextLen {
+		for _, k := range slices.Sorted(maps.Keys(*in.Metadata)) {
+			if k == "" || len(k) > 128 || len((*in.Metadata)[k]) > maxTextLen {
 				bad("metadata."+k, "keys must be 1 to 128 characters and values at most %d", maxTextLen)
 			}
 		}
@@ -241,8 +233,14 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 			bad("routes", "holds at most %d routes", maxRoutes)
 		}
 		sub.Routes = []record.Route{}
-		for i, rt := range *in.Routes {
+		for i, raw := range *in.Routes {
 			field := fmt.Sprintf("routes[%d]", i)
+			var rt routeView
+			if fe := decodeStrict(raw, &rt); fe != nil {
+				fe[0].Field = joinField(field, fe[0].Field)
+				errs = append(errs, fe...)
+				continue
+			}
 			if len(rt.Condition) == 0 || string(rt.Condition) == "null" {
 				bad(field+".condition", "is required")
 			} else if _, err := condition.Parse(rt.Condition); err != nil {
@@ -253,22 +251,147 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 			}
 			sub.Routes = append(sub.Routes, record.Route{Condition: string(rt.Condition), URL: rt.URL})
 		}
-	}
-	if in.Batch != nil {
-		sub.Batch = nil
-		if raw := *in.Batch; len(raw) > 0 && string(raw) != "null" {
-			var b batchInput
-			if fe := decodeStrict(raw, &b); fe != nil {
-				fe[0].Field = "batch." + fe[0].Field
-				errs = append(errs, fe...)
-			} else if b.MaxEvents < 1 || b.MaxEvents > 500 || b.MaxWaitMS < 0 || b.MaxWaitMS > 60000 {
-				bad("batch", "max_events must be 1 to 500 and max_wait_ms 0 to 60000")
-			} else {
-				sub.Batch = &record.Batch{MaxEvents: b.MaxEvents, MaxWaitMS: b.MaxWaitMS}
+	} else if in.AllowedHosts != nil {
+		// The routes kept must still fit the new allowed hosts.
+		for i, rt := range sub.Routes {
+			if msg := s.checkRouteURL(rt.URL, sub.AllowedHosts); msg != "" {
+				bad("allowed_hosts", "routes[%d].url no longer fits: %s", i, msg)
 			}
 		}
 	}
+	if in.Batch != nil {
+		var fe []problem.FieldError
+		sub.Batch, fe = batchOf(in.Batch)
+		errs = append(errs, fe...)
+	}
 	return errs
+}
+
+// checkHeaders refuses invalid names, names Hookline or HTTP itself sets,
+// names repeated in another case (one would silently win) and values that
+// cannot be sent. Names are checked in order so the errors are stable.
+func checkHeaders(headers map[string]string) []problem.FieldError {
+	var errs []problem.FieldError
+	if len(headers) > maxHeaders {
+		errs = append(errs, problem.FieldError{Field: "headers", Detail: fmt.Sprintf("holds at most %d headers", maxHeaders)})
+	}
+	seen := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(headers)) {
+		lower := strings.ToLower(k)
+		detail := ""
+		switch {
+		case !httpguts.ValidHeaderFieldName(k):
+			detail = "is not a valid header name"
+		case reservedHeaders[lower] || strings.HasPrefix(lower, "webhook-"):
+			detail = "is set by Hookline and cannot be overridden (use auth for credentials)"
+		case seen[lower] != "":
+			detail = "repeats header " + seen[lower] + " in another case"
+		case !httpguts.ValidHeaderFieldValue(headers[k]) || len(headers[k]) > maxHeaderValue:
+			detail = fmt.Sprintf("value must be at most %d characters without control characters", maxHeaderValue)
+		}
+		if detail != "" {
+			errs = append(errs, problem.FieldError{Field: "headers." + k, Detail: detail})
+		}
+		seen[lower] = k
+	}
+	return errs
+}
+
+// authOf validates an auth object and seals its credential, bound to the
+// subscription's id. JSON null removes the credential.
+func (s *Server) authOf(raw json.RawMessage, sub *record.Subscription) (*record.Auth, []problem.FieldError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var a authInput
+	if fe := decodeStrict(raw, &a); fe != nil {
+		fe[0].Field = joinField("auth", fe[0].Field)
+		return nil, fe
+	}
+	var errs []problem.FieldError
+	bad := func(field, detail string) {
+		errs = append(errs, problem.FieldError{Field: "auth." + field, Detail: detail})
+	}
+	kept := func(typ string) []byte {
+		if sub.Auth != nil && sub.Auth.Type == typ {
+			return sub.Auth.SealedCredential
+		}
+		return nil
+	}
+	out := &record.Auth{Type: a.Type}
+	switch a.Type {
+	case "bearer":
+		if a.Username != nil || a.Password != nil {
+			bad("type", "bearer takes a token only; username and password are for basic")
+		}
+		switch {
+		case a.Token != nil && (*a.Token == "" || len(*a.Token) > maxCredential || !httpguts.ValidHeaderFieldValue(*a.Token)):
+			bad("token", fmt.Sprintf("must be 1 to %d characters without control characters", maxCredential))
+		case a.Token != nil:
+			out.SealedCredential = s.Box.Seal([]byte(*a.Token), []byte(sub.ID))
+		case kept("bearer") != nil:
+			out.SealedCredential = kept("bearer")
+		default:
+			bad("token", "is required")
+		}
+	case "basic":
+		if a.Token != nil {
+			bad("token", "is for bearer; basic takes username and password")
+		}
+		if a.Username == nil || *a.Username == "" || len(*a.Username) > maxTextLen || strings.Contains(*a.Username, ":") || !httpguts.ValidHeaderFieldValue(*a.Username) {
+			bad("username", fmt.Sprintf("is required: 1 to %d characters, no colon or control characters", maxTextLen))
+		} else {
+			out.Username = *a.Username
+		}
+		switch {
+		case a.Password != nil && len(*a.Password) > maxCredential:
+			bad("password", fmt.Sprintf("must be at most %d characters", maxCredential))
+		case a.Password != nil:
+			out.SealedCredential = s.Box.Seal([]byte(*a.Password), []byte(sub.ID))
+		case kept("basic") != nil:
+			out.SealedCredential = kept("basic")
+		default:
+			bad("password", "is required (it may be empty)")
+		}
+	case "":
+		bad("type", "is required: bearer or basic")
+	default:
+		bad("type", "must be bearer or basic")
+	}
+	if len(errs) > 0 {
+		return sub.Auth, errs
+	}
+	return out, nil
+}
+
+// batchOf validates a batch object; JSON null turns batching off.
+func batchOf(raw json.RawMessage) (*record.Batch, []problem.FieldError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var b batchInput
+	if fe := decodeStrict(raw, &b); fe != nil {
+		fe[0].Field = joinField("batch", fe[0].Field)
+		return nil, fe
+	}
+	var errs []problem.FieldError
+	if b.MaxEvents < 1 || b.MaxEvents > maxBatchEvents {
+		errs = append(errs, problem.FieldError{Field: "batch.max_events", Detail: fmt.Sprintf("must be 1 to %d", maxBatchEvents)})
+	}
+	if b.MaxWaitMS < 0 || b.MaxWaitMS > maxBatchWaitMS {
+		errs = append(errs, problem.FieldError{Field: "batch.max_wait_ms", Detail: fmt.Sprintf("must be 0 to %d", maxBatchWaitMS)})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &record.Batch{MaxEvents: b.MaxEvents, MaxWaitMS: b.MaxWaitMS}, nil
+}
+
+func joinField(prefix, field string) string {
+	if field == "" {
+		return prefix
+	}
+	return prefix + "." + field
 }
 
 // checkURL allows https, or http for a host the operator allowlisted, and
@@ -279,7 +402,7 @@ func (s *Server) checkURL(raw string) string {
 		return fmt.Sprintf("must be at most %d characters", maxURLLen)
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Opaque != "" {
+	if err != nil || u.Hostname() == "" || u.Opaque != "" {
 		return "must be an absolute https:// URL"
 	}
 	host := u.Hostname()
@@ -293,26 +416,72 @@ func (s *Server) checkURL(raw string) string {
 		return "must use https"
 	case u.Fragment != "":
 		return "must not have a #fragment"
+	case allowed:
+		return ""
 	}
-	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && !allowed && !ssrf.IsPublicIP(ip) {
-		return "points at a private, loopback, link-local or metadata address"
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if !ssrf.IsPublicIP(ip) {
+			return "points at a private, loopback, link-local or metadata address"
+		}
+		return ""
 	}
-	if net.ParseIP(host) == nil && !allowed && (host == "localhost" || strings.HasSuffix(host, ".localhost") || strings.HasSuffix(host, ".internal")) {
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	switch {
+	case name == "localhost" || strings.HasSuffix(name, ".localhost") || strings.HasSuffix(name, ".internal") || strings.HasSuffix(name, ".local"):
 		return "points at a local host name"
+	case numericHost.MatchString(name):
+		// 127.1, 2130706433 or 0x7f.0.0.1: resolvers read these as IPs.
+		return "is a numeric host that is not a plain IP address"
 	}
 	return ""
 }
 
-// checkRouteURL also allows {{field}} placeholders when the subscription
-// lists allowed hosts: the host then must be one of them.
+// checkRouteURL checks a route's URL. A URL with {{field.path}}
+// placeholders is filled from the event when it is matched: the
+// subscription must then list allowed hosts, and a host written in the URL
+// must be one of them. A URL that starts with a placeholder takes its host
+// from the event, so only the matcher can check it.
 func (s *Server) checkRouteURL(raw string, allowedHosts []string) string {
-	if !strings.Contains(raw, "{{") {
+	if !strings.Contains(raw, "{{") && !strings.Contains(raw, "}}") {
 		return s.checkURL(raw)
 	}
-	if len(allowedHosts) == 0 {
+	switch {
+	case len(allowedHosts) == 0:
 		return "a URL taken from the event needs allowed_hosts on the subscription"
+	case len(raw) > maxURLLen:
+		return fmt.Sprintf("must be at most %d characters", maxURLLen)
+	}
+	if rest := placeholder.ReplaceAllString(raw, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
+		return "placeholders must be written {{field.path}}, e.g. {{data.callback_url}}"
+	}
+	if strings.HasPrefix(raw, "{{") {
+		return ""
+	}
+	filled := placeholder.ReplaceAllString(raw, "x")
+	if msg := s.checkURL(filled); msg != "" {
+		return msg
+	}
+	if u, _ := url.Parse(filled); !hostAllowed(u.Hostname(), allowedHosts) {
+		return fmt.Sprintf("host %s is not in allowed_hosts", u.Hostname())
 	}
 	return ""
+}
+
+// hostAllowed matches host against allowed_hosts entries: exact names, or
+// *.example.com for any subdomain of example.com.
+func hostAllowed(host string, allowed []string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, a := range allowed {
+		a = strings.ToLower(a)
+		if suffix, ok := strings.CutPrefix(a, "*"); ok {
+			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
+				return true
+			}
+		} else if host == a {
+			return true
+		}
+	}
+	return false
 }
 
 // conditionError locates a condition problem inside the request body.

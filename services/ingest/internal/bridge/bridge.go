@@ -42,64 +42,73 @@ type Bridge struct {
 }
 
 // Handle converts one partition's batch. Valid and rejected records are
-// produced together; the batch counts as done only when all are acknowledged.
+// produced together; the batch counts as done only when all are
+// acknowledged. A valid event whose producer-chosen id was already written
+// (a redelivered batch, or a producer's repeat) is skipped; ids are
+// remembered only after their events are in Kafka, so a batch that fails or
+// is cut short by a crash is written in full when it is handled again.
 func (b *Bridge) Handle(ctx context.Context, batch kafka.Batch) error {
-	var out []*kgo.Record
-	var claimed []string
-	for _, r := range batch.Records {
-		ev, ownID, errs := b.convert(r)
+	events := make([]*record.Event, len(batch.Records))
+	keys := make([]string, len(batch.Records))
+	out := make([]*kgo.Record, 0, len(batch.Records))
+	for i, r := range batch.Records {
+		ev, key, errs := b.convert(r)
 		if len(errs) > 0 {
 			out = append(out, b.reject(r, errs))
 			continue
 		}
-		if ownID { // only producer-chosen ids can repeat
-			key := ev.Tenant + ":" + ev.ID
-			fresh, err := b.Events.Claim(ctx, key)
-			if err != nil {
-				b.release(claimed)
-				return err
-			}
-			if !fresh {
-				continue // a redelivered or repeated event id
-			}
-			claimed = append(claimed, key)
+		events[i], keys[i] = ev, key
+	}
+	dup, err := event.Duplicates(ctx, b.Events, keys)
+	if err != nil {
+		return fmt.Errorf("check ingested event ids: %w", err)
+	}
+	var written []string
+	for i, ev := range events {
+		if ev == nil {
+			continue
+		}
+		if dup[i] {
+			b.Log.Debug().Str("event", ev.ID).Int64("offset", batch.Records[i].Offset).Msg("repeated event id skipped")
+			continue
 		}
 		value, err := b.Codecs.Event.Marshal(ev)
 		if err != nil {
-			b.release(claimed)
-			return err
+			// A valid event always encodes; if one does not, keep it visible.
+			out = append(out, b.reject(batch.Records[i], []problem.FieldError{{Detail: "cannot be encoded: " + err.Error()}}))
+			continue
 		}
-		out = append(out, &kgo.Record{Topic: b.Topics.Events, Key: []byte(ev.Subject), Value: value})
+		out = append(out, &kgo.Record{Topic: b.Topics.Events, Key: []byte(ev.Subject), Value: value, Context: batch.Records[i].Context})
+		if keys[i] != "" {
+			written = append(written, keys[i])
+		}
 	}
 	if err := b.Producer.ProduceSync(ctx, out...).FirstErr(); err != nil {
-		b.release(claimed)
 		return fmt.Errorf("produce ingested events: %w", err)
+	}
+	if err := b.Events.Mark(ctx, written...); err != nil {
+		// The events are in Kafka; only the dedupe of a later repeat is lost.
+		b.Log.Warn().Err(err).Int("events", len(written)).Msg("remember ingested event ids")
 	}
 	return nil
 }
 
-func (b *Bridge) release(keys []string) {
-	for _, k := range keys {
-		if err := b.Events.Release(context.Background(), k); err != nil {
-			b.Log.Warn().Err(err).Msg("release event id")
-		}
-	}
-}
-
-func (b *Bridge) convert(r *kgo.Record) (ev *record.Event, ownID bool, _ []problem.FieldError) {
+// convert reads one record; key is the event's dedupe key ("" when
+// Hookline assigns the id).
+func (b *Bridge) convert(r *kgo.Record) (ev *record.Event, key string, _ []problem.FieldError) {
 	if len(r.Value) > MaxRecordBytes {
-		return nil, false, []problem.FieldError{{Detail: fmt.Sprintf("record is larger than %d bytes", MaxRecordBytes)}}
+		return nil, "", []problem.FieldError{{Detail: fmt.Sprintf("record is larger than %d bytes", MaxRecordBytes)}}
 	}
 	ins, batch, errs := event.Parse(r.Value)
 	if errs != nil {
-		return nil, false, errs
+		return nil, "", errs
 	}
 	if batch {
-		return nil, false, []problem.FieldError{{Detail: "send one event per record, not an array"}}
+		return nil, "", []problem.FieldError{{Detail: "send one event per record, not an array"}}
 	}
 	in := &ins[0]
 	if errs := in.Validate(""); len(errs) > 0 {
-		return nil, false, errs
+		return nil, "", errs
 	}
 	tenant := in.Tenant
 	for _, h := range r.Headers {
@@ -108,10 +117,10 @@ func (b *Bridge) convert(r *kgo.Record) (ev *record.Event, ownID bool, _ []probl
 		}
 	}
 	if tenant == "" {
-		return nil, false, []problem.FieldError{{Field: "tenant", Detail: "is required: set the tenant field or the hookline-tenant header"}}
+		return nil, "", []problem.FieldError{{Field: "tenant", Detail: "is required: set the tenant field or the hookline-tenant header"}}
 	}
 	e := in.Record(tenant, b.Now())
-	return &e, in.ID != "", nil
+	return &e, in.DedupeKey(tenant), nil
 }
 
 func (b *Bridge) reject(r *kgo.Record, errs []problem.FieldError) *kgo.Record {

@@ -11,7 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
@@ -106,11 +108,13 @@ func (in *Input) Validate(prefix string) []problem.FieldError {
 	}
 	if len(in.Data) == 0 || bytes.Equal(in.Data, []byte("null")) {
 		bad("data", "is required and must be a JSON object")
-	} else if in.Data[0] != '{' {
-		bad("data", "must be a JSON object")
+	} else if msg := checkObject(in.Data); msg != "" {
+		bad("data", msg)
 	}
-	if len(in.Previous) > 0 && !bytes.Equal(in.Previous, []byte("null")) && in.Previous[0] != '{' {
-		bad("previous", "must be a JSON object")
+	if len(in.Previous) > 0 && !bytes.Equal(in.Previous, []byte("null")) {
+		if msg := checkObject(in.Previous); msg != "" {
+			bad("previous", msg)
+		}
 	}
 	if len(in.Changed) > maxChanged {
 		bad("changed", "lists at most 256 field names")
@@ -121,6 +125,23 @@ func (in *Input) Validate(prefix string) []problem.FieldError {
 		}
 	}
 	return errs
+}
+
+// checkObject refuses what encoding/json lets through but the record's
+// readers cannot take: invalid UTF-8 (Avro strings are UTF-8) and numbers
+// beyond float64, which the matcher could not decode, so the event would be
+// accepted and never delivered.
+func checkObject(raw json.RawMessage) string {
+	if raw[0] != '{' {
+		return "must be a JSON object"
+	}
+	if !utf8.Valid(raw) {
+		return "must be valid UTF-8"
+	}
+	if _, err := condition.DecodeValue(raw); err != nil {
+		return "cannot be read: " + err.Error()
+	}
+	return ""
 }
 
 // Record turns a valid input into the record written to hookline.events,

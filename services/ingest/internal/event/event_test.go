@@ -28,6 +28,13 @@ func TestParseAndValidate(t *testing.T) {
 		{"batch item invalid", `[{"type":"a","data":{}},{"data":{}}]`, "[1].type", false, true},
 		{"empty batch", `[]`, "", false, true},
 		{"trailing data", `{"type":"a","data":{}} {}`, "", false, false},
+		{"data not utf-8", "{\"type\":\"a\",\"data\":{\"s\":\"\xff\"}}", "data", false, false},
+		{"number beyond float64", `{"type":"a","data":{"n":1e999}}`, "data", false, false},
+		{"previous not object", `{"type":"a","data":{},"previous":[1]}`, "previous", false, false},
+		{"previous not utf-8", "{\"type\":\"a\",\"data\":{},\"previous\":{\"s\":\"\xfe\"}}", "previous", false, false},
+		{"empty changed name", `{"type":"a","data":{},"changed":["ok",""]}`, "changed[1]", false, false},
+		{"subject too long", `{"type":"a","subject":"` + strings.Repeat("s", 129) + `","data":{}}`, "subject", false, false},
+		{"empty body", "  ", "", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@
 package index
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 
@@ -13,12 +15,21 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 )
 
-// Entry is one enabled subscription, compiled.
+// Entry is one enabled subscription, compiled. It is immutable: a new
+// version of the subscription gets a new Entry.
 type Entry struct {
 	Sub        *record.Subscription
 	Condition  *condition.Condition  // nil: always true
 	Expression *condition.Expression // nil: always true
 	Routes     []Route
+	// Key is the Kafka key of the subscription's deliveries (its id).
+	Key []byte
+	// Metadata is Sub.Metadata as a JSON object, nil when there is none,
+	// encoded once here rather than once per delivery.
+	Metadata json.RawMessage
+
+	exact    []string   // event types without wildcards, each once
+	patterns [][]string // event types with wildcards, split on dots
 }
 
 // Route is a compiled route.
@@ -51,23 +62,36 @@ func (e *Entry) URL(doc condition.Document) string {
 	return e.Sub.URL
 }
 
-type pattern struct {
-	segs  []string
-	entry *Entry
+// coversPattern reports whether one of the entry's wildcard patterns
+// matches eventType and none of its exact types does (an exact type has
+// already put the entry among the candidates).
+func (e *Entry) coversPattern(eventType string) bool {
+	if slices.Contains(e.exact, eventType) {
+		return false
+	}
+	for _, segs := range e.patterns {
+		if MatchType(segs, eventType) {
+			return true
+		}
+	}
+	return false
 }
 
-// tenantIndex is immutable once built; a change builds a new one.
+// tenantIndex is one tenant's subscriptions. It is changed in place under
+// the Index's write lock, so one change costs what it touches: the entry's
+// own event types, not the tenant's other subscriptions.
 type tenantIndex struct {
-	entries  map[string]*Entry
-	exact    map[string][]*Entry
-	patterns []pattern
+	entries  map[string]*Entry   // by subscription id
+	exact    map[string][]*Entry // by event type
+	patterns []*Entry            // entries with at least one wildcard type
 }
 
-// Index is safe for concurrent Match while Update runs.
+// Index is safe for concurrent Candidates while Update runs.
 type Index struct {
 	log      zerolog.Logger
 	mu       sync.RWMutex
 	byTenant map[string]*tenantIndex
+	n        int
 }
 
 // New returns an empty index.
@@ -75,90 +99,95 @@ func New(log zerolog.Logger) *Index {
 	return &Index{log: log, byTenant: map[string]*tenantIndex{}}
 }
 
-// Update applies one change from the subscriptions view (its ChangeFunc).
+// Update applies one change from the subscriptions view (its ChangeFunc):
+// prev is nil for a new subscription, next is nil for a deleted one.
 // Disabled subscriptions are left out: their events are not matched.
 func (ix *Index) Update(prev, next *record.Subscription) {
 	var e *Entry
 	if next != nil && next.Enabled {
 		var err error
-		if e, err = compile(next); err != nil {
+		if e, err = Compile(next); err != nil {
 			// Ingest validates before writing, so this is a record from an
 			// incompatible writer; skipping it is logged, not silent.
 			ix.log.Error().Err(err).Str("subscription", next.ID).Msg("subscription does not compile; not matched")
-			e = nil
 		}
-	}
-	tenant, id := "", ""
-	if next != nil {
-		tenant, id = next.Tenant, next.ID
-	} else {
-		tenant, id = prev.Tenant, prev.ID
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if prev != nil && prev.Tenant != tenant {
-		ix.rebuild(prev.Tenant, prev.ID, nil)
+	// Whatever the index holds under the old or the new identity goes; a
+	// subscription may even have moved to another tenant.
+	if prev != nil {
+		ix.remove(prev.Tenant, prev.ID)
 	}
-	ix.rebuild(tenant, id, e)
+	if next != nil {
+		ix.remove(next.Tenant, next.ID)
+	}
+	if e != nil {
+		ix.add(e)
+	}
 }
 
-func (ix *Index) rebuild(tenant, id string, e *Entry) {
-	old := ix.byTenant[tenant]
-	entries := make(map[string]*Entry, 1)
-	if old != nil {
-		entries = make(map[string]*Entry, len(old.entries)+1)
-		for k, v := range old.entries {
-			entries[k] = v
-		}
+func (ix *Index) add(e *Entry) {
+	t := ix.byTenant[e.Sub.Tenant]
+	if t == nil {
+		t = &tenantIndex{entries: map[string]*Entry{}, exact: map[string][]*Entry{}}
+		ix.byTenant[e.Sub.Tenant] = t
 	}
-	if e == nil {
-		delete(entries, id)
-	} else {
-		entries[id] = e
+	t.entries[e.Sub.ID] = e
+	for _, et := range e.exact {
+		t.exact[et] = append(t.exact[et], e)
 	}
-	if len(entries) == 0 {
-		delete(ix.byTenant, tenant)
+	if len(e.patterns) > 0 {
+		t.patterns = append(t.patterns, e)
+	}
+	ix.n++
+}
+
+func (ix *Index) remove(tenant, id string) {
+	t := ix.byTenant[tenant]
+	if t == nil {
 		return
 	}
-	t := &tenantIndex{entries: entries, exact: map[string][]*Entry{}}
-	for _, en := range entries {
-		for _, et := range en.Sub.EventTypes {
-			if strings.Contains(et, "*") {
-				t.patterns = append(t.patterns, pattern{segs: strings.Split(et, "."), entry: en})
-			} else {
-				t.exact[et] = append(t.exact[et], en)
-			}
+	e := t.entries[id]
+	if e == nil {
+		return
+	}
+	is := func(x *Entry) bool { return x == e }
+	delete(t.entries, id)
+	for _, et := range e.exact {
+		if rest := slices.DeleteFunc(t.exact[et], is); len(rest) > 0 {
+			t.exact[et] = rest
+		} else {
+			delete(t.exact, et)
 		}
 	}
-	ix.byTenant[tenant] = t
+	if len(e.patterns) > 0 {
+		t.patterns = slices.DeleteFunc(t.patterns, is)
+	}
+	if len(t.entries) == 0 {
+		delete(ix.byTenant, tenant)
+	}
+	ix.n--
 }
 
 // Candidates appends to buf the tenant's subscriptions whose event types
 // cover eventType, each once. Conditions are not evaluated here.
 func (ix *Index) Candidates(buf []*Entry, tenant, eventType string) []*Entry {
+	// The read lock is held while copying out, since Update changes the
+	// tenant's slices in place.
 	ix.mu.RLock()
+	defer ix.mu.RUnlock()
 	t := ix.byTenant[tenant]
-	ix.mu.RUnlock()
 	if t == nil {
 		return buf
 	}
-	start := len(buf)
 	buf = append(buf, t.exact[eventType]...)
-	for _, p := range t.patterns {
-		if MatchType(p.segs, eventType) && !contains(buf[start:], p.entry) {
-			buf = append(buf, p.entry)
+	for _, e := range t.patterns {
+		if e.coversPattern(eventType) {
+			buf = append(buf, e)
 		}
 	}
 	return buf
-}
-
-func contains(es []*Entry, e *Entry) bool {
-	for _, x := range es {
-		if x == e {
-			return true
-		}
-	}
-	return false
 }
 
 // MatchType matches a dotted event type against a pattern split on dots.
@@ -194,15 +223,14 @@ func MatchType(segs []string, eventType string) bool {
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	n := 0
-	for _, t := range ix.byTenant {
-		n += len(t.entries)
-	}
-	return n
+	return ix.n
 }
 
-func compile(s *record.Subscription) (*Entry, error) {
-	e := &Entry{Sub: s}
+// Compile builds the Entry of one subscription version: its condition,
+// expression and routes compiled, its event types sorted into exact types
+// and wildcard patterns.
+func Compile(s *record.Subscription) (*Entry, error) {
+	e := &Entry{Sub: s, Key: []byte(s.ID)}
 	var err error
 	if s.Condition != nil {
 		if e.Condition, err = condition.Parse([]byte(*s.Condition)); err != nil {
@@ -220,6 +248,18 @@ func compile(s *record.Subscription) (*Entry, error) {
 			return nil, err
 		}
 		e.Routes = append(e.Routes, Route{Condition: c, URL: r.URL})
+	}
+	if len(s.Metadata) > 0 {
+		if e.Metadata, err = json.Marshal(s.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	for _, et := range s.EventTypes {
+		if strings.Contains(et, "*") {
+			e.patterns = append(e.patterns, strings.Split(et, "."))
+		} else if !slices.Contains(e.exact, et) {
+			e.exact = append(e.exact, et)
+		}
 	}
 	return e, nil
 }

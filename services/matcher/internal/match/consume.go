@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -11,12 +12,36 @@ import (
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
+// endTimeout bounds how long a shutdown waits for the transaction in
+// flight to finish; it matches the transaction timeout of SessionOptions.
+const endTimeout = 10 * time.Second
+
+// SessionOptions are the options of the matcher's transactional session on
+// top of the client's connection options: exactly-once consume-transform-
+// produce from the events topic in group, as transactionalID.
+func SessionOptions(eventsTopic, group, transactionalID string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.TransactionalID(transactionalID),
+		kgo.TransactionTimeout(endTimeout),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(eventsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+	}
+}
+
 // Consume runs consume-transform-produce in Kafka transactions: the
 // deliveries of one poll and the offsets of the events they came from are
 // committed together, or neither is. A reprocessed event yields the same
 // delivery ids, so even without transactions a receiver can dedupe.
+//
+// The records of each partition in a poll are processed by their own
+// goroutine, in order, so per-subject order carries over to the deliveries
+// while the partitions use every core. When ctx ends, the transaction in
+// flight is still finished (for up to endTimeout) before Consume returns.
 func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, log zerolog.Logger) error {
-	var buf []*index.Entry
 	for {
 		fetches := sess.PollFetches(ctx)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -33,38 +58,61 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 		if err := sess.Begin(); err != nil {
 			return err // only when a transaction is already open: a bug
 		}
-		var (
-			mu      sync.Mutex
-			failed  error
-			pending sync.WaitGroup
-		)
-		done := func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				failed = err
-				mu.Unlock()
-			}
-			pending.Done()
-		}
-		var recs []*kgo.Record
-		fetches.EachRecord(func(r *kgo.Record) {
-			recs, buf = m.Process(r, buf)
-			for _, out := range recs {
-				pending.Add(1)
-				sess.Produce(ctx, out, done)
-			}
-		})
-		pending.Wait()
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 		commit := kgo.TryCommit
-		if failed != nil {
-			log.Error().Err(failed).Msg("produce deliveries; aborting the transaction")
+		if err := m.produce(endCtx, sess, fetches); err != nil {
+			log.Error().Err(err).Msg("produce deliveries; aborting the transaction")
 			commit = kgo.TryAbort
 		}
-		committed, err := sess.End(ctx, commit)
-		if err != nil && ctx.Err() == nil {
-			log.Error().Err(err).Msg("end transaction")
-		} else if !committed && ctx.Err() == nil {
+		committed, err := sess.End(endCtx, commit)
+		cancel()
+		switch {
+		case err != nil:
+			log.Error().Err(err).Msg("end transaction; the events will be read again")
+		case !committed:
 			log.Warn().Msg("transaction aborted; the events will be read again")
 		}
 	}
+}
+
+// produce processes the records of one poll, a goroutine per partition,
+// and produces what they yield; it returns once every record produced is
+// acknowledged, with the first failure.
+func (m *Matcher) produce(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+	var (
+		workers, acks sync.WaitGroup
+		mu            sync.Mutex
+		failed        error
+	)
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			if failed == nil {
+				failed = err
+			}
+			mu.Unlock()
+		}
+		acks.Done()
+	}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		workers.Go(func() {
+			var (
+				out []*kgo.Record
+				buf []*index.Entry
+			)
+			for _, r := range p.Records {
+				out, buf = m.Process(r, buf)
+				for _, rec := range out {
+					acks.Add(1)
+					sess.Produce(ctx, rec, done)
+				}
+			}
+		})
+	})
+	workers.Wait() // every acks.Add happened before
+	acks.Wait()
+	return failed
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,13 +56,19 @@ func (m *Matcher) Process(r *kgo.Record, buf []*index.Entry) ([]*kgo.Record, []*
 	if err != nil {
 		return []*kgo.Record{m.reject(r, err)}, buf
 	}
-	var out []*kgo.Record
-	now := m.Now()
+	var (
+		out   []*kgo.Record
+		now   time.Time
+		shape = newShaper(&ev, doc)
+	)
 	for _, e := range buf {
 		if !e.Matches(doc) {
 			continue
 		}
-		payload, err := Shape(&ev, doc, e.Sub)
+		if now.IsZero() {
+			now = m.Now()
+		}
+		payload, err := shape.body(e)
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}, buf
 		}
@@ -80,7 +87,7 @@ func (m *Matcher) Process(r *kgo.Record, buf []*index.Entry) ([]*kgo.Record, []*
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}, buf
 		}
-		out = append(out, &kgo.Record{Topic: m.Topics.Deliveries, Key: []byte(e.Sub.ID), Value: value, Context: r.Context})
+		out = append(out, &kgo.Record{Topic: m.Topics.Deliveries, Key: e.Key, Value: value, Context: r.Context})
 	}
 	return out, buf
 }
@@ -117,35 +124,96 @@ func Document(ev *record.Event) (condition.Document, error) {
 	}), nil
 }
 
-// Shape builds the request body for one subscription. With payload
-// "changed", an update event (one that lists changed fields or carries
-// previous values) sends only the changed fields plus the record's id;
-// every other event sends all fields.
-func Shape(ev *record.Event, doc condition.Document, sub *record.Subscription) ([]byte, error) {
-	b := Body{ID: ev.ID, Type: ev.Type, Timestamp: ev.OccurredAt.UTC(), Subject: ev.Subject, Data: json.RawMessage(ev.Data), Metadata: sub.Metadata}
-	if sub.Payload == "changed" {
-		if data, ok := doc.Root()["data"].(map[string]any); ok {
-			if fields := changedFields(ev, data, doc.Root()["previous"]); fields != nil {
-				only := make(map[string]any, len(fields)+1)
-				for _, f := range fields {
-					if v, ok := data[f]; ok {
-						only[f] = v
-					}
-				}
-				if v, ok := data["id"]; ok {
-					only["id"] = v
-				} else {
-					only["id"] = ev.Subject
-				}
-				raw, err := json.Marshal(only)
-				if err != nil {
-					return nil, err
-				}
-				b.Data = raw
-			}
+// Shape builds the request body of an event for one subscription; doc is
+// the event's Document. With payload "changed", an update event (one that
+// lists changed fields or carries previous values) sends only the changed
+// top-level fields of data that it still has, plus the record's id (data's
+// id, else the event's subject); every other event, such as a create or a
+// delete, sends all fields. The subscription's metadata rides along.
+func Shape(ev *record.Event, doc condition.Document, e *index.Entry) ([]byte, error) {
+	return newShaper(ev, doc).body(e)
+}
+
+// shaper builds the bodies of one event. The parts every subscription
+// shares are encoded once: the envelope up to data, and the changed-only
+// data when some subscription asks for it.
+type shaper struct {
+	ev      *record.Event
+	doc     condition.Document
+	head    []byte          // {"id":...,"subject":...,"data":
+	changed json.RawMessage // changed-only data; nil: send all fields
+	err     error
+	done    bool // changed and err are computed
+}
+
+func newShaper(ev *record.Event, doc condition.Document) *shaper {
+	return &shaper{ev: ev, doc: doc}
+}
+
+func (s *shaper) body(e *index.Entry) ([]byte, error) {
+	if s.head == nil {
+		head, err := json.Marshal(Body{ID: s.ev.ID, Type: s.ev.Type, Timestamp: s.ev.OccurredAt.UTC(), Subject: s.ev.Subject})
+		if err != nil {
+			return nil, err
+		}
+		// Body's data field is last but one, and metadata is omitted:
+		// cut at data and let each subscription finish the object.
+		s.head = head[:len(head)-len(`null}`)]
+	}
+	data := json.RawMessage(s.ev.Data)
+	if e.Sub.Payload == "changed" {
+		if !s.done {
+			s.changed, s.err = changedData(s.ev, s.doc)
+			s.done = true
+		}
+		if s.err != nil {
+			return nil, s.err
+		}
+		if s.changed != nil {
+			data = s.changed
 		}
 	}
-	return json.Marshal(b)
+	b := make([]byte, 0, len(s.head)+len(data)+len(e.Metadata)+len(`,"metadata":}`))
+	b = append(append(b, s.head...), data...)
+	if e.Metadata != nil {
+		b = append(append(b, `,"metadata":`...), e.Metadata...)
+	}
+	return append(b, '}'), nil
+}
+
+// changedData is the changed fields of an update event's data plus the
+// record id, as a JSON object, or nil when the event is not an update or
+// its data is not an object. Values are copied from the event's own JSON,
+// so numbers keep their exact digits.
+func changedData(ev *record.Event, doc condition.Document) (json.RawMessage, error) {
+	data, ok := doc.Root()["data"].(map[string]any)
+	if !ok {
+		return nil, nil
+	}
+	fields := changedFields(ev, data, doc.Root()["previous"])
+	if fields == nil {
+		return nil, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(ev.Data), &raw); err != nil {
+		return nil, fmt.Errorf("event %s data: %w", ev.ID, err)
+	}
+	only := make(map[string]json.RawMessage, len(fields)+1)
+	for _, f := range fields {
+		if v, ok := raw[f]; ok {
+			only[f] = v
+		}
+	}
+	if v, ok := raw["id"]; ok {
+		only["id"] = v
+	} else {
+		subject, err := json.Marshal(ev.Subject)
+		if err != nil {
+			return nil, err
+		}
+		only["id"] = subject
+	}
+	return json.Marshal(only)
 }
 
 // changedFields is the event's changed list, or the fields of data that
@@ -169,5 +237,6 @@ func changedFields(ev *record.Event, data map[string]any, previous any) []string
 			fields = append(fields, k)
 		}
 	}
+	slices.Sort(fields)
 	return fields
 }

@@ -18,8 +18,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/telemetry"
 )
 
 // Limits of one attempt.
@@ -63,17 +67,17 @@ func NewClient(o ClientOptions) *http.Client {
 
 // Request is one attempt to make.
 type Request struct {
-	URL       string
-	ID        string // webhook-id: the delivery id
-	Body      []byte
-	Secrets   []signature.Secret // newest first; one signature each
-	Headers   map[string]string
-	AuthType  string // "", bearer or basic
-	Username  string
-	Password  string // bearer token or basic password
-	Timeout   time.Duration
-	Gzip      bool
-	Propagate func(http.Header) // adds traceparent
+	URL      string
+	ID       string // webhook-id: the delivery id
+	Body     []byte
+	Secrets  []signature.Secret // newest first; one signature each
+	Headers  map[string]string
+	AuthType string // "", bearer or basic
+	Username string
+	Password string // bearer token or basic password
+	Timeout  time.Duration
+	Gzip     bool
+	Span     trace.SpanContext // leaves as traceparent when valid
 }
 
 // Class is how an attempt ended.
@@ -125,8 +129,8 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	h.Set("User-Agent", userAgent)
 	h.Set(signature.HeaderID, req.ID)
 	h.Set(signature.HeaderTimestamp, ts)
-	h.Set(signature.HeaderSignature, signature.Sign(req.ID, now, body, req.Secrets...))
 	if len(req.Secrets) > 0 {
+		h.Set(signature.HeaderSignature, signature.Sign(req.ID, now, body, req.Secrets...))
 		h.Set(signature.HeaderGitHub, signature.SignGitHub(body, req.Secrets[0]))
 	}
 	switch req.AuthType {
@@ -135,8 +139,8 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	case "basic":
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(req.Username+":"+req.Password)))
 	}
-	if req.Propagate != nil {
-		req.Propagate(h)
+	if req.Span.IsValid() {
+		telemetry.Propagator.Inject(trace.ContextWithSpanContext(ctx, req.Span), propagation.HeaderCarrier(h))
 	}
 	if req.Gzip {
 		// The signature covers the JSON the receiver reads after decoding.

@@ -8,6 +8,7 @@ type Metrics struct {
 	Duration    *prometheus.HistogramVec
 	InFlight    prometheus.Gauge
 	RateLimited prometheus.Counter
+	Deferred    prometheus.Counter
 	Suppressed  prometheus.Counter
 	RedisErrors prometheus.Counter
 }
@@ -24,9 +25,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"class"}),
 		InFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookline_sender_in_flight", Help: "Requests in flight."}),
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limited_total", Help: "Times a delivery had to wait for its endpoint's rate limit."}),
+		Deferred:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limit_deferred_total", Help: "Deliveries handed to the retry scheduler because their endpoint was backed up past its rate limit; not attempts."}),
 		Suppressed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_duplicates_suppressed_total", Help: "Deliveries skipped because they were already delivered."}),
 		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_redis_errors_total", Help: "Redis calls that failed."}),
 	}
-	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Suppressed, m.RedisErrors)
+	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors)
 	return m
 }

@@ -1,0 +1,83 @@
+# Shared helpers of the deploy/tests scripts. Source it; do not run it.
+#
+# Tools are installed into the repository's git-ignored .cache/ and nowhere
+# else: Python packages into .cache/venv, Go-built binaries into .cache/bin.
+# Override with HOOKLINE_CACHE (as deploy/scripts do).
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${HOOKLINE_CACHE:-$REPO/.cache}
+NAME=$(basename "$0")
+
+log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
+fail() { printf '%s: FAIL: %s\n' "$NAME" "$*" >&2; exit 1; }
+pass() { printf '%s: PASS: %s\n' "$NAME" "$*" >&2; }
+skip() { printf '%s: SKIP: %s\n' "$NAME" "$*" >&2; }
+
+# venv_python prints the path of a Python with tools/analytics/requirements.txt
+# installed, creating .cache/venv on first use (from PyPI, with pip).
+venv_python() {
+  local venv=$CACHE/venv req=$REPO/tools/analytics/requirements.txt
+  local stamp=$venv/.requirements.sha256 want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    log "installing Python packages into $venv (tools/analytics/requirements.txt)"
+    python3 -m venv "$venv" >&2 || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 || fail "pip install -r $req failed"
+    echo "$want" >"$stamp"
+  fi
+  echo "$venv/bin/python"
+}
+
+# find_kustomize prints a command that renders a kustomization: a kustomize
+# binary (PATH, then .cache/bin, else built there with go install from the Go
+# module proxy), or as a last resort `kubectl kustomize`.
+KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.2}
+find_kustomize() {
+  if command -v kustomize >/dev/null; then echo kustomize; return; fi
+  if [[ -x $CACHE/bin/kustomize ]]; then echo "$CACHE/bin/kustomize"; return; fi
+  if command -v go >/dev/null; then
+    log "building kustomize $KUSTOMIZE_VERSION into $CACHE/bin (go install)"
+    mkdir -p "$CACHE/bin"
+    # GOWORK=off: this is not part of Hookline's workspace.
+    if GOBIN=$CACHE/bin GOWORK=off GOFLAGS= go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2; then
+      echo "$CACHE/bin/kustomize"; return
+    fi
+    log "go install of kustomize failed"
+  fi
+  if command -v kubectl >/dev/null; then echo "kubectl kustomize"; return; fi
+  fail "no kustomize: install it (go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION) or kubectl"
+}
+
+# find_promtool prints promtool's path, installing Debian's prometheus
+# package (which ships promtool) when run as root; empty when unavailable.
+find_promtool() {
+  if command -v promtool >/dev/null; then command -v promtool; return; fi
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing promtool (Debian package prometheus)"
+    # The package would start a Prometheus server through its init script;
+    # a policy-rc.d answering 101 forbids that, as deploy/scripts/redis.sh does.
+    local policy=/usr/sbin/policy-rc.d added=0
+    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; added=1; fi
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >&2 || true
+    ((added)) && rm -f "$policy"
+    command -v promtool && return
+  fi
+  echo ""
+}
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL SECONDS: until URL answers 2xx.
+wait_http() {
+  local url=$1 secs=$2 i
+  for ((i = 0; i < secs * 4; i++)); do
+    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+    sleep 0.25
+  done
+  return 1
+}

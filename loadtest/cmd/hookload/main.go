@@ -1,0 +1,99 @@
+// Command hookload benchmarks Hookline end to end on one machine: it builds
+// the four services, runs them as processes against the real Kafka broker
+// and Redis (KAFKA_BROKERS, REDIS_ADDR) under a topic prefix of their own,
+// creates subscriptions through the API that point at its own HTTPS sink,
+// sends events, waits for every delivery, measures a plain-client ceiling
+// against the same sink, and prints a markdown table (JSON under results/).
+//
+//	hookload -size quick                       # every scenario, small
+//	hookload -size full -scenarios throughput  # one scenario, full size
+//	hookload -faults                           # the fault suite instead
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	size       string
+	scenarios  []string
+	via        string
+	payload    int
+	events     int
+	rate       float64
+	partitions int
+	schedule   string
+	repo       string
+	bin        string
+	results    string
+	progress   time.Duration
+	timeout    time.Duration
+	seed       uint64
+	faults     bool
+	brokers    string
+	redis      string
+}
+
+func main() {
+	var o options
+	var names string
+	flag.StringVar(&o.size, "size", "quick", "quick or full")
+	flag.StringVar(&names, "scenarios", strings.Join(scenarioNames, ","), "comma-separated scenarios to run: "+strings.Join(scenarioNames, ", "))
+	flag.StringVar(&o.via, "via", "", "send events via kafka or http for every scenario (default: each scenario's own)")
+	flag.IntVar(&o.payload, "payload", 1024, "bytes of event data")
+	flag.IntVar(&o.events, "events", 0, "events per scenario (default: the size's)")
+	flag.Float64Var(&o.rate, "rate", 0, "events per second for every scenario (default: each scenario's own; latency is 1,000/s)")
+	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the run's topics")
+	flag.StringVar(&o.schedule, "schedule", "1s,2s,5s,10s", "HOOKLINE_RETRY_SCHEDULE of the services")
+	flag.StringVar(&o.repo, "repo", "", "repository root (default: the go.work above the working directory)")
+	flag.StringVar(&o.bin, "bin", "", "use the service binaries in this folder instead of building them")
+	flag.StringVar(&o.results, "results", "", "folder of the JSON reports (default: <repo>/results)")
+	flag.DurationVar(&o.progress, "progress", 3*time.Second, "interval of the progress lines")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "the whole run stops after this")
+	flag.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "seed of the event and fault dice")
+	flag.BoolVar(&o.faults, "faults", false, "run the fault suite (kill and restart services, restart Redis, take the sink down) instead of the benchmarks")
+	flag.Parse()
+	o.scenarios = strings.Split(names, ",")
+	o.brokers, o.redis = os.Getenv("KAFKA_BROKERS"), os.Getenv("REDIS_ADDR")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "hookload:", err)
+		os.Exit(1)
+	}
+}
+
+// say prints a progress or status line on stderr; stdout is the report's.
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05")+" "+format+"\n", args...)
+}
+
+// repoRoot is the nearest folder above the working directory holding go.work.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory: pass -repo")
+		}
+		dir = parent
+	}
+}

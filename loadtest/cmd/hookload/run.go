@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/loadtest/internal/ceiling"
+	"github.com/hookline/hookline/loadtest/internal/report"
+	"github.com/hookline/hookline/loadtest/internal/sink"
+	"github.com/hookline/hookline/loadtest/internal/stack"
+	"github.com/hookline/hookline/loadtest/internal/workload"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+)
+
+// ceilingMin is the fewest requests a ceiling measurement makes.
+const ceilingMin = 20000
+
+// bench is what every scenario of a run shares.
+type bench struct {
+	o      options
+	sink   *sink.Sink
+	stack  *stack.Stack
+	api    *workload.API
+	kafka  *kgo.Client
+	codecs *record.Codecs
+	topics kafka.Topics
+}
+
+func run(ctx context.Context, o options) error {
+	if o.brokers == "" || o.redis == "" {
+		return errors.New("KAFKA_BROKERS and REDIS_ADDR must name the broker and Redis (`deploy/scripts/infra.sh up` prints them)")
+	}
+	if o.repo == "" {
+		var err error
+		if o.repo, err = repoRoot(); err != nil {
+			return err
+		}
+	}
+	if o.results == "" {
+		o.results = filepath.Join(o.repo, "results")
+	}
+	all, err := scenarios(o.size, o.payload)
+	if err != nil {
+		return err
+	}
+	var chosen []scenario
+	keys := map[string]string{}
+	for i := range all {
+		if o.events > 0 {
+			all[i].events = o.events
+		}
+		if o.rate > 0 {
+			all[i].rate = o.rate
+		}
+	}
+	for _, sc := range all {
+		if o.faults || slices.Contains(o.scenarios, sc.name) {
+			chosen = append(chosen, sc)
+		}
+		for t, k := range sc.plan.Keys() {
+			keys[t] = k
+		}
+	}
+	if o.faults {
+		chosen = []scenario{faultScenario(o.size, o.payload)}
+		keys = chosen[0].plan.Keys()
+	}
+	if len(chosen) == 0 {
+		return fmt.Errorf("no scenario among %q: choose from %s", o.scenarios, strings.Join(scenarioNames, ", "))
+	}
+
+	tmp, err := os.MkdirTemp("", "hookload")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	sk, err := sink.Start(o.seed)
+	if err != nil {
+		return err
+	}
+	defer sk.Close()
+	caFile := filepath.Join(tmp, "sink-ca.pem")
+	if err := os.WriteFile(caFile, sk.Cert.PEM, 0o600); err != nil {
+		return err
+	}
+	bin := o.bin
+	if bin == "" {
+		bin = filepath.Join(tmp, "bin")
+		say("building the services")
+		if err := stack.Build(ctx, o.repo, bin); err != nil {
+			return err
+		}
+	}
+
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	prefix := "bench" + hex.EncodeToString(suffix) + "."
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stack.DeleteTopics(ctx, o.brokers, prefix); err != nil {
+			say("cleanup of %s*: %v", prefix, err)
+		}
+	}()
+	cfg := stack.Config{
+		Bin: bin, Brokers: o.brokers, Redis: o.redis, Prefix: prefix, Partitions: o.partitions,
+		Schedule: o.schedule, CAFile: caFile, Keys: keys, LogDir: tmp,
+	}
+	fs := &faultSuite{}
+	if o.faults {
+		if cfg.Redis, err = fs.startRedis(ctx, o.repo, tmp); err != nil {
+			return err
+		}
+		defer fs.stopRedis()
+	}
+	say("starting ingest, matcher, sender and retry (topics %s*, %d partitions)", prefix, o.partitions)
+	st, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Stop()
+
+	kcl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(o.brokers, ","), ClientID: "hookload"}, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer kcl.Close()
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		return err
+	}
+	b := &bench{
+		o: o, sink: sk, stack: st, kafka: kcl, codecs: codecs, topics: kafka.NewTopics(prefix),
+		api: &workload.API{Base: st.API, Keys: keys, Client: &http.Client{
+			Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+		}},
+	}
+
+	out := &report.Run{Started: time.Now(), Size: o.size, Host: host(o)}
+	if o.faults {
+		out.Size = "faults-" + o.size
+	}
+	for _, sc := range chosen {
+		if ctx.Err() != nil {
+			break
+		}
+		var res report.Result
+		if o.faults {
+			res = b.runFaults(ctx, sc, fs)
+		} else {
+			res = b.scenario(ctx, sc)
+		}
+		out.Results = append(out.Results, res)
+		if len(res.Problems) > 0 {
+			for _, name := range stack.Services {
+				if tail := st.LogTail(name, 1500); tail != "" {
+					say("%s log (tail):\n%s", name, tail)
+				}
+			}
+		}
+	}
+
+	fmt.Println()
+	out.Markdown(os.Stdout)
+	path, err := out.WriteJSON(o.results)
+	if err != nil {
+		return err
+	}
+	say("report written to %s", path)
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped early: %w", ctx.Err())
+	}
+	if !out.OK() {
+		return errors.New("a scenario had problems (see above)")
+	}
+	return nil
+}
+
+// host describes the machine, for reading the numbers later.
+func host(o options) map[string]string {
+	load, _ := os.ReadFile("/proc/loadavg")
+	return map[string]string{
+		"cpus":      fmt.Sprint(runtime.NumCPU()),
+		"go":        runtime.Version(),
+		"os":        runtime.GOOS + "/" + runtime.GOARCH,
+		"loadavg":   strings.TrimSpace(string(load)),
+		"kafka":     o.brokers,
+		"partition": fmt.Sprint(o.partitions),
+		"schedule":  o.schedule,
+		"seed":      fmt.Sprint(o.seed),
+	}
+}
+
+// producer is how sc's events are sent.
+func (b *bench) producer(sc scenario) (workload.Producer, string) {
+	via := sc.via
+	if b.o.via != "" {
+		via = b.o.via
+	}
+	if via == "http" {
+		events := 100
+		if sc.rate > 0 {
+			events = 10
+		}
+		return &workload.HTTPProducer{API: b.api, Tenant: sc.plan.Tenant, Events: events, Concurrency: 8}, via
+	}
+	return &workload.KafkaProducer{Client: b.kafka, Topic: b.topics.Events, Codecs: b.codecs, Tenant: sc.plan.Tenant}, "kafka"
+}
+
+// prepare creates sc's subscriptions and waits until the pipeline sees them.
+func (b *bench) prepare(ctx context.Context, sc scenario) (*workload.Subs, error) {
+	t0 := time.Now()
+	subs, err := workload.Setup(ctx, b.api, b.sink, sc.plan, 32)
+	if err != nil {
+		return nil, err
+	}
+	say("%s: %d subscriptions created in %s", sc.name, sc.plan.Subscriptions(), time.Since(t0).Round(time.Millisecond))
+	if err := workload.Barrier(ctx, b.api, b.sink.Begin(sink.Faults{}), sc.plan, time.Minute); err != nil {
+		return nil, err
+	}
+	return subs, nil
+}
+
+// scenario runs one benchmark and its ceiling.
+func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
+	res := report.Result{Scenario: sc.name, Subscriptions: sc.plan.Subscriptions()}
+	say("%s: %s; faults: %s", sc.name, sc.about, sc.faults.Describe())
+	subs, err := b.prepare(ctx, sc)
+	if err != nil {
+		res.Problems = append(res.Problems, err.Error())
+		return res
+	}
+	prod, via := b.producer(sc)
+	res.Via = via
+	tally := b.sink.Begin(sc.faults)
+	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Seed: b.o.seed}
+	var prog workload.Progress
+	cpu0 := b.stack.CPU()
+	start := time.Now()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		load.Run(ctx, prod, &prog)
+	}()
+	b.await(ctx, sc.name, tally, &prog, sent, sc.drain, start)
+	cpu1 := b.stack.CPU()
+
+	b.fill(&res, tally, &prog, start, cpu0, cpu1)
+	// The ceiling posts at least ceilingMin requests, so that connection
+	// setup does not dominate small scenarios; its sink answers without faults.
+	c := tally.Counts()
+	samples := tally.Samples()
+	b.sink.Begin(sink.Faults{})
+	res.Ceiling, err = ceiling.Run(ctx, b.sink, samples, max(c.Delivered, ceilingMin), c.PeakInFlight, 30*time.Second)
+	if err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	res.Finish()
+	say("%s: %d/%d delivered at %.0f/s (ceiling %.0f/s at concurrency %d), p99 %.0f ms, lost %d, duplicates %d",
+		sc.name, res.Delivered, res.Expected, res.PerSecond, res.Ceiling.PerSecond, res.Ceiling.Concurrency, res.Latency.P99, res.Lost, res.Duplicates)
+	return res
+}
+
+// fill writes what the tally and the generator counted into res.
+func (b *bench) fill(res *report.Result, tally *sink.Tally, prog *workload.Progress, start time.Time, cpu0, cpu1 map[string]time.Duration) {
+	c := tally.Counts()
+	res.Events = int(prog.Sent.Load())
+	res.Expected = int(prog.Expected.Load())
+	res.Delivered, res.Duplicates, res.Retries, res.BadSignatures = c.Delivered, c.Duplicates, c.Retries, c.BadSignatures
+	res.Lost, res.Unexpected = tally.Compare(prog.ExpectedIDs())
+	if last := tally.Last(); !last.IsZero() {
+		res.Seconds = last.Sub(start).Seconds()
+	}
+	res.Latency = report.Summarize(tally.Latencies())
+	res.CPU = map[string]float64{}
+	for name, d := range cpu1 {
+		res.CPU[name] = (d - cpu0[name]).Seconds()
+	}
+	if n := prog.Failed.Load(); n > 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("%d events could not be sent", n))
+	}
+	if gone := b.stack.Exited(); len(gone) > 0 {
+		res.Problems = append(res.Problems, "exited during the run: "+strings.Join(gone, ", "))
+	}
+}
+
+// await prints progress until the load has been sent and every delivery
+// it owes arrived, or drain has passed since the last event was sent.
+func (b *bench) await(ctx context.Context, name string, tally *sink.Tally, prog *workload.Progress, sent <-chan struct{}, drain time.Duration, start time.Time) {
+	poll := time.NewTicker(200 * time.Millisecond)
+	defer poll.Stop()
+	var deadline time.Time
+	lastSay := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			<-sent
+			return
+		case <-poll.C:
+		}
+		finished := false
+		select {
+		case <-sent:
+			finished = true
+			if deadline.IsZero() {
+				deadline = time.Now().Add(drain)
+			}
+		default:
+		}
+		c := tally.Counts()
+		expected := int(prog.Expected.Load())
+		if time.Since(lastSay) >= b.o.progress {
+			lastSay = time.Now()
+			el := time.Since(start).Seconds()
+			say("%s: %4.0fs sent %d events, delivered %d/%d (%.0f/s), retries %d, duplicates %d",
+				name, el, prog.Sent.Load(), c.Delivered, expected, float64(c.Delivered)/el, c.Retries, c.Duplicates)
+		}
+		if !finished {
+			continue
+		}
+		if c.Delivered >= expected {
+			if lost, _ := tally.Compare(prog.ExpectedIDs()); lost == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			say("%s: gave up waiting %s after the last event", name, drain)
+			return
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package sink
+
+import (
+	"sync"
+	"time"
+)
+
+// Faults are the sink's injected misbehaviours, each the fraction of
+// verified requests it hits. The fractions are disjoint slices of one roll,
+// so together they must not exceed 1.
+type Faults struct {
+	ErrorRate    float64       // answered 503
+	ThrottleRate float64       // answered 429 with Retry-After
+	RetryAfter   time.Duration // of the 429s, whole seconds (at least 1)
+	SlowRate     float64       // answered 204 after Slow
+	Slow         time.Duration
+	TimeoutRate  float64       // not answered until the client gives up, or Hang passes
+	Hang         time.Duration // 30s when zero
+	ResetRate    float64       // connection (HTTP/1.1) or stream (HTTP/2) reset
+}
+
+type fault int
+
+const (
+	faultNone fault = iota
+	faultReset
+	faultTimeout
+	faultError
+	faultThrottle
+	faultSlow
+)
+
+// pick maps a roll u in [0,1) to the fault it lands on.
+func (f Faults) pick(u float64) fault {
+	for _, c := range []struct {
+		rate float64
+		f    fault
+	}{{f.ResetRate, faultReset}, {f.TimeoutRate, faultTimeout}, {f.ErrorRate, faultError}, {f.ThrottleRate, faultThrottle}, {f.SlowRate, faultSlow}} {
+		if u < c.rate {
+			return c.f
+		}
+		u -= c.rate
+	}
+	return faultNone
+}
+
+// Sample is one delivered request, kept so that the ceiling client can post
+// the same bodies.
+type Sample struct {
+	Path string
+	Body []byte
+}
+
+// maxSamples bounds the bodies a Tally keeps.
+const maxSamples = 10000
+
+// Tally counts what the sink received during one scenario.
+type Tally struct {
+	faults Faults
+
+	mu         sync.Mutex
+	seen       map[string]struct{} // webhook-ids answered 2xx
+	latencies  []time.Duration     // of first deliveries
+	duplicates int
+	faulted    int
+	badSig     int
+	first      time.Time // first and last 2xx answer
+	last       time.Time
+	inFlight   int
+	peak       int
+	samples    []Sample
+}
+
+func newTally(f Faults) *Tally {
+	return &Tally{faults: f, seen: map[string]struct{}{}}
+}
+
+// Counts is a snapshot of a Tally.
+type Counts struct {
+	Delivered     int // unique webhook-ids answered 2xx
+	Duplicates    int // 2xx answers for an id already delivered
+	Retries       int // requests answered with a fault
+	BadSignatures int // requests refused: unknown path or bad signature
+	PeakInFlight  int // most requests in the handler at once
+}
+
+// Counts returns the current counts.
+func (t *Tally) Counts() Counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Counts{Delivered: len(t.seen), Duplicates: t.duplicates, Retries: t.faulted, BadSignatures: t.badSig, PeakInFlight: t.peak}
+}
+
+// Has reports whether id was delivered.
+func (t *Tally) Has(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.seen[id]
+	return ok
+}
+
+// Compare counts the expected ids never delivered and the delivered ids
+// not expected.
+func (t *Tally) Compare(expected map[string]struct{}) (lost, unexpected int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range expected {
+		if _, ok := t.seen[id]; !ok {
+			lost++
+		}
+	}
+	for id := range t.seen {
+		if _, ok := expected[id]; !ok {
+			unexpected++
+		}
+	}
+	return lost, unexpected
+}
+
+// Latencies returns a copy of the end-to-end latencies of first deliveries.
+func (t *Tally) Latencies() []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]time.Duration(nil), t.latencies...)
+}
+
+// Last is when the latest delivery arrived (zero before the first).
+func (t *Tally) Last() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// Samples returns the bodies kept for the ceiling client.
+func (t *Tally) Samples() []Sample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Sample(nil), t.samples...)
+}
+
+func (t *Tally) enter() {
+	t.mu.Lock()
+	t.inFlight++
+	t.peak = max(t.peak, t.inFlight)
+	t.mu.Unlock()
+}
+
+func (t *Tally) leave() {
+	t.mu.Lock()
+	t.inFlight--
+	t.mu.Unlock()
+}
+
+func (t *Tally) fault() {
+	t.mu.Lock()
+	t.faulted++
+	t.mu.Unlock()
+}
+
+func (t *Tally) badSignature() {
+	t.mu.Lock()
+	t.badSig++
+	t.mu.Unlock()
+}
+
+// delivered records a 2xx answer for id; occurred is the event's time from
+// the body (zero when absent).
+func (t *Tally) delivered(id string, occurred, now time.Time, path string, body []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.seen[id]; dup {
+		t.duplicates++
+		return
+	}
+	t.seen[id] = struct{}{}
+	if t.first.IsZero() {
+		t.first = now
+	}
+	t.last = now
+	if !occurred.IsZero() {
+		t.latencies = append(t.latencies, now.Sub(occurred))
+	}
+	if len(t.samples) < maxSamples {
+		t.samples = append(t.samples, Sample{Path: path, Body: body})
+	}
+}

@@ -1,0 +1,325 @@
+// Package stack builds Hookline's four services and runs them as separate
+// processes against a real Kafka broker and Redis, under a topic prefix and
+// consumer groups of their own, so that a benchmark shares the cluster with
+// other runs without seeing their records.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/hookline/hookline/pkg/kafka"
+)
+
+// Services are Hookline's binaries, in start order.
+var Services = []string{"ingest", "matcher", "sender", "retry"}
+
+// Build compiles the services of the repository at repo into dir.
+func Build(ctx context.Context, repo, dir string) error {
+	for _, s := range Services {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, s), ".")
+		cmd.Dir = filepath.Join(repo, "services", s)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %w\n%s", s, err, out)
+		}
+	}
+	return nil
+}
+
+// Config says how to run the stack.
+type Config struct {
+	Bin        string // where Build put the binaries
+	Brokers    string // KAFKA_BROKERS
+	Redis      string // REDIS_ADDR
+	Prefix     string // HOOKLINE_TOPIC_PREFIX, also names the consumer groups
+	Partitions int
+	Schedule   string            // HOOKLINE_RETRY_SCHEDULE
+	CAFile     string            // HOOKLINE_SENDER_CA_FILE: the sink's certificate
+	Keys       map[string]string // tenant -> API key
+	LogDir     string            // one <service>.log each
+	Env        []string          // more variables, last wins
+}
+
+// Stack is the running services.
+type Stack struct {
+	// API is ingest's base URL, http://127.0.0.1:<port>.
+	API string
+
+	cfg Config
+	env []string
+
+	mu      sync.Mutex
+	procs   map[string]*proc
+	ops     map[string]string        // service -> ops address, kept over restarts
+	cpuDone map[string]time.Duration // CPU of instances that exited
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	cpu  time.Duration // last reading, for when it is gone
+}
+
+// Start runs every service and waits until ingest, matcher and sender are
+// ready.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(cfg.Keys))
+	for tenant, k := range cfg.Keys {
+		keys = append(keys, tenant+"="+k)
+	}
+	sort.Strings(keys)
+	s := &Stack{
+		API: "http://" + httpAddr, cfg: cfg,
+		procs: map[string]*proc{}, ops: map[string]string{}, cpuDone: map[string]time.Duration{},
+	}
+	s.env = append(os.Environ(),
+		"KAFKA_BROKERS="+cfg.Brokers,
+		"REDIS_ADDR="+cfg.Redis,
+		"HOOKLINE_TOPIC_PREFIX="+cfg.Prefix,
+		fmt.Sprintf("HOOKLINE_TOPIC_PARTITIONS=%d", cfg.Partitions),
+		"HOOKLINE_API_KEYS="+strings.Join(keys, ","),
+		"HOOKLINE_SECRET_KEY="+base64.StdEncoding.EncodeToString(key),
+		"HOOKLINE_ALLOW_HOSTS=127.0.0.1",
+		"HOOKLINE_SENDER_CA_FILE="+cfg.CAFile,
+		"HOOKLINE_HTTP_ADDR="+httpAddr,
+		"HOOKLINE_RETRY_SCHEDULE="+cfg.Schedule,
+		"HOOKLINE_MATCHER_GROUP="+cfg.Prefix+"matcher",
+		"HOOKLINE_SENDER_GROUP="+cfg.Prefix+"sender",
+		"HOOKLINE_RETRY_GROUP="+cfg.Prefix+"retry",
+		"HOOKLINE_TRANSACTIONAL_ID="+cfg.Prefix+"matcher-1",
+		// Delivered marks live in the shared Redis: keep them only as long
+		// as a run lasts.
+		"HOOKLINE_DELIVERED_TTL=30m",
+		"HOOKLINE_LOG_LEVEL=warn",
+	)
+	s.env = append(s.env, cfg.Env...)
+	for _, name := range Services {
+		if err := s.Start(name); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	for _, name := range Services {
+		if err := s.WaitReady(ctx, name, 90*time.Second); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// Start runs one service (again, after Kill), appending to its log.
+func (s *Stack) Start(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.procs[name]; p != nil {
+		return fmt.Errorf("%s is already running", name)
+	}
+	if s.ops[name] == "" {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		s.ops[name] = addr
+	}
+	logFile, err := os.OpenFile(filepath.Join(s.cfg.LogDir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(s.cfg.Bin, name))
+	cmd.Env = append(append([]string{}, s.env...), "HOOKLINE_OPS_ADDR="+s.ops[name])
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Should hookload die without cleaning up, its services follow.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	s.procs[name] = p
+	return nil
+}
+
+// WaitReady polls the service's /readyz until it answers 200.
+func (s *Stack) WaitReady(ctx context.Context, name string, timeout time.Duration) error {
+	s.mu.Lock()
+	p, addr := s.procs[name], s.ops[name]
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%s is not running", name)
+	}
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited while starting:\n%s", name, s.LogTail(name, 2000))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := client.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %s:\n%s", name, timeout, s.LogTail(name, 2000))
+}
+
+// Kill stops a service with SIGKILL: no graceful shutdown at all.
+func (s *Stack) Kill(name string) {
+	s.mu.Lock()
+	p := s.procs[name]
+	delete(s.procs, name)
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	cpu, err := processCPU(p.cmd.Process.Pid)
+	if err != nil {
+		cpu = p.cpu
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	s.mu.Lock()
+	s.cpuDone[name] += cpu
+	s.mu.Unlock()
+}
+
+// Stop ends every service with SIGTERM, and SIGKILL for those still
+// running 20 s later.
+func (s *Stack) Stop() {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = map[string]*proc{}
+	s.mu.Unlock()
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// Exited names the services that are no longer running although nobody
+// stopped them.
+func (s *Stack) Exited() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for name, p := range s.procs {
+		select {
+		case <-p.done:
+			out = append(out, name)
+		default:
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CPU is the CPU time each service has used so far, over all its
+// instances, plus "hookload" for this process.
+func (s *Stack) CPU() map[string]time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]time.Duration{}
+	for name, d := range s.cpuDone {
+		out[name] = d
+	}
+	for name, p := range s.procs {
+		if d, err := processCPU(p.cmd.Process.Pid); err == nil {
+			p.cpu = d
+		}
+		out[name] += p.cpu
+	}
+	if d, err := processCPU(os.Getpid()); err == nil {
+		out["hookload"] = d
+	}
+	return out
+}
+
+// LogTail is the last n bytes of a service's log.
+func (s *Stack) LogTail(name string, n int) string {
+	b, _ := os.ReadFile(filepath.Join(s.cfg.LogDir, name+".log"))
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// DeleteTopics removes the run's topics and consumer groups from the
+// cluster.
+func DeleteTopics(ctx context.Context, brokers, prefix string) error {
+	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(brokers, ","), ClientID: "hookload"}, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
+	var mine []string
+	for _, t := range topics.Names() {
+		if strings.HasPrefix(t, prefix) {
+			mine = append(mine, t)
+		}
+	}
+	var errs []error
+	if len(mine) > 0 {
+		if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	groups := []string{prefix + "matcher", prefix + "sender", prefix + "retry"}
+	if _, err := adm.DeleteGroups(ctx, groups...); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

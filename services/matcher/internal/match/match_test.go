@@ -1,0 +1,387 @@
+package match
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/condition"
+	"github.com/hookline/hookline/pkg/id"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/services/matcher/internal/index"
+)
+
+// codecs loads the record codecs.
+func codecs(tb testing.TB) *record.Codecs {
+	tb.Helper()
+	c, err := record.LoadCodecs()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func ptr(s string) *string { return &s }
+
+// encodeEvent is ev as the events topic holds it.
+func encodeEvent(tb testing.TB, c *record.Codecs, ev *record.Event) []byte {
+	tb.Helper()
+	b, err := c.Event.Marshal(ev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+var (
+	occurred = time.Date(2025, 6, 1, 14, 30, 45, 123_000_000, time.FixedZone("CEST", 2*60*60))
+	fixedNow = time.Date(2025, 6, 1, 12, 31, 0, 0, time.UTC)
+)
+
+// testMatcher indexes subs and returns a matcher whose clock is fixedNow.
+func testMatcher(tb testing.TB, subs ...*record.Subscription) *Matcher {
+	tb.Helper()
+	ix := index.New(zerolog.Nop())
+	for _, s := range subs {
+		ix.Update(nil, s)
+	}
+	if ix.Len() != len(subs) {
+		tb.Fatalf("indexed %d of %d subscriptions", ix.Len(), len(subs))
+	}
+	return &Matcher{Index: ix, Codecs: codecs(tb), Topics: kafka.NewTopics("test."), Now: func() time.Time { return fixedNow }}
+}
+
+func testSub(tenant, id string, types ...string) *record.Subscription {
+	return &record.Subscription{ID: id, Tenant: tenant, URL: "https://example.com/" + id, EventTypes: types, Payload: "full", Enabled: true}
+}
+
+// deliveries decodes the records Process returned, checking what every
+// delivery record must satisfy, and returns them by subscription id.
+func deliveries(t *testing.T, m *Matcher, ev *record.Event, recs []*kgo.Record) map[string]record.Delivery {
+	t.Helper()
+	out := map[string]record.Delivery{}
+	for _, r := range recs {
+		if r.Topic != m.Topics.Deliveries {
+			t.Fatalf("record for topic %s, want %s", r.Topic, m.Topics.Deliveries)
+		}
+		var d record.Delivery
+		if err := m.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+			t.Fatalf("delivery does not decode: %v", err)
+		}
+		if string(r.Key) != d.SubscriptionID {
+			t.Errorf("key %q, want the subscription id %q", r.Key, d.SubscriptionID)
+		}
+		if want := id.Delivery(ev.ID, d.SubscriptionID); d.ID != want {
+			t.Errorf("delivery id %s, want %s", d.ID, want)
+		}
+		if d.Tenant != ev.Tenant || d.EventID != ev.ID || d.EventType != ev.Type {
+			t.Errorf("delivery %+v does not carry the event's tenant, id and type", d)
+		}
+		if !d.CreatedAt.Equal(fixedNow) || !d.EventTime.Equal(ev.OccurredAt) {
+			t.Errorf("created_at %v event_time %v, want %v and %v", d.CreatedAt, d.EventTime, fixedNow, ev.OccurredAt)
+		}
+		if d.Attempt != 0 || d.DueAt != nil {
+			t.Errorf("a new delivery has attempt %d due_at %v", d.Attempt, d.DueAt)
+		}
+		var body Body
+		if err := json.Unmarshal([]byte(d.Payload), &body); err != nil || body.ID != ev.ID {
+			t.Errorf("payload %s is not the event's body: %v", d.Payload, err)
+		}
+		if _, dup := out[d.SubscriptionID]; dup {
+			t.Errorf("two deliveries for subscription %s", d.SubscriptionID)
+		}
+		out[d.SubscriptionID] = d
+	}
+	return out
+}
+
+func TestProcess(t *testing.T) {
+	cond := testSub("acme", "big-orders", "order.created")
+	cond.Condition = ptr(`{"field":"data.total","op":"gt","value":100}`)
+	expr := testSub("acme", "cel", "order.created")
+	expr.Expression = ptr(`event.data.total > 100 && event.data.region == "eu"`)
+	routed := testSub("acme", "routed", "order.created")
+	routed.Routes = []record.Route{
+		{Condition: `{"field":"data.region","op":"eq","value":"eu"}`, URL: "https://eu.example.com/hook"},
+		{Condition: `{"field":"data.region","op":"in","value":["eu","us"]}`, URL: "https://amer.example.com/hook"},
+	}
+	m := testMatcher(t,
+		testSub("acme", "orders", "order.*"),
+		cond, expr, routed,
+		testSub("acme", "customers", "customer.created"),
+		testSub("globex", "globex-orders", "order.created"),
+	)
+	tests := []struct {
+		name        string
+		tenant, typ string
+		data        string
+		want        map[string]string // subscription id -> URL; nil: rejected
+	}{
+		{"condition, expression and first route match", "acme", "order.created", `{"total":150,"region":"eu"}`, map[string]string{
+			"orders":     "https://example.com/orders",
+			"big-orders": "https://example.com/big-orders",
+			"cel":        "https://example.com/cel",
+			"routed":     "https://eu.example.com/hook",
+		}},
+		{"condition false, second route", "acme", "order.created", `{"total":50,"region":"us"}`, map[string]string{
+			"orders": "https://example.com/orders",
+			"routed": "https://amer.example.com/hook",
+		}},
+		{"no route matches: subscription URL", "acme", "order.created", `{"total":101,"region":"apac"}`, map[string]string{
+			"orders":     "https://example.com/orders",
+			"big-orders": "https://example.com/big-orders",
+			"routed":     "https://example.com/routed",
+		}},
+		{"expression error on a missing field is no match", "acme", "order.created", `{"total":500}`, map[string]string{
+			"orders":     "https://example.com/orders",
+			"big-orders": "https://example.com/big-orders",
+			"routed":     "https://example.com/routed",
+		}},
+		{"type matched by the pattern only", "acme", "order.paid", `{"total":500}`, map[string]string{
+			"orders": "https://example.com/orders",
+		}},
+		{"other tenant", "globex", "order.created", `{"total":500}`, map[string]string{
+			"globex-orders": "https://example.com/globex-orders",
+		}},
+		{"no subscription for the type", "acme", "invoice.sent", `{}`, map[string]string{}},
+		{"unknown tenant", "initech", "order.created", `{}`, map[string]string{}},
+		{"data that is not JSON is rejected", "acme", "order.created", `{"total":`, nil},
+		{"data not JSON but nobody subscribed: nothing owed", "acme", "invoice.sent", `{"total":`, map[string]string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &record.Event{ID: "evt_" + strings.ReplaceAll(tc.name, " ", "_"), Tenant: tc.tenant, Type: tc.typ,
+				Subject: "ord_1", OccurredAt: occurred.UTC(), Data: tc.data}
+			in := &kgo.Record{Topic: m.Topics.Events, Key: []byte("ord_1"), Value: encodeEvent(t, m.Codecs, ev)}
+			recs, _ := m.Process(in, nil)
+			if tc.want == nil {
+				if len(recs) != 1 || recs[0].Topic != m.Topics.IngestRejected {
+					t.Fatalf("got %d records, want one for %s", len(recs), m.Topics.IngestRejected)
+				}
+				if !bytes.Equal(recs[0].Value, in.Value) || !bytes.Equal(recs[0].Key, in.Key) {
+					t.Error("the rejected record is not the original")
+				}
+				return
+			}
+			got := deliveries(t, m, ev, recs)
+			if len(got) != len(tc.want) {
+				t.Errorf("deliveries for %v, want %v", keys(got), keys(tc.want))
+			}
+			for sub, url := range tc.want {
+				d, ok := got[sub]
+				if !ok {
+					t.Errorf("no delivery for %s", sub)
+				} else if d.URL != url {
+					t.Errorf("%s: URL %s, want %s", sub, d.URL, url)
+				}
+			}
+		})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestProcessDeterministicIDs(t *testing.T) {
+	m := testMatcher(t, testSub("acme", "a", "order.created"), testSub("acme", "b", "order.*"))
+	process := func(eventID string) []string {
+		t.Helper()
+		ev := &record.Event{ID: eventID, Tenant: "acme", Type: "order.created", Subject: "s", OccurredAt: occurred, Data: `{}`}
+		recs, _ := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)}, nil)
+		var ids []string
+		for _, d := range deliveries(t, m, ev, recs) {
+			ids = append(ids, d.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	first, again, other := process("evt_1"), process("evt_1"), process("evt_2")
+	if len(first) != 2 || !slices.Equal(first, again) {
+		t.Errorf("reprocessing gave %v then %v, want the same two ids", first, again)
+	}
+	if first[0] == first[1] {
+		t.Errorf("two subscriptions got the same delivery id %s", first[0])
+	}
+	for _, id := range other {
+		if slices.Contains(first, id) {
+			t.Errorf("another event reused delivery id %s", id)
+		}
+	}
+}
+
+func TestProcessRejectsUndecodable(t *testing.T) {
+	m := testMatcher(t, testSub("acme", "a", "*"))
+	good := encodeEvent(t, m.Codecs, &record.Event{ID: "e", Tenant: "acme", Type: "x", Data: `{}`})
+	ctx := context.WithValue(context.Background(), struct{}{}, "trace")
+	tests := []struct {
+		name  string
+		value []byte
+	}{
+		{"not the wire format", []byte("{\"id\":\"e\"}")},
+		{"empty", nil},
+		{"unknown schema id", append([]byte{0, 0, 0, 0x7f, 0x7f}, good[5:]...)},
+		{"truncated", good[:len(good)-3]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &kgo.Record{Key: []byte("k"), Value: tc.value, Context: ctx,
+				Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-x")}}}
+			recs, _ := m.Process(in, nil)
+			if len(recs) != 1 {
+				t.Fatalf("got %d records, want 1", len(recs))
+			}
+			r := recs[0]
+			if r.Topic != m.Topics.IngestRejected || string(r.Key) != "k" || !bytes.Equal(r.Value, tc.value) || r.Context != ctx {
+				t.Errorf("rejected record %+v is not the original for %s", r, m.Topics.IngestRejected)
+			}
+			if len(r.Headers) != 2 || r.Headers[0].Key != HeaderError || len(r.Headers[0].Value) == 0 || r.Headers[1].Key != "traceparent" {
+				t.Errorf("headers %v, want %s with the reason, then the original headers", r.Headers, HeaderError)
+			}
+		})
+	}
+}
+
+func TestShape(t *testing.T) {
+	const head = `{"id":"evt_1","type":"%s","timestamp":"2025-06-01T12:30:45.123Z","subject":"ord_1","data":`
+	tests := []struct {
+		name     string
+		typ      string
+		data     string
+		changed  []string
+		previous *string
+		payload  string
+		metadata map[string]string
+		want     string // the body after head
+	}{
+		{"created, full", "order.created", `{"id":"ord_1","status":"new","total":10}`, nil, nil, "full", nil,
+			`{"id":"ord_1","status":"new","total":10}}`},
+		{"created, changed mode sends all", "order.created", `{"id":"ord_1","status":"new","total":10}`, nil, nil, "changed", nil,
+			`{"id":"ord_1","status":"new","total":10}}`},
+		{"updated, changed list", "order.updated", `{"id":"ord_1","status":"paid","total":10}`, []string{"status"}, nil, "changed", nil,
+			`{"id":"ord_1","status":"paid"}}`},
+		{"updated, full mode ignores changed", "order.updated", `{"id":"ord_1","status":"paid","total":10}`, []string{"status"}, nil, "full", nil,
+			`{"id":"ord_1","status":"paid","total":10}}`},
+		{"updated, diff against previous", "order.updated", `{"id":"ord_1","status":"paid","total":10,"tracking":"T1","lines":[1,2]}`, nil,
+			ptr(`{"id":"ord_1","status":"new","total":10,"note":"x","lines":[1,2]}`), "changed", nil,
+			`{"id":"ord_1","status":"paid","tracking":"T1"}}`},
+		{"updated, nested change diffs the top-level field", "order.updated", `{"id":"ord_1","address":{"city":"Berlin","zip":"10115"}}`, nil,
+			ptr(`{"id":"ord_1","address":{"city":"Bonn","zip":"10115"}}`), "changed", nil,
+			`{"address":{"city":"Berlin","zip":"10115"},"id":"ord_1"}}`},
+		{"updated, changed list names an absent field", "order.updated", `{"id":"ord_1","status":"paid"}`, []string{"status", "gone"}, nil, "changed", nil,
+			`{"id":"ord_1","status":"paid"}}`},
+		{"updated, no id in data: the subject is the id", "order.updated", `{"status":"paid","total":10}`, []string{"status"}, nil, "changed", nil,
+			`{"id":"ord_1","status":"paid"}}`},
+		{"updated, numbers keep their digits", "order.updated", `{"id":12345678901234567890,"total":1.50,"qty":3}`, []string{"total"}, nil, "changed", nil,
+			`{"id":12345678901234567890,"total":1.50}}`},
+		{"updated, previous equal to data: only the id", "order.updated", `{"id":"ord_1","total":10}`, nil, ptr(`{"id":"ord_1","total":10}`), "changed", nil,
+			`{"id":"ord_1"}}`},
+		{"deleted, changed mode sends all", "order.deleted", `{"id":"ord_1","status":"paid","total":10}`, nil, nil, "changed", nil,
+			`{"id":"ord_1","status":"paid","total":10}}`},
+		{"data not an object sends all", "order.updated", `[1,2]`, []string{"status"}, nil, "changed", nil,
+			`[1,2]}`},
+		{"metadata injected", "order.created", `{"id":"ord_1"}`, nil, nil, "full", map[string]string{"team": "billing", "env": "prod"},
+			`{"id":"ord_1"},"metadata":{"env":"prod","team":"billing"}}`},
+		{"metadata with changed data", "order.updated", `{"id":"ord_1","status":"paid","total":10}`, []string{"total"}, nil, "changed", map[string]string{"a": "<b>"},
+			`{"id":"ord_1","total":10},"metadata":{"a":"\u003cb\u003e"}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: tc.typ, Subject: "ord_1", OccurredAt: occurred,
+				Data: tc.data, Changed: tc.changed, Previous: tc.previous}
+			doc, err := Document(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := testSub("acme", "a", tc.typ)
+			s.Payload, s.Metadata = tc.payload, tc.metadata
+			e, err := index.Compile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Shape(ev, doc, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.Replace(head, "%s", tc.typ, 1) + tc.want; string(got) != want {
+				t.Errorf("body\n got %s\nwant %s", got, want)
+			}
+			var body Body
+			if err := json.Unmarshal(got, &body); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			if !body.Timestamp.Equal(occurred) || len(body.Metadata) != len(tc.metadata) {
+				t.Errorf("decoded body %+v lost the timestamp or metadata", body)
+			}
+		})
+	}
+}
+
+// TestShapeEscapes checks the envelope stays valid JSON whatever the event's
+// strings hold.
+func TestShapeEscapes(t *testing.T) {
+	ev := &record.Event{ID: `evt_"1"`, Type: "a\\b", Subject: "<script>\n\u2028", OccurredAt: occurred, Data: `{"x":"\"quoted\""}`}
+	doc, err := Document(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := index.Compile(testSub("acme", "a", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Shape(ev, doc, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body Body
+	if err := json.Unmarshal(got, &body); err != nil {
+		t.Fatalf("%s: %v", got, err)
+	}
+	if body.ID != ev.ID || body.Type != ev.Type || body.Subject != ev.Subject || string(body.Data) != ev.Data {
+		t.Errorf("decoded %+v, want the event's fields back", body)
+	}
+}
+
+func TestDocument(t *testing.T) {
+	ev := &record.Event{ID: "e", Type: "t", Subject: "s", Source: "src", Data: `{"a":{"b":[1,"x"]}}`,
+		Changed: []string{"a"}, Previous: ptr(`{"a":null}`)}
+	doc, err := Document(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path string
+		want any
+	}{
+		{"id", "e"}, {"type", "t"}, {"subject", "s"}, {"source", "src"},
+		{"data.a.b.1", "x"}, {"changed.0", "a"}, {"previous.a", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			path, err := condition.ParsePath(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := doc.Lookup(path); !ok || got != tc.want {
+				t.Errorf("%s = %v (%v), want %v", tc.path, got, ok, tc.want)
+			}
+		})
+	}
+	ev.Previous = ptr(`{`)
+	if _, err := Document(ev); err == nil {
+		t.Error("invalid previous accepted")
+	}
+}

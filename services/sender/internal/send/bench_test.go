@@ -1,0 +1,139 @@
+package send_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+)
+
+// The benchmark's shape: endpoints and the sender's concurrency settings
+// (main's defaults).
+const (
+	benchEndpoints   = 10
+	benchPerEndpoint = 16
+	benchInFlight    = 512
+)
+
+// benchPayload is a typical event of about 500 bytes.
+var benchPayload = `{"id":"evt_2bT9xk3LQm7vR1pZ","type":"order.created","timestamp":"2025-01-01T12:00:00Z",` +
+	`"subject":"order_81723","data":{"order_id":"order_81723","customer":{"id":"cus_9921","email":"ada@example.com",` +
+	`"country":"GB"},"total":{"amount":12999,"currency":"EUR"},"items":[{"sku":"SKU-1","qty":2,"price":4999},` +
+	`{"sku":"SKU-7","qty":1,"price":3001}],"status":"paid","notes":"leave at the door"},"metadata":{"source":"shop",` +
+	`"region":"eu-west-1"}}`
+
+// BenchmarkSender measures deliveries per second of the sender consuming
+// b.N pre-produced deliveries for 10 endpoints on a local HTTPS/HTTP2 sink
+// that answers 204 (idempotency, signing and the delivery log on), and in
+// the same run the sink's bare ceiling: a plain http.Client posting the
+// same bodies with the same concurrency (the sender's bound, 10 endpoints
+// x 16), measured before and after the sender. Run it with a fixed count, e.g.
+//
+//	go test -run '^$' -bench BenchmarkSender -benchtime 20000x ./internal/send
+func BenchmarkSender(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		rate int32 // per endpoint; high enough never to hold anything back
+	}{
+		{"ratelimit=off", 0},
+		{"ratelimit=on", 1_000_000},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchmarkSender(b, bc.rate) })
+	}
+}
+
+func benchmarkSender(b *testing.B, rate int32) {
+	b.StopTimer()
+	e := newEnv(b)
+	sink := testreceiver.NewSink(b)
+	subs := make([]*record.Subscription, benchEndpoints)
+	for i := range subs {
+		subs[i], _ = e.subscribe(sink.URL+"/hooks/"+strconv.Itoa(i), []time.Duration{0}, func(s *record.Subscription) {
+			s.RateLimitPerSecond = rate
+		})
+	}
+	ds := make([]record.Delivery, b.N)
+	for i := range ds {
+		ds[i] = e.delivery(subs[i%len(subs)], benchPayload)
+	}
+	for chunk := range slices.Chunk(ds, 10_000) {
+		e.publish(chunk...)
+	}
+
+	// The machine is shared: take the ceiling on both sides of the sender
+	// and compare with their mean.
+	concurrency := min(benchInFlight, benchEndpoints*benchPerEndpoint)
+	body := []byte(benchPayload)
+	ceilingTook := postBare(b, sink, body, b.N, concurrency)
+
+	s := e.sender(sink)
+	s.PerEndpoint, s.Slots = benchPerEndpoint, make(chan struct{}, benchInFlight)
+	before := sink.Count()
+	run := e.run(s, "bench")
+	select {
+	case <-run.started:
+	case <-time.After(30 * time.Second):
+		b.Fatal("the sender got no batch within 30 s")
+	}
+	start := time.Now()
+	b.StartTimer()
+	run.waitHandled(b, b.N, 5*time.Minute)
+	b.StopTimer()
+	senderTook := time.Since(start)
+	if got := testutil.ToFloat64(s.Metrics.Attempts.WithLabelValues(record.OutcomeDelivered)); got != float64(b.N) || sink.Count()-before != int64(b.N) {
+		b.Fatalf("%v delivered, sink got %d; want %d", got, sink.Count()-before, b.N)
+	}
+
+	ceilingTook = (ceilingTook + postBare(b, sink, body, b.N, concurrency)) / 2
+	senderRate := float64(b.N) / senderTook.Seconds()
+	ceilingRate := float64(b.N) / ceilingTook.Seconds()
+	b.ReportMetric(senderRate, "deliveries/s")
+	b.ReportMetric(ceilingRate, "ceiling/s")
+	b.ReportMetric(senderRate/ceilingRate, "ratio")
+}
+
+// postBare posts body n times to the sink with a plain client and
+// concurrency workers, and returns how long that took.
+func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurrency int) time.Duration {
+	b.Helper()
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: sink.Cert.Pool(), MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: concurrency,
+	}}
+	defer client.CloseIdleConnections()
+	before := sink.Count()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range concurrency {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				resp, err := client.Post(sink.URL+"/hooks", "application/json", bytes.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if got := sink.Count() - before; got != int64(n) {
+		b.Fatalf("bare client: sink got %d, want %d", got, n)
+	}
+	return took
+}
