@@ -33,6 +33,7 @@ import (
 type settings struct {
 	service.Base
 	HTTPAddr   string
+	Group      string
 	MaxBody    int64
 	Keys       api.Keys
 	SecretKey  []byte
@@ -44,6 +45,7 @@ func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "ingest", "127.0.0.1:9101")}
 	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")
+	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", "hookline-ingest", "consumer group of the JSON ingest bridges")
 	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
 	cfg.AllowHosts = r.List("HOOKLINE_ALLOW_HOSTS", "", "hosts allowed over http and at private addresses (demo, tests)")
 	cfg.DedupeTTL = r.Duration("HOOKLINE_EVENT_DEDUPE_TTL", 24*time.Hour, "how long a producer's event id is remembered")
@@ -107,7 +109,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Log: log, Now: time.Now,
 	}
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
-	consumer, err := kafka.NewConsumer(cfg.Kafka, "hookline-ingest", []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
+	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
 	if err != nil {
 		return err
 	}

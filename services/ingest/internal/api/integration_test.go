@@ -43,6 +43,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
+	testkafka.WaitTopic(t, cfg, cfg.Topics.Subscriptions)
 	view := subscription.NewView(srv.Codecs, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -73,3 +73,33 @@ func WaitRecords(t testing.TB, cfg kafka.Config, topic string, n int, within tim
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// WaitTopic waits until the brokers answer for topic's partitions: a topic
+// just created may be unknown to a broker for a moment, and a client that
+// lists its offsets then (the subscriptions view does, once, at start)
+// fails.
+func WaitTopic(t testing.TB, cfg kafka.Config, topic string) {
+	t.Helper()
+	cl, err := kafka.NewClient(cfg, testinfra.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		cancel()
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
