@@ -107,6 +107,7 @@ func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
 		"HOOKLINE_MATCHER_GROUP="+kcfg.Topics.Prefix+"matcher",
 		"HOOKLINE_SENDER_GROUP="+kcfg.Topics.Prefix+"sender",
 		"HOOKLINE_RETRY_GROUP="+kcfg.Topics.Prefix+"retry",
+		"HOOKLINE_INGEST_GROUP="+kcfg.Topics.Prefix+"ingest",
 		"HOOKLINE_TRANSACTIONAL_ID="+kcfg.Topics.Prefix+"matcher-1",
 		"HOOKLINE_LOG_LEVEL=warn",
 	)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ops"
@@ -107,6 +108,9 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Producer: producer, View: view, Codecs: codecs, Topics: cfg.Kafka.Topics, Keys: cfg.Keys,
 		Events: events, Box: box, Guard: guard, Tiers: cfg.Schedule.Tiers(), MaxBody: cfg.MaxBody,
 		Log: log, Now: time.Now,
+		Replay: func(ctx context.Context, f dlq.Filter) ([]string, error) {
+			return dlq.Replay(ctx, cfg.Kafka, codecs, producer, f)
+		},
 	}
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())

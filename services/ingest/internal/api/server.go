@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/problem"
@@ -40,8 +41,10 @@ type Server struct {
 	Guard    *ssrf.Guard
 	Tiers    []time.Duration // retry tiers, for the registry's subjects
 	MaxBody  int64
-	Log      zerolog.Logger
-	Now      func() time.Time
+	// Replay copies picked dead letters back to the deliveries topic.
+	Replay func(context.Context, dlq.Filter) ([]string, error)
+	Log    zerolog.Logger
+	Now    func() time.Time
 }
 
 // Handler routes the API.
@@ -56,6 +59,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("DELETE /v1/subscriptions/{id}", s.auth(s.deleteSubscription))
 	mux.Handle("POST /v1/subscriptions/{id}/secrets/rotate", s.auth(s.rotateSecret))
 	mux.Handle("POST /v1/subscriptions/{id}/test", s.auth(s.testSubscription))
+	mux.Handle("POST /v1/replay", s.auth(s.replay))
 	s.registryRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
