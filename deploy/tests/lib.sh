@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the deploy/tests scripts. Source it; do not run it.
 #
 # Tools are installed into the repository's git-ignored .cache/ and nowhere
@@ -15,14 +16,15 @@ fail() { printf '%s: FAIL: %s\n' "$NAME" "$*" >&2; exit 1; }
 pass() { printf '%s: PASS: %s\n' "$NAME" "$*" >&2; }
 skip() { printf '%s: SKIP: %s\n' "$NAME" "$*" >&2; }
 
-# venv_python prints the path of a Python with tools/analytics/requirements.txt
-# installed, creating .cache/venv on first use (from PyPI, with pip).
+# venv_python prints the path of a Python with deploy/tests/requirements.txt
+# (which includes tools/analytics/requirements.txt) installed, creating
+# .cache/venv on first use or when a requirements file changed (PyPI, pip).
 venv_python() {
-  local venv=$CACHE/venv req=$REPO/tools/analytics/requirements.txt
+  local venv=$CACHE/venv req=$REPO/deploy/tests/requirements.txt
   local stamp=$venv/.requirements.sha256 want
-  want=$(sha256sum "$req" | cut -d' ' -f1)
+  want=$(cat "$req" "$REPO/tools/analytics/requirements.txt" | sha256sum | cut -d' ' -f1)
   if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    log "installing Python packages into $venv (tools/analytics/requirements.txt)"
+    log "installing Python packages into $venv (deploy/tests/requirements.txt)"
     python3 -m venv "$venv" >&2 || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 || fail "pip install -r $req failed"
     echo "$want" >"$stamp"
@@ -30,19 +32,21 @@ venv_python() {
   echo "$venv/bin/python"
 }
 
-# find_kustomize prints a command that renders a kustomization: a kustomize
-# binary (PATH, then .cache/bin, else built there with go install from the Go
-# module proxy), or as a last resort `kubectl kustomize`.
+# kustomize_build prints the command that renders a kustomization directory
+# given after it: $HOOKLINE_KUSTOMIZE_BUILD if set, else `kustomize build`
+# with a kustomize binary from PATH or .cache/bin (built there with go
+# install from the Go module proxy on first use), else `kubectl kustomize`.
 KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.2}
-find_kustomize() {
-  if command -v kustomize >/dev/null; then echo kustomize; return; fi
-  if [[ -x $CACHE/bin/kustomize ]]; then echo "$CACHE/bin/kustomize"; return; fi
+kustomize_build() {
+  if [[ -n ${HOOKLINE_KUSTOMIZE_BUILD:-} ]]; then echo "$HOOKLINE_KUSTOMIZE_BUILD"; return; fi
+  if command -v kustomize >/dev/null; then echo "kustomize build"; return; fi
+  if [[ -x $CACHE/bin/kustomize ]]; then echo "$CACHE/bin/kustomize build"; return; fi
   if command -v go >/dev/null; then
     log "building kustomize $KUSTOMIZE_VERSION into $CACHE/bin (go install)"
     mkdir -p "$CACHE/bin"
     # GOWORK=off: this is not part of Hookline's workspace.
-    if GOBIN=$CACHE/bin GOWORK=off GOFLAGS= go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2; then
-      echo "$CACHE/bin/kustomize"; return
+    if GOBIN=$CACHE/bin GOWORK=off GOFLAGS='' go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2; then
+      echo "$CACHE/bin/kustomize build"; return
     fi
     log "go install of kustomize failed"
   fi
