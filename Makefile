@@ -61,3 +61,21 @@ infra-reset: ## stop Kafka and Redis and wipe their data
 .PHONY: clean-data
 clean-data: ## wipe the embedded stack's data (.hookline/)
 	rm -rf .hookline
+
+# Load tests (loadtest/): pass more hookload flags with BENCH_FLAGS, e.g.
+# make bench-quick BENCH_FLAGS="-scenarios fanout,latency".
+.PHONY: bench-quick
+bench-quick: ## every load scenario, small (a few minutes): markdown table, JSON in results/
+	@loadtest/bench.sh -size quick $(BENCH_FLAGS)
+
+.PHONY: bench-load
+bench-load: ## every load scenario at full size, with the ceiling ratio of each
+	@loadtest/bench.sh -size full $(BENCH_FLAGS)
+
+.PHONY: test-faults
+test-faults: ## fault suite: SIGKILL each service, restart a private Redis, sink down; nothing lost
+	@loadtest/bench.sh -faults $(BENCH_FLAGS)
+
+.PHONY: test-deploy
+test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode by non-Go tools)
+	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh; do deploy/tests/$$t || exit 1; done
