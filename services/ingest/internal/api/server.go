@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,20 +48,44 @@ type Server struct {
 	Now    func() time.Time
 }
 
+// route is one authenticated API call.
+type route struct {
+	pattern string // "METHOD /path" as net/http's ServeMux reads it
+	handle  http.HandlerFunc
+}
+
+// routes lists the API; the OpenAPI document is checked against it.
+func (s *Server) routes() []route {
+	return []route{
+		{"POST /v1/events", s.postEvents},
+		{"POST /v1/subscriptions", s.createSubscription},
+		{"GET /v1/subscriptions", s.listSubscriptions},
+		{"GET /v1/subscriptions/{id}", s.getSubscription},
+		{"PUT /v1/subscriptions/{id}", s.replaceSubscription},
+		{"PATCH /v1/subscriptions/{id}", s.patchSubscription},
+		{"DELETE /v1/subscriptions/{id}", s.deleteSubscription},
+		{"POST /v1/subscriptions/{id}/secrets/rotate", s.rotateSecret},
+		{"POST /v1/subscriptions/{id}/test", s.testSubscription},
+		{"POST /v1/replay", s.replay},
+	}
+}
+
+// openAPI is the API's OpenAPI 3.1 document, served at /openapi.json.
+//
+//go:embed openapi.json
+var openAPI []byte
+
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/events", s.auth(s.postEvents))
-	mux.Handle("POST /v1/subscriptions", s.auth(s.createSubscription))
-	mux.Handle("GET /v1/subscriptions", s.auth(s.listSubscriptions))
-	mux.Handle("GET /v1/subscriptions/{id}", s.auth(s.getSubscription))
-	mux.Handle("PUT /v1/subscriptions/{id}", s.auth(s.replaceSubscription))
-	mux.Handle("PATCH /v1/subscriptions/{id}", s.auth(s.patchSubscription))
-	mux.Handle("DELETE /v1/subscriptions/{id}", s.auth(s.deleteSubscription))
-	mux.Handle("POST /v1/subscriptions/{id}/secrets/rotate", s.auth(s.rotateSecret))
-	mux.Handle("POST /v1/subscriptions/{id}/test", s.auth(s.testSubscription))
-	mux.Handle("POST /v1/replay", s.auth(s.replay))
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.auth(rt.handle))
+	}
 	s.registryRoutes(mux)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
 	})
