@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,11 +33,14 @@ type Transactor struct {
 	mu    sync.Mutex // guards queue
 	queue []*txnCall
 	txnMu sync.Mutex // one transaction at a time
+
+	topicIDs map[string][16]byte // guarded by txnMu
 }
 
 type txnCall struct {
 	records []*kgo.Record
 	through []*kgo.Record
+	done    bool // guarded by txnMu
 	err     error
 }
 
@@ -59,7 +63,7 @@ func NewTransactor(ctx context.Context, cfg Config, c *Consumer, txnID string, l
 		return nil, fmt.Errorf("init transactional producer %s: %w", txnID, err)
 	}
 	c.inTxn.Store(true)
-	return &Transactor{producer: p, consumer: c, txnID: txnID, timeout: timeout}, nil
+	return &Transactor{producer: p, consumer: c, txnID: txnID, timeout: timeout, topicIDs: map[string][16]byte{}}, nil
 }
 
 // Close closes the producer.
@@ -81,20 +85,20 @@ func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through 
 
 	t.txnMu.Lock()
 	defer t.txnMu.Unlock()
+	if call.done {
+		return call.err // an earlier caller's transaction included it
+	}
 	t.mu.Lock()
-	calls := t.queue
+	calls := t.queue // call is among them
 	t.queue = nil
 	t.mu.Unlock()
-	if len(calls) == 0 {
-		return call.err // an earlier caller committed it with its own
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
 	defer cancel()
 	err := t.transact(ctx, calls)
 	for _, c := range calls {
-		c.err = err
+		c.done, c.err = true, err
 	}
-	return err
+	return call.err
 }
 
 func (t *Transactor) transact(ctx context.Context, calls []*txnCall) error {
@@ -113,7 +117,6 @@ func (t *Transactor) transact(ctx context.Context, calls []*txnCall) error {
 			}
 		}
 	}
-	fmt.Printf("DEBUG txn calls=%d records=%d offsets=%v\n", len(calls), len(records), offsets)
 	if err := t.producer.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -161,13 +164,18 @@ func (t *Transactor) sendOffsets(ctx context.Context, offsets map[string]map[int
 		return fmt.Errorf("add offsets of group %s to transaction: %w", group, err)
 	}
 
+	// TxnOffsetCommit v6 (KIP-1319) names topics by id, older versions by
+	// name; the broker picks, so the request carries both.
+	if err := t.loadTopicIDs(ctx, offsets); err != nil {
+		return err
+	}
 	member, generation := t.consumer.client.GroupMetadata()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = t.txnID, group, id, epoch
 	req.Generation, req.MemberID = generation, member
 	for topic, parts := range offsets {
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
-		rt.Topic = topic
+		rt.Topic, rt.TopicID = topic, t.topicIDs[topic]
 		for p, at := range parts {
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, at.Offset, at.Epoch
@@ -187,5 +195,35 @@ func (t *Transactor) sendOffsets(ctx context.Context, offsets map[string]map[int
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		if errors.Is(err, kerr.UnknownTopicID) {
+			clear(t.topicIDs) // a topic was recreated: look the ids up again
+		}
+		return err
+	}
+	return nil
+}
+
+// loadTopicIDs looks up the ids of the topics it does not know yet.
+func (t *Transactor) loadTopicIDs(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	var missing []string
+	for topic := range offsets {
+		if _, ok := t.topicIDs[topic]; !ok {
+			missing = append(missing, topic)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	details, err := kadm.NewClient(t.producer).ListTopics(ctx, missing...)
+	if err != nil {
+		return fmt.Errorf("topic ids: %w", err)
+	}
+	for _, d := range details {
+		if d.Err != nil {
+			return fmt.Errorf("topic id of %s: %w", d.Topic, d.Err)
+		}
+		t.topicIDs[d.Topic] = d.ID
+	}
+	return nil
 }

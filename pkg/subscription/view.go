@@ -58,6 +58,11 @@ func (v *View) Run(ctx context.Context, cfg kafka.Config, topic string, extra ..
 	opts := append([]kgo.Opt{
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Only committed writes count, and the markers of transactions
+		// arrive too: a marker can be a partition's last offset, which
+		// the view must pass to become ready.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	}, extra...)
 	cl, err := kafka.NewClient(cfg, v.log, opts...)
 	if err != nil {
@@ -96,15 +101,22 @@ func (v *View) Run(ctx context.Context, cfg kafka.Config, topic string, extra ..
 }
 
 func (v *View) apply(r *kgo.Record) {
+	if r.Attrs.IsControl() {
+		v.advance(r)
+		return
+	}
 	id := string(r.Key)
 	var next *record.Subscription
 	if r.Value != nil {
 		var s record.Subscription
 		if err := v.codecs.Subscription.Unmarshal(r.Value, &s); err != nil {
+			// Skipped, not taken for a deletion: the subscription keeps
+			// its last readable state.
 			v.log.Error().Err(err).Str("key", id).Int64("offset", r.Offset).Msg("undecodable subscription record skipped")
-		} else {
-			next = &s
+			v.advance(r)
+			return
 		}
+		next = &s
 	}
 	v.mu.Lock()
 	prev := v.byID[id]
@@ -121,6 +133,13 @@ func (v *View) apply(r *kgo.Record) {
 	for _, fn := range v.onChange {
 		fn(prev, next)
 	}
+}
+
+// advance records that r was read without changing the view.
+func (v *View) advance(r *kgo.Record) {
+	v.mu.Lock()
+	v.next[r.Partition] = r.Offset + 1
+	v.mu.Unlock()
 }
 
 func (v *View) checkReadyLocked() {

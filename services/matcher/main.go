@@ -73,22 +73,13 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now}
 
-	// Ready means matching: the index holds every subscription and the
-	// transactional session exists.
 	var matching atomic.Bool
-	ready := func() error {
-		if err := view.Ready(); err != nil {
-			return err
-		}
-		if !matching.Load() {
-			return errNotMatching
-		}
-		return nil
-	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
-	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, ready)) })
+	g.Go(func() error {
+		return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, readiness(view.Ready, &matching)))
+	})
 	g.Go(func() error {
 		// Matching against a partial index would miss deliveries: join the
 		// group only once every subscription is known.
@@ -106,6 +97,12 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 			return fmt.Errorf("transactional session: %w", err)
 		}
 		defer sess.Close()
+		if err := sess.Client().Ping(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("transactional session: %w", err)
+		}
 		matching.Store(true)
 		defer matching.Store(false)
 		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
@@ -114,4 +111,20 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	return g.Wait()
 }
 
+// errNotMatching is why the matcher is not ready once the view is.
 var errNotMatching = errors.New("transactional session not started")
+
+// readiness is /readyz: ready once the index holds every subscription (the
+// view has caught up) and the transactional session has started, so that
+// a ready matcher is one that is matching events.
+func readiness(viewReady func() error, matching *atomic.Bool) func() error {
+	return func() error {
+		if err := viewReady(); err != nil {
+			return err
+		}
+		if !matching.Load() {
+			return errNotMatching
+		}
+		return nil
+	}
+}

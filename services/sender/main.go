@@ -42,6 +42,7 @@ type settings struct {
 	PerEndpoint  int
 	ConnsPerHost int
 	DeliveredTTL time.Duration
+	RateWait     time.Duration
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", 512, "requests in flight per instance")
 	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", 16, "requests in flight per endpoint and partition (1 when ordered)")
 	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", send.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
 	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
 	var err error
 	if cfg.SecretKey, err = secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; opens secrets sealed by ingest")); err != nil {
@@ -117,20 +119,21 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 
 	view := subscription.NewView(codecs, log)
 	s := &send.Sender{
-		Client:      deliver.NewClient(deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}),
-		View:        view,
-		Codecs:      codecs,
-		Topics:      cfg.Kafka.Topics,
-		Schedule:    cfg.Schedule,
-		Producer:    producer,
-		Delivered:   idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
-		Limiter:     ratelimit.New(rdb),
-		Box:         box,
-		PerEndpoint: cfg.PerEndpoint,
-		Slots:       make(chan struct{}, cfg.MaxInFlight),
-		Metrics:     send.NewMetrics(tel.Registry),
-		Log:         log,
-		Now:         time.Now,
+		Client:        deliver.NewClient(deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}),
+		View:          view,
+		Codecs:        codecs,
+		Topics:        cfg.Kafka.Topics,
+		Schedule:      cfg.Schedule,
+		Producer:      producer,
+		Delivered:     idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
+		Limiter:       ratelimit.New(rdb),
+		Box:           box,
+		PerEndpoint:   cfg.PerEndpoint,
+		Slots:         make(chan struct{}, cfg.MaxInFlight),
+		Metrics:       send.NewMetrics(tel.Registry),
+		Log:           log,
+		Now:           time.Now,
+		RateLimitWait: cfg.RateWait,
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })

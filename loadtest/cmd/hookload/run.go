@@ -76,7 +76,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if o.faults {
-		chosen = []scenario{faultScenario(o.size, o.payload)}
+		chosen = []scenario{faultScenario(o.payload)}
 		keys = chosen[0].plan.Keys()
 	}
 	if len(chosen) == 0 {
@@ -229,7 +229,7 @@ func (b *bench) prepare(ctx context.Context, sc scenario) (*workload.Subs, error
 		return nil, err
 	}
 	say("%s: %d subscriptions created in %s", sc.name, sc.plan.Subscriptions(), time.Since(t0).Round(time.Millisecond))
-	if err := workload.Barrier(ctx, b.api, b.sink.Begin(sink.Faults{}), sc.plan, time.Minute); err != nil {
+	if err := workload.Barrier(ctx, b.api, b.sink, sc.plan, time.Minute); err != nil {
 		return nil, err
 	}
 	return subs, nil

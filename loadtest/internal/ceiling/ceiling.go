@@ -41,6 +41,10 @@ func Run(ctx context.Context, sk *sink.Sink, samples []sink.Sample, n, concurren
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, maxDuration)
 	defer cancel()
+	// Connect before the clock starts, as Hookline's sender had.
+	if err := post(ctx, client, sk, samples[0], "ceil_warmup"); err != nil {
+		return report.Ceiling{}, fmt.Errorf("ceiling: %w", err)
+	}
 
 	var next, ok atomic.Int64
 	var firstErr error

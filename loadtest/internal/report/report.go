@@ -147,10 +147,13 @@ func (r *Run) Markdown(w io.Writer) {
 	for _, res := range r.Results {
 		row := []string{res.Scenario, res.Via, fmt.Sprint(res.Subscriptions), fmt.Sprint(res.Events),
 			fmt.Sprintf("%d/%d", res.Delivered, res.Expected),
-			fmt.Sprintf("%.0f", res.PerSecond), fmt.Sprintf("%.0f", res.Ceiling.PerSecond), fmt.Sprintf("%.2f", res.Ratio),
+			fmt.Sprintf("%.0f", res.PerSecond), "-", "-",
 			fmt.Sprintf("%.0f", res.Latency.P50), fmt.Sprintf("%.0f", res.Latency.P95),
 			fmt.Sprintf("%.0f", res.Latency.P99), fmt.Sprintf("%.0f", res.Latency.Max),
 			fmt.Sprint(res.Lost), fmt.Sprint(res.Duplicates), fmt.Sprint(res.Retries)}
+		if res.Ceiling.PerSecond > 0 {
+			row[6], row[7] = fmt.Sprintf("%.0f", res.Ceiling.PerSecond), fmt.Sprintf("%.2f", res.Ratio)
+		}
 		for _, p := range Processes {
 			row = append(row, fmt.Sprintf("%.1f", res.CPU[p]))
 		}

@@ -50,6 +50,10 @@ type Sink struct {
 type endpoint struct {
 	secret   signature.Secret
 	verifier *signature.Verifier
+	// barrier endpoints are answered 204 and counted apart: their pings
+	// prove the pipeline is ready and must not count in any scenario.
+	barrier bool
+	pings   atomic.Int64
 }
 
 // Start listens on a free port of 127.0.0.1. seed makes the fault dice
@@ -98,6 +102,21 @@ func (s *Sink) Close() error {
 // subscriptions sign with. Requests to other paths are answered 404.
 func (s *Sink) Endpoint(path string, secret signature.Secret) {
 	s.endpoints.Store(path, &endpoint{secret: secret, verifier: &signature.Verifier{Secrets: []signature.Secret{secret}}})
+}
+
+// Barrier registers path as a barrier endpoint: its verified requests are
+// answered 204 and counted only by Pings.
+func (s *Sink) Barrier(path string, secret signature.Secret) {
+	s.endpoints.Store(path, &endpoint{secret: secret, verifier: &signature.Verifier{Secrets: []signature.Secret{secret}}, barrier: true})
+}
+
+// Pings is how many verified requests the barrier endpoint path received.
+func (s *Sink) Pings(path string) int {
+	e, ok := s.endpoints.Load(path)
+	if !ok {
+		return 0
+	}
+	return int(e.(*endpoint).pings.Load())
 }
 
 // Secret is the secret registered for path.
@@ -153,6 +172,17 @@ func (s *Sink) roll() float64 {
 
 // ServeHTTP verifies the request, rolls the fault dice and counts it.
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e, known := s.endpoints.Load(r.URL.Path)
+	if known && e.(*endpoint).barrier {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil || e.(*endpoint).verifier.Verify(r.Header, body) != nil {
+			http.Error(w, "bad barrier ping", http.StatusUnauthorized)
+			return
+		}
+		e.(*endpoint).pings.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	t := s.tally.Load()
 	if t == nil {
 		http.Error(w, "no scenario running", http.StatusServiceUnavailable)
@@ -166,8 +196,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	e, ok := s.endpoints.Load(r.URL.Path)
-	if !ok {
+	if !known {
 		t.badSignature()
 		http.NotFound(w, r)
 		return

@@ -105,6 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		"HOOKLINE_SENDER_CA_FILE="+cfg.CAFile,
 		"HOOKLINE_HTTP_ADDR="+httpAddr,
 		"HOOKLINE_RETRY_SCHEDULE="+cfg.Schedule,
+		"HOOKLINE_INGEST_GROUP="+cfg.Prefix+"ingest",
 		"HOOKLINE_MATCHER_GROUP="+cfg.Prefix+"matcher",
 		"HOOKLINE_SENDER_GROUP="+cfg.Prefix+"sender",
 		"HOOKLINE_RETRY_GROUP="+cfg.Prefix+"retry",
@@ -317,7 +318,10 @@ func DeleteTopics(ctx context.Context, brokers, prefix string) error {
 			errs = append(errs, err)
 		}
 	}
-	groups := []string{prefix + "matcher", prefix + "sender", prefix + "retry"}
+	groups := make([]string, len(Services))
+	for i, s := range Services {
+		groups[i] = prefix + s
+	}
 	if _, err := adm.DeleteGroups(ctx, groups...); err != nil {
 		errs = append(errs, err)
 	}

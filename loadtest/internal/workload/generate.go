@@ -32,7 +32,10 @@ type Load struct {
 	Count       int           // events at most
 	Rate        float64       // events per second; 0 is as fast as possible
 	MaxDuration time.Duration // stop sending after this even if Count is not reached
-	Seed        uint64
+	// Stop, when not nil, ends sending early once closed; unlike ending
+	// ctx, it lets the events already sent be acknowledged.
+	Stop <-chan struct{}
+	Seed uint64
 }
 
 // Producer writes events: straight to Kafka, or through the API.
@@ -56,7 +59,7 @@ type Progress struct {
 	ids map[string]struct{}
 }
 
-// Expected returns the delivery ids owed so far; call it after Run.
+// ExpectedIDs returns the delivery ids owed; call it once Run returned.
 func (p *Progress) ExpectedIDs() map[string]struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -99,13 +102,15 @@ func (l *Load) Run(ctx context.Context, prod Producer, prog *Progress) {
 	regions := []string{"eu", "us", "ap"}
 	for i := 0; i < l.Count; {
 		now := time.Now()
-		if ctx.Err() != nil || now.After(stop) {
+		if ctx.Err() != nil || now.After(stop) || closed(l.Stop) {
 			break
 		}
 		if l.Rate > 0 {
-			if due := start.Add(time.Duration(float64(i) / l.Rate * float64(time.Second))); due.After(now) {
-				time.Sleep(due.Sub(now))
+			due := start.Add(time.Duration(float64(i) / l.Rate * float64(time.Second)))
+			if due.After(stop) {
+				break
 			}
+			time.Sleep(due.Sub(now))
 		}
 		n := min(chunk, l.Count-i)
 		evs := make([]Event, n)
@@ -126,6 +131,15 @@ func (l *Load) Run(ctx context.Context, prod Producer, prog *Progress) {
 		i += n
 	}
 	prod.Flush(ctx)
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // KafkaProducer writes Avro events straight to the events topic, keyed by

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/loadtest/internal/sink"
+	"github.com/hookline/hookline/pkg/signature"
 )
 
 // Plan is the shape of a scenario: tenants, their subscriptions and
@@ -177,7 +177,7 @@ func createBarrier(ctx context.Context, api *API, sk *sink.Sink, p Plan) error {
 	if err != nil {
 		return err
 	}
-	sk.Endpoint(p.BarrierPath(), sec)
+	sk.Barrier(p.BarrierPath(), sec)
 	return api.Post(ctx, p.Tenant(0), "/v1/subscriptions", map[string]any{
 		"url": sk.URL + p.BarrierPath(), "event_types": []string{barrierType}, "secret": whsec,
 	}, nil)
@@ -187,9 +187,8 @@ func createBarrier(ctx context.Context, api *API, sk *sink.Sink, p Plan) error {
 // comes out of the sink, so that the matcher has read the subscriptions
 // before the load starts: the barrier subscription was written last, and
 // on one broker a fetch that returns it also returns everything written
-// before it. It pings every 500 ms until one arrives or timeout passes;
-// tally must be a throwaway one.
-func Barrier(ctx context.Context, api *API, tally *sink.Tally, p Plan, timeout time.Duration) error {
+// before it. It pings every 500 ms until one arrives or timeout passes.
+func Barrier(ctx context.Context, api *API, sk *sink.Sink, p Plan, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		ev := map[string]any{"type": barrierType, "data": map[string]any{"plan": p.Name}}
@@ -197,7 +196,7 @@ func Barrier(ctx context.Context, api *API, tally *sink.Tally, p Plan, timeout t
 			return fmt.Errorf("barrier ping: %w", err)
 		}
 		for range 5 {
-			if tally.Counts().Delivered > 0 {
+			if sk.Pings(p.BarrierPath()) > 0 {
 				return nil
 			}
 			select {

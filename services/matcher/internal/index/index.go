@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -77,6 +78,10 @@ func (e *Entry) coversPattern(eventType string) bool {
 	return false
 }
 
+// maxCachedTypes bounds each tenant's cache of candidates by event type,
+// so that a producer inventing event types cannot grow it without limit.
+const maxCachedTypes = 1024
+
 // tenantIndex is one tenant's subscriptions. It is changed in place under
 // the Index's write lock, so one change costs what it touches: the entry's
 // own event types, not the tenant's other subscriptions.
@@ -84,6 +89,38 @@ type tenantIndex struct {
 	entries  map[string]*Entry   // by subscription id
 	exact    map[string][]*Entry // by event type
 	patterns []*Entry            // entries with at least one wildcard type
+
+	// candidates caches the candidates of each event type seen, so that
+	// wildcard patterns are matched once per type rather than per event.
+	// Filled under the read lock, cleared by every change.
+	candidates sync.Map // event type -> []*Entry, never modified
+	cached     atomic.Int32
+}
+
+// candidatesOf returns the candidates of eventType; the caller holds the
+// Index's read lock and must not modify the slice.
+func (t *tenantIndex) candidatesOf(eventType string) []*Entry {
+	if c, ok := t.candidates.Load(eventType); ok {
+		return c.([]*Entry)
+	}
+	c := slices.Clone(t.exact[eventType])
+	for _, e := range t.patterns {
+		if e.coversPattern(eventType) {
+			c = append(c, e)
+		}
+	}
+	if t.cached.Load() < maxCachedTypes {
+		if _, loaded := t.candidates.LoadOrStore(eventType, c); !loaded {
+			t.cached.Add(1)
+		}
+	}
+	return c
+}
+
+// changed empties the cache; the caller holds the write lock.
+func (t *tenantIndex) changed() {
+	t.candidates.Clear()
+	t.cached.Store(0)
 }
 
 // Index is safe for concurrent Candidates while Update runs.
@@ -133,6 +170,7 @@ func (ix *Index) add(e *Entry) {
 		t = &tenantIndex{entries: map[string]*Entry{}, exact: map[string][]*Entry{}}
 		ix.byTenant[e.Sub.Tenant] = t
 	}
+	t.changed()
 	t.entries[e.Sub.ID] = e
 	for _, et := range e.exact {
 		t.exact[et] = append(t.exact[et], e)
@@ -153,6 +191,7 @@ func (ix *Index) remove(tenant, id string) {
 		return
 	}
 	is := func(x *Entry) bool { return x == e }
+	t.changed()
 	delete(t.entries, id)
 	for _, et := range e.exact {
 		if rest := slices.DeleteFunc(t.exact[et], is); len(rest) > 0 {
@@ -181,13 +220,7 @@ func (ix *Index) Candidates(buf []*Entry, tenant, eventType string) []*Entry {
 	if t == nil {
 		return buf
 	}
-	buf = append(buf, t.exact[eventType]...)
-	for _, e := range t.patterns {
-		if e.coversPattern(eventType) {
-			buf = append(buf, e)
-		}
-	}
-	return buf
+	return append(buf, t.candidatesOf(eventType)...)
 }
 
 // MatchType matches a dotted event type against a pattern split on dots.

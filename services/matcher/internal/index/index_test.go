@@ -115,6 +115,16 @@ func TestCandidates(t *testing.T) {
 			t.Errorf("Candidates with a non-empty buf = %v, want the marker then 2 entries", got)
 		}
 	})
+	t.Run("cache is bounded", func(t *testing.T) {
+		for i := range 2 * maxCachedTypes {
+			if got := ids(t, ix.Candidates(nil, "globex", fmt.Sprint("type.", i))); !slices.Equal(got, []string{"globex-all"}) {
+				t.Fatalf("Candidates(globex, type.%d) = %v, want [globex-all]", i, got)
+			}
+		}
+		if n := ix.byTenant["globex"].cached.Load(); n > maxCachedTypes {
+			t.Errorf("%d event types cached, want at most %d", n, maxCachedTypes)
+		}
+	})
 	if ix.Len() != 10 {
 		t.Errorf("Len = %d, want 10", ix.Len())
 	}
@@ -292,5 +302,38 @@ func BenchmarkLoadTenant(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sub")
 		})
+	}
+}
+
+// BenchmarkCandidates looks up random tenants and event types in an index
+// of 10,000 subscriptions over 100 tenants, a fifth of them on wildcards.
+func BenchmarkCandidates(b *testing.B) {
+	ix := New(zerolog.Nop())
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("entity%d.action%d", i%5, i%4))
+	}
+	types := func(i int) string { return names[i%20] }
+	for t := range 100 {
+		for i := range 100 {
+			s := sub(fmt.Sprint("tenant", t), fmt.Sprint("sub", t, "_", i), types(i*7+t))
+			switch i % 10 {
+			case 0:
+				s.EventTypes = []string{fmt.Sprintf("entity%d.*", i%5)}
+			case 1:
+				s.EventTypes = []string{"*"}
+			}
+			ix.Update(nil, s)
+		}
+	}
+	tenants := make([]string, 100)
+	for t := range tenants {
+		tenants[t] = fmt.Sprint("tenant", t)
+	}
+	var buf []*Entry
+	i := 0
+	for b.Loop() {
+		i++
+		buf = ix.Candidates(buf[:0], tenants[i*31%100], types(i*13))
 	}
 }

@@ -144,11 +144,13 @@ func BenchmarkProcess(b *testing.B) {
 		var buf []*index.Entry
 		var out []*kgo.Record
 		deliveries, i := 0, 0
+		cpu := cpuTime()
 		for b.Loop() {
 			out, buf = m.Process(recs[i%len(recs)], buf)
 			deliveries += len(out)
 			i++
 		}
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/event")
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric(float64(deliveries)/float64(b.N), "deliveries/event")
 	})
@@ -207,14 +209,17 @@ func BenchmarkMatcherThroughput(b *testing.B) {
 	started := kgo.WithHooks(fetchStart{&first})
 	group := cfg.Topics.Prefix + "matcher"
 	b.ResetTimer()
+	cpu := cpuTime()
 	s := startSession(b, cfg, m, group, cfg.Topics.Prefix+"matcher-1", started)
 	waitCommitted(b, cfg, group, 5*time.Minute)
 	end := time.Now()
+	cpu = cpuTime() - cpu
 	b.StopTimer()
 	s.stop(b)
 
 	took := end.Sub(time.Unix(0, first.Load()))
 	b.ReportMetric(float64(took.Nanoseconds())/float64(n), "ns/op")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/event")
 	b.ReportMetric(float64(n)/took.Seconds(), "events/s")
 	b.ReportMetric(float64(deliveries)/took.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(deliveries)/float64(n), "deliveries/event")

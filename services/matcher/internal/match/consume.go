@@ -3,6 +3,7 @@ package match
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,9 +13,17 @@ import (
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
-// endTimeout bounds how long a shutdown waits for the transaction in
-// flight to finish; it matches the transaction timeout of SessionOptions.
-const endTimeout = 10 * time.Second
+const (
+	// endTimeout bounds a transaction, from its first record to its end,
+	// and so how long a shutdown waits for the one in flight. It is the
+	// transaction timeout of SessionOptions: the broker aborts a longer
+	// transaction anyway.
+	endTimeout = 10 * time.Second
+	// pollRecords is the most events one transaction takes: enough that
+	// committing costs little per event, few enough that a transaction
+	// ends well within endTimeout on a busy machine.
+	pollRecords = 10_000
+)
 
 // SessionOptions are the options of the matcher's transactional session on
 // top of the client's connection options: exactly-once consume-transform-
@@ -43,7 +52,7 @@ func SessionOptions(eventsTopic, group, transactionalID string) []kgo.Opt {
 // flight is still finished (for up to endTimeout) before Consume returns.
 func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, log zerolog.Logger) error {
 	for {
-		fetches := sess.PollFetches(ctx)
+		fetches := sess.PollRecords(ctx, pollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return nil
 		}
@@ -56,7 +65,9 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			return err // only when a transaction is already open: a bug
+			// Only when a failed End left a transaction open: exit, and
+			// the restarted instance's transactional id fences it.
+			return fmt.Errorf("begin transaction: %w", err)
 		}
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 		commit := kgo.TryCommit

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +22,12 @@ import (
 
 // HeaderError carries the reason on a record diverted to the rejected topic.
 const HeaderError = "hookline-error"
+
+// MaxDeliveryBytes is the largest Delivery value produced: under the 1 MB
+// a Kafka broker and franz-go accept per record batch by default, less room
+// for the key and headers. A larger delivery would fail its transaction
+// on every retry and stall the partition, so its event is rejected instead.
+const MaxDeliveryBytes = 1_000_000 - 8<<10
 
 // Matcher matches events against the index.
 type Matcher struct {
@@ -79,11 +86,14 @@ func (m *Matcher) Process(r *kgo.Record, buf []*index.Entry) ([]*kgo.Record, []*
 			EventID:        ev.ID,
 			EventType:      ev.Type,
 			URL:            e.URL(doc),
-			Payload:        string(payload),
+			Payload:        payload,
 			CreatedAt:      now,
 			EventTime:      ev.OccurredAt,
 		}
 		value, err := m.Codecs.Delivery.Marshal(&d)
+		if err == nil && len(value) > MaxDeliveryBytes {
+			err = fmt.Errorf("delivery to %s is %d bytes, more than %d", e.Sub.ID, len(value), MaxDeliveryBytes)
+		}
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}, buf
 		}
@@ -130,7 +140,7 @@ func Document(ev *record.Event) (condition.Document, error) {
 // top-level fields of data that it still has, plus the record's id (data's
 // id, else the event's subject); every other event, such as a create or a
 // delete, sends all fields. The subscription's metadata rides along.
-func Shape(ev *record.Event, doc condition.Document, e *index.Entry) ([]byte, error) {
+func Shape(ev *record.Event, doc condition.Document, e *index.Entry) (string, error) {
 	return newShaper(ev, doc).body(e)
 }
 
@@ -140,8 +150,8 @@ func Shape(ev *record.Event, doc condition.Document, e *index.Entry) ([]byte, er
 type shaper struct {
 	ev      *record.Event
 	doc     condition.Document
-	head    []byte          // {"id":...,"subject":...,"data":
-	changed json.RawMessage // changed-only data; nil: send all fields
+	head    []byte // {"id":...,"subject":...,"data":
+	changed string // changed-only data; empty: send all fields
 	err     error
 	done    bool // changed and err are computed
 }
@@ -150,53 +160,74 @@ func newShaper(ev *record.Event, doc condition.Document) *shaper {
 	return &shaper{ev: ev, doc: doc}
 }
 
-func (s *shaper) body(e *index.Entry) ([]byte, error) {
+// body is the JSON of Body, written by hand: it is built for every
+// delivery, and data is the event's own JSON, already validated by
+// Document.
+func (s *shaper) body(e *index.Entry) (string, error) {
 	if s.head == nil {
-		head, err := json.Marshal(Body{ID: s.ev.ID, Type: s.ev.Type, Timestamp: s.ev.OccurredAt.UTC(), Subject: s.ev.Subject})
-		if err != nil {
-			return nil, err
-		}
-		// Body's data field is last but one, and metadata is omitted:
-		// cut at data and let each subscription finish the object.
-		s.head = head[:len(head)-len(`null}`)]
+		b := append(make([]byte, 0, 128), `{"id":`...)
+		b = appendString(b, s.ev.ID)
+		b = appendString(append(b, `,"type":`...), s.ev.Type)
+		b = s.ev.OccurredAt.UTC().AppendFormat(append(b, `,"timestamp":"`...), time.RFC3339Nano)
+		b = appendString(append(b, `","subject":`...), s.ev.Subject)
+		s.head = append(b, `,"data":`...)
 	}
-	data := json.RawMessage(s.ev.Data)
+	data := s.ev.Data
 	if e.Sub.Payload == "changed" {
 		if !s.done {
 			s.changed, s.err = changedData(s.ev, s.doc)
 			s.done = true
 		}
 		if s.err != nil {
-			return nil, s.err
+			return "", s.err
 		}
-		if s.changed != nil {
+		if s.changed != "" {
 			data = s.changed
 		}
 	}
-	b := make([]byte, 0, len(s.head)+len(data)+len(e.Metadata)+len(`,"metadata":}`))
-	b = append(append(b, s.head...), data...)
+	var b strings.Builder
+	b.Grow(len(s.head) + len(data) + len(`,"metadata":}`) + len(e.Metadata))
+	b.Write(s.head)
+	b.WriteString(data)
 	if e.Metadata != nil {
-		b = append(append(b, `,"metadata":`...), e.Metadata...)
+		b.WriteString(`,"metadata":`)
+		b.Write(e.Metadata)
 	}
-	return append(b, '}'), nil
+	b.WriteByte('}')
+	return b.String(), nil
+}
+
+// appendString appends s as a JSON string. Printable ASCII, what ids and
+// types are made of, is written as it is; anything else is left to
+// encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // changedData is the changed fields of an update event's data plus the
-// record id, as a JSON object, or nil when the event is not an update or
+// record id, as a JSON object, or "" when the event is not an update or
 // its data is not an object. Values are copied from the event's own JSON,
 // so numbers keep their exact digits.
-func changedData(ev *record.Event, doc condition.Document) (json.RawMessage, error) {
+func changedData(ev *record.Event, doc condition.Document) (string, error) {
 	data, ok := doc.Root()["data"].(map[string]any)
 	if !ok {
-		return nil, nil
+		return "", nil
 	}
 	fields := changedFields(ev, data, doc.Root()["previous"])
 	if fields == nil {
-		return nil, nil
+		return "", nil
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(ev.Data), &raw); err != nil {
-		return nil, fmt.Errorf("event %s data: %w", ev.ID, err)
+		return "", fmt.Errorf("event %s data: %w", ev.ID, err)
 	}
 	only := make(map[string]json.RawMessage, len(fields)+1)
 	for _, f := range fields {
@@ -207,13 +238,10 @@ func changedData(ev *record.Event, doc condition.Document) (json.RawMessage, err
 	if v, ok := raw["id"]; ok {
 		only["id"] = v
 	} else {
-		subject, err := json.Marshal(ev.Subject)
-		if err != nil {
-			return nil, err
-		}
-		only["id"] = subject
+		only["id"] = appendString(nil, ev.Subject)
 	}
-	return json.Marshal(only)
+	b, err := json.Marshal(only)
+	return string(b), err
 }
 
 // changedFields is the event's changed list, or the fields of data that

@@ -223,6 +223,37 @@ func TestProcessDeterministicIDs(t *testing.T) {
 	}
 }
 
+func TestProcessRejectsTooLarge(t *testing.T) {
+	withMeta := testSub("acme", "meta", "order.created")
+	withMeta.Metadata = map[string]string{"pad": strings.Repeat("m", 20_000)}
+	m := testMatcher(t, testSub("acme", "plain", "order.created"), withMeta)
+	tests := []struct {
+		name       string
+		dataBytes  int
+		deliveries int
+	}{
+		{"fits", MaxDeliveryBytes - 30_000, 2},
+		{"delivery with metadata too large", MaxDeliveryBytes - 10_000, 0},
+		{"too large", MaxDeliveryBytes, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &record.Event{ID: "e", Tenant: "acme", Type: "order.created", OccurredAt: occurred,
+				Data: `{"x":"` + strings.Repeat("x", tc.dataBytes) + `"}`}
+			recs, _ := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)}, nil)
+			if tc.deliveries > 0 {
+				if got := len(deliveries(t, m, ev, recs)); got != tc.deliveries {
+					t.Errorf("%d deliveries, want %d", got, tc.deliveries)
+				}
+				return
+			}
+			if len(recs) != 1 || recs[0].Topic != m.Topics.IngestRejected || !strings.Contains(string(recs[0].Headers[0].Value), "bytes, more than") {
+				t.Errorf("got %d records, want the event rejected for its size", len(recs))
+			}
+		})
+	}
+}
+
 func TestProcessRejectsUndecodable(t *testing.T) {
 	m := testMatcher(t, testSub("acme", "a", "*"))
 	good := encodeEvent(t, m.Codecs, &record.Event{ID: "e", Tenant: "acme", Type: "x", Data: `{}`})
@@ -320,7 +351,7 @@ func TestShape(t *testing.T) {
 				t.Errorf("body\n got %s\nwant %s", got, want)
 			}
 			var body Body
-			if err := json.Unmarshal(got, &body); err != nil {
+			if err := json.Unmarshal([]byte(got), &body); err != nil {
 				t.Fatalf("body is not JSON: %v", err)
 			}
 			if !body.Timestamp.Equal(occurred) || len(body.Metadata) != len(tc.metadata) {
@@ -347,7 +378,7 @@ func TestShapeEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body Body
-	if err := json.Unmarshal(got, &body); err != nil {
+	if err := json.Unmarshal([]byte(got), &body); err != nil {
 		t.Fatalf("%s: %v", got, err)
 	}
 	if body.ID != ev.ID || body.Type != ev.Type || body.Subject != ev.Subject || string(body.Data) != ev.Data {

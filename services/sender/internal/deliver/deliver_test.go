@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,6 +314,15 @@ func TestTransportFailures(t *testing.T) {
 		}
 	})
 
+	// An endpoint stuck on TLS 1.1, with a certificate the client trusts.
+	old := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	old.TLS = &tls.Config{Certificates: []tls.Certificate{slow.Cert.TLS}, MaxVersion: tls.VersionTLS11}
+	old.Config.ErrorLog = log.New(io.Discard, "", 0)
+	old.StartTLS()
+	t.Cleanup(old.Close)
+	// An endpoint whose certificate nobody vouches for.
+	stranger := testreceiver.New(t, nil)
+
 	tests := []struct {
 		name    string
 		url     string
@@ -320,6 +332,8 @@ func TestTransportFailures(t *testing.T) {
 	}{
 		{"timeout", slow.URL, 200 * time.Millisecond, deliver.Retryable, "timeout"},
 		{"connection refused", refusedURL, 5 * time.Second, deliver.Retryable, "connection"},
+		{"TLS older than 1.2", old.URL, 5 * time.Second, deliver.Retryable, "tls"},
+		{"untrusted certificate", stranger.URL, 5 * time.Second, deliver.Retryable, "certificate"},
 		{"not a URL", "https://127.0.0.1:bad/", 5 * time.Second, deliver.Permanent, "invalid URL"},
 	}
 	for _, tc := range tests {
@@ -329,6 +343,9 @@ func TestTransportFailures(t *testing.T) {
 				t.Fatalf("got %v status %d %q, want %v mentioning %q", res.Class, res.Status, res.Err, tc.want, tc.errHas)
 			}
 		})
+	}
+	if n := stranger.Count(); n != 0 {
+		t.Errorf("the untrusted endpoint got %d requests", n)
 	}
 }
 

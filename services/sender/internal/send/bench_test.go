@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
@@ -77,7 +78,10 @@ func benchmarkSender(b *testing.B, rate int32) {
 	body := []byte(benchPayload)
 	ceilingTook := postBare(b, sink, body, b.N, concurrency)
 
-	s := e.sender(sink)
+	// Redis as main connects to it (REDIS_POOL_SIZE defaults to 64).
+	rdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, PoolSize: 64})
+	defer rdb.Close()
+	s := e.senderWith(sink, rdb)
 	s.PerEndpoint, s.Slots = benchPerEndpoint, make(chan struct{}, benchInFlight)
 	before := sink.Count()
 	run := e.run(s, "bench")

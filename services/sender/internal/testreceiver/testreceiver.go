@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -66,6 +67,7 @@ func start(t testing.TB, respond http.HandlerFunc, record bool) *Receiver {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
 	srv.TLS = cert.ServerConfig()
 	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what some tests want
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL

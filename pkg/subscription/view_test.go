@@ -1,0 +1,352 @@
+package subscription_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/testinfra"
+)
+
+type fixture struct {
+	t      *testing.T
+	cfg    kafka.Config
+	codecs *record.Codecs
+	prod   *kgo.Client
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg := testinfra.Kafka(t)
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kafka.NewClient(cfg, testinfra.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return &fixture{t: t, cfg: cfg, codecs: codecs, prod: prod}
+}
+
+func sub(id, name string) *record.Subscription {
+	at := time.UnixMilli(1700000000000).UTC()
+	return &record.Subscription{ID: id, Tenant: "acme", Name: name, URL: "https://example.com/" + id,
+		EventTypes: []string{"order.*"}, Payload: "full", Enabled: true, CreatedAt: at, UpdatedAt: at}
+}
+
+// put writes s (a tombstone for id when s is nil, raw when value is set)
+// and returns where it landed.
+func (f *fixture) put(id string, s *record.Subscription, raw []byte) *kgo.Record {
+	f.t.Helper()
+	r := &kgo.Record{Topic: f.cfg.Topics.Subscriptions, Key: []byte(id), Value: raw}
+	if s != nil {
+		v, err := f.codecs.Subscription.Marshal(s)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		r.Value = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+// start runs a view over the fixture's topic until the test ends.
+func (f *fixture) start(v *subscription.View) {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx, f.cfg, f.cfg.Topics.Subscriptions) }()
+	f.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			f.t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func waitReady(t *testing.T, v *subscription.View) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := v.WaitReady(ctx); err != nil {
+		t.Fatalf("view not ready: %v", err)
+	}
+}
+
+func TestViewCatchesUpBeforeReady(t *testing.T) {
+	f := newFixture(t)
+	want := map[string]string{} // id -> name after every write
+	writes := 0
+	for i := range 60 {
+		id := fmt.Sprintf("sub_%02d", i%25)
+		switch {
+		case i%7 == 6:
+			f.put(id, nil, nil)
+			delete(want, id)
+		default:
+			name := fmt.Sprintf("v%d", i)
+			f.put(id, sub(id, name), nil)
+			want[id] = name
+		}
+		writes++
+	}
+
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	if err := v.Ready(); !errors.Is(err, subscription.ErrNotReady) {
+		t.Fatalf("Ready before Run = %v, want ErrNotReady", err)
+	}
+	var (
+		mu      sync.Mutex
+		changes int
+		early   []int
+	)
+	v.OnChange(func(prev, next *record.Subscription) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes++
+		if v.Ready() == nil {
+			early = append(early, changes)
+		}
+	})
+	f.start(v)
+	waitReady(t, v)
+
+	mu.Lock()
+	if len(early) > 0 {
+		t.Errorf("view was ready while applying pre-existing changes %v", early)
+	}
+	if changes == 0 || changes > writes {
+		t.Errorf("%d changes seen for %d writes", changes, writes)
+	}
+	mu.Unlock()
+	if v.Len() != len(want) {
+		t.Errorf("Len = %d right when ready, want %d", v.Len(), len(want))
+	}
+	for i := range 25 {
+		id := fmt.Sprintf("sub_%02d", i)
+		got, ok := v.Get(id)
+		name, exists := want[id]
+		switch {
+		case exists && !ok:
+			t.Errorf("%s missing, want name %s", id, name)
+		case !exists && ok:
+			t.Errorf("%s present (name %s), want deleted", id, got.Name)
+		case exists && got.Name != name:
+			t.Errorf("%s name %s, want the latest %s", id, got.Name, name)
+		}
+	}
+}
+
+func TestViewReadyOnEmptyTopic(t *testing.T) {
+	f := newFixture(t)
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	f.start(v)
+	waitReady(t, v)
+	if v.Len() != 0 {
+		t.Errorf("Len = %d, want 0", v.Len())
+	}
+}
+
+// TestViewReadyAfterTransaction writes the last subscription record in a
+// transaction: the commit marker, not a record, ends the partition.
+func TestViewReadyAfterTransaction(t *testing.T) {
+	f := newFixture(t)
+	txn, err := kafka.NewClient(f.cfg, testinfra.Logger(), kgo.TransactionalID(f.cfg.Topics.Prefix+"view"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	value, _ := f.codecs.Subscription.Marshal(sub("sub_txn", "in a transaction"))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Topic: f.cfg.Topics.Subscriptions, Key: []byte("sub_txn"), Value: value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	f.start(v)
+	waitReady(t, v)
+	if _, ok := v.Get("sub_txn"); !ok {
+		t.Error("the transactional subscription is missing")
+	}
+}
+
+type change struct{ prev, next string } // names; "" for nil
+
+func TestViewOnChange(t *testing.T) {
+	f := newFixture(t)
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	changes := make(chan change, 16)
+	v.OnChange(func(prev, next *record.Subscription) {
+		var c change
+		if prev != nil {
+			c.prev = prev.Name
+		}
+		if next != nil {
+			c.next = next.Name
+		}
+		changes <- c
+	})
+	f.start(v)
+	waitReady(t, v)
+
+	tests := []struct {
+		name  string
+		write *record.Subscription // nil writes a tombstone
+		want  *change              // nil: no change reported
+	}{
+		{"create", sub("s1", "first"), &change{"", "first"}},
+		{"update", sub("s1", "second"), &change{"first", "second"}},
+		{"delete", nil, &change{"second", ""}},
+		{"delete again", nil, nil},
+		{"recreate", sub("s1", "third"), &change{"", "third"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.put("s1", tc.write, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := v.WaitFor(ctx, r.Partition, r.Offset); err != nil {
+				t.Fatalf("WaitFor: %v", err)
+			}
+			select {
+			case got := <-changes:
+				if tc.want == nil {
+					t.Fatalf("change %+v reported, want none", got)
+				}
+				if got != *tc.want {
+					t.Errorf("change %+v, want %+v", got, *tc.want)
+				}
+			default:
+				if tc.want != nil {
+					t.Errorf("no change reported, want %+v", *tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestViewWaitForReadsOwnWrite reads each write right after WaitFor.
+func TestViewWaitForReadsOwnWrite(t *testing.T) {
+	f := newFixture(t)
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	f.start(v)
+	waitReady(t, v)
+	for i := range 20 {
+		id := fmt.Sprintf("sub_%d", i%4)
+		name := fmt.Sprintf("write %d", i)
+		r := f.put(id, sub(id, name), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := v.WaitFor(ctx, r.Partition, r.Offset)
+		cancel()
+		if err != nil {
+			t.Fatalf("WaitFor(%d, %d): %v", r.Partition, r.Offset, err)
+		}
+		if got, ok := v.Get(id); !ok || got.Name != name {
+			t.Fatalf("after WaitFor, %s = %+v, want name %q", id, got, name)
+		}
+	}
+	// WaitFor an offset not yet written ends with its context.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := v.WaitFor(ctx, 0, 1<<40); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor a future offset = %v, want DeadlineExceeded", err)
+	}
+}
+
+// TestViewSkipsUndecodable keeps a subscription whose newer record cannot
+// be decoded, and goes on reading after it.
+func TestViewSkipsUndecodable(t *testing.T) {
+	f := newFixture(t)
+	f.put("s1", sub("s1", "good"), nil)
+	f.put("s1", nil, []byte("not avro"))
+	f.put("s2", sub("s2", "after"), nil)
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	var (
+		mu      sync.Mutex
+		changes []change
+	)
+	v.OnChange(func(prev, next *record.Subscription) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := change{}
+		if prev != nil {
+			c.prev = prev.Name
+		}
+		if next != nil {
+			c.next = next.Name
+		}
+		changes = append(changes, c)
+	})
+	f.start(v)
+	waitReady(t, v)
+	if got, ok := v.Get("s1"); !ok || got.Name != "good" {
+		t.Errorf("s1 = %+v, %v; want the last good version kept", got, ok)
+	}
+	if _, ok := v.Get("s2"); !ok {
+		t.Error("s2, written after the bad record, is missing")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range changes {
+		if c.next == "" {
+			t.Errorf("change %+v: the undecodable record was taken for a deletion", c)
+		}
+	}
+
+	// Still following: a later write arrives.
+	r := f.put("s3", sub("s3", "later"), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := v.WaitFor(ctx, r.Partition, r.Offset); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.Get("s3"); !ok {
+		t.Error("s3 missing after the undecodable record")
+	}
+}
+
+func TestViewList(t *testing.T) {
+	f := newFixture(t)
+	older, newer := sub("s_b", "older"), sub("s_a", "newer")
+	newer.CreatedAt = older.CreatedAt.Add(time.Minute)
+	other := sub("s_c", "other tenant")
+	other.Tenant = "globex"
+	for _, s := range []*record.Subscription{newer, older, other} {
+		f.put(s.ID, s, nil)
+	}
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	f.start(v)
+	waitReady(t, v)
+	got := v.List("acme")
+	if len(got) != 2 || got[0].ID != "s_b" || got[1].ID != "s_a" {
+		var ids []string
+		for _, s := range got {
+			ids = append(ids, s.ID)
+		}
+		t.Errorf("List(acme) = %v, want [s_b s_a] (oldest first)", ids)
+	}
+	if n := len(v.List("nobody")); n != 0 {
+		t.Errorf("List(nobody) has %d subscriptions", n)
+	}
+}
