@@ -245,6 +245,35 @@ func (r *running) waitHandled(t testing.TB, n int, timeout time.Duration) {
 	}
 }
 
+// waitCommitted waits until group has committed the end of every
+// partition of the deliveries topic: everything there is finished.
+func waitCommitted(t testing.TB, e *env, group string) {
+	t.Helper()
+	adm := kadm.NewClient(e.producer)
+	ctx := e.ctx()
+	for {
+		ends, err := adm.ListEndOffsets(ctx, e.kafka.Topics.Deliveries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed, err := adm.FetchOffsets(ctx, group)
+		done := err == nil
+		ends.Each(func(end kadm.ListedOffset) {
+			if c, ok := committed.Lookup(end.Topic, end.Partition); end.Offset > 0 && (!ok || c.At < end.Offset) {
+				done = false
+			}
+		})
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("group %s did not commit everything", group)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // read returns every record written to topic so far.
 func (e *env) read(topic string) []*kgo.Record {
 	e.t.Helper()

@@ -666,3 +666,72 @@ func TestUndeliverable(t *testing.T) {
 		t.Error("the delivered delivery was dead-lettered")
 	}
 }
+
+func TestRebalanceHandsOverWithoutLoss(t *testing.T) {
+	e := newEnv(t)
+	const (
+		subsPerPartition = 2
+		perSub           = 100
+	)
+	rcv := testreceiver.New(t, func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(30 * time.Millisecond) // about 3 s of work per ordered endpoint
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// Ordered endpoints on every partition, so that whichever partitions
+	// move to the second sender are mid-stream.
+	partitions := int(e.kafka.Partitions)
+	subs := make([]*record.Subscription, subsPerPartition*partitions)
+	for i := range subs {
+		subs[i], _ = e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.Ordered = true })
+	}
+	manual, err := kafka.NewClient(e.kafka, testinfra.Logger(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manual.Close()
+	var recs []*kgo.Record
+	var ids []string
+	subOf := map[string]string{}
+	for n := range perSub {
+		for i, sub := range subs {
+			d := e.delivery(sub, fmt.Sprintf(`{"seq":%d}`, n))
+			ids, subOf[d.ID] = append(ids, d.ID), sub.ID
+			value, _ := e.codecs.Delivery.Marshal(&d)
+			recs = append(recs, &kgo.Record{Topic: e.kafka.Topics.Deliveries, Partition: int32(i % partitions), Key: []byte(sub.ID), Value: value})
+		}
+	}
+	if err := manual.ProduceSync(e.ctx(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	first := e.run(e.sender(rcv), "sender")
+	rcv.WaitFor(t, 3*len(subs), 30*time.Second)
+	second := e.run(e.sender(rcv), "sender")
+	reqs := rcv.WaitFor(t, len(ids), 40*time.Second)
+	waitCommitted(t, e, e.kafka.Topics.Prefix+"sender")
+
+	if second.handled.Load() == 0 {
+		t.Fatalf("the second sender took over nothing (first handled %d)", first.handled.Load())
+	}
+	got := byID(rcv.Requests())
+	for _, id := range ids {
+		if len(got[id]) != 1 {
+			t.Errorf("%s sent %d times, want once", id, len(got[id]))
+		}
+	}
+	next := map[string]int{} // per subscription, the seq expected next
+	for _, r := range reqs {
+		var seq int
+		if _, err := fmt.Sscanf(string(r.Body), `{"seq":%d}`, &seq); err != nil {
+			t.Fatal(err)
+		}
+		sub := subOf[r.Header.Get("webhook-id")]
+		if seq != next[sub] {
+			t.Fatalf("subscription %s got seq %d, want %d: FIFO broken across the hand-over", sub, seq, next[sub])
+		}
+		next[sub]++
+	}
+	if dead, retried := e.deliveries(e.kafka.Topics.DLQ), e.retries(); len(dead)+len(retried) != 0 {
+		t.Errorf("%d dead letters and %d retries written by a clean hand-over", len(dead), len(retried))
+	}
+}
