@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ops"
@@ -34,15 +35,16 @@ import (
 
 type settings struct {
 	service.Base
-	Group        string
-	SecretKey    []byte
-	AllowHosts   []string
-	CAFile       string
-	MaxInFlight  int
-	PerEndpoint  int
-	ConnsPerHost int
-	DeliveredTTL time.Duration
-	RateWait     time.Duration
+	Group         string
+	SecretKey     []byte
+	AllowHosts    []string
+	CAFile        string
+	MaxInFlight   int
+	PerEndpoint   int
+	ConnsPerHost  int
+	DeliveredTTL  time.Duration
+	DisableWindow time.Duration
+	RateWait      time.Duration
 }
 
 func main() {
@@ -56,6 +58,7 @@ func main() {
 	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
 	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", send.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
 	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
+	cfg.DisableWindow = r.Duration("HOOKLINE_DISABLE_WINDOW", 5*24*time.Hour, "how long an endpoint may fail without a success before its subscription is disabled")
 	var err error
 	if cfg.SecretKey, err = secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; opens secrets sealed by ingest")); err != nil {
 		r.Fail("HOOKLINE_SECRET_KEY", err)
@@ -127,6 +130,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Producer:      producer,
 		Delivered:     idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
 		Limiter:       ratelimit.New(rdb),
+		Health:        health.New(rdb, cfg.DisableWindow),
 		Box:           box,
 		PerEndpoint:   cfg.PerEndpoint,
 		Slots:         make(chan struct{}, cfg.MaxInFlight),

@@ -30,6 +30,7 @@ type endpoint struct {
 	deferring atomic.Bool     // backed up past RateLimitWait: the rest goes to the retry scheduler
 	deferred  atomic.Int64    // how many went
 	warned    atomic.Bool     // the rate limit's Redis failure was logged
+	healthy   atomic.Bool     // an attempt succeeded: the failure streak ends
 }
 
 // deliverTo delivers one subscription's items: in order, one at a time,
@@ -79,6 +80,7 @@ func (s *Sender) deliverTo(ctx context.Context, stopping <-chan struct{}, items 
 		})
 	}
 	wg.Wait()
+	s.endHealthy([]*endpoint{ep})
 	return taken, complete
 }
 

@@ -8,9 +8,11 @@ type Metrics struct {
 	Duration    *prometheus.HistogramVec
 	InFlight    prometheus.Gauge
 	RateLimited prometheus.Counter
-	Deferred    prometheus.Counter
-	Suppressed  prometheus.Counter
-	RedisErrors prometheus.Counter
+	// EndpointAlerts counts endpoint health events emitted, by type.
+	EndpointAlerts *prometheus.CounterVec
+	Deferred       prometheus.Counter
+	Suppressed     prometheus.Counter
+	RedisErrors    prometheus.Counter
 }
 
 // NewMetrics registers the sender's series on reg.
@@ -23,12 +25,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookline_sender_attempt_duration_seconds", Help: "Time from request to classified response.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
 		}, []string{"class"}),
-		InFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookline_sender_in_flight", Help: "Requests in flight."}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookline_sender_in_flight", Help: "Requests in flight."}),
+		EndpointAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookline_sender_endpoint_alerts_total", Help: "Endpoint health events emitted (hookline.endpoint.failing, .critical, .disabled).",
+		}, []string{"type"}),
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limited_total", Help: "Times a delivery had to wait for its endpoint's rate limit."}),
 		Deferred:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limit_deferred_total", Help: "Deliveries handed to the retry scheduler because their endpoint was backed up past its rate limit; not attempts."}),
 		Suppressed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_duplicates_suppressed_total", Help: "Deliveries skipped because they were already delivered."}),
 		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_redis_errors_total", Help: "Redis calls that failed."}),
 	}
-	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors)
+	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors, m.EndpointAlerts)
 	return m
 }

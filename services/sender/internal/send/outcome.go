@@ -52,6 +52,7 @@ func (s *Sender) record(ep *endpoint, it *item, res deliver.Result, started time
 		}
 	}
 	s.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
+	s.track(ep, res, out)
 	value, err := s.Codecs.Attempt.Marshal(&a)
 	if err != nil {
 		out.fail(err)

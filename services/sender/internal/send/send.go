@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ratelimit"
@@ -52,6 +53,7 @@ type Sender struct {
 	Producer    *kgo.Client
 	Delivered   *idempotency.Store
 	Limiter     *ratelimit.Limiter
+	Health      *health.Tracker // nil: endpoint health is not tracked
 	Box         *secretbox.Box
 	PerEndpoint int           // concurrent attempts per endpoint when not ordered
 	Slots       chan struct{} // its capacity bounds requests in flight across partitions
