@@ -31,7 +31,7 @@ func (b Batch) Done(r *kgo.Record) {
 	}
 	b.w.finished(r.Offset)
 	if !b.c.inTxn.Load() {
-		b.c.client.MarkCommitRecords(r)
+		b.w.client.MarkCommitRecords(r)
 	}
 }
 
@@ -39,14 +39,14 @@ func (b Batch) Done(r *kgo.Record) {
 // fetched still arrive.
 func (b Batch) Pause() {
 	if b.w != nil {
-		b.w.setPause(b.c.client, func(w *worker) { w.held = true })
+		b.w.setPause(func(w *worker) { w.held = true })
 	}
 }
 
 // Resume undoes Pause.
 func (b Batch) Resume() {
 	if b.w != nil {
-		b.w.setPause(b.c.client, func(w *worker) { w.held = false })
+		b.w.setPause(func(w *worker) { w.held = false })
 	}
 }
 
@@ -106,11 +106,13 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	workers map[tp]*worker
+	closing bool // Run is stopping: no new workers
 }
 
 // worker owns one assigned partition. Its queue is fed by the poll loop.
 type worker struct {
 	tp
+	client  *kgo.Client
 	stop    chan struct{} // closed when the partition is revoked or the consumer stops
 	wake    chan struct{} // a batch was queued
 	done    chan struct{} // the goroutine has returned
@@ -137,12 +139,12 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, log zerol
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(c.assigned),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
-			c.revoke(ctx, m, stopGrace)
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			c.revoke(ctx, cl, m, stopGrace)
 		}),
 		// Lost partitions may already be someone else's: stop at once.
-		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
-			c.revoke(ctx, m, 0)
+		kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			c.revoke(ctx, cl, m, 0)
 		}),
 	}, extra...)
 	cl, err := NewClient(cfg, log, opts...)
@@ -182,11 +184,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			w := c.workers[tp{p.Topic, p.Partition}]
 			c.mu.Unlock()
 			if w != nil {
-				w.enqueue(c.client, p.Records)
+				w.enqueue(p.Records)
 			} // else revoked between fetch and dispatch; the new owner reads it again
 		})
 	}
 	c.mu.Lock()
+	c.closing = true
 	all := make([]*worker, 0, len(c.workers))
 	for k, w := range c.workers {
 		all = append(all, w)
@@ -196,7 +199,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopWorkers(all, stopGrace)
 	cctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	c.commit(cctx)
+	c.commit(cctx, c.client)
 	return nil
 }
 
@@ -205,6 +208,9 @@ func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[stri
 	cl.ResumeFetchPartitions(assigned)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
 	for topic, parts := range assigned {
 		for _, p := range parts {
 			k := tp{topic, p}
@@ -212,7 +218,9 @@ func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[stri
 				continue
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			w := &worker{tp: k, stop: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
+			// The callback's client, not c.client: this may run before
+			// NewConsumer has returned.
+			w := &worker{tp: k, client: cl, stop: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
 			w.through.Store(-1)
 			c.workers[k] = w
 			go c.work(ctx, w)
@@ -222,7 +230,7 @@ func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[stri
 
 // revoke stops the partitions' workers, giving their handlers grace to
 // finish, and commits what they finished before the partitions move on.
-func (c *Consumer) revoke(ctx context.Context, revoked map[string][]int32, grace time.Duration) {
+func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, revoked map[string][]int32, grace time.Duration) {
 	c.mu.Lock()
 	var stopping []*worker
 	for topic, parts := range revoked {
@@ -235,7 +243,7 @@ func (c *Consumer) revoke(ctx context.Context, revoked map[string][]int32, grace
 	}
 	c.mu.Unlock()
 	stopWorkers(stopping, grace)
-	c.commit(ctx)
+	c.commit(ctx, cl)
 }
 
 // stopWorkers signals ws to stop, cancels the handlers still running after
@@ -259,11 +267,11 @@ func stopWorkers(ws []*worker, grace time.Duration) {
 	}
 }
 
-func (c *Consumer) commit(ctx context.Context) {
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client) {
 	if c.inTxn.Load() {
 		return
 	}
-	if err := c.client.CommitMarkedOffsets(ctx); err != nil {
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Error().Err(err).Msg("commit offsets")
 	}
 }
@@ -273,10 +281,10 @@ func (c *Consumer) commit(ctx context.Context) {
 // records.
 func (c *Consumer) work(ctx context.Context, w *worker) {
 	defer close(w.done)
-	defer w.setPause(c.client, func(w *worker) { w.full, w.held = false, false })
+	defer w.setPause(func(w *worker) { w.full, w.held = false, false })
 	defer w.cancel()
 	for {
-		recs, ok := w.next(c.client)
+		recs, ok := w.next()
 		if !ok {
 			return
 		}
@@ -290,7 +298,7 @@ func (c *Consumer) work(ctx context.Context, w *worker) {
 				last := recs[len(recs)-1]
 				w.finished(last.Offset)
 				if !c.inTxn.Load() {
-					c.client.MarkCommitRecords(last)
+					w.client.MarkCommitRecords(last)
 				}
 				break
 			}
@@ -328,7 +336,7 @@ func (w *worker) finished(offset int64) {
 
 // enqueue hands recs to the worker without waiting; a long queue pauses
 // the partition's fetching.
-func (w *worker) enqueue(cl *kgo.Client, recs []*kgo.Record) {
+func (w *worker) enqueue(recs []*kgo.Record) {
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
@@ -336,7 +344,7 @@ func (w *worker) enqueue(cl *kgo.Client, recs []*kgo.Record) {
 	}
 	w.queue = append(w.queue, recs)
 	if len(w.queue) >= maxQueued && !w.full {
-		w.setPauseLocked(cl, func(w *worker) { w.full = true })
+		w.setPauseLocked(func(w *worker) { w.full = true })
 	}
 	w.mu.Unlock()
 	select {
@@ -346,7 +354,7 @@ func (w *worker) enqueue(cl *kgo.Client, recs []*kgo.Record) {
 }
 
 // next waits for the next batch; false once the worker is stopped.
-func (w *worker) next(cl *kgo.Client) ([]*kgo.Record, bool) {
+func (w *worker) next() ([]*kgo.Record, bool) {
 	for {
 		w.mu.Lock()
 		if w.stopped {
@@ -358,7 +366,7 @@ func (w *worker) next(cl *kgo.Client) ([]*kgo.Record, bool) {
 			w.queue[0] = nil
 			w.queue = w.queue[1:]
 			if w.full && len(w.queue) < maxQueued/2 {
-				w.setPauseLocked(cl, func(w *worker) { w.full = false })
+				w.setPauseLocked(func(w *worker) { w.full = false })
 			}
 			w.mu.Unlock()
 			return recs, true
@@ -371,21 +379,21 @@ func (w *worker) next(cl *kgo.Client) ([]*kgo.Record, bool) {
 	}
 }
 
-func (w *worker) setPause(cl *kgo.Client, change func(*worker)) {
+func (w *worker) setPause(change func(*worker)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.setPauseLocked(cl, change)
+	w.setPauseLocked(change)
 }
 
 // setPauseLocked applies change to the pause reasons and pauses or resumes
 // fetching when the partition goes from no reason to some or back.
-func (w *worker) setPauseLocked(cl *kgo.Client, change func(*worker)) {
+func (w *worker) setPauseLocked(change func(*worker)) {
 	was := w.full || w.held
 	change(w)
 	switch is := w.full || w.held; {
 	case is && !was:
-		cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		w.client.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
 	case !is && was:
-		cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		w.client.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
 	}
 }

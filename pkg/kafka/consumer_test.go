@@ -46,7 +46,7 @@ func produce(t *testing.T, cl *kgo.Client, topic, tag string, n int) []pos {
 // ledger records what handlers saw and finished.
 type ledger struct {
 	mu      sync.Mutex
-	handled map[pos]int               // successful handler calls per record
+	handled map[pos]int                // successful handler calls per record
 	order   map[string]map[int32]int64 // per consumer and partition: last offset handled
 	owners  map[int32]map[string]bool  // who handled each partition
 	through map[int32]int64            // highest offset handled by anyone

@@ -70,12 +70,9 @@ func (v *View) Run(ctx context.Context, cfg kafka.Config, topic string, extra ..
 	}
 	defer cl.Close()
 
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	ends, err := endOffsets(ctx, kadm.NewClient(cl), topic, v.log)
 	if err != nil {
-		return fmt.Errorf("subscriptions end offsets: %w", err)
-	}
-	if err := ends.Error(); err != nil {
-		return fmt.Errorf("subscriptions end offsets: %w", err)
+		return nil // ctx ended
 	}
 	v.mu.Lock()
 	v.target = map[int32]int64{}
@@ -97,6 +94,27 @@ func (v *View) Run(ctx context.Context, cfg kafka.Config, topic string, extra ..
 		close(v.progress)
 		v.progress = make(chan struct{})
 		v.mu.Unlock()
+	}
+}
+
+// endOffsets lists the topic's end offsets, retrying while the cluster
+// cannot answer yet: a topic created moments ago may be unknown to the
+// broker that answers for a short while. It fails only when ctx ends.
+func endOffsets(ctx context.Context, adm *kadm.Client, topic string, log zerolog.Logger) (kadm.ListedOffsets, error) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			return ends, nil
+		}
+		log.Warn().Err(err).Str("topic", topic).Dur("retry_in", wait).Msg("subscriptions end offsets")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("subscriptions end offsets: %w", err)
+		case <-time.After(wait):
+		}
 	}
 }
 

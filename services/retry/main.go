@@ -1,5 +1,17 @@
 // Command retry is Hookline's delay scheduler: it consumes every retry tier
 // topic and puts each delivery back on hookline.deliveries when it is due.
+//
+// A release is exactly-once on Kafka: the released deliveries and the tier
+// offsets they came from are committed in one transaction
+// (kafka.Transactor), so a scheduler killed at any moment neither loses a
+// delivery nor puts one back twice, and read-committed consumers (the
+// sender) never see a release whose offsets were not committed. franz-go's
+// GroupTransactSession would commit every polled offset, including those of
+// records still waiting for their due time, so the Transactor commits
+// exactly the offsets of the released records instead, stamped with the
+// group generation so that a member that lost its partitions is fenced.
+// HOOKLINE_RETRY_TRANSACTIONAL_ID must be unique per running instance and
+// stable across its restarts.
 package main
 
 import (

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hookline/hookline/loadtest/internal/sink"
 )
 
 type options struct {
@@ -30,6 +32,7 @@ type options struct {
 	payload    int
 	events     int
 	rate       float64
+	drain      time.Duration
 	partitions int
 	schedule   string
 	repo       string
@@ -39,6 +42,8 @@ type options struct {
 	timeout    time.Duration
 	seed       uint64
 	faults     bool
+	sinkFaults sink.Faults   // replace the scenarios' own when set
+	sinkDown   time.Duration // take the sink down this long, 5 s into each scenario
 	brokers    string
 	redis      string
 }
@@ -50,6 +55,7 @@ func main() {
 	flag.StringVar(&names, "scenarios", strings.Join(scenarioNames, ","), "comma-separated scenarios to run: "+strings.Join(scenarioNames, ", "))
 	flag.StringVar(&o.via, "via", "", "send events via kafka or http for every scenario (default: each scenario's own)")
 	flag.IntVar(&o.payload, "payload", 1024, "bytes of event data")
+	flag.DurationVar(&o.drain, "drain", 0, "how long to wait for deliveries after the last event (default: each scenario's own, 1-3 min)")
 	flag.IntVar(&o.events, "events", 0, "events per scenario (default: the size's)")
 	flag.Float64Var(&o.rate, "rate", 0, "events per second for every scenario (default: each scenario's own; latency is 1,000/s)")
 	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the run's topics")
@@ -60,6 +66,14 @@ func main() {
 	flag.DurationVar(&o.progress, "progress", 3*time.Second, "interval of the progress lines")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "the whole run stops after this")
 	flag.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "seed of the event and fault dice")
+	flag.Float64Var(&o.sinkFaults.ErrorRate, "sink-error-rate", 0, "fraction of requests the sink answers 503 (replaces the scenarios' faults, as do the other -sink flags)")
+	flag.Float64Var(&o.sinkFaults.ThrottleRate, "sink-throttle-rate", 0, "fraction answered 429 with Retry-After: -sink-retry-after")
+	flag.DurationVar(&o.sinkFaults.RetryAfter, "sink-retry-after", time.Second, "Retry-After of the 429s")
+	flag.Float64Var(&o.sinkFaults.SlowRate, "sink-slow-rate", 0, "fraction answered 204 after -sink-slow")
+	flag.DurationVar(&o.sinkFaults.Slow, "sink-slow", 500*time.Millisecond, "delay of slow answers")
+	flag.Float64Var(&o.sinkFaults.TimeoutRate, "sink-timeout-rate", 0, "fraction never answered until the sender gives up (at most 30s)")
+	flag.Float64Var(&o.sinkFaults.ResetRate, "sink-reset-rate", 0, "fraction whose connection (HTTP/1.1) or stream (HTTP/2) is reset")
+	flag.DurationVar(&o.sinkDown, "sink-down", 0, "take the sink off the network this long, 5s into each scenario")
 	flag.BoolVar(&o.faults, "faults", false, "run the fault suite (kill and restart services, restart Redis, take the sink down) instead of the benchmarks")
 	flag.Parse()
 	o.scenarios = strings.Split(names, ",")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,34 +54,13 @@ func run(ctx context.Context, o options) error {
 	if o.results == "" {
 		o.results = filepath.Join(o.repo, "results")
 	}
-	all, err := scenarios(o.size, o.payload)
+	chosen, err := choose(o)
 	if err != nil {
 		return err
 	}
-	var chosen []scenario
-	keys := map[string]string{}
-	for i := range all {
-		if o.events > 0 {
-			all[i].events = o.events
-		}
-		if o.rate > 0 {
-			all[i].rate = o.rate
-		}
-	}
-	for _, sc := range all {
-		if o.faults || slices.Contains(o.scenarios, sc.name) {
-			chosen = append(chosen, sc)
-		}
-		for t, k := range sc.plan.Keys() {
-			keys[t] = k
-		}
-	}
-	if o.faults {
-		chosen = []scenario{faultScenario(o.payload)}
-		keys = chosen[0].plan.Keys()
-	}
-	if len(chosen) == 0 {
-		return fmt.Errorf("no scenario among %q: choose from %s", o.scenarios, strings.Join(scenarioNames, ", "))
+	keys := map[string]string{} // every tenant of the run, for ingest
+	for _, sc := range chosen {
+		maps.Copy(keys, sc.plan.Keys())
 	}
 
 	tmp, err := os.MkdirTemp("", "hookload")
@@ -190,6 +170,40 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// choose returns the scenarios o asks for, with its overrides applied.
+func choose(o options) ([]scenario, error) {
+	if o.faults {
+		return []scenario{faultScenario(o.payload)}, nil
+	}
+	all, err := scenarios(o.size, o.payload)
+	if err != nil {
+		return nil, err
+	}
+	var chosen []scenario
+	for _, sc := range all {
+		if !slices.Contains(o.scenarios, sc.name) {
+			continue
+		}
+		if o.events > 0 {
+			sc.events = o.events
+		}
+		if o.rate > 0 {
+			sc.rate = o.rate
+		}
+		if o.drain > 0 {
+			sc.drain = o.drain
+		}
+		if o.sinkFaults.ErrorRate+o.sinkFaults.ThrottleRate+o.sinkFaults.SlowRate+o.sinkFaults.TimeoutRate+o.sinkFaults.ResetRate > 0 {
+			sc.faults = o.sinkFaults
+		}
+		chosen = append(chosen, sc)
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("no scenario among %q: choose from %s", o.scenarios, strings.Join(scenarioNames, ", "))
+	}
+	return chosen, nil
+}
+
 // host describes the machine, for reading the numbers later.
 func host(o options) map[string]string {
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -256,7 +270,18 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 		defer close(sent)
 		load.Run(ctx, prod, &prog)
 	}()
-	b.await(ctx, sc.name, tally, &prog, sent, sc.drain, start)
+	if d := b.o.sinkDown; d > 0 {
+		time.AfterFunc(5*time.Second, func() {
+			say("%s: sink down for %s", sc.name, d)
+			if err := b.sink.Down(d); err != nil {
+				say("%s: %v", sc.name, err)
+			}
+		})
+	}
+	b.await(ctx, sc.name, tally, &prog, sent, sc.drain+b.o.sinkDown, start)
+	for b.sink.IsDown() { // the ceiling needs it
+		time.Sleep(100 * time.Millisecond)
+	}
 	cpu1 := b.stack.CPU()
 
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
@@ -282,6 +307,10 @@ func (b *bench) fill(res *report.Result, tally *sink.Tally, prog *workload.Progr
 	res.Expected = int(prog.Expected.Load())
 	res.Delivered, res.Duplicates, res.Retries, res.BadSignatures = c.Delivered, c.Duplicates, c.Retries, c.BadSignatures
 	res.Lost, res.Unexpected = tally.Compare(prog.ExpectedIDs())
+	for _, note := range b.diagnose(context.Background(), tally.Missing(prog.ExpectedIDs(), 3)) {
+		say("%s", note)
+		res.Problems = append(res.Problems, note)
+	}
 	if last := tally.Last(); !last.IsZero() {
 		res.Seconds = last.Sub(start).Seconds()
 	}

@@ -117,6 +117,19 @@ func (t *Tally) Compare(expected map[string]struct{}) (lost, unexpected int) {
 	return lost, unexpected
 }
 
+// Missing returns up to n expected ids never delivered, for diagnosis.
+func (t *Tally) Missing(expected map[string]struct{}, n int) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for id := range expected {
+		if _, ok := t.seen[id]; !ok && len(out) < n {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Latencies returns a copy of the end-to-end latencies of first deliveries.
 func (t *Tally) Latencies() []time.Duration {
 	t.mu.Lock()

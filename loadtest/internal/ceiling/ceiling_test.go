@@ -1,0 +1,36 @@
+package ceiling
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/loadtest/internal/sink"
+	"github.com/hookline/hookline/pkg/signature"
+)
+
+func TestCeilingPostsSignedRequestsTheSinkCounts(t *testing.T) {
+	sk, err := sink.Start(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	for _, p := range []string{"/a", "/b"} {
+		sec, _, _ := signature.NewSecret()
+		sk.Endpoint(p, sec)
+	}
+	tally := sk.Begin(sink.Faults{})
+	samples := []sink.Sample{{Path: "/a", Body: []byte(`{"id":"evt_1"}`)}, {Path: "/b", Body: []byte(`{"id":"evt_2"}`)}}
+	c, err := Run(context.Background(), sk, samples, 300, 8, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tally.Counts()
+	// One warm-up request, then 300 with ids of their own.
+	if c.Requests != 300 || got.Delivered != 301 || got.BadSignatures != 0 || got.Duplicates != 0 {
+		t.Errorf("ceiling %+v, sink %+v: want 300 timed requests, 301 unique verified deliveries", c, got)
+	}
+	if c.Concurrency != 8 || c.PerSecond <= 0 || got.PeakInFlight > 8 {
+		t.Errorf("ceiling %+v, sink peak %d: want concurrency 8 and a rate", c, got.PeakInFlight)
+	}
+}
