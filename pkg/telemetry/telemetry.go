@@ -57,6 +57,12 @@ var Propagator = propagation.TraceContext{}
 func New(ctx context.Context, service string) (*Telemetry, error) {
 	res := resource.NewSchemaless(semconv.ServiceName("hookline-" + service))
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+		// Recording a span for every record costs more than matching it.
+		// Unsampled spans still carry trace ids into Kafka headers, the
+		// delivery log and traceparent; OTEL_TRACES_SAMPLER overrides this.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))))
+	}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
