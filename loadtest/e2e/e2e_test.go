@@ -28,10 +28,10 @@ type created struct {
 
 func TestEventTravelsThroughAllFourServices(t *testing.T) {
 	rc := newReceiver(t)
-	// The first attempt for subject ord_retry fails with a 503, so the
-	// delivery goes through a retry tier and the retry service.
+	// The first two attempts for subject ord_retry fail with a 503, so the
+	// delivery goes through both retry tiers and the retry service.
 	rc.respond = func(r *http.Request, body []byte, n int) (int, http.Header) {
-		if bytes.Contains(body, []byte(`"subject":"ord_retry"`)) && countSubject(rc, "ord_retry") == 1 {
+		if bytes.Contains(body, []byte(`"subject":"ord_retry"`)) && countSubject(rc, "ord_retry") <= 2 {
 			return http.StatusServiceUnavailable, nil
 		}
 		return http.StatusNoContent, nil
@@ -87,23 +87,34 @@ func TestEventTravelsThroughAllFourServices(t *testing.T) {
 		t.Errorf("webhook-id %q", webhookID)
 	}
 
-	// A failing first attempt is retried through a tier with the same webhook-id.
+	// Failing twice then succeeding: three attempts with the same
+	// webhook-id, each retry no earlier than its tier's delay (1s, then 2s).
 	s.postJSON("/v1/events", map[string]any{"type": "order.updated", "subject": "ord_retry", "data": map[string]any{"id": "ord_retry"}}, nil)
-	rc.waitFor(t, 60*time.Second, "the retried delivery", func(_ []*http.Request, bodies [][]byte) bool { return countIn(bodies, "ord_retry") >= 2 })
+	rc.waitFor(t, 90*time.Second, "the twice retried delivery", func(_ []*http.Request, bodies [][]byte) bool { return countIn(bodies, "ord_retry") >= 3 })
 	var retryIDs []string
+	var arrived []time.Time
 	rc.mu.Lock()
 	for i, b := range rc.body {
 		if bytes.Contains(b, []byte(`"subject":"ord_retry"`)) {
 			retryIDs = append(retryIDs, rc.got[i].Header.Get(signature.HeaderID))
+			arrived = append(arrived, rc.at[i])
 		}
 	}
 	rc.mu.Unlock()
-	if len(retryIDs) != 2 || retryIDs[0] != retryIDs[1] {
-		t.Errorf("retry webhook-ids %v: want two equal ids", retryIDs)
+	if len(retryIDs) != 3 || retryIDs[0] != retryIDs[1] || retryIDs[1] != retryIDs[2] {
+		t.Errorf("retry webhook-ids %v: want three equal ids", retryIDs)
+	}
+	if len(arrived) == 3 {
+		if gap := arrived[1].Sub(arrived[0]); gap < time.Second {
+			t.Errorf("first retry came %v after the first attempt, before its 1s tier", gap)
+		}
+		if gap := arrived[2].Sub(arrived[1]); gap < 2*time.Second {
+			t.Errorf("second retry came %v after the first retry, before its 2s tier", gap)
+		}
 	}
 
-	// The delivery log holds one record per attempt: 1 + 2.
-	attempts := readAttempts(t, s.Kafka, 3, 30*time.Second)
+	// The delivery log holds one record per attempt: 1 + 3.
+	attempts := readAttempts(t, s.Kafka, 4, 30*time.Second)
 	outcomes := map[string]int{}
 	for _, a := range attempts {
 		outcomes[a.Outcome]++
@@ -111,14 +122,14 @@ func TestEventTravelsThroughAllFourServices(t *testing.T) {
 			t.Errorf("attempt %+v", a)
 		}
 	}
-	if outcomes[record.OutcomeDelivered] != 2 || outcomes[record.OutcomeRetrying] != 1 {
-		t.Errorf("outcomes %v, want 2 delivered and 1 retrying", outcomes)
+	if outcomes[record.OutcomeDelivered] != 2 || outcomes[record.OutcomeRetrying] != 2 {
+		t.Errorf("outcomes %v, want 2 delivered and 2 retrying", outcomes)
 	}
 	rc.mu.Lock()
 	n := len(rc.got)
 	rc.mu.Unlock()
-	if n != 3 {
-		t.Errorf("receiver got %d requests, want 3 (invoice.paid must not be delivered)", n)
+	if n != 4 {
+		t.Errorf("receiver got %d requests, want 4 (invoice.paid must not be delivered)", n)
 	}
 }
 

@@ -232,6 +232,7 @@ type receiver struct {
 	mu   sync.Mutex
 	got  []*http.Request
 	body [][]byte
+	at   []time.Time // arrival of each request
 	// respond picks the status for a request (default 204).
 	respond func(r *http.Request, body []byte, n int) (int, http.Header)
 }
@@ -259,6 +260,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.got = append(rc.got, r)
 	rc.body = append(rc.body, body)
+	rc.at = append(rc.at, time.Now())
 	n := len(rc.got)
 	respond := rc.respond
 	rc.mu.Unlock()
