@@ -73,7 +73,10 @@ func (t *Transactor) Close() { t.producer.Close() }
 // record in through, atomically, and returns once the transaction is
 // committed. records must not be empty. A transaction once begun is always
 // finished, so ctx's cancellation is ignored; it is bounded by the
-// transaction timeout. On error nothing was committed.
+// transaction timeout. An error means the transaction was aborted, except
+// when ending it failed without an answer: then it may have committed, and
+// a caller that retries releases its records twice (at-least-once, never
+// lost).
 func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through ...*kgo.Record) error {
 	if len(records) == 0 {
 		return errors.New("kafka: a transaction needs at least one record")

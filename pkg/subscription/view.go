@@ -20,7 +20,8 @@ import (
 )
 
 // ChangeFunc is told of every change: prev is nil for a new subscription,
-// next is nil for a deleted one.
+// next is nil for a deleted one. It runs on the view's goroutine, so it
+// must not wait for the view (WaitFor, WaitReady) or for anything that does.
 type ChangeFunc func(prev, next *record.Subscription)
 
 // View is the current state of every subscription. Records it holds are

@@ -307,12 +307,12 @@ func TestViewSkipsUndecodable(t *testing.T) {
 		t.Error("s2, written after the bad record, is missing")
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	for _, c := range changes {
 		if c.next == "" {
 			t.Errorf("change %+v: the undecodable record was taken for a deletion", c)
 		}
 	}
+	mu.Unlock() // OnChange runs on the view's goroutine: do not hold it up
 
 	// Still following: a later write arrives.
 	r := f.put("s3", sub("s3", "later"), nil)
