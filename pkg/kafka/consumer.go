@@ -136,6 +136,9 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, log zerol
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
+		// A partition resumed after a pause waits for the fetch in flight;
+		// franz-go's 5 s default made resumed endpoints stall for seconds.
+		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(c.assigned),
