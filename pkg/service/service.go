@@ -6,7 +6,11 @@ package service
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,6 +20,7 @@ import (
 	"github.com/hookline/hookline/pkg/backoff"
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/telemetry"
 )
 
@@ -88,4 +93,44 @@ func RedisFromEnv(r *config.Reader) *redis.Client {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return redis.NewClient(opts)
+}
+
+// Main ends a service's main function: it stops the process when the
+// settings are wrong (exit 2, every problem listed) or help was asked for
+// (exit 0), then calls run with a context that SIGINT and SIGTERM cancel,
+// so the service shuts down gracefully, and exits 1 if run fails.
+func Main(r *config.Reader, b Base, run func(ctx context.Context, log zerolog.Logger) error) {
+	if err := r.Err(os.Stderr); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "%s: configuration:\n%s\n", b.Name, err)
+		os.Exit(2)
+	}
+	log := b.Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, log)
+	stop()
+	if err != nil {
+		log.Fatal().Err(err).Msg("exit")
+	}
+	log.Info().Msg("stopped")
+}
+
+// Start sets up what every service needs before its own wiring: telemetry
+// (call its Shutdown when done), the record codecs, and the topics.
+func (b Base) Start(ctx context.Context, log zerolog.Logger) (*telemetry.Telemetry, *record.Codecs, error) {
+	tel, err := telemetry.New(ctx, b.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	codecs, err := record.LoadCodecs()
+	if err == nil {
+		err = b.Bootstrap(ctx, log)
+	}
+	if err != nil {
+		_ = tel.Shutdown(context.Background())
+		return nil, nil, err
+	}
+	return tel, codecs, nil
 }

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,10 +16,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/ops"
-	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 	"github.com/hookline/hookline/services/matcher/internal/match"
 )
@@ -39,35 +35,17 @@ func main() {
 	cfg.Group = r.String("HOOKLINE_MATCHER_GROUP", "hookline-matcher", "consumer group of the matchers")
 	cfg.TransactionID = r.String("HOOKLINE_TRANSACTIONAL_ID", "hookline-matcher-"+host,
 		"transactional.id; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
-	if err := r.Err(os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "matcher: configuration:\n"+err.Error())
-		os.Exit(2)
-	}
-	log := cfg.Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Fatal().Err(err).Msg("exit")
-	}
-	log.Info().Msg("stopped")
+	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
+		return run(ctx, cfg, log)
+	})
 }
 
 func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
-	tel, err := telemetry.New(ctx, cfg.Name)
+	tel, codecs, err := cfg.Start(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	codecs, err := record.LoadCodecs()
-	if err != nil {
-		return err
-	}
-	if err := cfg.Bootstrap(ctx, log); err != nil {
-		return err
-	}
 	ix := index.New(log)
 	view := subscription.NewView(codecs, log)
 	view.OnChange(ix.Update)

@@ -16,11 +16,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +26,7 @@ import (
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ops"
-	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/service"
-	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/services/retry/internal/schedule"
 )
 
@@ -49,35 +43,17 @@ func main() {
 	host, _ := os.Hostname()
 	cfg.TransactionID = r.String("HOOKLINE_RETRY_TRANSACTIONAL_ID", cfg.Kafka.Topics.Prefix+"retry-"+host,
 		"transactional.id of the releases; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
-	if err := r.Err(os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "retry: configuration:\n"+err.Error())
-		os.Exit(2)
-	}
-	log := cfg.Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Fatal().Err(err).Msg("exit")
-	}
-	log.Info().Msg("stopped")
+	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
+		return run(ctx, cfg, log)
+	})
 }
 
 func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
-	tel, err := telemetry.New(ctx, cfg.Name)
+	tel, codecs, err := cfg.Start(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	codecs, err := record.LoadCodecs()
-	if err != nil {
-		return err
-	}
-	if err := cfg.Bootstrap(ctx, log); err != nil {
-		return err
-	}
 	lateness := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hookline_retry_release_lateness_seconds",
 		Help:    "How long after its due time a delivery was put back on hookline.deliveries.",

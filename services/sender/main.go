@@ -6,11 +6,8 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,12 +20,10 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ops"
 	"github.com/hookline/hookline/pkg/ratelimit"
-	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 	"github.com/hookline/hookline/services/sender/internal/send"
 )
@@ -64,32 +59,17 @@ func main() {
 		r.Fail("HOOKLINE_SECRET_KEY", err)
 	}
 	rdb := service.RedisFromEnv(r)
-	if err := r.Err(os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "sender: configuration:\n"+err.Error())
-		os.Exit(2)
-	}
-	log := cfg.Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, rdb, log); err != nil {
-		log.Fatal().Err(err).Msg("exit")
-	}
-	log.Info().Msg("stopped")
+	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
+		return run(ctx, cfg, rdb, log)
+	})
 }
 
 func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logger) error {
-	tel, err := telemetry.New(ctx, cfg.Name)
+	tel, codecs, err := cfg.Start(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	codecs, err := record.LoadCodecs()
-	if err != nil {
-		return err
-	}
 	box, err := secretbox.New(cfg.SecretKey)
 	if err != nil {
 		return err
@@ -110,9 +90,6 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		if !roots.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("HOOKLINE_SENDER_CA_FILE %s holds no certificate", cfg.CAFile)
 		}
-	}
-	if err := cfg.Bootstrap(ctx, log); err != nil {
-		return err
 	}
 	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
 	if err != nil {
