@@ -52,17 +52,6 @@ func (e *Entry) Matches(doc condition.Document) bool {
 	return ok && err == nil
 }
 
-// URL is the target for this event: the first matching route's, else the
-// subscription's.
-func (e *Entry) URL(doc condition.Document) string {
-	for _, r := range e.Routes {
-		if r.Condition.Match(doc) {
-			return r.URL
-		}
-	}
-	return e.Sub.URL
-}
-
 // coversPattern reports whether one of the entry's wildcard patterns
 // matches eventType and none of its exact types does (an exact type has
 // already put the entry among the candidates).

@@ -79,13 +79,14 @@ func (m *Matcher) Process(r *kgo.Record, buf []*index.Entry) ([]*kgo.Record, []*
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}, buf
 		}
+		target, urlErr := e.URL(doc)
 		d := record.Delivery{
 			ID:             id.Delivery(ev.ID, e.Sub.ID),
 			Tenant:         ev.Tenant,
 			SubscriptionID: e.Sub.ID,
 			EventID:        ev.ID,
 			EventType:      ev.Type,
-			URL:            e.URL(doc),
+			URL:            target,
 			Payload:        payload,
 			CreatedAt:      now,
 			EventTime:      ev.OccurredAt,
@@ -97,7 +98,16 @@ func (m *Matcher) Process(r *kgo.Record, buf []*index.Entry) ([]*kgo.Record, []*
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}, buf
 		}
-		out = append(out, &kgo.Record{Topic: m.Topics.Deliveries, Key: e.Key, Value: value, Context: r.Context})
+		topic := m.Topics.Deliveries
+		if urlErr != nil {
+			// No URL to send to: dead-letter it with the reason, visibly.
+			d.URL, d.LastError = "", urlErr.Error()
+			if value, err = m.Codecs.Delivery.Marshal(&d); err != nil {
+				return []*kgo.Record{m.reject(r, err)}, buf
+			}
+			topic = m.Topics.DLQ
+		}
+		out = append(out, &kgo.Record{Topic: topic, Key: e.Key, Value: value, Context: r.Context})
 	}
 	return out, buf
 }
