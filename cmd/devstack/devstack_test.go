@@ -36,6 +36,7 @@ func TestMakeRunStory(t *testing.T) {
 		"HOOKLINE_DEMO_RECEIVER_ADDR=" + freeAddr(t),
 		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(freeAddr(t), ":")[1],
 		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + freeAddr(t),
+		"HOOKLINE_OPS_BASE_PORT=" + strings.Split(freeAddr(t), ":")[1],
 	}
 	for round := 1; round <= 2; round++ {
 		out := startDevstack(t, filepath.Join(bin, "devstack"), env)
@@ -84,10 +85,11 @@ func freeAddr(t *testing.T) string {
 }
 
 type output struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	done  chan struct{}
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []string
+	stderr strings.Builder // the services' logs, shown when a wait fails
+	done   chan struct{}
 }
 
 func startDevstack(t *testing.T, path string, env []string) *output {
@@ -104,10 +106,11 @@ func startDevstack(t *testing.T, path string, env []string) *output {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o := &output{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr = lockedWriter{o}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	o := &output{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		defer close(o.done)
 		sc := bufio.NewScanner(stdout)
@@ -117,7 +120,16 @@ func startDevstack(t *testing.T, path string, env []string) *output {
 			o.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() {
+		// SIGINT first: devstack then stops its services; a bare kill
+		// would leave them running.
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-o.done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
 	return o
 }
 
@@ -137,7 +149,7 @@ func (o *output) waitLine(t *testing.T, prefix string, timeout time.Duration) st
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	t.Fatalf("no line starting %q within %v; output:\n%s", prefix, timeout, strings.Join(o.lines, "\n"))
+	t.Fatalf("no line starting %q within %v; output:\n%s\nstderr:\n%s", prefix, timeout, strings.Join(o.lines, "\n"), o.stderr.String())
 	return ""
 }
 
@@ -162,4 +174,13 @@ func (o *output) stop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("devstack did not stop within 30s of SIGINT")
 	}
+}
+
+// lockedWriter appends the child's stderr to the output under its lock.
+type lockedWriter struct{ o *output }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.o.mu.Lock()
+	defer w.o.mu.Unlock()
+	return w.o.stderr.Write(p)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -23,9 +24,14 @@ type processes struct {
 // environment; their output goes to this terminal.
 func startServices(ctx context.Context, binDir string, env []string) (*processes, error) {
 	p := &processes{exited: make(chan error, 4)}
-	for _, name := range []string{"ingest", "matcher", "sender", "retry"} {
+	base, err := strconv.Atoi(envOr("HOOKLINE_OPS_BASE_PORT", "9101"))
+	if err != nil {
+		return nil, fmt.Errorf("HOOKLINE_OPS_BASE_PORT: %w", err)
+	}
+	for i, name := range []string{"ingest", "matcher", "sender", "retry"} {
 		cmd := exec.Command(filepath.Join(binDir, name))
-		cmd.Env = append(os.Environ(), env...)
+		// Each service's /healthz, /readyz and /metrics: 9101 to 9104 by default.
+		cmd.Env = append(append(os.Environ(), env...), fmt.Sprintf("HOOKLINE_OPS_ADDR=127.0.0.1:%d", base+i))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			p.stop()
