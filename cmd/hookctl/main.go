@@ -38,6 +38,9 @@ Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX):
   dlq replay -tenant T (-id ID[,ID] | -sub S [-since T] [-until T])
                                  send dead letters again (same webhook-id)
   lag                            consumer-group lag of every Hookline service
+
+Redis (REDIS_ADDR):
+  health <subscription-id>...    each endpoint's current failure streak
 `
 
 // errUsage marks a mistake in how hookctl was called (exit code 2).
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return dlqCommand(ctx, env, out, rest[1:])
 	case "lag":
 		return lagCommand(ctx, env, out)
+	case "health":
+		return healthCommand(ctx, env, out, rest[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -100,6 +105,7 @@ type env struct {
 	APIKey  string
 	Brokers []string
 	Prefix  string
+	Redis   string
 }
 
 func envFromOS() env {
@@ -114,5 +120,6 @@ func envFromOS() env {
 		APIKey:  get("HOOKLINE_API_KEY", "dev"),
 		Brokers: splitComma(get("KAFKA_BROKERS", "127.0.0.1:9092")),
 		Prefix:  get("HOOKLINE_TOPIC_PREFIX", "hookline."),
+		Redis:   get("REDIS_ADDR", "127.0.0.1:6379"),
 	}
 }

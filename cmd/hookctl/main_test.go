@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
@@ -123,5 +124,28 @@ func TestTailDecodesTheDeliveryLog(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].DeliveryID != "dlv_b" {
 		t.Fatalf("tail -sub sub_1 -outcome delivered gave %+v, want only dlv_b", got)
+	}
+}
+
+func TestHealthShowsTheFailureStreak(t *testing.T) {
+	rdb := testinfra.Redis(t)
+	t.Setenv("REDIS_ADDR", rdb.Options().Addr)
+	sub := "sub_hookctl_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	tr := health.New(rdb, time.Hour)
+	for range 6 {
+		if _, err := tr.Failure(context.Background(), sub, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-o", "json", "health", sub, "sub_never_failed"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
+		t.Fatalf("%s: %v", out.String(), err)
+	}
+	if len(rows) != 2 || rows[0]["state"] != "failing" || rows[0]["consecutive_failures"] != "6" || rows[1]["state"] != "healthy" {
+		t.Fatalf("rows %v", rows)
 	}
 }
