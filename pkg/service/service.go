@@ -21,6 +21,8 @@ import (
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/secretbox"
+	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/telemetry"
 )
 
@@ -133,4 +135,29 @@ func (b Base) Start(ctx context.Context, log zerolog.Logger) (*telemetry.Telemet
 		return nil, nil, err
 	}
 	return tel, codecs, nil
+}
+
+// SecretBoxFromEnv reads HOOKLINE_SECRET_KEY, the operator key that seals
+// signing secrets and credentials in Kafka, into the box that uses it.
+func SecretBoxFromEnv(r *config.Reader) *secretbox.Box {
+	key, err := secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; seals secrets and credentials in Kafka"))
+	if err != nil {
+		r.Fail("HOOKLINE_SECRET_KEY", err)
+		return nil
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		r.Fail("HOOKLINE_SECRET_KEY", err)
+	}
+	return box
+}
+
+// GuardFromEnv reads HOOKLINE_ALLOW_HOSTS into the SSRF guard: the hosts
+// allowed over http and at private addresses (the local demo, tests).
+func GuardFromEnv(r *config.Reader) *ssrf.Guard {
+	g, err := ssrf.New(r.List("HOOKLINE_ALLOW_HOSTS", "", "hosts allowed over http and at private addresses (demo, tests)"))
+	if err != nil {
+		r.Fail("HOOKLINE_ALLOW_HOSTS", err)
+	}
+	return g
 }

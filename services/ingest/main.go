@@ -26,13 +26,13 @@ import (
 
 type settings struct {
 	service.Base
-	HTTPAddr   string
-	Group      string
-	MaxBody    int64
-	Keys       api.Keys
-	SecretKey  []byte
-	AllowHosts []string
-	DedupeTTL  time.Duration
+	HTTPAddr  string
+	Group     string
+	MaxBody   int64
+	Keys      api.Keys
+	Box       *secretbox.Box
+	Guard     *ssrf.Guard
+	DedupeTTL time.Duration
 }
 
 func main() {
@@ -41,16 +41,14 @@ func main() {
 	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")
 	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", "hookline-ingest", "consumer group of the JSON ingest bridges")
 	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
-	cfg.AllowHosts = r.List("HOOKLINE_ALLOW_HOSTS", "", "hosts allowed over http and at private addresses (demo, tests)")
+	cfg.Guard = service.GuardFromEnv(r)
 	cfg.DedupeTTL = r.Duration("HOOKLINE_EVENT_DEDUPE_TTL", 24*time.Hour, "how long a producer's event id is remembered")
 	keys, err := api.ParseKeys(r.List("HOOKLINE_API_KEYS", "", "tenant=key pairs (or tenant=sha256:<hex of the key>)"))
 	if err != nil {
 		r.Fail("HOOKLINE_API_KEYS", err)
 	}
 	cfg.Keys = keys
-	if cfg.SecretKey, err = secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; seals secrets in Kafka")); err != nil {
-		r.Fail("HOOKLINE_SECRET_KEY", err)
-	}
+	cfg.Box = service.SecretBoxFromEnv(r)
 	rdb := service.RedisFromEnv(r)
 	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
 		return run(ctx, cfg, rdb, log)
@@ -63,14 +61,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	box, err := secretbox.New(cfg.SecretKey)
-	if err != nil {
-		return err
-	}
-	guard, err := ssrf.New(cfg.AllowHosts)
-	if err != nil {
-		return err
-	}
+	box, guard := cfg.Box, cfg.Guard
 	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
 	if err != nil {
 		return err

@@ -15,7 +15,9 @@ import (
 
 	"github.com/hookline/hookline/pkg/backoff"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/service"
+	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/ingest/internal/api"
 	"github.com/hookline/hookline/services/ingest/internal/testkafka"
@@ -50,7 +52,7 @@ func TestRun(t *testing.T) {
 	cfg := settings{
 		Base:     service.Base{Name: "ingest", LogLevel: "warn", OpsAddr: freeAddr(t), Kafka: kcfg, Schedule: sch},
 		HTTPAddr: freeAddr(t), Group: kcfg.Topics.Prefix + "ingest", MaxBody: 1 << 20, Keys: keys,
-		SecretKey: secretKey, DedupeTTL: time.Hour,
+		Box: mustBox(t, secretKey), Guard: mustGuard(t), DedupeTTL: time.Hour,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -145,4 +147,22 @@ func post(t *testing.T, url, body string, want int, out any) {
 	if err := json.Unmarshal(b.Bytes(), out); err != nil {
 		t.Fatalf("POST %s answer %s: %v", url, b.String(), err)
 	}
+}
+
+func mustBox(t *testing.T, key []byte) *secretbox.Box {
+	t.Helper()
+	b, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustGuard(t *testing.T) *ssrf.Guard {
+	t.Helper()
+	g, err := ssrf.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

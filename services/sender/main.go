@@ -31,8 +31,8 @@ import (
 type settings struct {
 	service.Base
 	Group         string
-	SecretKey     []byte
-	AllowHosts    []string
+	Box           *secretbox.Box
+	Guard         *ssrf.Guard
 	CAFile        string
 	MaxInFlight   int
 	PerEndpoint   int
@@ -46,7 +46,7 @@ func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "sender", "127.0.0.1:9103")}
 	cfg.Group = r.String("HOOKLINE_SENDER_GROUP", "hookline-sender", "consumer group of the senders")
-	cfg.AllowHosts = r.List("HOOKLINE_ALLOW_HOSTS", "", "hosts allowed at private addresses (demo, tests)")
+	cfg.Guard = service.GuardFromEnv(r)
 	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo)")
 	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", 512, "requests in flight per instance")
 	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", 16, "requests in flight per endpoint and partition (1 when ordered)")
@@ -54,10 +54,7 @@ func main() {
 	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", send.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
 	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
 	cfg.DisableWindow = r.Duration("HOOKLINE_DISABLE_WINDOW", 5*24*time.Hour, "how long an endpoint may fail without a success before its subscription is disabled")
-	var err error
-	if cfg.SecretKey, err = secretbox.ParseKey(r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 random bytes; opens secrets sealed by ingest")); err != nil {
-		r.Fail("HOOKLINE_SECRET_KEY", err)
-	}
+	cfg.Box = service.SecretBoxFromEnv(r)
 	rdb := service.RedisFromEnv(r)
 	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
 		return run(ctx, cfg, rdb, log)
@@ -70,14 +67,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	box, err := secretbox.New(cfg.SecretKey)
-	if err != nil {
-		return err
-	}
-	guard, err := ssrf.New(cfg.AllowHosts)
-	if err != nil {
-		return err
-	}
+	box, guard := cfg.Box, cfg.Guard
 	var roots *x509.CertPool
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
