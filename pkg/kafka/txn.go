@@ -35,6 +35,10 @@ type Transactor struct {
 	txnMu sync.Mutex // one transaction at a time
 
 	topicIDs map[string][16]byte // guarded by txnMu
+
+	fatalOnce sync.Once
+	fatal     chan struct{} // closed once the producer can never commit again
+	fatalErr  error         // set before fatal is closed
 }
 
 type txnCall struct {
@@ -63,7 +67,29 @@ func NewTransactor(ctx context.Context, cfg Config, c *Consumer, txnID string, l
 		return nil, fmt.Errorf("init transactional producer %s: %w", txnID, err)
 	}
 	c.inTxn.Store(true)
-	return &Transactor{producer: p, consumer: c, txnID: txnID, timeout: timeout, topicIDs: map[string][16]byte{}}, nil
+	return &Transactor{producer: p, consumer: c, txnID: txnID, timeout: timeout, topicIDs: map[string][16]byte{}, fatal: make(chan struct{})}, nil
+}
+
+// Fatal is closed when the producer can never commit again: another
+// instance with the same transactional id fenced it, or the broker refuses
+// it the id. Retrying cannot help, so the service should exit and let its
+// supervisor start it afresh; Err tells why.
+func (t *Transactor) Fatal() <-chan struct{} { return t.fatal }
+
+// Err is the error that closed Fatal, or nil.
+func (t *Transactor) Err() error {
+	select {
+	case <-t.fatal:
+		return t.fatalErr
+	default:
+		return nil
+	}
+}
+
+// isFatal reports whether err leaves the transactional producer unusable.
+func isFatal(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) ||
+		errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
 // Close closes the producer.
@@ -91,6 +117,9 @@ func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through 
 	if call.done {
 		return call.err // an earlier caller's transaction included it
 	}
+	if err := t.Err(); err != nil {
+		return err
+	}
 	t.mu.Lock()
 	calls := t.queue // call is among them
 	t.queue = nil
@@ -98,6 +127,12 @@ func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
 	defer cancel()
 	err := t.transact(ctx, calls)
+	if err != nil && isFatal(err) {
+		t.fatalOnce.Do(func() {
+			t.fatalErr = fmt.Errorf("transactional id %s: %w", t.txnID, err)
+			close(t.fatal)
+		})
+	}
 	for _, c := range calls {
 		c.done, c.err = true, err
 	}

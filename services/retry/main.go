@@ -84,5 +84,15 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		log.Info().Strs("tiers", topics).Msg("scheduling")
 		return consumer.Run(ctx)
 	})
+	g.Go(func() error {
+		// A fenced producer never commits again: exit, so that the
+		// supervisor starts a fresh instance, rather than retry forever.
+		select {
+		case <-txn.Fatal():
+			return txn.Err()
+		case <-ctx.Done():
+			return nil
+		}
+	})
 	return g.Wait()
 }
