@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
 # `make test`: start real Kafka and Redis on 127.0.0.1 (unless KAFKA_BROKERS
-# and REDIS_ADDR already name servers), run every module's tests with -race
-# against them, and stop what was started, whatever the outcome.
+# and REDIS_ADDR already name servers) and a real schema registry (unless
+# HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one, or is "off"), run every
+# module's tests with -race against them, and stop what was started,
+# whatever the outcome.
 #
 #   test.sh <package patterns...>
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-started=""
-stop() { [ -n "$started" ] && "$HERE/infra.sh" down >/dev/null 2>&1 || true; }
+started="" registry="" registry_env=""
+stop() {
+  [ -n "$registry" ] && "$HERE/registry.sh" down >/dev/null 2>&1
+  [ -n "$registry_env" ] && rm -f "$registry_env"
+  [ -n "$started" ] && "$HERE/infra.sh" down >/dev/null 2>&1
+  true
+}
 trap stop EXIT
+
+# The registry (Apicurio, a JVM: ~10-20 s) starts in the background while
+# Kafka does. One already running from registry.sh is used and left running.
+if [ -z "${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-}" ]; then
+  registry_env=$(mktemp)
+  if "$HERE/registry.sh" status >/dev/null 2>&1; then
+    "$HERE/registry.sh" up >"$registry_env" 2>/dev/null
+  else
+    echo "test: starting a schema registry" >&2
+    registry=yes
+    "$HERE/registry.sh" up >"$registry_env" &
+    registry_pid=$!
+  fi
+fi
 
 if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
   echo "test: starting Kafka and Redis" >&2
@@ -17,9 +38,21 @@ if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
   started=yes
 fi
 export KAFKA_BROKERS REDIS_ADDR
+if [ -n "$registry_env" ]; then
+  if [ -n "$registry" ]; then
+    wait "$registry_pid" || { echo "test: the schema registry did not start" >&2; exit 1; }
+  fi
+  # Only pkg/schemaregistry's test reads this; the services' own
+  # HOOKLINE_SCHEMA_REGISTRY_URL stays unset, so tests that start services
+  # get the fixed schema ids they expect.
+  HOOKLINE_TEST_SCHEMA_REGISTRY_URL=$(sed -n 's/^HOOKLINE_SCHEMA_REGISTRY_URL=//p' "$registry_env")
+  [ -n "$HOOKLINE_TEST_SCHEMA_REGISTRY_URL" ] || { echo "test: registry.sh printed no URL" >&2; exit 1; }
+fi
+[ "${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-}" = off ] && unset HOOKLINE_TEST_SCHEMA_REGISTRY_URL
+export HOOKLINE_TEST_SCHEMA_REGISTRY_URL
 # Integration tests fail instead of skipping when a server is missing.
 export HOOKLINE_REQUIRE_INFRA=1
-echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR" >&2
+echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-}" >&2
 
 go test -race -count=1 -timeout 20m "$@"
 

@@ -4,12 +4,16 @@
 package avro
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hamba/avro/v2"
 )
@@ -54,11 +58,16 @@ type Codec[T any] struct {
 	name    string
 	schema  avro.Schema
 	header  [headerLen]byte
-	older   map[uint32]version  // earlier ids of the same record
-	pool    sync.Pool           // *avro.Writer, reused to keep Marshal at one allocation
-	readers sync.Pool           // *avro.Reader
-	clip    func(reflect.Value) // nil when T holds no []byte
+	others  atomic.Pointer[map[uint32]version] // other ids of the same record; copied on write
+	lookup  Lookup                             // nil: ids not in others are refused
+	adding  sync.Mutex                         // serialises writers of others
+	pool    sync.Pool                          // *avro.Writer, reused to keep Marshal at one allocation
+	readers sync.Pool                          // *avro.Reader
+	clip    func(reflect.Value)                // nil when T holds no []byte
 }
+
+// lookupTimeout bounds one schema registry call made while decoding.
+const lookupTimeout = 10 * time.Second
 
 // version is how a value written with one schema id is read.
 type version struct {
@@ -68,23 +77,27 @@ type version struct {
 
 // NewCodec returns a codec that writes values with the current schema of
 // the record named name (its full name), framed with that schema's id.
+// It reads values written with any version of the record in reg, and,
+// when reg has a Lookup, with any schema of the same name that the schema
+// registry holds under another id.
 func NewCodec[T any](reg *Registry, name string) (*Codec[T], error) {
 	e, ok := reg.ByName(name)
 	if !ok {
 		return nil, fmt.Errorf("avro: no schema named %s", name)
 	}
-	c := &Codec[T]{id: e.ID, name: e.Name, schema: e.Schema, older: map[uint32]version{}}
-	compat := avro.NewSchemaCompatibility()
-	for _, o := range reg.Entries() {
-		if o.Name != e.Name || o.ID == e.ID {
+	c := &Codec[T]{id: e.ID, name: e.Name, schema: e.Schema, lookup: reg.lookup}
+	others := map[uint32]version{}
+	for _, o := range reg.Versions(name) {
+		if o.ID == e.ID {
 			continue
 		}
-		resolved, err := compat.Resolve(e.Schema, o.Schema)
+		ver, err := c.reader(o.Schema)
 		if err != nil {
 			return nil, fmt.Errorf("avro: %s: schema id %d cannot read values written with id %d: %w", name, e.ID, o.ID, err)
 		}
-		c.older[o.ID] = version{writer: o.Schema, read: resolved}
+		others[o.ID] = ver
 	}
+	c.others.Store(&others)
 	c.header[0] = 0
 	binary.BigEndian.PutUint32(c.header[1:], e.ID)
 	c.pool.New = func() any { return avro.NewWriter(nil, 1024, avro.WithWriterConfig(api)) }
@@ -95,6 +108,53 @@ func NewCodec[T any](reg *Registry, name string) (*Codec[T], error) {
 
 // ID is the schema id this codec writes.
 func (c *Codec[T]) ID() uint32 { return c.id }
+
+// reader resolves values written with schema writer to the current schema.
+func (c *Codec[T]) reader(writer avro.Schema) (version, error) {
+	read, err := avro.NewSchemaCompatibility().Resolve(c.schema, writer)
+	if err != nil {
+		return version{}, err
+	}
+	return version{writer: writer, read: read}, nil
+}
+
+// versionOf returns how to read a value written with schema id: fetched from
+// the schema registry the first time an id is met, then remembered.
+// Failed lookups are not remembered: the registry may be back next time.
+func (c *Codec[T]) versionOf(id uint32) (version, error) {
+	if id == c.id {
+		return version{writer: c.schema, read: c.schema}, nil
+	}
+	if ver, ok := (*c.others.Load())[id]; ok {
+		return ver, nil
+	}
+	if c.lookup == nil {
+		return version{}, fmt.Errorf("avro: schema id %d, want %d (%s)", id, c.id, c.name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	text, err := c.lookup(ctx, id)
+	if err != nil {
+		return version{}, fmt.Errorf("avro: look up schema id %d: %w", id, err)
+	}
+	writer, err := parseAlone(text)
+	if err != nil {
+		return version{}, fmt.Errorf("avro: schema id %d: %w", id, err)
+	}
+	if got := fullName(writer); got != c.name {
+		return version{}, fmt.Errorf("avro: schema id %d is %q, want %s", id, got, c.name)
+	}
+	ver, err := c.reader(writer)
+	if err != nil {
+		return version{}, fmt.Errorf("avro: %s: schema id %d cannot read values written with id %d: %w", c.name, c.id, id, err)
+	}
+	c.adding.Lock()
+	defer c.adding.Unlock()
+	others := maps.Clone(*c.others.Load())
+	others[id] = ver
+	c.others.Store(&others)
+	return ver, nil
+}
 
 // Marshal returns v framed in the Confluent wire format.
 func (c *Codec[T]) Marshal(v *T) ([]byte, error) {
@@ -116,22 +176,21 @@ func (c *Codec[T]) Marshal(v *T) ([]byte, error) {
 
 // Unmarshal decodes a framed value into v, replacing all of v: nothing of
 // a previous value survives, and nothing v pointed to is written. Values
-// written with an earlier id of the same record are resolved to the current
-// schema (fields added since take their defaults); values written with any
-// other schema id are refused rather than misread, and so are truncated or
-// corrupt ones, after which v holds no partial record. Bytes after the
-// record are ignored, as Confluent's deserializers do.
+// written with another schema of the same record are resolved to the
+// current schema (fields added since take their defaults; fields removed
+// are skipped); values written with any other schema id are refused rather
+// than misread, and so are truncated or corrupt ones, after which v holds
+// no partial record. Bytes after the record are ignored, as Confluent's
+// deserializers do. With a schema registry, the first value of an id the
+// codec does not know waits for the registry to say what the id is.
 func (c *Codec[T]) Unmarshal(b []byte, v *T) (err error) {
 	id, err := SchemaID(b)
 	if err != nil {
 		return err
 	}
-	ver := version{writer: c.schema, read: c.schema}
-	if id != c.id {
-		var ok bool
-		if ver, ok = c.older[id]; !ok {
-			return fmt.Errorf("avro: schema id %d, want %d (%s)", id, c.id, c.name)
-		}
+	ver, err := c.versionOf(id)
+	if err != nil {
+		return err
 	}
 	body := b[headerLen:]
 	if _, err := scan(ver.writer, body); err != nil {

@@ -47,7 +47,7 @@ func registryFS(t *testing.T, ids string, files map[string]string) (*Registry, e
 	for name, text := range files {
 		fsys[name] = &fstest.MapFile{Data: []byte(text)}
 	}
-	return loadFS(fsys)
+	return LoadFS(fsys)
 }
 
 func testCodec(t *testing.T) *Codec[testRec] {
@@ -164,13 +164,13 @@ func TestLoadErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := registryFS(t, tc.ids, tc.files)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("loadFS error = %v, want one mentioning %q", err, tc.wantErr)
+				t.Fatalf("LoadFS error = %v, want one mentioning %q", err, tc.wantErr)
 			}
 		})
 	}
 	t.Run("no ids.json", func(t *testing.T) {
-		if _, err := loadFS(fstest.MapFS{}); err == nil {
-			t.Fatal("loadFS of an empty FS succeeded")
+		if _, err := LoadFS(fstest.MapFS{}); err == nil {
+			t.Fatal("LoadFS of an empty FS succeeded")
 		}
 	})
 }

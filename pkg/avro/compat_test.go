@@ -67,13 +67,6 @@ func parse(t *testing.T, text []byte) avro.Schema {
 	return s
 }
 
-func fullName(s avro.Schema) string {
-	if n, ok := s.(avro.NamedSchema); ok {
-		return n.FullName()
-	}
-	return ""
-}
-
 // history reads the history folder of fsys, grouped by record full name
 // and sorted by version. Files it cannot use are reported as problems.
 func history(t *testing.T, fsys fs.FS) (map[string][]released, []string) {
@@ -153,7 +146,7 @@ func sameJSON(a, b []byte) bool {
 // disagree with the release steps above.
 func checkHistory(t *testing.T, fsys fs.FS) []string {
 	t.Helper()
-	reg, err := loadFS(fsys)
+	reg, err := LoadFS(fsys)
 	if err != nil {
 		return []string{err.Error()}
 	}

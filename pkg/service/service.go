@@ -21,6 +21,7 @@ import (
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/schemaregistry"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/telemetry"
@@ -28,21 +29,23 @@ import (
 
 // Base is the configuration every service reads.
 type Base struct {
-	Name     string
-	LogLevel string
-	OpsAddr  string
-	Kafka    kafka.Config
-	Schedule backoff.Schedule
+	Name           string
+	LogLevel       string
+	OpsAddr        string
+	Kafka          kafka.Config
+	Schedule       backoff.Schedule
+	SchemaRegistry schemaregistry.Config
 }
 
 // BaseFromEnv reads the shared settings; opsAddr is the service's default
 // ops port.
 func BaseFromEnv(r *config.Reader, name, opsAddr string) Base {
 	b := Base{
-		Name:     name,
-		LogLevel: r.String("HOOKLINE_LOG_LEVEL", "info", "debug, info, warn or error"),
-		OpsAddr:  r.String("HOOKLINE_OPS_ADDR", opsAddr, "address of /healthz, /readyz and /metrics"),
-		Kafka:    kafka.ConfigFromEnv(r, name),
+		Name:           name,
+		LogLevel:       r.String("HOOKLINE_LOG_LEVEL", "info", "debug, info, warn or error"),
+		OpsAddr:        r.String("HOOKLINE_OPS_ADDR", opsAddr, "address of /healthz, /readyz and /metrics"),
+		Kafka:          kafka.ConfigFromEnv(r, name),
+		SchemaRegistry: schemaregistry.ConfigFromEnv(r),
 	}
 	sch, err := backoff.Parse(r.String("HOOKLINE_RETRY_SCHEDULE", backoff.Default, "delay before each retry; one delay topic per entry"))
 	if err != nil {
@@ -120,13 +123,14 @@ func Main(r *config.Reader, b Base, run func(ctx context.Context, log zerolog.Lo
 }
 
 // Start sets up what every service needs before its own wiring: telemetry
-// (call its Shutdown when done), the record codecs, and the topics.
+// (call its Shutdown when done), the record codecs (with a schema
+// registry's ids when one is configured), and the topics.
 func (b Base) Start(ctx context.Context, log zerolog.Logger) (*telemetry.Telemetry, *record.Codecs, error) {
 	tel, err := telemetry.New(ctx, b.Name)
 	if err != nil {
 		return nil, nil, err
 	}
-	codecs, err := record.LoadCodecs()
+	codecs, err := schemaregistry.LoadCodecs(ctx, b.SchemaRegistry, schemaregistry.Subjects(b.Kafka.Topics, b.Schedule.Tiers()), log)
 	if err == nil {
 		err = b.Bootstrap(ctx, log)
 	}
