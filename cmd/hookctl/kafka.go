@@ -77,7 +77,7 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	codecs, err := record.LoadCodecs()
+	codecs, err := e.codecs(ctx)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	codecs, err := record.LoadCodecs()
+	codecs, err := e.codecs(ctx)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func replayCommand(ctx context.Context, e env, out *printer, args []string) erro
 	if f.Tenant == "" || (len(f.DeliveryIDs) == 0 && f.SubscriptionID == "") {
 		return fmt.Errorf("%w: dlq replay needs -tenant and -id or -sub", errUsage)
 	}
-	codecs, err := record.LoadCodecs()
+	codecs, err := e.codecs(ctx)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/schemaregistry"
 )
 
 const usage = `hookctl: manage and inspect Hookline
@@ -31,7 +38,7 @@ Subscriptions and events (ingest API; HOOKLINE_API_URL, HOOKLINE_API_KEY):
   subs test <id>                 send a test ping
   events send <type> <json-data> publish an event
 
-Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX):
+Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX; HOOKLINE_SCHEMA_REGISTRY_URL when the services use one):
   tail [-f] [-tenant T] [-sub S] [-outcome O] [-n N]
                                  delivery-log records, decoded from Avro
   dlq list [-sub S] [-n N]       dead-lettered deliveries
@@ -101,11 +108,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 // env is where hookctl finds Hookline.
 type env struct {
-	APIURL  string
-	APIKey  string
-	Brokers []string
-	Prefix  string
-	Redis   string
+	APIURL   string
+	APIKey   string
+	Brokers  []string
+	Prefix   string
+	Redis    string
+	Registry schemaregistry.Config
 }
 
 func envFromOS() env {
@@ -121,5 +129,21 @@ func envFromOS() env {
 		Brokers: splitComma(get("KAFKA_BROKERS", "127.0.0.1:9092")),
 		Prefix:  get("HOOKLINE_TOPIC_PREFIX", "hookline."),
 		Redis:   get("REDIS_ADDR", "127.0.0.1:6379"),
+		// The same HOOKLINE_SCHEMA_REGISTRY_* settings as the services.
+		// hookctl only looks schemas up: the services register them.
+		Registry: registryFromOS(),
 	}
+}
+
+func registryFromOS() schemaregistry.Config {
+	cfg := schemaregistry.ConfigFromEnv(config.New(nil, os.LookupEnv))
+	cfg.Register = false
+	return cfg
+}
+
+// codecs decodes and encodes records with the ids the services write: the
+// fixed ones, or the schema registry's when one is configured.
+func (e env) codecs(ctx context.Context) (*record.Codecs, error) {
+	topics := kafka.NewTopics(e.Prefix)
+	return schemaregistry.LoadCodecs(ctx, e.Registry, schemaregistry.Subjects(topics, nil), zerolog.Nop())
 }

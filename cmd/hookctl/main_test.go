@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/schemaregistry"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
@@ -147,5 +149,47 @@ func TestHealthShowsTheFailureStreak(t *testing.T) {
 	}
 	if len(rows) != 2 || rows[0]["state"] != "failing" || rows[0]["consecutive_failures"] != "6" || rows[1]["state"] != "healthy" {
 		t.Fatalf("rows %v", rows)
+	}
+}
+
+// TestTailWithSchemaRegistry reads a delivery log whose records carry a
+// real schema registry's ids, as the services write them when
+// HOOKLINE_SCHEMA_REGISTRY_URL is set.
+func TestTailWithSchemaRegistry(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	url := testinfra.SchemaRegistry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	reg := schemaregistry.Config{URLs: []string{url}, Register: true}
+	codecs, err := schemaregistry.LoadCodecs(ctx, reg, schemaregistry.Subjects(cfg.Topics, nil), testinfra.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := record.DeliveryAttempt{DeliveryID: "dlv_reg", Tenant: "acme", SubscriptionID: "sub_1", EventID: "evt_1",
+		EventType: "order.created", URL: "https://x.example", Attempt: 1, StartedAt: time.Now(), StatusCode: 200,
+		Outcome: record.OutcomeDelivered}
+	v, err := codecs.Attempt.Marshal(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("schema id on the wire: %d", binary.BigEndian.Uint32(v[1:5]))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topics.DeliveryLog, Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KAFKA_BROKERS", strings.Join(cfg.Brokers, ","))
+	t.Setenv("HOOKLINE_TOPIC_PREFIX", cfg.Topics.Prefix)
+	t.Setenv("HOOKLINE_SCHEMA_REGISTRY_URL", url)
+	var out bytes.Buffer
+	if err := run(ctx, []string{"-o", "json", "tail"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got record.DeliveryAttempt
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.DeliveryID != "dlv_reg" {
+		t.Fatalf("tail printed %q (%v), want the attempt dlv_reg", out.String(), err)
 	}
 }

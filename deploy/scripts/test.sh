@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: start real Kafka and Redis on 127.0.0.1 (unless KAFKA_BROKERS
 # and REDIS_ADDR already name servers) and a real schema registry (unless
-# HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one, or is "off"), run every
+# HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one), run every
 # module's tests with -race against them, and stop what was started,
 # whatever the outcome.
 #
@@ -48,7 +48,6 @@ if [ -n "$registry_env" ]; then
   HOOKLINE_TEST_SCHEMA_REGISTRY_URL=$(sed -n 's/^HOOKLINE_SCHEMA_REGISTRY_URL=//p' "$registry_env")
   [ -n "$HOOKLINE_TEST_SCHEMA_REGISTRY_URL" ] || { echo "test: registry.sh printed no URL" >&2; exit 1; }
 fi
-[ "${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-}" = off ] && unset HOOKLINE_TEST_SCHEMA_REGISTRY_URL
 export HOOKLINE_TEST_SCHEMA_REGISTRY_URL
 # Integration tests fail instead of skipping when a server is missing.
 export HOOKLINE_REQUIRE_INFRA=1

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,26 +19,6 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
-
-// registryURL is the real Confluent-compatible registry of integration
-// tests: HOOKLINE_TEST_SCHEMA_REGISTRY_URL, which deploy/scripts/test.sh
-// sets when it starts one with deploy/scripts/registry.sh. (Not the
-// services' HOOKLINE_SCHEMA_REGISTRY_URL: tests that start services with
-// their own environment expect the fixed ids.) Without it the test skips
-// and says how to run it; a registry named there that does not answer
-// fails the test.
-func registryURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("HOOKLINE_TEST_SCHEMA_REGISTRY_URL")
-	if url == "" {
-		t.Skip("HOOKLINE_TEST_SCHEMA_REGISTRY_URL is not set: make test sets it; by hand, `deploy/scripts/registry.sh up` prints the URL to set it to")
-	}
-	var subjects []string
-	if err := getJSON(url+"/subjects", &subjects); err != nil {
-		t.Fatalf("schema registry at %s: %v", url, err)
-	}
-	return url
-}
 
 // getJSON is a plain HTTP GET, as any registry client would send it.
 func getJSON(url string, out any) error {
@@ -92,7 +71,7 @@ func roundTrip(t *testing.T, cfg kafka.Config, topic string, value []byte) []byt
 // registry's id and reads it back as a consumer that only knows the
 // registry would.
 func TestRealRegistry(t *testing.T) {
-	url := registryURL(t)
+	url := testinfra.SchemaRegistry(t)
 	tiers := []time.Duration{time.Second, 2 * time.Second}
 	cfg := testinfra.Kafka(t, tiers...)
 	subjects := Subjects(cfg.Topics, tiers)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -93,4 +95,26 @@ func Redis(t testing.TB) *redis.Client {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// SchemaRegistry is the URL of the real Confluent-compatible schema
+// registry (Apicurio, deploy/scripts/registry.sh) that `make test` starts:
+// HOOKLINE_TEST_SCHEMA_REGISTRY_URL. It is not the services' own
+// HOOKLINE_SCHEMA_REGISTRY_URL, so tests that start services with the
+// whole environment keep the fixed schema ids.
+func SchemaRegistry(t testing.TB) string {
+	t.Helper()
+	url := need(t, "HOOKLINE_TEST_SCHEMA_REGISTRY_URL")
+	cl := http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Get(url + "/subjects")
+	if err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET /subjects: %s", resp.Status)
+		}
+	}
+	if err != nil {
+		t.Fatalf("schema registry at %s: %v", url, err)
+	}
+	return url
 }
