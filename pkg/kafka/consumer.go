@@ -50,6 +50,28 @@ func (b Batch) Resume() {
 	}
 }
 
+// More waits for the partition's next fetched records and hands them to
+// this handler call: they belong to the batch from then on, finished when
+// the handler returns nil (or marks them Done) and retried with it when it
+// fails. A handler holding some records back for a while (a batching
+// window) calls it to keep serving the partition's other records
+// meanwhile. It returns nil once ctx ends or the partition stops (a Batch
+// made outside a Consumer gets nothing more: it waits for ctx).
+func (b Batch) More(ctx context.Context) []*kgo.Record {
+	if b.w == nil {
+		<-ctx.Done()
+		return nil
+	}
+	recs, ok := b.w.next(ctx)
+	if !ok {
+		return nil
+	}
+	b.w.mu.Lock()
+	b.w.current = append(b.w.current, recs...)
+	b.w.mu.Unlock()
+	return recs
+}
+
 // Stopping is closed when the partition is revoked or the consumer stops.
 // A handler waiting for something unbounded (a due time) returns when it
 // closes; what it marked Done is committed and the rest is read again by
@@ -122,6 +144,7 @@ type worker struct {
 	mu      sync.Mutex
 	stopped bool
 	queue   [][]*kgo.Record
+	current []*kgo.Record // the handler's records, with those More added
 	full    bool // fetching paused because the queue is long
 	held    bool // fetching paused by the handler
 }
@@ -287,7 +310,7 @@ func (c *Consumer) work(ctx context.Context, w *worker) {
 	defer w.setPause(func(w *worker) { w.full, w.held = false, false })
 	defer w.cancel()
 	for {
-		recs, ok := w.next()
+		recs, ok := w.next(ctx)
 		if !ok {
 			return
 		}
@@ -296,7 +319,13 @@ func (c *Consumer) work(ctx context.Context, w *worker) {
 			if len(recs) == 0 {
 				break // the handler marked everything Done, then failed
 			}
+			w.mu.Lock()
+			w.current = recs
+			w.mu.Unlock()
 			err := c.handle(ctx, Batch{Topic: w.topic, Partition: w.partition, Records: recs, c: c, w: w})
+			w.mu.Lock()
+			recs, w.current = w.current, nil // with what More added
+			w.mu.Unlock()
 			if err == nil {
 				last := recs[len(recs)-1]
 				w.finished(last.Offset)
@@ -356,8 +385,9 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 	}
 }
 
-// next waits for the next batch; false once the worker is stopped.
-func (w *worker) next() ([]*kgo.Record, bool) {
+// next waits for the next batch; false once the worker is stopped or ctx
+// ends.
+func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
 	for {
 		w.mu.Lock()
 		if w.stopped {
@@ -378,6 +408,8 @@ func (w *worker) next() ([]*kgo.Record, bool) {
 		select {
 		case <-w.wake:
 		case <-w.stop:
+		case <-ctx.Done():
+			return nil, false
 		}
 	}
 }

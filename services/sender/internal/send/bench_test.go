@@ -2,6 +2,7 @@ package send_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -76,11 +77,13 @@ func benchmarkSender(b *testing.B, rate int32) {
 	// and compare with their mean.
 	concurrency := min(benchInFlight, benchEndpoints*benchPerEndpoint)
 	body := []byte(benchPayload)
-	ceilingTook := postBare(b, sink, body, b.N, concurrency)
+	ceilingTook, ceilingCPU := postBare(b, sink, body, b.N, concurrency)
 
 	// Redis as main connects to it (REDIS_POOL_SIZE defaults to 64).
 	rdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, PoolSize: 64})
 	defer rdb.Close()
+	var trips roundTrips
+	rdb.AddHook(&trips)
 	s := e.senderWith(sink, rdb)
 	s.PerEndpoint, s.Slots = benchPerEndpoint, make(chan struct{}, benchInFlight)
 	before := sink.Count()
@@ -90,26 +93,56 @@ func benchmarkSender(b *testing.B, rate int32) {
 	case <-time.After(30 * time.Second):
 		b.Fatal("the sender got no batch within 30 s")
 	}
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	b.StartTimer()
 	run.waitHandled(b, b.N, 5*time.Minute)
 	b.StopTimer()
-	senderTook := time.Since(start)
+	senderTook, senderCPU := time.Since(start), cpuTime()-cpu
 	if got := testutil.ToFloat64(s.Metrics.Attempts.WithLabelValues(record.OutcomeDelivered)); got != float64(b.N) || sink.Count()-before != int64(b.N) {
 		b.Fatalf("%v delivered, sink got %d; want %d", got, sink.Count()-before, b.N)
 	}
 
-	ceilingTook = (ceilingTook + postBare(b, sink, body, b.N, concurrency)) / 2
+	againTook, againCPU := postBare(b, sink, body, b.N, concurrency)
+	ceilingTook, ceilingCPU = (ceilingTook+againTook)/2, (ceilingCPU+againCPU)/2
 	senderRate := float64(b.N) / senderTook.Seconds()
 	ceilingRate := float64(b.N) / ceilingTook.Seconds()
 	b.ReportMetric(senderRate, "deliveries/s")
 	b.ReportMetric(ceilingRate, "ceiling/s")
 	b.ReportMetric(senderRate/ceilingRate, "ratio")
+	// CPU time of this process (sender or bare client, and the sink) per
+	// delivery: the ratio of the two is what the wall-clock ratio would be
+	// if this process had the CPU to itself. Kafka's and Redis's work is
+	// in their own processes and not counted.
+	b.ReportMetric(float64(senderCPU.Microseconds())/float64(b.N), "cpu-µs/delivery")
+	b.ReportMetric(float64(ceilingCPU.Microseconds())/float64(b.N), "ceiling-cpu-µs/post")
+	b.ReportMetric(float64(ceilingCPU)/float64(senderCPU), "cpu-ratio")
+	b.ReportMetric(float64(trips.n.Load())/float64(b.N), "redis-trips/delivery")
+}
+
+// roundTrips counts the Redis round trips of a client: one per command or
+// pipeline.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
 }
 
 // postBare posts body n times to the sink with a plain client and
-// concurrency workers, and returns how long that took.
-func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurrency int) time.Duration {
+// concurrency workers, and returns how long that took and the CPU time it
+// used.
+func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurrency int) (time.Duration, time.Duration) {
 	b.Helper()
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: sink.Cert.Pool(), MinVersion: tls.VersionTLS12},
@@ -120,7 +153,7 @@ func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurr
 	before := sink.Count()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for range concurrency {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
@@ -135,9 +168,9 @@ func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurr
 		})
 	}
 	wg.Wait()
-	took := time.Since(start)
+	took, used := time.Since(start), cpuTime()-cpu
 	if got := sink.Count() - before; got != int64(n) {
 		b.Fatalf("bare client: sink got %d, want %d", got, n)
 	}
-	return took
+	return took, used
 }

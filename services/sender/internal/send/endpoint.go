@@ -11,48 +11,47 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // endpoint is one subscription's share of a batch: its settings, opened
-// once per batch, and what its attempts so far have learnt.
+// once per batch, the requests to make, and what its attempts so far have
+// learnt.
 type endpoint struct {
-	sub       *record.Subscription
-	secrets   []signature.Secret // active ones, newest first
-	authType  string
-	username  string
-	password  string
-	timeout   time.Duration
-	stopping  <-chan struct{} // closed when the partition is revoked: start nothing new
-	gone      atomic.Bool     // answered 410: the rest is dead-lettered unsent
-	deferring atomic.Bool     // backed up past RateLimitWait: the rest goes to the retry scheduler
-	deferred  atomic.Int64    // how many went
-	warned    atomic.Bool     // the rate limit's Redis failure was logged
-	healthy   atomic.Bool     // an attempt succeeded: the failure streak ends
+	sub        *record.Subscription // nil when deleted
+	unsendable string               // why none of its deliveries can be sent; "" when they can
+	requests   [][]*item            // in batch order: one delivery each, or batches (batch.go)
+	secrets    []signature.Secret   // active ones, newest first
+	authType   string
+	username   string
+	password   string
+	timeout    time.Duration
+	grant      *ratelimit.Grant // the rate limit's slots for the requests; nil when unlimited
+	granted    time.Time        // when the grant was made
+	stopping   <-chan struct{}  // closed when the partition is revoked: start nothing new
+	gone       atomic.Bool      // answered 410: the rest is dead-lettered unsent
+	healthy    atomic.Bool      // an attempt succeeded: the failure streak ends
 }
 
-// deliverTo delivers one subscription's items: in order, one at a time,
-// when the subscription is ordered; otherwise up to PerEndpoint at once. It
-// returns the ids the endpoint took, and whether every item has an outcome.
-// Once stopping is closed it starts no new attempt: the partition's next
-// owner sends the rest.
-func (s *Sender) deliverTo(ctx context.Context, stopping <-chan struct{}, items []*item, out *outbox) (taken []string, complete bool) {
-	sub, err := s.lookup(ctx, items[0].d.SubscriptionID)
-	if err != nil {
-		return nil, false
-	}
-	ep, reason := s.open(sub)
-	if ep == nil {
-		for _, it := range items {
-			s.deadLetter(it, reason, out)
+// deliverTo makes an endpoint's requests: in order, one at a time, when
+// the subscription is ordered; otherwise up to PerEndpoint at once. It
+// returns the ids the endpoint took, and whether every delivery has an
+// outcome. Once stopping is closed it starts no new attempt: the
+// partition's next owner sends the rest.
+func (s *Sender) deliverTo(ctx context.Context, ep *endpoint, out *outbox) (taken []string, complete bool) {
+	if ep.unsendable != "" {
+		for _, req := range ep.requests {
+			for _, it := range req {
+				s.deadLetter(it, ep.unsendable, out)
+			}
 		}
 		return nil, true
 	}
-	ep.stopping = stopping
 	parallel := max(s.PerEndpoint, 1)
-	if sub.Ordered {
+	if ep.sub.Ordered {
 		parallel = 1
 	}
 	var (
@@ -61,18 +60,20 @@ func (s *Sender) deliverTo(ctx context.Context, stopping <-chan struct{}, items 
 		sem = make(chan struct{}, parallel)
 	)
 	complete = true
-	for _, it := range items {
+	for i, req := range ep.requests {
 		// Taking the slot before starting keeps an ordered endpoint's
-		// attempts in batch order: the next starts once the previous has
+		// requests in batch order: the next starts once the previous has
 		// its outcome.
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			o := s.attempt(ctx, ep, it, out)
+			o := s.attempt(ctx, ep, i, req, out)
 			mu.Lock()
 			switch o {
 			case delivered:
-				taken = append(taken, it.d.ID)
+				for _, it := range req {
+					taken = append(taken, it.d.ID)
+				}
 			case abandoned:
 				complete = false
 			}
@@ -80,7 +81,6 @@ func (s *Sender) deliverTo(ctx context.Context, stopping <-chan struct{}, items 
 		})
 	}
 	wg.Wait()
-	s.endHealthy([]*endpoint{ep})
 	return taken, complete
 }
 
@@ -104,17 +104,27 @@ func (s *Sender) lookup(ctx context.Context, id string) (*record.Subscription, e
 	}
 }
 
-// open prepares a subscription's endpoint: its active secrets and its
-// credential, unsealed. It returns nil and why the subscription's
-// deliveries cannot be sent.
-func (s *Sender) open(sub *record.Subscription) (*endpoint, string) {
+// open prepares a subscription's endpoint for its items: the requests to
+// make, its active secrets and its credential, unsealed. When the
+// deliveries cannot be sent, unsendable says why.
+func (s *Sender) open(sub *record.Subscription, items []*item, stopping <-chan struct{}) *endpoint {
+	ep := &endpoint{sub: sub, requests: plan(items, sub), stopping: stopping}
 	switch {
 	case sub == nil:
-		return nil, "subscription deleted"
+		ep.unsendable = "subscription deleted"
 	case !sub.Enabled:
-		return nil, "subscription disabled: " + sub.DisabledReason
+		ep.unsendable = "subscription disabled: " + sub.DisabledReason
+	default:
+		ep.unsendable = s.unseal(ep)
 	}
-	ep := &endpoint{sub: sub, timeout: time.Duration(sub.TimeoutMS) * time.Millisecond}
+	return ep
+}
+
+// unseal fills in the endpoint's secrets, credential and timeout, and
+// says what it could not open.
+func (s *Sender) unseal(ep *endpoint) string {
+	sub := ep.sub
+	ep.timeout = time.Duration(sub.TimeoutMS) * time.Millisecond
 	if ep.timeout <= 0 {
 		ep.timeout = defaultTimeout
 	}
@@ -127,37 +137,81 @@ func (s *Sender) open(sub *record.Subscription) (*endpoint, string) {
 	for _, sec := range active {
 		raw, err := s.Box.Open(sec.Sealed, []byte(sub.ID))
 		if err != nil {
-			return nil, fmt.Sprintf("signing secret of %s cannot be opened: %v", sub.ID, err)
+			return fmt.Sprintf("signing secret of %s cannot be opened: %v", sub.ID, err)
 		}
 		parsed, err := signature.ParseSecret(string(raw))
 		if err != nil {
-			return nil, fmt.Sprintf("signing secret of %s: %v", sub.ID, err)
+			return fmt.Sprintf("signing secret of %s: %v", sub.ID, err)
 		}
 		ep.secrets = append(ep.secrets, parsed)
 	}
 	if sub.Auth != nil {
 		cred, err := s.Box.Open(sub.Auth.SealedCredential, []byte(sub.ID))
 		if err != nil {
-			return nil, fmt.Sprintf("credential of %s cannot be opened: %v", sub.ID, err)
+			return fmt.Sprintf("credential of %s cannot be opened: %v", sub.ID, err)
 		}
 		ep.authType, ep.username, ep.password = sub.Auth.Type, sub.Auth.Username, string(cred)
 	}
-	return ep, ""
+	return ""
 }
 
-// attempt makes one attempt (once the rate limit admits it) and writes its
-// outcome.
-func (s *Sender) attempt(ctx context.Context, ep *endpoint, it *item, out *outbox) outcome {
+// reserve takes the rate-limit slots of every rate-limited endpoint in eps
+// (nil entries are skipped), one per request, in one Redis round trip.
+// Only slots within RateLimitWait are reserved: the requests beyond them
+// go to the retry scheduler. If Redis fails, the limits are not enforced
+// for this batch rather than stopping deliveries; that is counted and
+// logged.
+func (s *Sender) reserve(ctx context.Context, eps []*endpoint) {
+	var (
+		asks    []ratelimit.Ask
+		limited []*endpoint
+	)
+	for _, ep := range eps {
+		if ep != nil && ep.unsendable == "" && ep.sub.RateLimitPerSecond > 0 {
+			asks = append(asks, ratelimit.Ask{Key: ep.sub.ID, PerSecond: int(ep.sub.RateLimitPerSecond), N: len(ep.requests)})
+			limited = append(limited, ep)
+		}
+	}
+	if len(asks) == 0 {
+		return
+	}
+	grants, err := s.Limiter.Reserve(ctx, cmp.Or(s.RateLimitWait, DefaultRateLimitWait), asks)
+	switch {
+	case ctx.Err() != nil:
+		return // nothing will be sent
+	case err != nil:
+		s.Metrics.RedisErrors.Inc()
+		s.Log.Warn().Err(err).Int("endpoints", len(asks)).Msg("rate limit unavailable; sending unlimited")
+		return
+	}
+	now := time.Now()
+	for i, ep := range limited {
+		ep.grant, ep.granted = &grants[i], now
+	}
+}
+
+// attempt makes request i of the endpoint (once its rate-limit slot
+// allows) and writes the outcome of each delivery in it.
+func (s *Sender) attempt(ctx context.Context, ep *endpoint, i int, items []*item, out *outbox) outcome {
 	if ctx.Err() != nil || ep.stopped() {
 		return abandoned
 	}
 	if ep.gone.Load() {
-		s.deadLetter(it, "subscription disabled: endpoint answered 410 Gone", out)
+		for _, it := range items {
+			s.deadLetter(it, "subscription disabled: endpoint answered 410 Gone", out)
+		}
 		return handled
 	}
-	if ep.sub.RateLimitPerSecond > 0 {
-		if admitted, o := s.admit(ctx, ep, it, out); !admitted {
-			return o
+	if ep.grant != nil && i >= ep.grant.Reserved {
+		s.handOff(ep, i, items, out)
+		return handled
+	}
+	if ep.grant != nil {
+		if slot := ep.granted.Add(ep.grant.At(i)); time.Until(slot) > 0 {
+			s.Metrics.RateLimited.Inc()
+			if !s.waitUntil(ctx, ep, slot) {
+				return abandoned
+			}
 		}
 	}
 	select {
@@ -167,7 +221,7 @@ func (s *Sender) attempt(ctx context.Context, ep *endpoint, it *item, out *outbo
 	}
 	s.Metrics.InFlight.Inc()
 	started := s.Now()
-	res := deliver.Send(ctx, s.Client, s.request(ep, it), started)
+	res := deliver.Send(ctx, s.Client, s.request(ep, items), started)
 	s.Metrics.InFlight.Dec()
 	<-s.Slots
 	if res.Class != deliver.Delivered && ctx.Err() != nil {
@@ -178,65 +232,49 @@ func (s *Sender) attempt(ctx context.Context, ep *endpoint, it *item, out *outbo
 		return abandoned
 	}
 	s.Metrics.Duration.WithLabelValues(res.Class.String()).Observe(res.Duration.Seconds())
-	s.record(ep, it, res, started, out)
+	if batching(ep.sub) {
+		s.Metrics.BatchSize.Observe(float64(len(items)))
+	}
+	s.record(ep, items, res, started, out)
 	if res.Class == deliver.Delivered {
 		return delivered
 	}
 	return handled
 }
 
-// admit waits for the endpoint's rate limit and reports whether the
-// delivery may go now. Otherwise it returns what became of it: handed to
-// the retry scheduler once the endpoint is backed up past RateLimitWait
-// (with its attempt count unchanged: waiting is not an attempt), or
-// abandoned when ctx ends. If Redis fails, the limit is not enforced
-// rather than stopping deliveries, and that is counted and logged.
-func (s *Sender) admit(ctx context.Context, ep *endpoint, it *item, out *outbox) (bool, outcome) {
-	budget := cmp.Or(s.RateLimitWait, DefaultRateLimitWait)
-	rate := int(ep.sub.RateLimitPerSecond)
-	for waited := time.Duration(0); !ep.deferring.Load(); {
-		wait, err := s.Limiter.Allow(ctx, ep.sub.ID, rate)
-		switch {
-		case ctx.Err() != nil:
-			return false, abandoned
-		case err != nil:
-			s.Metrics.RedisErrors.Inc()
-			if !ep.warned.Swap(true) {
-				s.Log.Warn().Err(err).Str("subscription", ep.sub.ID).Msg("rate limit unavailable; sending unlimited")
-			}
-			return true, handled
-		case wait == 0:
-			return true, handled
-		}
-		if waited == 0 {
-			s.Metrics.RateLimited.Inc()
-		}
-		if waited+wait > budget {
-			ep.deferring.Store(true)
-			break
-		}
-		waited += wait
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false, abandoned
-		case <-ep.stopping:
-			t.Stop()
-			return false, abandoned
-		}
+// waitUntil waits until at (not at all for the zero time) and reports
+// whether the attempt may go on: not when ctx ends or the partition is
+// revoked meanwhile.
+func (s *Sender) waitUntil(ctx context.Context, ep *endpoint, at time.Time) bool {
+	wait := time.Until(at)
+	if wait <= 0 {
+		return true
 	}
-	// Space the deferred deliveries at the endpoint's rate, so that they
-	// come back as fast as they can be sent and no faster.
-	delay := time.Duration(ep.deferred.Add(1)) * time.Second / time.Duration(rate)
-	d := it.d
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-ep.stopping:
+	}
+	return false
+}
+
+// handOff gives a request whose rate-limit slot lies beyond RateLimitWait
+// to the retry scheduler, due when its slot would have come, so that the
+// endpoint's backlog comes back as fast as it can be sent and no faster.
+// Its attempt count is unchanged: waiting is not an attempt.
+func (s *Sender) handOff(ep *endpoint, i int, items []*item, out *outbox) {
+	delay := max(time.Until(ep.granted.Add(ep.grant.At(i))), 0)
 	due := s.Now().Add(delay)
-	d.DueAt = &due
 	tier, _ := s.Schedule.Next(1, delay)
-	s.Metrics.Deferred.Inc()
-	s.emit(it.rec.Context, out, s.Topics.Retry(tier), &d)
-	return false, handled
+	for _, it := range items {
+		d := it.d
+		d.DueAt = &due
+		s.Metrics.Deferred.Inc()
+		s.emit(it.rec.Context, out, s.Topics.Retry(tier), &d)
+	}
 }
 
 // stopped reports whether the partition is being revoked.
@@ -249,12 +287,12 @@ func (ep *endpoint) stopped() bool {
 	}
 }
 
-// request builds the attempt from the endpoint's settings.
-func (s *Sender) request(ep *endpoint, it *item) deliver.Request {
+// request builds the attempt from the endpoint's settings: one delivery
+// with its own id and body, or a batch (batch.go). The first delivery's
+// trace leaves as traceparent.
+func (s *Sender) request(ep *endpoint, items []*item) deliver.Request {
 	req := deliver.Request{
-		URL:      it.d.URL,
-		ID:       it.d.ID,
-		Body:     []byte(it.d.Payload),
+		URL:      items[0].d.URL,
 		Secrets:  ep.secrets,
 		Headers:  ep.sub.Headers,
 		AuthType: ep.authType,
@@ -262,8 +300,13 @@ func (s *Sender) request(ep *endpoint, it *item) deliver.Request {
 		Password: ep.password,
 		Timeout:  ep.timeout,
 	}
-	if it.rec.Context != nil {
-		req.Span = trace.SpanContextFromContext(it.rec.Context)
+	if batching(ep.sub) {
+		req.ID, req.Body = batchID(items), batchBody(items)
+	} else {
+		req.ID, req.Body = items[0].d.ID, []byte(items[0].d.Payload)
+	}
+	if ctx := items[0].rec.Context; ctx != nil {
+		req.Span = trace.SpanContextFromContext(ctx)
 	}
 	return req
 }

@@ -13,12 +13,12 @@ import (
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
-// track counts an attempt toward its endpoint's health. A failure may cross
+// track counts a request toward its endpoint's health. A failure may cross
 // a threshold: then an event about the endpoint goes to hookline.events for
 // the subscription's tenant, where operators subscribe to it like to any
 // other event, and past the disable window the subscription is disabled.
 // Health is best effort: a Redis failure here is counted, never fatal.
-func (s *Sender) track(ep *endpoint, res deliver.Result, out *outbox) {
+func (s *Sender) track(ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
 	if s.Health == nil {
 		return
 	}
@@ -33,16 +33,19 @@ func (s *Sender) track(ep *endpoint, res deliver.Result, out *outbox) {
 		return
 	}
 	for _, alert := range st.Alerts {
+		if alert == health.Disabled && !ep.gone.Load() {
+			if !s.disable(ep.sub.ID, started, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out) {
+				continue
+			}
+			ep.gone.Store(true)
+		}
 		s.Metrics.EndpointAlerts.WithLabelValues(alert).Inc()
 		s.endpointEvent(ep.sub, alert, st, res, now, out)
-		if alert == health.Disabled && !ep.gone.Swap(true) {
-			s.disable(ep.sub, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out)
-		}
 	}
 }
 
-// endHealthy ends the failure streak of endpoints that delivered in this
-// batch, in one Redis call.
+// endHealthy ends the failure streaks of the endpoints that delivered in
+// this batch, in one Redis call.
 func (s *Sender) endHealthy(eps []*endpoint) {
 	if s.Health == nil {
 		return

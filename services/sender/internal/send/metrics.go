@@ -10,9 +10,11 @@ type Metrics struct {
 	RateLimited prometheus.Counter
 	// EndpointAlerts counts endpoint health events emitted, by type.
 	EndpointAlerts *prometheus.CounterVec
-	Deferred       prometheus.Counter
-	Suppressed     prometheus.Counter
-	RedisErrors    prometheus.Counter
+	// BatchSize observes the deliveries in each batch request.
+	BatchSize   prometheus.Histogram
+	Deferred    prometheus.Counter
+	Suppressed  prometheus.Counter
+	RedisErrors prometheus.Counter
 }
 
 // NewMetrics registers the sender's series on reg.
@@ -29,11 +31,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		EndpointAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookline_sender_endpoint_alerts_total", Help: "Endpoint health events emitted (hookline.endpoint.failing, .critical, .disabled).",
 		}, []string{"type"}),
-		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limited_total", Help: "Times a delivery had to wait for its endpoint's rate limit."}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hookline_sender_batch_deliveries", Help: "Deliveries per batch request, for subscriptions that batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limited_total", Help: "Requests that had to wait for their endpoint's rate limit."}),
 		Deferred:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_rate_limit_deferred_total", Help: "Deliveries handed to the retry scheduler because their endpoint was backed up past its rate limit; not attempts."}),
 		Suppressed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_duplicates_suppressed_total", Help: "Deliveries skipped because they were already delivered."}),
 		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "hookline_sender_redis_errors_total", Help: "Redis calls that failed."}),
 	}
-	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors, m.EndpointAlerts)
+	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors, m.EndpointAlerts, m.BatchSize)
 	return m
 }

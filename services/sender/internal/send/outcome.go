@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
@@ -13,10 +14,22 @@ import (
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
-// record writes the attempt to the delivery log and moves the delivery on:
-// nowhere when delivered, to a retry tier while attempts remain, else to
-// the DLQ.
-func (s *Sender) record(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
+// record writes the outcome of a request for each delivery in it: one
+// attempt each in the delivery log, all with the request's status, and
+// each delivery moved on by itself: nowhere when delivered, to a retry
+// tier while its attempts remain, else to the DLQ. A 410 also disables the
+// subscription. The request counts once toward the endpoint's health.
+func (s *Sender) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
+	for _, it := range items {
+		s.recordOne(ep, it, res, started, out)
+	}
+	if res.Class == deliver.Gone && !ep.gone.Swap(true) {
+		s.disable(ep.sub.ID, started, "endpoint answered 410 Gone", out)
+	}
+	s.track(ep, res, started, out)
+}
+
+func (s *Sender) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
 	d := it.d
 	n := d.Attempt + 1
 	a := record.DeliveryAttempt{
@@ -25,6 +38,10 @@ func (s *Sender) record(ep *endpoint, it *item, res deliver.Result, started time
 		DurationMS: res.Duration.Milliseconds(), StatusCode: int32(res.Status), Error: res.Err,
 		ResponseSnippet: res.Snippet, RequestBytes: res.RequestBytes, ResponseBytes: res.ResponseBytes,
 		TraceID: traceID(it.rec.Context),
+	}
+	if batching(ep.sub) {
+		// Its share of the request, so that sums over the log stay true.
+		a.RequestBytes = int64(len(d.Payload))
 	}
 	d.Attempt, d.LastStatus, d.LastError = n, int32(res.Status), res.Err
 	maxAttempts := ep.sub.MaxAttempts
@@ -47,12 +64,8 @@ func (s *Sender) record(ep *endpoint, it *item, res deliver.Result, started time
 		a.Outcome = record.OutcomeDeadLettered
 		d.DueAt = nil
 		s.emit(it.rec.Context, out, s.Topics.DLQ, &d)
-		if res.Class == deliver.Gone && !ep.gone.Swap(true) {
-			s.disable(ep.sub, "endpoint answered 410 Gone", out)
-		}
 	}
 	s.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
-	s.track(ep, res, out)
 	value, err := s.Codecs.Attempt.Marshal(&a)
 	if err != nil {
 		out.fail(err)
@@ -68,17 +81,64 @@ func (s *Sender) deadLetter(it *item, reason string, out *outbox) {
 	s.emit(it.rec.Context, out, s.Topics.DLQ, &d)
 }
 
-// disable turns a subscription off by writing its new state.
-func (s *Sender) disable(sub *record.Subscription, reason string, out *outbox) {
-	next := *sub
+// disableTimeout bounds how long disabling waits for the subscriptions
+// view to catch up.
+const disableTimeout = 5 * time.Second
+
+// disable turns a subscription off after a failure at since, and reports
+// whether it did. It writes the current state of the subscription, read
+// from the view once the view has caught up with the topic, with only
+// enabled, the reason and updated_at changed: a change the owner made
+// meanwhile is kept, not overwritten by the copy this batch started with.
+// If the owner changed the subscription after since (re-enabled it, moved
+// its URL), their change wins and nothing is written; so it is when the
+// view cannot catch up, rather than writing from a stale copy.
+func (s *Sender) disable(id string, since time.Time, reason string, out *outbox) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), disableTimeout)
+	defer cancel()
+	log := s.Log.With().Str("subscription", id).Str("reason", reason).Logger()
+	if err := s.catchUp(ctx); err != nil {
+		log.Warn().Err(err).Msg("subscription not disabled: its current state is unknown")
+		return false
+	}
+	cur, ok := s.View.Get(id)
+	switch {
+	case !ok || !cur.Enabled:
+		return false // deleted or disabled meanwhile
+	case !cur.UpdatedAt.Before(since.Truncate(time.Millisecond)):
+		// updated_at is stored in milliseconds: a change within the
+		// failure's millisecond counts as after it.
+		log.Info().Time("updated_at", cur.UpdatedAt).Msg("subscription not disabled: changed since the failure")
+		return false
+	}
+	next := *cur
 	next.Enabled, next.DisabledReason, next.UpdatedAt = false, reason, s.Now()
 	value, err := s.Codecs.Subscription.Marshal(&next)
 	if err != nil {
 		out.fail(err)
-		return
+		return false
 	}
-	s.Log.Warn().Str("subscription", sub.ID).Str("reason", reason).Msg("subscription disabled")
-	out.produce(&kgo.Record{Topic: s.Topics.Subscriptions, Key: []byte(sub.ID), Value: value})
+	log.Warn().Msg("subscription disabled")
+	out.produce(&kgo.Record{Topic: s.Topics.Subscriptions, Key: []byte(id), Value: value})
+	return true
+}
+
+// catchUp waits until the view has read everything written to the
+// subscriptions topic so far.
+func (s *Sender) catchUp(ctx context.Context) error {
+	ends, err := kadm.NewClient(s.Producer).ListEndOffsets(ctx, s.Topics.Subscriptions)
+	if err == nil {
+		err = ends.Error()
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if err == nil && o.Offset > 0 {
+			err = s.View.WaitFor(ctx, o.Partition, o.Offset-1)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscriptions view catching up: %w", err)
+	}
+	return nil
 }
 
 // emit writes a delivery to topic, keyed by its endpoint; ctx (the

@@ -1,6 +1,7 @@
 // Package send is the sender's kafka.Handler: for each batch of deliveries
 // it skips those already delivered, holds each endpoint to its rate limit,
-// makes the attempts with bounded concurrency (strict FIFO for ordered
+// makes the requests (one per delivery, or JSON array batches when the
+// subscription asks) with bounded concurrency (strict FIFO for ordered
 // subscriptions), and writes every outcome to Kafka before the batch's
 // offsets may be committed.
 package send
@@ -60,11 +61,11 @@ type Sender struct {
 	Metrics     *Metrics
 	Log         zerolog.Logger
 	Now         func() time.Time
-	// RateLimitWait is the longest a delivery waits in memory for its
-	// endpoint's rate limit; beyond it, the delivery and the rest of its
-	// endpoint's batch go through the retry scheduler, without counting an
-	// attempt. It bounds how long a slow endpoint holds its partition.
-	// Zero means DefaultRateLimitWait.
+	// RateLimitWait is the longest a request waits in memory for its
+	// endpoint's rate limit; the requests whose slots lie beyond it go
+	// through the retry scheduler, without counting an attempt. It bounds
+	// how long a slow endpoint holds its partition. Zero means
+	// DefaultRateLimitWait.
 	RateLimitWait time.Duration
 }
 
@@ -92,44 +93,215 @@ const (
 // endpoints already took are marked in Redis first so they are not sent
 // twice. When the partition is revoked, attempts under way finish (until
 // ctx ends) and no new one starts.
+//
+// A batching subscription's deliveries wait for their window (batch.go).
+// Meanwhile the partition's next records are taken into this call
+// (kafka.Batch.More): they are sent at once, or join the waiting batches,
+// so a window holds up neither the other endpoints of the partition nor,
+// beyond its own length, the partition's offsets. When the first window
+// closes, every waiting batch goes.
 func (s *Sender) Handle(ctx context.Context, b kafka.Batch) error {
-	items, poison := s.decode(b.Records)
-	items, err := s.skipDelivered(ctx, items)
+	r := &run{s: s, ctx: ctx, stopping: b.Stopping(),
+		out:  &outbox{producer: s.Producer, ctx: context.WithoutCancel(ctx)}, // an attempt made is written even if ctx ends
+		seen: map[string]bool{}, chain: map[string]chan struct{}{}, held: map[string]*held{}}
+	if err := r.add(b.Records); err != nil {
+		return err // nothing was sent or written yet
+	}
+	if until := r.firstWindowEnd(); !until.IsZero() {
+		wctx, cancel := context.WithDeadline(ctx, until)
+		for {
+			recs := b.More(wctx)
+			if recs == nil {
+				break
+			}
+			if err := r.add(recs); err != nil {
+				r.fail(err) // the whole batch, with these records, is retried
+				break
+			}
+		}
+		cancel()
+	}
+	r.flushHeld()
+	return r.wait()
+}
+
+// run is one Handle call: the endpoints it started and what became of
+// their deliveries.
+type run struct {
+	s        *Sender
+	ctx      context.Context
+	stopping <-chan struct{}
+	out      *outbox
+	wg       sync.WaitGroup
+	seen     map[string]bool          // delivery ids taken, to drop repeats
+	chain    map[string]chan struct{} // per subscription: closed when its last started group is done
+	held     map[string]*held         // per batching subscription: deliveries waiting for the window
+
+	mu         sync.Mutex // guards the fields below, written by the endpoints' goroutines
+	eps        []*endpoint
+	done       []string // ids the endpoints took
+	incomplete bool
+	err        error
+}
+
+// held is a batching subscription's deliveries waiting for its window.
+type held struct {
+	sub   *record.Subscription
+	items []*item
+}
+
+// add takes records into the run: dead letters for what cannot be decoded,
+// batching subscriptions' deliveries held for their window, the others'
+// started at once. It fails only when Redis cannot say what was delivered
+// already; then nothing of recs was sent.
+func (r *run) add(recs []*kgo.Record) error {
+	s := r.s
+	items, poison := s.decode(recs)
+	items, err := s.skipDelivered(r.ctx, items, r.seen)
 	if err != nil {
 		// Without the marks a redelivered batch would be sent again: wait
-		// for Redis rather than degrade. Nothing was sent or written yet.
+		// for Redis rather than degrade.
 		s.Metrics.RedisErrors.Inc()
 		return fmt.Errorf("check delivered marks, batch retried until Redis answers: %w", err)
 	}
-	// An attempt that was made is written even if ctx ends meanwhile.
-	out := &outbox{producer: s.Producer, ctx: context.WithoutCancel(ctx)}
-	for _, r := range poison {
-		out.produce(r)
+	for _, p := range poison {
+		r.out.produce(p)
 	}
-	var (
-		wg         sync.WaitGroup
-		mu         sync.Mutex
-		done       []string
-		incomplete bool
-	)
+	// The endpoints the view knows are opened at once and their rate
+	// limits reserved in one Redis round trip. One it does not know yet is
+	// looked for in its own goroutine, since the view may be a moment
+	// behind the matcher.
+	var starts []*start
 	for _, group := range bySubscription(items) {
-		wg.Go(func() {
-			ids, complete := s.deliverTo(ctx, b.Stopping(), group, out)
-			mu.Lock()
-			done = append(done, ids...)
-			incomplete = incomplete || !complete
-			mu.Unlock()
-		})
+		id := group[0].d.SubscriptionID
+		sub, known := s.View.Get(id)
+		if known && batching(sub) && sub.Enabled {
+			h := r.held[id]
+			if h == nil {
+				h = &held{sub: sub}
+				r.held[id] = h
+			}
+			h.items = append(h.items, group...)
+			if windowEnd(sub, h.items).IsZero() { // full, or no window
+				starts = append(starts, r.prepare(id, sub, known, h.items))
+				delete(r.held, id)
+			}
+			continue
+		}
+		starts = append(starts, r.prepare(id, sub, known, group))
 	}
-	wg.Wait()
-	err = out.wait()
-	s.mark(context.WithoutCancel(ctx), done)
+	r.launch(starts)
+	return nil
+}
+
+// start is a group of one subscription's deliveries about to be sent.
+type start struct {
+	id    string
+	ep    *endpoint // nil while the subscription is to be looked up
+	items []*item
+	after chan struct{} // the subscription's previous group; nil when none
+	done  chan struct{}
+}
+
+// prepare opens a group's endpoint (when the subscription is known) and
+// queues it behind the subscription's previous group of this run, so that
+// its requests keep FIFO order and its concurrency bound.
+func (r *run) prepare(id string, sub *record.Subscription, known bool, items []*item) *start {
+	st := &start{id: id, items: items, after: r.chain[id], done: make(chan struct{})}
+	r.chain[id] = st.done
+	if known {
+		st.ep = r.s.open(sub, items, r.stopping)
+	}
+	return st
+}
+
+// launch reserves the rate-limit slots of the groups that can go now in
+// one round trip and starts every group.
+func (r *run) launch(starts []*start) {
+	var now []*endpoint
+	for _, st := range starts {
+		if st.ep != nil && st.after == nil {
+			now = append(now, st.ep)
+		}
+	}
+	r.s.reserve(r.ctx, now)
+	for _, st := range starts {
+		r.wg.Go(func() { r.send(st) })
+	}
+}
+
+// send delivers one group, once its subscription's previous group is done.
+func (r *run) send(st *start) {
+	defer close(st.done)
+	if st.after != nil {
+		<-st.after
+	}
+	ep := st.ep
+	if ep == nil {
+		sub, err := r.s.lookup(r.ctx, st.id)
+		if err != nil {
+			r.mu.Lock()
+			r.incomplete = true
+			r.mu.Unlock()
+			return
+		}
+		ep = r.s.open(sub, st.items, r.stopping)
+	}
+	if st.ep == nil || st.after != nil {
+		r.s.reserve(r.ctx, []*endpoint{ep}) // slots from when it can go
+	}
+	ids, complete := r.s.deliverTo(r.ctx, ep, r.out)
+	r.mu.Lock()
+	r.eps = append(r.eps, ep)
+	r.done = append(r.done, ids...)
+	r.incomplete = r.incomplete || !complete
+	r.mu.Unlock()
+}
+
+// firstWindowEnd is when the earliest held window closes; zero when none
+// is held.
+func (r *run) firstWindowEnd() time.Time {
+	var first time.Time
+	for _, h := range r.held {
+		if end := windowEnd(h.sub, h.items); first.IsZero() || end.Before(first) {
+			first = end
+		}
+	}
+	return first
+}
+
+// flushHeld starts every held batch.
+func (r *run) flushHeld() {
+	starts := make([]*start, 0, len(r.held))
+	for id, h := range r.held {
+		starts = append(starts, r.prepare(id, h.sub, true, h.items))
+	}
+	clear(r.held)
+	r.launch(starts)
+}
+
+// fail records an error that must fail the whole call.
+func (r *run) fail(err error) {
+	r.mu.Lock()
+	r.err = errors.Join(r.err, err)
+	r.mu.Unlock()
+}
+
+// wait waits for every group's outcome, marks what the endpoints took and
+// says whether the batch may be committed.
+func (r *run) wait() error {
+	r.wg.Wait()
+	r.s.endHealthy(r.eps)
+	err := r.out.wait()
+	r.s.mark(context.WithoutCancel(r.ctx), r.done)
 	switch {
 	case err != nil:
 		return fmt.Errorf("produce outcomes: %w", err)
-	case incomplete && ctx.Err() != nil:
-		return fmt.Errorf("batch interrupted: %w", context.Cause(ctx))
-	case incomplete:
+	case r.err != nil:
+		return r.err
+	case r.incomplete && r.ctx.Err() != nil:
+		return fmt.Errorf("batch interrupted: %w", context.Cause(r.ctx))
+	case r.incomplete:
 		return errRevoked
 	}
 	return nil
@@ -153,8 +325,9 @@ func (s *Sender) decode(recs []*kgo.Record) (items []*item, poison []*kgo.Record
 }
 
 // skipDelivered drops deliveries already marked delivered, in one round
-// trip for the batch, and repeats of a delivery within the batch.
-func (s *Sender) skipDelivered(ctx context.Context, items []*item) ([]*item, error) {
+// trip for the batch, and repeats of a delivery already in seen, which it
+// adds the others to.
+func (s *Sender) skipDelivered(ctx context.Context, items []*item, seen map[string]bool) ([]*item, error) {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.d.ID
@@ -163,7 +336,6 @@ func (s *Sender) skipDelivered(ctx context.Context, items []*item) ([]*item, err
 	if err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(items))
 	kept := items[:0]
 	for i, it := range items {
 		if marked[i] || seen[it.d.ID] {
