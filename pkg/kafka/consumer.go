@@ -145,8 +145,8 @@ type worker struct {
 	stopped bool
 	queue   [][]*kgo.Record
 	current []*kgo.Record // the handler's records, with those More added
-	full    bool // fetching paused because the queue is long
-	held    bool // fetching paused by the handler
+	full    bool          // fetching paused because the queue is long
+	held    bool          // fetching paused by the handler
 }
 
 // NewConsumer joins group on topics. extra options are added last (hooks,
