@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# `make bench-quick`, `make bench-load` and `make test-faults`: run hookload
-# against real Kafka and Redis on 127.0.0.1. Unless KAFKA_BROKERS and
+# `make bench`, `make bench-quick` and `make test-faults`: run hookload on
+# 127.0.0.1.
+#
+# The benchmarks run against real Kafka and Redis: unless KAFKA_BROKERS and
 # REDIS_ADDR already name servers, they are started here and stopped after,
 # whatever the outcome (as deploy/scripts/test.sh does for `make test`);
 # servers that were already running are used and left running.
+#
+# The fault suite (-faults) starts private Kafka clusters and Redis servers
+# of its own, on free ports, and never touches the shared ones. hookload
+# stops them itself; should it die without doing so, this script does.
 #
 #   bench.sh <hookload flags...>     e.g. bench.sh -size quick -scenarios fanout
 set -euo pipefail
@@ -11,12 +17,24 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 started="" tmp=$(mktemp -d)
 stop() {
+  local d f port
+  for d in "$tmp"/work/*/kafka; do
+    [ -d "$d" ] && KAFKA_STATE=$d "$ROOT/deploy/scripts/kafka.sh" down >/dev/null 2>&1 || true
+  done
+  for f in "$tmp"/work/*/redis/redis/redis-*.pid; do
+    [ -f "$f" ] || continue
+    port=${f##*/redis-}
+    REDIS_PORT=${port%.pid} HOOKLINE_CACHE=${f%/redis/*} "$ROOT/deploy/scripts/redis.sh" down >/dev/null 2>&1 || true
+  done
   rm -rf "$tmp"
   [ -n "$started" ] && "$ROOT/deploy/scripts/infra.sh" down >/dev/null 2>&1 || true
 }
 trap stop EXIT
 
-if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
+faults=""
+for arg in "$@"; do [ "$arg" = -faults ] && faults=yes; done
+
+if [ -z "$faults" ] && { [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; }; then
   if "$ROOT/deploy/scripts/infra.sh" status >/dev/null 2>&1; then
     echo "bench: using the Kafka and Redis already running" >&2
   else
@@ -25,8 +43,11 @@ if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
   fi
   eval "$("$ROOT/deploy/scripts/infra.sh" up)"
 fi
-export KAFKA_BROKERS REDIS_ADDR
-echo "bench: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR" >&2
+if [ -z "$faults" ]; then
+  export KAFKA_BROKERS REDIS_ADDR
+  echo "bench: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR" >&2
+fi
 
+mkdir -p "$tmp/work"
 (cd "$ROOT/loadtest" && go build -o "$tmp/hookload" ./cmd/hookload)
-"$tmp/hookload" -repo "$ROOT" "$@"
+"$tmp/hookload" -repo "$ROOT" -work "$tmp/work" "$@"

@@ -16,6 +16,8 @@
 #
 # Env: KAFKA_VERSION (4.1.1), HOOKLINE_CACHE (<repo>/.cache), KAFKA_PORT (9092,
 # broker i listens on KAFKA_PORT+i-1), KAFKA_CONTROLLER_PORT (19092),
+# KAFKA_STATE (<cache>/kafka: the cluster's config, pids, logs and data; a
+# second cluster on other ports needs its own, and shares the cached jars),
 # KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_WAIT_SECONDS (120; a 3-node start
 # on 2 cores busy with go test can take a minute).
 set -euo pipefail
@@ -31,8 +33,9 @@ KAFKA_WAIT_SECONDS=${KAFKA_WAIT_SECONDS:-120}
 POM=$ROOT/deploy/kafka/pom.xml
 LOG4J=$ROOT/deploy/kafka/log4j2.xml
 LIBS=$CACHE/kafka/libs
-RUN=$CACHE/kafka/run
-DATA=$CACHE/kafka/data
+KAFKA_STATE=${KAFKA_STATE:-$CACHE/kafka}
+RUN=$KAFKA_STATE/run
+DATA=$KAFKA_STATE/data
 
 log() { echo "kafka: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -113,6 +116,9 @@ log.dirs=$DATA/node-$i
 auto.create.topics.enable=false
 num.partitions=6
 default.replication.factor=$rf
+# With 3 replicas, an acknowledged write is on at least 2: losing one broker
+# loses nothing and stops no producer.
+min.insync.replicas=$((rf >= 3 ? 2 : 1))
 # Internal topics must fit the cluster, or groups and transactions never start.
 offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=10

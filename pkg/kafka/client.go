@@ -28,6 +28,11 @@ type Config struct {
 	SASLUser      string
 	SASLPassword  string
 	ClientID      string
+	// InstanceID makes the client a static member of its consumer group
+	// (KIP-345): an instance that restarts under the same id gets its
+	// partitions back at once instead of after the session timeout. Empty
+	// is a dynamic member.
+	InstanceID string
 
 	Topics            Topics
 	Partitions        int32
@@ -44,6 +49,7 @@ func ConfigFromEnv(r *config.Reader, service string) Config {
 		SASLUser:          r.String("KAFKA_SASL_USERNAME", "", "SASL user"),
 		SASLPassword:      r.String("KAFKA_SASL_PASSWORD", "", "SASL password"),
 		ClientID:          r.String("KAFKA_CLIENT_ID", "hookline-"+service, "client.id sent to the brokers"),
+		InstanceID:        r.String("HOOKLINE_INSTANCE_ID", "", "group instance id for static membership, unique per instance and stable over restarts (e.g. the StatefulSet pod name); empty for dynamic membership"),
 		Topics:            NewTopics(r.String("HOOKLINE_TOPIC_PREFIX", "hookline.", "prefix of every topic name")),
 		Partitions:        int32(r.Int("HOOKLINE_TOPIC_PARTITIONS", 12, "partitions of topics Hookline creates; the most instances a consumer group can use")),
 		ReplicationFactor: int16(r.Int("HOOKLINE_TOPIC_REPLICATION", 1, "replication factor of topics Hookline creates; 3 in production")),
@@ -84,6 +90,10 @@ func (c Config) Options(log zerolog.Logger) ([]kgo.Opt, error) {
 			}
 		}
 		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if c.InstanceID != "" {
+		// Only a client that joins a group uses it: each service has one.
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
 	switch c.SASLMechanism {
 	case "PLAIN":

@@ -738,3 +738,52 @@ func TestTransactorCommitsOrAbortsTogether(t *testing.T) {
 		t.Errorf("%d distinct outputs, want %d", len(keys), len(produced))
 	}
 }
+
+func TestConsumerStaticMembership(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	cfg.InstanceID = "worker-1"
+	topic, group := cfg.Topics.Events, cfg.Topics.Prefix+"static"
+	prod := client(t, cfg)
+	adm := kadm.NewClient(prod)
+	members := func() []string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		groups, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, m := range groups[group].Members {
+			id := "(dynamic)"
+			if m.InstanceID != nil {
+				id = *m.InstanceID
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+
+	// The second consumer is the first one restarted under the same id: it
+	// takes over the member the first left behind.
+	for i := range 2 {
+		produced := produce(t, prod, topic, fmt.Sprint(i), 50)
+		l := newLedger()
+		c := newConsumer(t, cfg, group, []string{topic}, func(_ context.Context, b kafka.Batch) error {
+			l.handle("c", b)
+			return nil
+		})
+		stop := run(t, c)
+		waitFor(t, 30*time.Second, "every new record handled", func() bool { return l.count(produced) == 0 })
+		if got := members(); !slices.Equal(got, []string{"worker-1"}) {
+			t.Fatalf("run %d: members %v while consuming, want [worker-1]", i+1, got)
+		}
+		stop()
+		// A static member does not leave when it stops: the group keeps
+		// its partitions for it until it returns or its session expires.
+		if got := members(); !slices.Equal(got, []string{"worker-1"}) {
+			t.Fatalf("run %d: members %v after stopping, want [worker-1] still", i+1, got)
+		}
+		l.check(t)
+	}
+}

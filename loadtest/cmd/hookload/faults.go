@@ -3,27 +3,85 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/hookline/hookline/loadtest/internal/infra"
 	"github.com/hookline/hookline/loadtest/internal/report"
 	"github.com/hookline/hookline/loadtest/internal/sink"
+	"github.com/hookline/hookline/loadtest/internal/stack"
 	"github.com/hookline/hookline/loadtest/internal/workload"
 )
+
+// faultRound is one part of the fault suite. Each runs on a private Kafka
+// cluster and Redis of its own, which it may kill: the shared servers are
+// never touched.
+type faultRound struct {
+	name    string
+	about   string
+	brokers int      // nodes of the private Kafka cluster: 1 or 3
+	env     []string // more settings of the services
+	script  func(f *faultKit) []step
+}
+
+// faultRounds are the fault suite, in order.
+var faultRounds = []faultRound{{
+	name:    "faults",
+	about:   "SIGKILL and restart each service, restart Redis, restart the Kafka broker, take the sink down, scale out and in",
+	brokers: 1,
+	script: func(f *faultKit) []step {
+		return []step{
+			f.kill("sender"),
+			f.kill("matcher"),
+			f.kill("retry"),
+			f.kill("ingest"),
+			{"restart Redis (every key gone)", f.redis.Restart},
+			{"SIGKILL the Kafka broker, restart after 2s", func(ctx context.Context) error {
+				if err := f.kafka.Kill(ctx, 1); err != nil {
+					return err
+				}
+				sleepCtx(ctx, 2*time.Second)
+				return f.kafka.Start(ctx, 1)
+			}},
+			{fmt.Sprintf("sink down %s", f.sinkDown), func(ctx context.Context) error {
+				if err := f.b.sink.Down(f.sinkDown); err != nil {
+					return err
+				}
+				sleepCtx(ctx, f.sinkDown)
+				return nil
+			}},
+			{"sender-2 and matcher-2 join their groups", f.scaleOut},
+			{"sender-2 and matcher-2 leave (SIGTERM)", f.scaleIn},
+		}
+	},
+}, {
+	name:    "faults-3-brokers",
+	about:   "three brokers, topics with 3 replicas and min.insync.replicas 2: SIGKILL one broker, later restart it",
+	brokers: 3,
+	env:     []string{"HOOKLINE_TOPIC_REPLICATION=3"},
+	script: func(f *faultKit) []step {
+		return []step{
+			{"SIGKILL Kafka broker 1 of 3", func(ctx context.Context) error { return f.kafka.Kill(ctx, 1) }},
+			{"restart Kafka broker 1", func(ctx context.Context) error { return f.kafka.Start(ctx, 1) }},
+		}
+	},
+}}
 
 // faultScenario is the load the fault suite runs under: a steady stream
 // through the API (so that killing ingest matters) for as long as the
 // script lasts, with 5% of responses failing so that the retry service
 // always has work.
-func faultScenario(payload int) scenario {
+func faultScenario(name, about string, payload int) scenario {
 	return scenario{
-		name:  "faults",
-		about: "SIGKILL and restart each service, restart Redis, take the sink down, under a steady stream",
-		plan: workload.Plan{Name: "faults", Tenants: 10, SubsPerTenant: 1, MatchPerEvent: 1, Endpoints: 1,
+		name:  name,
+		about: about,
+		plan: workload.Plan{Name: name, Tenants: 10, SubsPerTenant: 1, MatchPerEvent: 1, Endpoints: 1,
 			EventTypes: 10, PayloadBytes: payload, MaxAttempts: 20},
 		events: 400 * 900, rate: 400, via: "http", // the script stops the stream long before
 		faults: sink.Faults{ErrorRate: 0.05},
@@ -40,45 +98,205 @@ type step struct {
 // recoverWithin bounds the wait for the pipeline to catch up after a fault.
 const recoverWithin = 3 * time.Minute
 
-// faultSuite owns the private Redis the suite restarts: the shared one on
-// 6379 is never touched.
-type faultSuite struct {
-	repo, cache, port string
+// faultKit is what a round's faults act on.
+type faultKit struct {
+	b        *bench
+	kafka    *infra.Kafka
+	redis    *infra.Redis
+	sinkDown time.Duration
 }
 
-// redis runs deploy/scripts/redis.sh on the suite's port and cache folder.
-func (f *faultSuite) redis(ctx context.Context, verb string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(f.repo, "deploy", "scripts", "redis.sh"), verb)
-	cmd.Env = append(os.Environ(), "REDIS_PORT="+f.port, "HOOKLINE_CACHE="+f.cache)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("redis.sh %s: %w\n%s", verb, err, out)
+// kill SIGKILLs a service and starts it again 2 s later.
+func (f *faultKit) kill(name string) step {
+	return step{"SIGKILL " + name + ", restart after 2s", func(ctx context.Context) error {
+		f.b.stack.Kill(name)
+		sleepCtx(ctx, 2*time.Second)
+		if err := f.b.stack.Start(name); err != nil {
+			return err
+		}
+		return f.b.stack.WaitReady(ctx, name, time.Minute)
+	}}
+}
+
+// scaledOut are the instances scaleOut adds, by name and service: dynamic
+// group members, as autoscaled instances are, so that they hand their
+// partitions back as soon as they leave.
+var scaledOut = []struct{ name, service string }{
+	{"sender-2", "sender"},
+	{"matcher-2", "matcher"},
+}
+
+// scaleOut starts a second sender and matcher and waits until each group
+// has given partitions to both of its members.
+func (f *faultKit) scaleOut(ctx context.Context) error {
+	for _, x := range scaledOut {
+		// Two matchers with one transactional id would fence each other.
+		// At info, their logs show them start and stop working.
+		err := f.b.stack.Add(x.name, x.service,
+			"HOOKLINE_TRANSACTIONAL_ID="+f.b.topics.Prefix+x.name, "HOOKLINE_LOG_LEVEL=info")
+		if err != nil {
+			return err
+		}
+	}
+	for _, x := range scaledOut {
+		if err := f.b.stack.WaitReady(ctx, x.name, time.Minute); err != nil {
+			return err
+		}
+	}
+	for _, x := range scaledOut {
+		group := f.b.topics.Prefix + x.service // the stack's group names
+		deadline := time.Now().Add(time.Minute)
+		for {
+			working, err := f.workingMembers(ctx, group)
+			if err == nil && working == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("group %s: %d members with partitions a minute after %s joined (%v)", group, working, x.name, err)
+			}
+			sleepCtx(ctx, 500*time.Millisecond)
+		}
 	}
 	return nil
 }
 
-func (f *faultSuite) startRedis(ctx context.Context, repo, tmp string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// scaleIn stops the instances scaleOut added, gracefully, at once.
+func (f *faultKit) scaleIn(context.Context) error {
+	var wg sync.WaitGroup
+	for _, x := range scaledOut {
+		wg.Go(func() { f.b.stack.Term(x.name) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// workingMembers counts the members of group that have partitions.
+func (f *faultKit) workingMembers(ctx context.Context, group string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	groups, err := kadm.NewClient(f.b.kafka).DescribeGroups(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range groups[group].Members {
+		if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// roundNames lists the fault rounds in order.
+func roundNames() []string {
+	names := make([]string, len(faultRounds))
+	for i, r := range faultRounds {
+		names[i] = r.name
+	}
+	return names
+}
+
+// replication describes how the run's deliveries topic is replicated, as
+// the cluster reports it.
+func (f *faultKit) replication(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(f.b.kafka)
+	topic := f.b.topics.Deliveries
+	topics, err := adm.ListTopics(ctx, topic)
 	if err != nil {
 		return "", err
 	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	f.repo, f.cache, f.port = repo, filepath.Join(tmp, "cache"), port
-	say("faults: starting a private Redis on 127.0.0.1:%s", port)
-	return "127.0.0.1:" + port, f.redis(ctx, "up")
+	configs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return "", err
+	}
+	minISR := "?"
+	if rc, err := configs.On(topic, nil); err == nil {
+		for _, c := range rc.Configs {
+			if c.Key == "min.insync.replicas" && c.Value != nil {
+				minISR = *c.Value
+			}
+		}
+	}
+	replicas := 0
+	for _, p := range topics[topic].Partitions {
+		replicas = len(p.Replicas)
+	}
+	return fmt.Sprintf("%s: %d partitions, replication factor %d, min.insync.replicas=%s", topic, len(topics[topic].Partitions), replicas, minISR), nil
 }
 
-func (f *faultSuite) stopRedis() {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := f.redis(ctx, "down"); err != nil {
-		say("faults: %v", err)
+// faultSuite runs the chosen rounds (by their scenarios) and returns a
+// result per round.
+func faultSuite(ctx context.Context, o options, sk *sink.Sink, base stack.Config, work string, chosen []scenario) []report.Result {
+	var out []report.Result
+	for _, sc := range chosen {
+		if ctx.Err() != nil {
+			break
+		}
+		i := slices.IndexFunc(faultRounds, func(r faultRound) bool { return r.name == sc.name })
+		t0 := time.Now()
+		out = append(out, runRound(ctx, o, sk, base, filepath.Join(work, sc.name), faultRounds[i], sc))
+		say("%s: done in %s", sc.name, time.Since(t0).Round(time.Second))
 	}
+	return out
+}
+
+// runRound starts the round's private Kafka and Redis and the services on
+// them, runs its script under a steady stream and stops it all again.
+func runRound(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config, dir string, r faultRound, sc scenario) report.Result {
+	failed := func(err error) report.Result {
+		return report.Result{Scenario: r.name, Problems: []string{err.Error()}}
+	}
+	say("%s: starting a private Kafka cluster of %d broker(s) and a private Redis", r.name, r.brokers)
+	k, err := infra.StartKafka(ctx, o.repo, filepath.Join(dir, "kafka"), r.brokers)
+	if err != nil {
+		return failed(err)
+	}
+	defer k.Stop()
+	rd, err := infra.StartRedis(ctx, o.repo, filepath.Join(dir, "redis"))
+	if err != nil {
+		return failed(err)
+	}
+	defer rd.Stop()
+
+	cfg.Brokers, cfg.Redis, cfg.LogDir = k.Brokers(), rd.Addr(), dir
+	cfg.Env = append(cfg.Env, r.env...)
+	// Static members: a killed service restarted under its own name gets
+	// its partitions back at once, not after the 45 s session timeout.
+	cfg.StaticMembers = true
+	// A service may exit on a broker fault and count on being restarted,
+	// as Kubernetes does; the notes say when.
+	cfg.Supervise = true
+	b, err := start(ctx, o, sk, cfg)
+	if err != nil {
+		return failed(err)
+	}
+	defer b.close()
+	// A producer application retries while ingest or the broker restarts.
+	b.api.Patience = 2 * time.Minute
+
+	down := 5 * time.Second
+	if o.size == "full" {
+		down = 30 * time.Second
+	}
+	kit := &faultKit{b: b, kafka: k, redis: rd, sinkDown: down}
+	layout, err := kit.replication(ctx)
+	if err != nil {
+		layout = "replication unknown: " + err.Error()
+	}
+	say("%s: %s", r.name, layout)
+	res := b.runFaults(ctx, sc, r.script(kit))
+	res.Actions = append([]string{layout}, res.Actions...)
+	if len(res.Problems) > 0 {
+		b.showLogs()
+	}
+	return res
 }
 
 // runFaults runs sc while the script kills and restarts things, then
 // reports events, deliveries, lost and duplicates.
-func (b *bench) runFaults(ctx context.Context, sc scenario, fs *faultSuite) report.Result {
+func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) report.Result {
 	res := report.Result{Scenario: sc.name, Subscriptions: sc.plan.Subscriptions()}
 	say("%s: %s", sc.name, sc.about)
 	subs, err := b.prepare(ctx, sc)
@@ -86,35 +304,6 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, fs *faultSuite) repo
 		res.Problems = append(res.Problems, err.Error())
 		return res
 	}
-	down := 5 * time.Second
-	if b.o.size == "full" {
-		down = 30 * time.Second
-	}
-	kill := func(name string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			b.stack.Kill(name)
-			time.Sleep(2 * time.Second)
-			if err := b.stack.Start(name); err != nil {
-				return err
-			}
-			return b.stack.WaitReady(ctx, name, time.Minute)
-		}
-	}
-	script := []step{
-		{"SIGKILL sender, restart after 2s", kill("sender")},
-		{"SIGKILL matcher, restart after 2s", kill("matcher")},
-		{"SIGKILL retry, restart after 2s", kill("retry")},
-		{"SIGKILL ingest, restart after 2s", kill("ingest")},
-		{"restart Redis (every key gone)", func(ctx context.Context) error { return fs.redis(ctx, "restart") }},
-		{fmt.Sprintf("sink down %s", down), func(context.Context) error {
-			if err := b.sink.Down(down); err != nil {
-				return err
-			}
-			time.Sleep(down)
-			return nil
-		}},
-	}
-
 	prod, via := b.producer(sc)
 	res.Via = via
 	tally := b.sink.Begin(sc.faults)
@@ -128,15 +317,27 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, fs *faultSuite) repo
 		defer close(sent)
 		load.Run(ctx, prod, &prog)
 	}()
-	// The script runs each fault under the stream, then waits until every
-	// delivery owed by the events acknowledged so far has arrived: that
-	// time is the fault's recovery. The stream stops after the last one.
+	// Once deliveries flow, the script runs each fault under the stream,
+	// then waits until every delivery owed by the events acknowledged so
+	// far has arrived: that time is the fault's recovery. The stream
+	// stops after the last one.
+	caughtUp := func() bool {
+		owed, t0 := int(prog.Expected.Load()), time.Now()
+		for tally.Counts().Delivered < owed && time.Since(t0) < recoverWithin && sleepCtx(ctx, 100*time.Millisecond) {
+		}
+		return tally.Counts().Delivered >= owed
+	}
 	var actions, problems []string
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(stop)
+		if sleepCtx(ctx, 5*time.Second) && !caughtUp() {
+			problems = append(problems, fmt.Sprintf("deliveries did not keep up with the stream within %s, before any fault", recoverWithin))
+			return
+		}
+		restarts := b.stack.Restarts()
 		for _, s := range script {
-			if !sleepCtx(ctx, 5*time.Second) {
+			if ctx.Err() != nil {
 				return
 			}
 			say("%s: %s", sc.name, s.what)
@@ -144,27 +345,47 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, fs *faultSuite) repo
 			if err := s.do(ctx); err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", s.what, err))
 			}
-			owed := int(prog.Expected.Load())
-			for tally.Counts().Delivered < owed && time.Since(t0) < recoverWithin && sleepCtx(ctx, 100*time.Millisecond) {
+			took, t1 := time.Since(t0), time.Now()
+			ok := caughtUp()
+			note := fmt.Sprintf("%s (%.1fs): caught up %.1fs later, duplicates +%d",
+				s.what, took.Seconds(), time.Since(t1).Seconds(), tally.Counts().Duplicates-dup0)
+			if !ok {
+				note = fmt.Sprintf("%s (%.1fs): not caught up within %s", s.what, took.Seconds(), recoverWithin)
 			}
-			c := tally.Counts()
-			note := fmt.Sprintf("%s: caught up %.1fs after the fault, duplicates +%d", s.what, time.Since(t0).Seconds(), c.Duplicates-dup0)
-			if c.Delivered < owed {
-				note = fmt.Sprintf("%s: not caught up within %s", s.what, recoverWithin)
-			}
+			now := b.stack.Restarts()
+			note += restarted(restarts, now)
+			restarts = now
 			say("%s: %s", sc.name, note)
 			actions = append(actions, note)
+			sleepCtx(ctx, 5*time.Second)
 		}
-		sleepCtx(ctx, 5*time.Second)
 	})
 	b.await(ctx, sc.name, tally, &prog, sent, sc.drain, start)
 	wg.Wait()
 	cpu1 := b.stack.CPU()
+	if note := restarted(map[string]int{}, b.stack.Restarts()); note != "" {
+		actions = append(actions, "in all"+note)
+	}
 	res.Actions, res.Problems = actions, problems
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
 	res.Finish()
 	say("%s: events %d, delivered %d/%d, lost %d, duplicates %d", sc.name, res.Events, res.Delivered, res.Expected, res.Lost, res.Duplicates)
 	return res
+}
+
+// restarted describes the instances that exited by themselves and were
+// restarted between two readings of Stack.Restarts, or is empty.
+func restarted(before, after map[string]int) string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		if n := after[name] - before[name]; n > 0 {
+			out = append(out, fmt.Sprintf("%s %d time(s)", name, n))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return ", exited by itself and restarted: " + strings.Join(out, ", ")
 }
 
 // sleepCtx sleeps for d and reports whether ctx is still alive.

@@ -4,6 +4,8 @@
 // creates subscriptions through the API that point at its own HTTPS sink,
 // sends events, waits for every delivery, measures a plain-client ceiling
 // against the same sink, and prints a markdown table (JSON under results/).
+// The fault suite runs on private Kafka clusters and Redis servers that it
+// starts and stops itself (deploy/scripts), so it needs neither variable.
 //
 //	hookload -size quick                       # every scenario, small
 //	hookload -size full -scenarios throughput  # one scenario, full size
@@ -37,6 +39,7 @@ type options struct {
 	schedule   string
 	repo       string
 	bin        string
+	work       string
 	results    string
 	progress   time.Duration
 	timeout    time.Duration
@@ -52,7 +55,7 @@ func main() {
 	var o options
 	var names string
 	flag.StringVar(&o.size, "size", "quick", "quick or full")
-	flag.StringVar(&names, "scenarios", strings.Join(scenarioNames, ","), "comma-separated scenarios to run: "+strings.Join(scenarioNames, ", "))
+	flag.StringVar(&names, "scenarios", "", "comma-separated scenarios to run (default: all): "+strings.Join(scenarioNames, ", ")+"; with -faults, the rounds: "+strings.Join(roundNames(), ", "))
 	flag.StringVar(&o.via, "via", "", "send events via kafka or http for every scenario (default: each scenario's own)")
 	flag.IntVar(&o.payload, "payload", 1024, "bytes of event data")
 	flag.DurationVar(&o.drain, "drain", 0, "how long to wait for deliveries after the last event (default: each scenario's own, 1-3 min)")
@@ -62,6 +65,7 @@ func main() {
 	flag.StringVar(&o.schedule, "schedule", "1s,2s,5s,10s", "HOOKLINE_RETRY_SCHEDULE of the services")
 	flag.StringVar(&o.repo, "repo", "", "repository root (default: the go.work above the working directory)")
 	flag.StringVar(&o.bin, "bin", "", "use the service binaries in this folder instead of building them")
+	flag.StringVar(&o.work, "work", "", "folder for the binaries, the services' logs and the fault suite's private Kafka and Redis (default: a temporary one, removed at the end)")
 	flag.StringVar(&o.results, "results", "", "folder of the JSON reports (default: <repo>/results)")
 	flag.DurationVar(&o.progress, "progress", 3*time.Second, "interval of the progress lines")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "the whole run stops after this")
@@ -74,9 +78,11 @@ func main() {
 	flag.Float64Var(&o.sinkFaults.TimeoutRate, "sink-timeout-rate", 0, "fraction never answered until the sender gives up (at most 30s)")
 	flag.Float64Var(&o.sinkFaults.ResetRate, "sink-reset-rate", 0, "fraction whose connection (HTTP/1.1) or stream (HTTP/2) is reset")
 	flag.DurationVar(&o.sinkDown, "sink-down", 0, "take the sink off the network this long, 5s into each scenario")
-	flag.BoolVar(&o.faults, "faults", false, "run the fault suite (kill and restart services, restart Redis, take the sink down) instead of the benchmarks")
+	flag.BoolVar(&o.faults, "faults", false, "run the fault suite instead of the benchmarks: kill and restart services, Redis and Kafka brokers on a private cluster, take the sink down, scale out and in")
 	flag.Parse()
-	o.scenarios = strings.Split(names, ",")
+	if names != "" {
+		o.scenarios = strings.Split(names, ",")
+	}
 	o.brokers, o.redis = os.Getenv("KAFKA_BROKERS"), os.Getenv("REDIS_ADDR")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -42,7 +42,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, o options) error {
-	if o.brokers == "" || o.redis == "" {
+	if !o.faults && (o.brokers == "" || o.redis == "") {
 		return errors.New("KAFKA_BROKERS and REDIS_ADDR must name the broker and Redis (`deploy/scripts/infra.sh up` prints them)")
 	}
 	if o.repo == "" {
@@ -63,95 +63,41 @@ func run(ctx context.Context, o options) error {
 		maps.Copy(keys, sc.plan.Keys())
 	}
 
-	tmp, err := os.MkdirTemp("", "hookload")
-	if err != nil {
-		return err
+	work := o.work
+	if work == "" {
+		if work, err = os.MkdirTemp("", "hookload"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
 	}
-	defer os.RemoveAll(tmp)
 	sk, err := sink.Start(o.seed)
 	if err != nil {
 		return err
 	}
 	defer sk.Close()
-	caFile := filepath.Join(tmp, "sink-ca.pem")
+	caFile := filepath.Join(work, "sink-ca.pem")
 	if err := os.WriteFile(caFile, sk.Cert.PEM, 0o600); err != nil {
 		return err
 	}
 	bin := o.bin
 	if bin == "" {
-		bin = filepath.Join(tmp, "bin")
+		bin = filepath.Join(work, "bin")
 		say("building the services")
 		if err := stack.Build(ctx, o.repo, bin); err != nil {
 			return err
 		}
 	}
+	cfg := stack.Config{Bin: bin, Partitions: o.partitions, Schedule: o.schedule, CAFile: caFile, Keys: keys}
 
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	prefix := "bench" + hex.EncodeToString(suffix) + "."
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := stack.DeleteTopics(ctx, o.brokers, prefix); err != nil {
-			say("cleanup of %s*: %v", prefix, err)
-		}
-	}()
-	cfg := stack.Config{
-		Bin: bin, Brokers: o.brokers, Redis: o.redis, Prefix: prefix, Partitions: o.partitions,
-		Schedule: o.schedule, CAFile: caFile, Keys: keys, LogDir: tmp,
-	}
-	fs := &faultSuite{}
-	if o.faults {
-		if cfg.Redis, err = fs.startRedis(ctx, o.repo, tmp); err != nil {
-			return err
-		}
-		defer fs.stopRedis()
-	}
-	say("starting ingest, matcher, sender and retry (topics %s*, %d partitions)", prefix, o.partitions)
-	st, err := stack.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Stop()
-
-	kcl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(o.brokers, ","), ClientID: "hookload"}, zerolog.Nop())
-	if err != nil {
-		return err
-	}
-	defer kcl.Close()
-	codecs, err := record.LoadCodecs()
-	if err != nil {
-		return err
-	}
-	b := &bench{
-		o: o, sink: sk, stack: st, kafka: kcl, codecs: codecs, topics: kafka.NewTopics(prefix),
-		api: &workload.API{Base: st.API, Keys: keys, Client: &http.Client{
-			Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-		}},
-	}
-
-	out := &report.Run{Started: time.Now(), Size: o.size, Host: host(o)}
+	t0 := time.Now()
+	out := &report.Run{Started: t0, Size: o.size, Host: host(o)}
 	if o.faults {
 		out.Size = "faults-" + o.size
-	}
-	for _, sc := range chosen {
-		if ctx.Err() != nil {
-			break
-		}
-		var res report.Result
-		if o.faults {
-			res = b.runFaults(ctx, sc, fs)
-		} else {
-			res = b.scenario(ctx, sc)
-		}
-		out.Results = append(out.Results, res)
-		if len(res.Problems) > 0 {
-			for _, name := range stack.Services {
-				if tail := st.LogTail(name, 1500); tail != "" {
-					say("%s log (tail):\n%s", name, tail)
-				}
-			}
-		}
+		out.Host["kafka"] = "private clusters"
+		out.Results = faultSuite(ctx, o, sk, cfg, work, chosen)
+		say("fault suite done in %s", time.Since(t0).Round(time.Second))
+	} else if err := benchmarks(ctx, o, sk, cfg, work, chosen, out); err != nil {
+		return err
 	}
 
 	fmt.Println()
@@ -170,10 +116,94 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// benchmarks runs the chosen scenarios on the shared broker and Redis,
+// adding their results to out, and deletes their topics afterwards.
+func benchmarks(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config, work string, chosen []scenario, out *report.Run) error {
+	cfg.Brokers, cfg.Redis, cfg.LogDir = o.brokers, o.redis, work
+	b, err := start(ctx, o, sk, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		b.close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stack.DeleteTopics(ctx, o.brokers, b.topics.Prefix); err != nil {
+			say("cleanup of %s*: %v", b.topics.Prefix, err)
+		}
+	}()
+	for _, sc := range chosen {
+		if ctx.Err() != nil {
+			break
+		}
+		res := b.scenario(ctx, sc)
+		out.Results = append(out.Results, res)
+		if len(res.Problems) > 0 {
+			b.showLogs()
+		}
+	}
+	return nil
+}
+
+// start runs the services with cfg under a fresh topic prefix and returns
+// the bench over them; close stops them.
+func start(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config) (*bench, error) {
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	cfg.Prefix = "bench" + hex.EncodeToString(suffix) + "."
+	say("starting ingest, matcher, sender and retry (topics %s*, %d partitions, Kafka %s)", cfg.Prefix, cfg.Partitions, cfg.Brokers)
+	st, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	kcl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(cfg.Brokers, ","), ClientID: "hookload"}, zerolog.Nop())
+	if err != nil {
+		st.Stop()
+		return nil, err
+	}
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		st.Stop()
+		kcl.Close()
+		return nil, err
+	}
+	o.brokers = cfg.Brokers // for diagnose
+	return &bench{
+		o: o, sink: sk, stack: st, kafka: kcl, codecs: codecs, topics: kafka.NewTopics(cfg.Prefix),
+		api: &workload.API{Base: st.API, Keys: cfg.Keys, Client: &http.Client{
+			Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+		}},
+	}, nil
+}
+
+// close stops the services and the bench's Kafka client.
+func (b *bench) close() {
+	b.stack.Stop()
+	b.kafka.Close()
+}
+
+// showLogs prints the end of every instance's log, after a problem.
+func (b *bench) showLogs() {
+	for _, name := range b.stack.Names() {
+		if tail := b.stack.LogTail(name, 1500); tail != "" {
+			say("%s log (tail):\n%s", name, tail)
+		}
+	}
+}
+
 // choose returns the scenarios o asks for, with its overrides applied.
 func choose(o options) ([]scenario, error) {
 	if o.faults {
-		return []scenario{faultScenario(o.payload)}, nil
+		var rounds []scenario
+		for _, r := range faultRounds {
+			if wanted(o, r.name) {
+				rounds = append(rounds, faultScenario(r.name, r.about, o.payload))
+			}
+		}
+		if len(rounds) == 0 {
+			return nil, fmt.Errorf("no fault round among %q: choose from %s", o.scenarios, strings.Join(roundNames(), ", "))
+		}
+		return rounds, nil
 	}
 	all, err := scenarios(o.size, o.payload)
 	if err != nil {
@@ -181,7 +211,7 @@ func choose(o options) ([]scenario, error) {
 	}
 	var chosen []scenario
 	for _, sc := range all {
-		if !slices.Contains(o.scenarios, sc.name) {
+		if !wanted(o, sc.name) {
 			continue
 		}
 		if o.events > 0 {
@@ -202,6 +232,11 @@ func choose(o options) ([]scenario, error) {
 		return nil, fmt.Errorf("no scenario among %q: choose from %s", o.scenarios, strings.Join(scenarioNames, ", "))
 	}
 	return chosen, nil
+}
+
+// wanted reports whether o asks for the scenario or fault round name.
+func wanted(o options, name string) bool {
+	return len(o.scenarios) == 0 || slices.Contains(o.scenarios, name)
 }
 
 // host describes the machine, for reading the numbers later.

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -52,8 +53,17 @@ type Config struct {
 	Schedule   string            // HOOKLINE_RETRY_SCHEDULE
 	CAFile     string            // HOOKLINE_SENDER_CA_FILE: the sink's certificate
 	Keys       map[string]string // tenant -> API key
-	LogDir     string            // one <service>.log each
+	LogDir     string            // one <instance>.log each
 	Env        []string          // more variables, last wins
+	// StaticMembers gives each service's first instance a group instance
+	// id (HOOKLINE_INSTANCE_ID=<service>), so that a killed instance that
+	// restarts gets its partitions back at once. Instances added later
+	// stay dynamic, as autoscaled ones would.
+	StaticMembers bool
+	// Supervise starts an instance that exited by itself again a second
+	// later, as Kubernetes would; Restarts counts these. Without it, such
+	// an instance stays down and Exited names it.
+	Supervise bool
 }
 
 // Stack is the running services.
@@ -64,21 +74,52 @@ type Stack struct {
 	cfg Config
 	env []string
 
-	mu      sync.Mutex
-	procs   map[string]*proc
-	ops     map[string]string        // service -> ops address, kept over restarts
-	cpuDone map[string]time.Duration // CPU of instances that exited
+	mu        sync.Mutex
+	instances map[string]instance      // by name: each service, and those Add ran
+	procs     map[string]*proc         // the running instances, by name
+	ops       map[string]string        // instance -> ops address, kept over restarts
+	cpuDone   map[string]time.Duration // service -> CPU of its instances that exited
+	restarts  map[string]int           // instance -> times Supervise restarted it
+	stopping  bool                     // Stop was called: no more restarts
+}
+
+// instance is a process the stack runs: one of the Services, by default
+// under the service's own name.
+type instance struct {
+	service string
+	env     []string // added to the stack's
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	cpu  time.Duration // last reading, for when it is gone
+	service string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	cpu     time.Duration // last reading, for when it is gone
 }
 
-// Start runs every service and waits until ingest, matcher and sender are
-// ready.
+// Start runs every service and waits until each is ready.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	s, err := newStack(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range Services {
+		if err := s.Start(name); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	for _, name := range Services {
+		if err := s.WaitReady(ctx, name, 90*time.Second); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newStack prepares the services' settings and instances, running none.
+func newStack(cfg Config) (*Stack, error) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	httpAddr, err := freeAddr()
@@ -91,8 +132,16 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	sort.Strings(keys)
 	s := &Stack{
-		API: "http://" + httpAddr, cfg: cfg,
+		API: "http://" + httpAddr, cfg: cfg, instances: map[string]instance{},
 		procs: map[string]*proc{}, ops: map[string]string{}, cpuDone: map[string]time.Duration{},
+		restarts: map[string]int{},
+	}
+	for _, name := range Services {
+		in := instance{service: name}
+		if cfg.StaticMembers {
+			in.env = []string{"HOOKLINE_INSTANCE_ID=" + name}
+		}
+		s.instances[name] = in
 	}
 	s.env = append(os.Environ(),
 		"KAFKA_BROKERS="+cfg.Brokers,
@@ -116,18 +165,6 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		"HOOKLINE_LOG_LEVEL=warn",
 	)
 	s.env = append(s.env, cfg.Env...)
-	for _, name := range Services {
-		if err := s.Start(name); err != nil {
-			s.Stop()
-			return nil, err
-		}
-	}
-	for _, name := range Services {
-		if err := s.WaitReady(ctx, name, 90*time.Second); err != nil {
-			s.Stop()
-			return nil, err
-		}
-	}
 	return s, nil
 }
 
@@ -140,12 +177,32 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// Start runs one service (again, after Kill), appending to its log.
+// Add runs one more instance of service under a name of its own (e.g.
+// sender-2), with env added to the stack's (e.g. its own transactional id).
+func (s *Stack) Add(name, service string, env ...string) error {
+	s.mu.Lock()
+	if _, ok := s.instances[name]; ok {
+		s.mu.Unlock()
+		return fmt.Errorf("instance %s exists", name)
+	}
+	s.instances[name] = instance{service: service, env: env}
+	s.mu.Unlock()
+	return s.Start(name)
+}
+
+// Start runs an instance (again, after Kill or Term), appending to its log.
 func (s *Stack) Start(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := s.procs[name]; p != nil {
 		return fmt.Errorf("%s is already running", name)
+	}
+	if s.stopping {
+		return fmt.Errorf("start %s: the stack is stopping", name)
+	}
+	in, ok := s.instances[name]
+	if !ok {
+		return fmt.Errorf("no instance %s", name)
 	}
 	if s.ops[name] == "" {
 		addr, err := freeAddr()
@@ -158,8 +215,8 @@ func (s *Stack) Start(name string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(s.cfg.Bin, name))
-	cmd.Env = append(append([]string{}, s.env...), "HOOKLINE_OPS_ADDR="+s.ops[name])
+	cmd := exec.Command(filepath.Join(s.cfg.Bin, in.service))
+	cmd.Env = append(append(append([]string{}, s.env...), in.env...), "HOOKLINE_OPS_ADDR="+s.ops[name])
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Should hookload die without cleaning up, its services follow.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -167,14 +224,42 @@ func (s *Stack) Start(name string) error {
 		logFile.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
+	p := &proc{service: in.service, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
 		close(p.done)
+		if s.cfg.Supervise {
+			s.restart(name, p)
+		}
 	}()
 	s.procs[name] = p
 	return nil
+}
+
+// restart starts instance name again after p, its process, exited, unless
+// it was stopped on purpose (Kill, Term, Stop). Should the start fail,
+// the instance stays down.
+func (s *Stack) restart(name string, p *proc) {
+	s.mu.Lock()
+	if s.procs[name] != p || s.stopping {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.procs, name)
+	s.cpuDone[p.service] += p.cpu
+	s.restarts[name]++
+	s.mu.Unlock()
+	time.Sleep(time.Second)
+	_ = s.Start(name)
+}
+
+// Restarts is how many times Supervise restarted each instance that
+// exited by itself.
+func (s *Stack) Restarts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.restarts)
 }
 
 // WaitReady polls the service's /readyz until it answers 200.
@@ -206,8 +291,20 @@ func (s *Stack) WaitReady(ctx context.Context, name string, timeout time.Duratio
 	return fmt.Errorf("%s not ready within %s:\n%s", name, timeout, s.LogTail(name, 2000))
 }
 
-// Kill stops a service with SIGKILL: no graceful shutdown at all.
+// Kill stops an instance with SIGKILL: no graceful shutdown at all.
 func (s *Stack) Kill(name string) {
+	s.end(name, syscall.SIGKILL)
+}
+
+// Term stops an instance with SIGTERM, as a scale-in does, and waits until
+// it has exited: it finishes its work, commits and leaves its group.
+func (s *Stack) Term(name string) {
+	s.end(name, syscall.SIGTERM)
+}
+
+// end signals an instance and waits for it, killing it if it is still
+// running 20 s after a SIGTERM.
+func (s *Stack) end(name string, sig syscall.Signal) {
 	s.mu.Lock()
 	p := s.procs[name]
 	delete(s.procs, name)
@@ -215,38 +312,51 @@ func (s *Stack) Kill(name string) {
 	if p == nil {
 		return
 	}
-	cpu, err := processCPU(p.cmd.Process.Pid)
-	if err != nil {
-		cpu = p.cpu
+	// A process's CPU time is gone once it is reaped: keep the last
+	// reading, at most 100 ms short.
+	sample := func() {
+		if cpu, err := processCPU(p.cmd.Process.Pid); err == nil {
+			p.cpu = cpu
+		}
 	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	sample()
+	_ = p.cmd.Process.Signal(sig)
+	kill := time.After(20 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for exited := false; !exited; {
+		select {
+		case <-p.done:
+			exited = true
+		case <-kill:
+			_ = p.cmd.Process.Kill()
+		case <-tick.C:
+			sample()
+		}
+	}
 	s.mu.Lock()
-	s.cpuDone[name] += cpu
+	s.cpuDone[p.service] += p.cpu
 	s.mu.Unlock()
 }
 
-// Stop ends every service with SIGTERM, and SIGKILL for those still
+// Stop ends every instance with SIGTERM, and SIGKILL for those still
 // running 20 s later.
 func (s *Stack) Stop() {
 	s.mu.Lock()
-	procs := s.procs
-	s.procs = map[string]*proc{}
+	s.stopping = true
+	names := make([]string, 0, len(s.procs))
+	for name := range s.procs {
+		names = append(names, name)
+	}
 	s.mu.Unlock()
-	for _, p := range procs {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Go(func() { s.Term(name) })
 	}
-	for _, p := range procs {
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+	wg.Wait()
 }
 
-// Exited names the services that are no longer running although nobody
+// Exited names the instances that are no longer running although nobody
 // stopped them.
 func (s *Stack) Exited() []string {
 	s.mu.Lock()
@@ -269,14 +379,14 @@ func (s *Stack) CPU() map[string]time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]time.Duration{}
-	for name, d := range s.cpuDone {
-		out[name] = d
+	for service, d := range s.cpuDone {
+		out[service] = d
 	}
-	for name, p := range s.procs {
+	for _, p := range s.procs {
 		if d, err := processCPU(p.cmd.Process.Pid); err == nil {
 			p.cpu = d
 		}
-		out[name] += p.cpu
+		out[p.service] += p.cpu
 	}
 	if d, err := processCPU(os.Getpid()); err == nil {
 		out["hookload"] = d
@@ -284,7 +394,19 @@ func (s *Stack) CPU() map[string]time.Duration {
 	return out
 }
 
-// LogTail is the last n bytes of a service's log.
+// Names lists every instance the stack has run, sorted.
+func (s *Stack) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.instances))
+	for name := range s.instances {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LogTail is the last n bytes of an instance's log.
 func (s *Stack) LogTail(name string, n int) string {
 	b, _ := os.ReadFile(filepath.Join(s.cfg.LogDir, name+".log"))
 	if len(b) > n {

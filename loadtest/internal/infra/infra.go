@@ -1,0 +1,163 @@
+// Package infra runs a private Kafka cluster and a private Redis for the
+// fault suite, through deploy/scripts/kafka.sh and redis.sh, on free ports
+// and in a folder of their own: the suite may kill and restart them, and
+// the shared servers other runs use are never touched. The Kafka jars come
+// from the repository's cache, as for the shared broker.
+package infra
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// stopWithin bounds stopping a server when the run ends, whatever the
+// state of the run's context.
+const stopWithin = time.Minute
+
+// Kafka is a private cluster of 1 or 3 brokers (kafka.sh up N).
+type Kafka struct {
+	repo  string
+	env   []string
+	nodes int
+	port  int // broker i listens on port+i-1
+}
+
+// StartKafka formats and starts a cluster of nodes brokers with its state
+// under dir, and waits until every broker serves.
+func StartKafka(ctx context.Context, repo, dir string, nodes int) (*Kafka, error) {
+	// Brokers on base..base+n-1, controllers on base+n..base+2n-1.
+	base, err := freePorts(2 * nodes)
+	if err != nil {
+		return nil, err
+	}
+	k := &Kafka{repo: repo, nodes: nodes, port: base, env: []string{
+		"KAFKA_STATE=" + dir,
+		"KAFKA_PORT=" + strconv.Itoa(base),
+		"KAFKA_CONTROLLER_PORT=" + strconv.Itoa(base+nodes),
+	}}
+	if err := k.script(ctx, "up", strconv.Itoa(nodes)); err != nil {
+		k.Stop()
+		return nil, err
+	}
+	return k, nil
+}
+
+// Brokers is the cluster's bootstrap list, for KAFKA_BROKERS.
+func (k *Kafka) Brokers() string {
+	addrs := make([]string, k.nodes)
+	for i := range addrs {
+		addrs[i] = "127.0.0.1:" + strconv.Itoa(k.port+i)
+	}
+	return strings.Join(addrs, ",")
+}
+
+// Kill stops broker node (1..N) with SIGKILL.
+func (k *Kafka) Kill(ctx context.Context, node int) error {
+	return k.script(ctx, "kill", strconv.Itoa(node))
+}
+
+// Start starts broker node again and waits until it serves.
+func (k *Kafka) Start(ctx context.Context, node int) error {
+	return k.script(ctx, "start", strconv.Itoa(node))
+}
+
+// Stop stops every broker; its errors are only worth a line on stderr.
+func (k *Kafka) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), stopWithin)
+	defer cancel()
+	if err := k.script(ctx, "down"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
+
+func (k *Kafka) script(ctx context.Context, args ...string) error {
+	return run(ctx, filepath.Join(k.repo, "deploy", "scripts", "kafka.sh"), k.env, args...)
+}
+
+// Redis is a private Redis without persistence (redis.sh).
+type Redis struct {
+	repo string
+	env  []string
+	port int
+}
+
+// StartRedis starts a Redis on a free port with its files under dir.
+func StartRedis(ctx context.Context, repo, dir string) (*Redis, error) {
+	port, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{repo: repo, port: port, env: []string{"REDIS_PORT=" + strconv.Itoa(port), "HOOKLINE_CACHE=" + dir}}
+	if err := r.script(ctx, "up"); err != nil {
+		r.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Addr is the server's address, for REDIS_ADDR.
+func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// Restart stops the server and starts it empty.
+func (r *Redis) Restart(ctx context.Context) error { return r.script(ctx, "restart") }
+
+// Stop stops the server; its errors are only worth a line on stderr.
+func (r *Redis) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), stopWithin)
+	defer cancel()
+	if err := r.script(ctx, "down"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
+
+func (r *Redis) script(ctx context.Context, args ...string) error {
+	return run(ctx, filepath.Join(r.repo, "deploy", "scripts", "redis.sh"), r.env, args...)
+}
+
+// run runs a deploy script with env added, and returns its output with
+// its error.
+func run(ctx context.Context, script string, env []string, args ...string) error {
+	cmd := exec.CommandContext(ctx, script, args...)
+	cmd.Env = append(os.Environ(), env...)
+	// A JVM the script started may hold its output open after it was killed.
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(script), strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// freePorts finds n consecutive ports on 127.0.0.1 that nothing listens on
+// and returns the first. Another process may take one before the server
+// binds it; the scripts then stop with a clear message.
+func freePorts(n int) (int, error) {
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		held := []net.Listener{ln}
+		for i := 1; i < n; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if len(held) == n {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d consecutive free ports on 127.0.0.1", n)
+}
