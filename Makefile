@@ -58,6 +58,14 @@ infra-down: ## stop Kafka and Redis (data kept)
 infra-reset: ## stop Kafka and Redis and wipe their data
 	@deploy/scripts/infra.sh reset
 
+.PHONY: registry-up
+registry-up: ## start a Confluent-compatible schema registry (Apicurio) on 127.0.0.1:8081
+	@deploy/scripts/registry.sh up
+
+.PHONY: registry-down
+registry-down: ## stop the schema registry (its schemas are in memory: gone)
+	@deploy/scripts/registry.sh down
+
 .PHONY: clean-data
 clean-data: ## wipe the embedded stack's data (.hookline/)
 	rm -rf .hookline
