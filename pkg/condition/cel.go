@@ -80,12 +80,16 @@ func CompileExpression(src string) (*Expression, error) {
 	return &Expression{src: src, prg: prg}, nil
 }
 
-// CompileValue compiles a CEL expression of any result type for
-// ValueExpr.Eval.
+// CompileValue compiles a CEL expression for ValueExpr.Eval. It may have
+// any result type with a JSON form: one known to be a CEL type value
+// (type(event)) is rejected here.
 func CompileValue(src string) (*ValueExpr, error) {
-	_, prg, err := compileCEL(src)
+	ast, prg, err := compileCEL(src)
 	if err != nil {
 		return nil, err
+	}
+	if out := ast.OutputType(); out.Kind() == types.TypeKind {
+		return nil, fmt.Errorf("expression must produce a JSON value, not %s", out)
 	}
 	return &ValueExpr{src: src, prg: prg}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unique"
 )
 
 // Limits on a condition tree. They keep the cost of one Match bounded, so
@@ -34,10 +35,30 @@ const setThreshold = 8
 // Condition is a compiled condition tree. It is immutable and safe for
 // concurrent use. The nil *Condition is valid and matches every event: it is
 // what Parse returns for an absent condition.
+//
+// The tree is flattened into steps, one per leaf in the order the tree
+// lists them, each knowing where evaluation goes next when its leaf is true
+// and when it is false. all, any and not short-circuit exactly as a walk of
+// the tree would, but Match is one loop over one slice rather than a
+// recursion through nodes spread over the heap: with thousands of
+// subscriptions, what a condition costs is mostly its memory reads.
 type Condition struct {
-	root   node
+	steps  []step
 	fields []string
 }
+
+// step is a leaf of a flattened condition. next[0] is the index of the
+// step that follows when the leaf is false, next[1] when it is true, or
+// doneFalse or doneTrue when that settles the condition.
+type step struct {
+	leaf
+	next [2]int32
+}
+
+const (
+	doneFalse int32 = -1
+	doneTrue  int32 = -2
+)
 
 // Error is a problem with a condition, located inside the tree.
 type Error struct {
@@ -98,7 +119,37 @@ func Parse(raw []byte) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Condition{root: root, fields: c.fields}, nil
+	steps := make([]step, root.leaves())
+	place(steps, &root, 0, doneTrue, doneFalse)
+	return &Condition{steps: steps, fields: c.fields}, nil
+}
+
+// place lays out the leaves of n from steps[at] on, linking them so that
+// the leaves of n decide it and then go on to onTrue or onFalse: a child
+// of all that holds goes on to the next child, one that fails ends the
+// group as false; any is the mirror image; not swaps the two ways out.
+func place(steps []step, n *node, at, onTrue, onFalse int32) {
+	switch n.kind {
+	case nodeLeaf:
+		steps[at] = step{leaf: *n.leaf, next: [2]int32{onFalse, onTrue}}
+	case nodeNot:
+		place(steps, &n.children[0], at, onFalse, onTrue)
+	default: // nodeAll, nodeAny
+		for i := range n.children {
+			child := &n.children[i]
+			after := at + int32(child.leaves())
+			t, f := onTrue, onFalse
+			if i < len(n.children)-1 {
+				if n.kind == nodeAll {
+					t = after
+				} else {
+					f = after
+				}
+			}
+			place(steps, child, at, t, f)
+			at = after
+		}
+	}
 }
 
 // Match reports whether the event satisfies the condition. It does not
@@ -109,7 +160,16 @@ func (c *Condition) Match(doc Document) bool {
 	if c == nil {
 		return true
 	}
-	return c.root.match(doc)
+	i := int32(0)
+	for i >= 0 {
+		s := &c.steps[i]
+		if s.match(doc) {
+			i = s.next[1]
+		} else {
+			i = s.next[0]
+		}
+	}
+	return i == doneTrue
 }
 
 // Fields returns the distinct field paths the condition reads, in the order
@@ -130,33 +190,23 @@ const (
 	nodeNot
 )
 
+// node is the tree as parsed, before place flattens it.
 type node struct {
 	kind     nodeKind
 	children []node // all, any; not has exactly one
 	leaf     *leaf
 }
 
-func (n *node) match(doc Document) bool {
-	switch n.kind {
-	case nodeLeaf:
-		return n.leaf.match(doc)
-	case nodeAll:
-		for i := range n.children {
-			if !n.children[i].match(doc) {
-				return false
-			}
-		}
-		return true
-	case nodeAny:
-		for i := range n.children {
-			if n.children[i].match(doc) {
-				return true
-			}
-		}
-		return false
-	default: // nodeNot
-		return !n.children[0].match(doc)
+// leaves counts the leaves under n.
+func (n *node) leaves() int {
+	if n.kind == nodeLeaf {
+		return 1
 	}
+	total := 0
+	for i := range n.children {
+		total += n.children[i].leaves()
+	}
+	return total
 }
 
 type op uint8
@@ -186,6 +236,7 @@ var ops = map[string]op{
 
 type leaf struct {
 	op     op
+	field  unique.Handle[string] // the path in dotted form, for Memo
 	path   []segment
 	val    scalar         // eq, ne, gt..lte, contains, prefix, suffix
 	set    *valueSet      // in, nin
@@ -194,7 +245,7 @@ type leaf struct {
 }
 
 func (l *leaf) match(doc Document) bool {
-	v, ok := doc.lookup(l.path)
+	v, ok := doc.field(l.field, l.path)
 	if !ok {
 		// A missing field is unequal to and not in anything, and it exists
 		// only for exists:false; every other test on it is false.
@@ -576,6 +627,7 @@ func (c *compiler) leaf(obj map[string]any, path string) (node, error) {
 		l.set = set
 	}
 	canon := canonicalPath(segs)
+	l.field = unique.Make(canon)
 	if !c.seen[canon] {
 		c.seen[canon] = true
 		c.fields = append(c.fields, canon)

@@ -527,6 +527,74 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { c.Match(doc) }); n != 0 {
 			t.Errorf("%s: Match allocates %.0f times per run", name, n)
 		}
+		var memo Memo
+		if n := testing.AllocsPerRun(100, func() { c.Match(doc.WithMemo(&memo)) }); n != 0 {
+			t.Errorf("%s: Match with a Memo allocates %.0f times per run", name, n)
+		}
+	}
+}
+
+// TestMemo matches many conditions against events through one Memo, as
+// the matcher does, and checks every result against Match without one:
+// more distinct fields than the Memo holds, fields looked up again, and a
+// new event in the same Memo.
+func TestMemo(t *testing.T) {
+	var conds []*Condition
+	for i := range memoSize + 8 {
+		// Distinct fields, past memoSize, each read by several conditions.
+		conds = append(conds,
+			mustParse(t, leafJSON(fmt.Sprintf("data.f%d", i), "eq", float64(i))),
+			mustParse(t, fmt.Sprintf(`{"any":[{"field":"data.f%d","op":"gt","value":%d},{"field":"data.status","op":"eq","value":"Active"}]}`, i, i)),
+			mustParse(t, fmt.Sprintf(`{"not":{"field":"data.f%d","op":"exists"}}`, i)))
+	}
+	conds = append(conds, mustParse(t, benchCondition), mustParse(t, leafJSON("data.items[1].sku", "eq", "B-2")))
+	events := []string{
+		`{"data":{"status":"Active","f0":0,"f3":3,"f20":20,"items":[{"sku":"A-1"},{"sku":"B-2"}]}}`,
+		`{"data":{"status":"Draft","f0":1,"f3":"3","f21":21}}`, // same fields, other values: nothing stale
+		orderEvent,
+		`{}`,
+	}
+	var memo Memo
+	for i, src := range events {
+		doc := mustDoc(t, src)
+		memoized := doc.WithMemo(&memo)
+		for round := range 2 {
+			for j, c := range conds {
+				if got, want := c.Match(memoized), c.Match(doc); got != want {
+					t.Errorf("event %d, round %d, condition %d: Match with a Memo = %v, without = %v", i, round, j, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestFlattenedShortCircuit checks the flattened layout of nested groups
+// against every combination of leaf results: each leaf of the condition
+// below tests one field for true, so the event's fields choose the
+// outcome, which must be what the tree says.
+func TestFlattenedShortCircuit(t *testing.T) {
+	leaf := func(name string) string { return leafJSON("data."+name, "eq", true) }
+	c := mustParse(t, `{"any":[
+	  {"all":[`+leaf("a")+`,{"not":`+leaf("b")+`},{"any":[`+leaf("c")+`,`+leaf("d")+`]}]},
+	  {"not":{"all":[`+leaf("e")+`,{"any":[`+leaf("f")+`,{"not":`+leaf("a")+`}]}]}},
+	  {"all":[`+leaf("b")+`,`+leaf("c")+`]}
+	]}`)
+	if len(c.steps) != 9 {
+		t.Fatalf("%d steps, want one per leaf (9)", len(c.steps))
+	}
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	for bits := range 1 << len(names) {
+		on := func(name string) bool { return bits&(1<<slices.Index(names, name)) != 0 }
+		data := map[string]any{}
+		for _, n := range names {
+			data[n] = on(n)
+		}
+		want := (on("a") && !on("b") && (on("c") || on("d"))) ||
+			!(on("e") && (on("f") || !on("a"))) ||
+			(on("b") && on("c"))
+		if got := c.Match(NewDocument(map[string]any{"data": data})); got != want {
+			t.Errorf("fields %v: Match = %v, want %v", data, got, want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -25,13 +26,36 @@ const maxDecodeDepth = 10000
 // reused by the caller afterwards, and holding any decoded string keeps that
 // copy alive.
 func DecodeValue(data []byte) (any, error) {
-	d := decoder{buf: data}
-	if len(data) > 0 {
-		// One copy of the input backs every unescaped string and key: one
-		// allocation instead of one per string. The copy is never written to
-		// after this point, which is what makes unsafe.String sound here.
-		d.buf = append([]byte(nil), data...)
-	}
+	// One copy of the input backs every unescaped string and key: one
+	// allocation instead of one per string.
+	return decode(append([]byte(nil), data...))
+}
+
+// DecodeString is DecodeValue for JSON held in a string, such as an event's
+// data. A string cannot change, so the decoded strings share its bytes
+// rather than a copy of them.
+func DecodeString(data string) (any, error) {
+	return decode(unsafe.Slice(unsafe.StringData(data), len(data)))
+}
+
+// decoders recycles decoders, whose stacks would otherwise be grown anew
+// for every event.
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// decode decodes buf, which must never be written to afterwards: that is
+// what makes the unsafe.String of unescaped strings sound.
+func decode(buf []byte) (any, error) {
+	d := decoders.Get().(*decoder)
+	defer func() {
+		// Keep the stacks' capacity, not what they point to. Containers
+		// clear their part when they are done, so only an error leaves
+		// anything behind.
+		clear(d.stack)
+		clear(d.keys)
+		*d = decoder{stack: d.stack[:0], keys: d.keys[:0]}
+		decoders.Put(d)
+	}()
+	d.buf = buf
 	d.skipSpace()
 	v, err := d.value()
 	if err != nil {
@@ -196,6 +220,7 @@ func (d *decoder) object() (any, error) {
 		m[k] = vals[i]
 	}
 	clear(vals)
+	clear(keys)
 	d.stack = d.stack[:len(d.stack)-len(vals)]
 	d.keys = d.keys[:mark]
 	d.depth--

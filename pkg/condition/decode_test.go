@@ -49,6 +49,10 @@ func checkDecodeAgainstStdlib(t *testing.T, src []byte) {
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("DecodeValue(%q) error = %v, encoding/json error = %v", src, err, wantErr)
 	}
+	fromString, serr := DecodeString(string(src))
+	if (serr != nil) != (err != nil) || !reflect.DeepEqual(fromString, got) || !sameFloatBits(fromString, got) {
+		t.Fatalf("DecodeString(%q) = %#v, %v; DecodeValue gave %#v, %v", src, fromString, serr, got, err)
+	}
 	if err != nil {
 		if got != nil {
 			t.Fatalf("DecodeValue(%q) returned %v with its error", src, got)

@@ -3,9 +3,10 @@
 //
 // The matcher compiles each subscription's condition once per subscription
 // version with Parse, decodes each event once with DecodeDocument (or
-// builds its root with DecodeValue and NewDocument), and then calls Match
-// for every candidate subscription. Match does not allocate; a five-leaf
-// condition takes well under a microsecond.
+// builds its root with DecodeString and NewDocument), attaches a Memo so
+// that the candidates' conditions look each field up once, and then calls
+// Match for every candidate subscription. Match does not allocate; a
+// five-leaf condition takes well under a microsecond.
 //
 // # Condition trees
 //
@@ -77,6 +78,14 @@
 //	    event.data.items.exists(i, i.sku.startsWith("GIFT-"))
 //
 // type-checked to produce a bool and limited to ExpressionCostLimit per
-// evaluation. CompileValue compiles an expression of any type for derived
-// fields in payload shaping, such as event.data.?nickname.orValue(event.data.name).
+// evaluation. CompileValue compiles an expression of any type with a JSON
+// form, such as event.data.?nickname.orValue(event.data.name).
+//
+// # Derived fields
+//
+// CompileDerived compiles one derived field of payload shaping: a path
+// under data to set (data.total_eur), a value expression over event
+// (event.data.total_cents / 100.0; event numbers are doubles, so divide by
+// 100.0, not 100) and an optional JSON default for when the expression fails
+// at run time. Derived.Eval returns the value as JSON.
 package condition

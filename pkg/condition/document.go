@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unique"
 )
 
 // Document is an event decoded once for matching against every
 // subscription's Condition and Expression. It is a small value wrapping the
 // decoded JSON tree; copying it is cheap and it is safe for concurrent reads
-// as long as nobody mutates the tree.
+// as long as nobody mutates the tree, and no Memo is attached (WithMemo).
 //
 // The tree holds map[string]any, []any, string, float64, bool and nil, as
 // produced by DecodeValue or json.Unmarshal into an any. For callers that
@@ -19,9 +20,59 @@ import (
 // of other types are treated as an unknown kind that no operator matches.
 //
 // The matcher's root has the keys id, type, subject, source, data (object),
-// changed (array of strings), previous (object or null) and metadata.
+// changed (array of strings) and previous (object or null).
 type Document struct {
 	root map[string]any
+	memo *Memo // nil: every lookup walks the tree
+}
+
+// memoSize is how many fields a Memo remembers. Conditions of one event's
+// candidate subscriptions read a handful of distinct fields; past this
+// many, the rest are looked up every time.
+const memoSize = 16
+
+// Memo remembers the fields that conditions looked up in one event, so
+// that the conditions of every candidate subscription together look each
+// field up once. Fields are told apart by their interned dotted path,
+// which makes a remembered lookup a few pointer comparisons instead of a
+// hashed map lookup per path segment.
+//
+// The zero Memo is ready to use. Document.WithMemo attaches one to a
+// Document; that Document is then for one goroutine.
+type Memo struct {
+	n     int
+	field [memoSize]unique.Handle[string]
+	val   [memoSize]any
+	found [memoSize]bool
+}
+
+// WithMemo returns d remembering its lookups in m, which it first empties:
+// use one Memo per goroutine, and WithMemo once per event.
+func (d Document) WithMemo(m *Memo) Document {
+	clear(m.val[:m.n]) // let the previous event's values go
+	m.n = 0
+	d.memo = m
+	return d
+}
+
+// field is lookup, remembered in the Document's Memo under the path's
+// interned dotted form.
+func (d Document) field(name unique.Handle[string], path []segment) (any, bool) {
+	m := d.memo
+	if m == nil {
+		return d.lookup(path)
+	}
+	for i := range m.n {
+		if m.field[i] == name {
+			return m.val[i], m.found[i]
+		}
+	}
+	v, ok := d.lookup(path)
+	if m.n < memoSize {
+		m.field[m.n], m.val[m.n], m.found[m.n] = name, v, ok
+		m.n++
+	}
+	return v, ok
 }
 
 // NewDocument wraps an already decoded event. root is not copied: the
@@ -58,7 +109,7 @@ func (d Document) Lookup(path []string) (any, bool) {
 	}
 	var cur any = d.root
 	for _, p := range path {
-		next, ok := step(cur, p, arrayIndex(p))
+		next, ok := descend(cur, p, arrayIndex(p))
 		if !ok {
 			return nil, false
 		}
@@ -86,7 +137,7 @@ func (d Document) lookup(path []segment) (any, bool) {
 			}
 			v = c[s.index]
 		default:
-			if v, ok = step(v, s.key, s.index); !ok {
+			if v, ok = descend(v, s.key, s.index); !ok {
 				return nil, false
 			}
 		}
@@ -94,9 +145,9 @@ func (d Document) lookup(path []segment) (any, bool) {
 	return v, true
 }
 
-// step moves one level down from cur by an object key, or by index when cur
+// descend moves one level down from cur by an object key, or by index when cur
 // is an array and the segment is an index.
-func step(cur any, key string, index int) (any, bool) {
+func descend(cur any, key string, index int) (any, bool) {
 	switch c := cur.(type) {
 	case map[string]any:
 		v, ok := c[key]

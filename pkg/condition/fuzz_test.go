@@ -101,6 +101,12 @@ func FuzzMatch(f *testing.F) {
 		if got != want {
 			t.Fatalf("Match = %v, reference evaluator = %v\ncondition %s\ndocument %s", got, want, condJSON, docJSON)
 		}
+		// With a Memo: filled by the first Match, read by the second.
+		var memo Memo
+		memoized := doc.WithMemo(&memo)
+		if first, again := c.Match(memoized), c.Match(memoized); first != want || again != want {
+			t.Fatalf("Match with a Memo = %v then %v, want %v\ncondition %s\ndocument %s", first, again, want, condJSON, docJSON)
+		}
 	})
 }
 

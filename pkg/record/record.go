@@ -47,6 +47,7 @@ type Subscription struct {
 	Routes             []Route           `avro:"routes" json:"routes"`
 	AllowedHosts       []string          `avro:"allowed_hosts" json:"allowed_hosts"`
 	Batch              *Batch            `avro:"batch" json:"batch"`
+	Derive             []Derive          `avro:"derive" json:"derive"`
 	CreatedAt          time.Time         `avro:"created_at" json:"created_at"`
 	UpdatedAt          time.Time         `avro:"updated_at" json:"updated_at"`
 }
@@ -75,6 +76,16 @@ type Route struct {
 type Batch struct {
 	MaxEvents int32 `avro:"max_events" json:"max_events"`
 	MaxWaitMS int32 `avro:"max_wait_ms" json:"max_wait_ms"`
+}
+
+// Derive is a field of the delivered body's data computed from the event
+// by a CEL expression, with an optional fallback value.
+type Derive struct {
+	Field      string `avro:"field" json:"field"`           // data.total_eur
+	Expression string `avro:"expression" json:"expression"` // CEL over the variable event
+	// DefaultJSON is the JSON value written when the expression fails at
+	// run time; nil leaves the field out.
+	DefaultJSON *string `avro:"default_json" json:"default_json"`
 }
 
 // Delivery is one event owed to one endpoint (hookline.deliveries, the

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	hamba "github.com/hamba/avro/v2"
+
 	"github.com/hookline/hookline/pkg/avro"
+	"github.com/hookline/hookline/schemas"
 )
 
 // codecs loads the embedded schemas once per test.
@@ -24,26 +28,37 @@ func codecs(t testing.TB) *Codecs {
 	return c
 }
 
-// fixedIDs reads the schema ids from schemas/ids.json, independently of
-// pkg/avro, so a codec writing the wrong id is caught.
-func fixedIDs(t testing.TB) map[string]uint32 {
+// idEntry is one line of schemas/ids.json.
+type idEntry struct {
+	ID   uint32 `json:"id"`
+	Name string `json:"name"`
+	File string `json:"file"`
+}
+
+// idTable reads schemas/ids.json, independently of pkg/avro, so a codec
+// writing or reading the wrong id is caught.
+func idTable(t testing.TB) []idEntry {
 	t.Helper()
 	raw, err := os.ReadFile("../../schemas/ids.json")
 	if err != nil {
 		t.Fatalf("read ids.json: %v", err)
 	}
 	var table struct {
-		Schemas []struct {
-			ID   uint32 `json:"id"`
-			Name string `json:"name"`
-		} `json:"schemas"`
+		Schemas []idEntry `json:"schemas"`
 	}
 	if err := json.Unmarshal(raw, &table); err != nil {
 		t.Fatalf("parse ids.json: %v", err)
 	}
+	return table.Schemas
+}
+
+// fixedIDs maps each record to the id of its current schema: the highest
+// of its ids.
+func fixedIDs(t testing.TB) map[string]uint32 {
+	t.Helper()
 	ids := map[string]uint32{}
-	for _, s := range table.Schemas {
-		ids[s.Name] = s.ID
+	for _, e := range idTable(t) {
+		ids[e.Name] = max(ids[e.Name], e.ID)
 	}
 	return ids
 }
@@ -197,8 +212,12 @@ func sampleSubscription() Subscription {
 		},
 		AllowedHosts: []string{"eu.example.com", "*.example.com"},
 		Batch:        &Batch{MaxEvents: 100, MaxWaitMS: 250},
-		CreatedAt:    t0,
-		UpdatedAt:    t1,
+		Derive: []Derive{
+			{Field: "data.total_eur", Expression: "event.data.total_cents / 100.0"},
+			{Field: "data.customer.name", Expression: `event.data.?name.orValue("unknown")`, DefaultJSON: ptr(`"unknown"`)},
+		},
+		CreatedAt: t0,
+		UpdatedAt: t1,
 	}
 }
 
@@ -238,6 +257,7 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 				Metadata:     map[string]string{},
 				Routes:       []Route{},
 				AllowedHosts: []string{},
+				Derive:       []Derive{},
 				CreatedAt:    onWire(t2), UpdatedAt: onWire(t2),
 			},
 		},
@@ -249,7 +269,7 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 			},
 			want: Subscription{
 				ID: "sub_3", EventTypes: []string{}, Headers: map[string]string{}, Secrets: []Secret{{Sealed: []byte{}, CreatedAt: onWire(t0)}},
-				Metadata: map[string]string{"": ""}, Routes: []Route{}, AllowedHosts: []string{}, Batch: &Batch{},
+				Metadata: map[string]string{"": ""}, Routes: []Route{}, AllowedHosts: []string{}, Batch: &Batch{}, Derive: []Derive{},
 				CreatedAt: time.Time{}.UTC(), UpdatedAt: time.Time{}.UTC(),
 			},
 		},
@@ -258,6 +278,60 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			roundTrip(t, c.Subscription, id, &tc.in, &tc.want)
 		})
+	}
+}
+
+// TestSubscriptionReadsEarlierIDs writes a subscription with every earlier
+// released schema, as an older ingest did, and checks the current codec
+// reads it: the fields of that version come back, and the fields added
+// since (derive) take their defaults.
+func TestSubscriptionReadsEarlierIDs(t *testing.T) {
+	c := codecs(t)
+	const name = "dev.hookline.Subscription"
+	current := fixedIDs(t)[name]
+	if c.Subscription.ID() != current {
+		t.Fatalf("codec writes id %d, want %d", c.Subscription.ID(), current)
+	}
+	old := sampleSubscription()
+	old.Derive = nil // not in any earlier version
+	want := sampleSubscription()
+	want.Derive = []Derive{}
+	want.Secrets[0].CreatedAt = onWire(t1)
+	want.Secrets[1].CreatedAt = onWire(t0)
+	want.Secrets[1].ExpiresAt = onWirePtr(old.Secrets[1].ExpiresAt)
+	want.CreatedAt, want.UpdatedAt = onWire(t0), onWire(t1)
+
+	earlier := 0
+	for _, e := range idTable(t) {
+		if e.Name != name || e.ID == current {
+			continue
+		}
+		earlier++
+		t.Run(e.File, func(t *testing.T) {
+			text, err := fs.ReadFile(schemas.FS, e.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			schema, err := hamba.ParseBytesWithCache(text, "", &hamba.SchemaCache{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := hamba.Marshal(schema, &old) // fields the schema lacks are not written
+			if err != nil {
+				t.Fatal(err)
+			}
+			framed := binary.BigEndian.AppendUint32([]byte{0}, e.ID)
+			var got Subscription
+			if err := c.Subscription.Unmarshal(append(framed, body...), &got); err != nil {
+				t.Fatalf("id %d does not decode: %v", e.ID, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("id %d decoded\n got: %+v\nwant: %+v", e.ID, got, want)
+			}
+		})
+	}
+	if earlier == 0 {
+		t.Fatalf("ids.json has no earlier id of %s", name)
 	}
 }
 
@@ -428,7 +502,7 @@ func TestUnmarshalIntoReusedValue(t *testing.T) {
 		if err := c.Subscription.Unmarshal(b, &v); err != nil {
 			t.Fatal(err)
 		}
-		if len(v.Headers) != 0 || len(v.Metadata) != 0 || len(v.Routes) != 0 || v.Batch != nil || v.Condition != nil {
+		if len(v.Headers) != 0 || len(v.Metadata) != 0 || len(v.Routes) != 0 || len(v.Derive) != 0 || v.Batch != nil || v.Condition != nil {
 			t.Errorf("stale fields after decode: %+v", v)
 		}
 		if v.Auth.Username != "" {
@@ -472,7 +546,7 @@ func TestUnmarshalErrors(t *testing.T) {
 		{name: "shorter than header", in: good[:4], is: avro.ErrNotFramed},
 		{name: "wrong magic byte", in: withByte(0, 1), is: avro.ErrNotFramed},
 		{name: "json instead of avro", in: []byte(`{"id":"e1"}`), is: avro.ErrNotFramed},
-		{name: "subscription schema id", in: withID(c.Subscription.ID()), wantErr: "schema id 2, want 1"},
+		{name: "subscription schema id", in: withID(c.Subscription.ID()), wantErr: fmt.Sprintf("schema id %d, want 1", c.Subscription.ID())},
 		{name: "unknown schema id", in: withID(99), wantErr: "schema id 99, want 1"},
 		{name: "header only", in: good[:5], wantErr: "decode dev.hookline.Event"},
 		{name: "truncated in a string", in: good[:12], wantErr: "decode dev.hookline.Event"},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,15 @@ import (
 	"github.com/hookline/hookline/services/matcher/internal/match"
 )
 
+// gcPercent is the matcher's GOGC unless the environment sets one. Its
+// live heap is mostly the subscription index (about 30 MB for 10,000
+// subscriptions) and every event it matches is short-lived garbage, so at
+// Go's default of 100 the collector runs every few thousand events,
+// marking the whole index each time. At 400 it runs a quarter as often,
+// for a heap of about five times the index rather than two; that cut the
+// CPU per event by about 14% in BenchmarkProcess.
+const gcPercent = 400
+
 type settings struct {
 	service.Base
 	Group         string
@@ -29,6 +39,9 @@ type settings struct {
 }
 
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "matcher", "127.0.0.1:9102")}
 	host, _ := os.Hostname()
@@ -49,7 +62,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	ix := index.New(log)
 	view := subscription.NewView(codecs, log)
 	view.OnChange(ix.Update)
-	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now}
+	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry)}
 
 	var matching atomic.Bool
 

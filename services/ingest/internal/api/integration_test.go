@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -198,7 +199,9 @@ const fullBody = `{
 	"rate_limit_per_second": 50, "timeout_ms": 5000, "max_attempts": 12, "ordered": true,
 	"metadata": {"env":"test"}, "allowed_hosts": ["*.example.com"],
 	"routes": [{"condition":{"field":"data.region","op":"eq","value":"eu"},"url":"https://eu.example.com/hooks"}],
-	"batch": {"max_events": 10, "max_wait_ms": 250}
+	"batch": {"max_events": 10, "max_wait_ms": 250},
+	"derive": [{"field":"data.amount_eur","expression":"event.data.amount / 100.0"},
+		{"field":"data.customer.name","expression":"event.data.customer.name","default": "unknown"}]
 }`
 
 func TestSubscriptionsAPI(t *testing.T) {
@@ -224,6 +227,16 @@ func TestSubscriptionsAPI(t *testing.T) {
 		}
 		if tok := st.open(t, created.ID, st.stored(t, created.ID).Auth.SealedCredential); tok != "TOKEN-b3f1c9a7" {
 			t.Errorf("stored token opens to %q", tok)
+		}
+		wantDerive := []record.Derive{
+			{Field: "data.amount_eur", Expression: "event.data.amount / 100.0"},
+			{Field: "data.customer.name", Expression: "event.data.customer.name", DefaultJSON: new(`"unknown"`)},
+		}
+		if stored := st.stored(t, created.ID).Derive; !reflect.DeepEqual(stored, wantDerive) {
+			t.Errorf("stored derive %+v, want %+v", stored, wantDerive)
+		}
+		if len(got.Derive) != 2 || string(got.Derive[1].Default) != `"unknown"` || got.Derive[0].Default != nil {
+			t.Errorf("GET derive %+v", got.Derive)
 		}
 	})
 

@@ -2,8 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -49,4 +52,49 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 			t.Errorf("documented %s has no handler (%d %s)", op, rec.Code, rec.Body)
 		}
 	}
+}
+
+// TestOpenAPIDocumentsEveryField checks the subscription schemas against
+// the Go types: every member a PUT or PATCH body may hold is documented,
+// nothing undocumented is accepted, and every member of an answer is
+// documented.
+func TestOpenAPIDocumentsEveryField(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	input := slices.Sorted(maps.Keys(doc.Components.Schemas["SubscriptionInput"].Properties))
+	if want := jsonFields(reflect.TypeFor[updateInput]()); !slices.Equal(input, want) {
+		t.Errorf("SubscriptionInput documents %q,\nthe API takes %q", input, want)
+	}
+	answer := maps.Clone(doc.Components.Schemas["Subscription"].Properties)
+	maps.Copy(answer, doc.Components.Schemas["SubscriptionInput"].Properties)
+	for _, f := range jsonFields(reflect.TypeFor[subscriptionView]()) {
+		if _, ok := answer[f]; !ok {
+			t.Errorf("Subscription does not document %q", f)
+		}
+	}
+}
+
+// jsonFields lists the JSON member names of a struct type, embedded
+// structs' included, sorted.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for f := range t.Fields() {
+		if f.Anonymous {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

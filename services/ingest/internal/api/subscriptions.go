@@ -38,6 +38,7 @@ type subscriptionView struct {
 	Routes             []routeView       `json:"routes"`
 	AllowedHosts       []string          `json:"allowed_hosts"`
 	Batch              *batchInput       `json:"batch,omitempty"`
+	Derive             []deriveView      `json:"derive"`
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	Secret             string            `json:"secret,omitempty"`
@@ -53,13 +54,21 @@ type routeView struct {
 	URL       string          `json:"url"`
 }
 
+// deriveView is a derived field as the API takes and shows it. Default is
+// any JSON value, null included; left out, there is none.
+type deriveView struct {
+	Field      string          `json:"field"`
+	Expression string          `json:"expression"`
+	Default    json.RawMessage `json:"default,omitempty"`
+}
+
 func viewOf(s *record.Subscription) subscriptionView {
 	v := subscriptionView{
 		ID: s.ID, Name: s.Name, Description: s.Description, URL: s.URL, EventTypes: s.EventTypes,
 		Payload: s.Payload, Headers: s.Headers, RateLimitPerSecond: s.RateLimitPerSecond,
 		TimeoutMS: s.TimeoutMS, MaxAttempts: s.MaxAttempts, Ordered: s.Ordered, Enabled: s.Enabled,
 		DisabledReason: s.DisabledReason, Metadata: s.Metadata, AllowedHosts: s.AllowedHosts,
-		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Routes: []routeView{},
+		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Routes: []routeView{}, Derive: []deriveView{},
 	}
 	if s.Condition != nil {
 		v.Condition = json.RawMessage(*s.Condition)
@@ -76,6 +85,13 @@ func viewOf(s *record.Subscription) subscriptionView {
 	if s.Batch != nil {
 		v.Batch = &batchInput{MaxEvents: s.Batch.MaxEvents, MaxWaitMS: s.Batch.MaxWaitMS}
 	}
+	for _, d := range s.Derive {
+		dv := deriveView{Field: d.Field, Expression: d.Expression}
+		if d.DefaultJSON != nil {
+			dv.Default = json.RawMessage(*d.DefaultJSON)
+		}
+		v.Derive = append(v.Derive, dv)
+	}
 	return v
 }
 
@@ -85,7 +101,7 @@ func newSubscription(subID, tenant string, created time.Time) *record.Subscripti
 		ID: subID, Tenant: tenant, Enabled: true, Payload: "full",
 		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
 		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
-		AllowedHosts: []string{}, CreatedAt: created, UpdatedAt: created,
+		AllowedHosts: []string{}, Derive: []record.Derive{}, CreatedAt: created, UpdatedAt: created,
 	}
 }
 

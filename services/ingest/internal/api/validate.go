@@ -28,6 +28,7 @@ const (
 	maxHeaders         = 32
 	maxMetadata        = 32
 	maxRoutes          = 20
+	maxDerive          = 20
 	maxAllowedHosts    = 20
 	maxURLLen          = 2048
 	maxTextLen         = 512
@@ -59,6 +60,7 @@ type subscriptionInput struct {
 	Routes             *[]json.RawMessage `json:"routes"`
 	AllowedHosts       *[]string          `json:"allowed_hosts"`
 	Batch              json.RawMessage    `json:"batch"`
+	Derive             *[]json.RawMessage `json:"derive"`
 	Secret             *string            `json:"secret"` // create only: bring your own whsec_ secret
 }
 
@@ -264,7 +266,41 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 		sub.Batch, fe = batchOf(in.Batch)
 		errs = append(errs, fe...)
 	}
+	if in.Derive != nil {
+		if len(*in.Derive) > maxDerive {
+			bad("derive", "holds at most %d derived fields", maxDerive)
+		}
+		sub.Derive = []record.Derive{}
+		for i, raw := range *in.Derive {
+			d, fe := deriveOf(raw, fmt.Sprintf("derive[%d]", i))
+			errs = append(errs, fe...)
+			sub.Derive = append(sub.Derive, d)
+		}
+	}
 	return errs
+}
+
+// deriveOf validates one derived field by compiling it as the matcher
+// will. A default is kept compacted; "default": null is the JSON value
+// null, and leaving default out means none.
+func deriveOf(raw json.RawMessage, field string) (record.Derive, []problem.FieldError) {
+	var in deriveView
+	if fe := decodeStrict(raw, &in); fe != nil {
+		fe[0].Field = joinField(field, fe[0].Field)
+		return record.Derive{}, fe
+	}
+	d := record.Derive{Field: in.Field, Expression: in.Expression}
+	if in.Default != nil {
+		d.DefaultJSON = new(string(in.Default))
+	}
+	compiled, err := condition.CompileDerived(d.Field, d.Expression, d.DefaultJSON)
+	if err != nil {
+		return d, conditionErrors(field, err)
+	}
+	if compiled.Default != nil {
+		d.DefaultJSON = new(string(compiled.Default))
+	}
+	return d, nil
 }
 
 // checkHeaders refuses invalid names, names Hookline or HTTP itself sets,
@@ -482,6 +518,20 @@ func hostAllowed(host string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// conditionErrors locates each problem of a joined error, as
+// condition.CompileDerived returns, inside the request body.
+func conditionErrors(field string, err error) []problem.FieldError {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []problem.FieldError{conditionError(field, err)}
+	}
+	var out []problem.FieldError
+	for _, e := range joined.Unwrap() {
+		out = append(out, conditionError(field, e))
+	}
+	return out
 }
 
 // conditionError locates a condition problem inside the request body.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +184,27 @@ func TestCreateValidation(t *testing.T) {
 		{"batch wait too long", `{"batch":{"max_events":5,"max_wait_ms":60001}}`, "batch.max_wait_ms"},
 		{"batch unknown member", `{"batch":{"max_events":5,"size":1}}`, "batch.size"},
 
+		// derive
+		{"derive", `{"derive":[{"field":"data.total_eur","expression":"event.data.total_cents / 100.0"},` +
+			`{"field":"data.customer.name","expression":"event.data.customer.?name.orValue(\"unknown\")","default":"unknown"},` +
+			`{"field":"data.note","expression":"event.data.note","default":null}]}`, ""},
+		{"derive empty", `{"derive":[]}`, ""},
+		{"derive at bound", `{"derive":[` + many(20, func(i int) string { return fmt.Sprintf(`{"field":"data.f%d","expression":"1.0"}`, i) }) + `]}`, ""},
+		{"derive too many", `{"derive":[` + many(21, func(i int) string { return fmt.Sprintf(`{"field":"data.f%d","expression":"1.0"}`, i) }) + `]}`, "derive"},
+		{"derive field not under data", `{"derive":[{"field":"total_eur","expression":"1.0"}]}`, "derive[0].field"},
+		{"derive field on the envelope", `{"derive":[{"field":"data.a","expression":"1.0"},{"field":"id","expression":"1.0"}]}`, "derive[1].field"},
+		{"derive field array element", `{"derive":[{"field":"data.items[0].x","expression":"1.0"}]}`, "derive[0].field"},
+		{"derive field missing", `{"derive":[{"expression":"1.0"}]}`, "derive[0].field"},
+		{"derive expression missing", `{"derive":[{"field":"data.a"}]}`, "derive[0].expression"},
+		{"derive expression syntax", `{"derive":[{"field":"data.a","expression":"1.0"},{"field":"data.b","expression":"event.data."}]}`, "derive[1].expression"},
+		{"derive expression undeclared", `{"derive":[{"field":"data.a","expression":"data.total / 100.0"}]}`, "derive[0].expression"},
+		{"derive expression a type", `{"derive":[{"field":"data.a","expression":"type(event)"}]}`, "derive[0].expression"},
+		{"derive expression too long", `{"derive":[{"field":"data.a","expression":"` + long(4097) + `"}]}`, "derive[0].expression"},
+		{"derive default too large", `{"derive":[{"field":"data.a","expression":"1.0","default":"` + long(4096) + `"}]}`, "derive[0].default"},
+		{"derive unknown member", `{"derive":[{"field":"data.a","expression":"1.0","fallback":0}]}`, "derive[0].fallback"},
+		{"derive not an object", `{"derive":["data.a"]}`, "derive[0]"},
+		{"derive not a list", `{"derive":{"field":"data.a","expression":"1.0"}}`, "derive"},
+
 		// metadata
 		{"metadata", `{"metadata":{"team":"payments"}}`, ""},
 		{"metadata empty key", `{"metadata":{"":"x"}}`, "metadata."},
@@ -230,10 +252,12 @@ func TestCreateValidation(t *testing.T) {
 func TestValidationReportsEveryField(t *testing.T) {
 	s := offlineServer(t)
 	body := `{"url":"http://example.com","event_types":["a b"],"timeout_ms":1,"max_attempts":99,
-		"headers":{"Host":"x"},"batch":{"max_events":0},"secret":"nope"}`
+		"headers":{"Host":"x"},"batch":{"max_events":0},"secret":"nope",
+		"derive":[{"field":"data.ok","expression":"1.0"},{"field":"x","expression":"event.","default":"` + strings.Repeat("d", 4096) + `"}]}`
 	rec := do(t, s.Handler(), http.MethodPost, "/v1/subscriptions", "key-acme", body)
 	p := problemOf(t, http.StatusBadRequest, rec.Header(), rec.Body.Bytes())
-	want := []string{"url", "event_types[0]", "timeout_ms", "max_attempts", "headers.Host", "batch.max_events", "secret"}
+	want := []string{"url", "event_types[0]", "timeout_ms", "max_attempts", "headers.Host", "batch.max_events", "secret",
+		"derive[1].field", "derive[1].expression", "derive[1].default"}
 	for _, f := range want {
 		if !hasField(p.Errors, f) {
 			t.Errorf("missing %q in %q", f, fieldsOf(p.Errors))
@@ -259,6 +283,7 @@ func TestPatchValidation(t *testing.T) {
 		sub.Auth = &record.Auth{Type: "basic", Username: "u", SealedCredential: s.Box.Seal([]byte("pw"), []byte("sub_1"))}
 		cond := `{"field":"data.x","op":"exists"}`
 		sub.Condition, sub.Batch = &cond, &record.Batch{MaxEvents: 5}
+		sub.Derive = []record.Derive{{Field: "data.y", Expression: "event.data.x"}}
 		return sub
 	}
 	tests := []struct {
@@ -313,6 +338,27 @@ func TestPatchValidation(t *testing.T) {
 				t.Errorf("auth %+v", after.Auth)
 			}
 		}},
+		{"derive replaced, default compacted", `{"derive":[{"field":"data.a","expression":"1.0","default":{ "x" : [1, 2] }},{"field":"data.b","expression":"2.0","default":null}]}`, "",
+			func(t *testing.T, before, after *record.Subscription) {
+				want := []record.Derive{
+					{Field: "data.a", Expression: "1.0", DefaultJSON: new(`{"x":[1,2]}`)},
+					{Field: "data.b", Expression: "2.0", DefaultJSON: new(`null`)},
+				}
+				if !reflect.DeepEqual(after.Derive, want) || len(before.Derive) != 1 {
+					t.Errorf("derive %+v, want %+v; before %+v", after.Derive, want, before.Derive)
+				}
+			}},
+		{"derive cleared by an empty list", `{"derive":[]}`, "", func(t *testing.T, _, after *record.Subscription) {
+			if after.Derive == nil || len(after.Derive) != 0 {
+				t.Errorf("derive %#v, want an empty list", after.Derive)
+			}
+		}},
+		{"derive kept when left out", `{"name":"n"}`, "", func(t *testing.T, before, after *record.Subscription) {
+			if !reflect.DeepEqual(after.Derive, before.Derive) {
+				t.Errorf("derive %+v, want %+v", after.Derive, before.Derive)
+			}
+		}},
+		{"derive checked", `{"derive":[{"field":"data.a","expression":"event."}]}`, "derive[0].expression", nil},
 		{"re-enabling clears the reason", `{"enabled":true}`, "", func(t *testing.T, _, after *record.Subscription) {
 			if !after.Enabled || after.DisabledReason != "" {
 				t.Errorf("enabled %v reason %q", after.Enabled, after.DisabledReason)

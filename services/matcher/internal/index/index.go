@@ -1,10 +1,12 @@
 // Package index is the matcher's in-memory index of subscriptions: per
 // tenant, exact event types in a map and wildcard patterns in a list, each
-// subscription's condition and expression compiled once per version.
+// subscription's condition, expression and derived fields compiled once per
+// version.
 package index
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ type Entry struct {
 	Condition  *condition.Condition  // nil: always true
 	Expression *condition.Expression // nil: always true
 	Routes     []Route
+	Derived    []*condition.Derived // in order
 	// Key is the Kafka key of the subscription's deliveries (its id).
 	Key []byte
 	// Metadata is Sub.Metadata as a JSON object, nil when there is none,
@@ -86,8 +89,8 @@ type tenantIndex struct {
 	cached     atomic.Int32
 }
 
-// candidatesOf returns the candidates of eventType; the caller holds the
-// Index's read lock and must not modify the slice.
+// candidatesOf returns the candidates of eventType, a slice nobody
+// modifies; the caller holds the Index's read lock.
 func (t *tenantIndex) candidatesOf(eventType string) []*Entry {
 	if c, ok := t.candidates.Load(eventType); ok {
 		return c.([]*Entry)
@@ -198,18 +201,18 @@ func (ix *Index) remove(tenant, id string) {
 	ix.n--
 }
 
-// Candidates appends to buf the tenant's subscriptions whose event types
-// cover eventType, each once. Conditions are not evaluated here.
-func (ix *Index) Candidates(buf []*Entry, tenant, eventType string) []*Entry {
-	// The read lock is held while copying out, since Update changes the
-	// tenant's slices in place.
+// Candidates returns the tenant's subscriptions whose event types cover
+// eventType, each once. Conditions are not evaluated here. The slice is
+// shared with other callers and must not be modified; later Updates leave
+// it as it is, a snapshot.
+func (ix *Index) Candidates(tenant, eventType string) []*Entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	t := ix.byTenant[tenant]
 	if t == nil {
-		return buf
+		return nil
 	}
-	return append(buf, t.candidatesOf(eventType)...)
+	return t.candidatesOf(eventType)
 }
 
 // MatchType matches a dotted event type against a pattern split on dots.
@@ -249,7 +252,7 @@ func (ix *Index) Len() int {
 }
 
 // Compile builds the Entry of one subscription version: its condition,
-// expression and routes compiled, its event types sorted into exact types
+// expression, routes and derived fields compiled, its event types sorted into exact types
 // and wildcard patterns.
 func Compile(s *record.Subscription) (*Entry, error) {
 	e := &Entry{Sub: s, Key: []byte(s.ID)}
@@ -270,6 +273,13 @@ func Compile(s *record.Subscription) (*Entry, error) {
 			return nil, err
 		}
 		e.Routes = append(e.Routes, Route{Condition: c, URL: r.URL})
+	}
+	for _, d := range s.Derive {
+		cd, err := condition.CompileDerived(d.Field, d.Expression, d.DefaultJSON)
+		if err != nil {
+			return nil, fmt.Errorf("derive %s: %w", d.Field, err)
+		}
+		e.Derived = append(e.Derived, cd)
 	}
 	if len(s.Metadata) > 0 {
 		if e.Metadata, err = json.Marshal(s.Metadata); err != nil {

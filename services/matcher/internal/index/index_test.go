@@ -102,22 +102,27 @@ func TestCandidates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ids(t, ix.Candidates(nil, tc.tenant, tc.eventType))
+			got := ids(t, ix.Candidates(tc.tenant, tc.eventType))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("Candidates(%s, %s) = %v, want %v", tc.tenant, tc.eventType, got, tc.want)
 			}
 		})
 	}
-	t.Run("appends to buf", func(t *testing.T) {
-		marker := &Entry{Sub: sub("x", "marker")}
-		got := ix.Candidates([]*Entry{marker}, "globex", "order.created")
-		if len(got) != 3 || got[0] != marker {
-			t.Errorf("Candidates with a non-empty buf = %v, want the marker then 2 entries", got)
+	t.Run("a snapshot: later updates leave it alone", func(t *testing.T) {
+		before := ix.Candidates("globex", "order.created")
+		ix.Update(nil, sub("globex", "globex-later", "order.created"))
+		after := ix.Candidates("globex", "order.created")
+		ix.Update(sub("globex", "globex-later", "order.created"), nil)
+		if got := ids(t, before); !slices.Equal(got, []string{"globex-all", "globex-order"}) {
+			t.Errorf("earlier result became %v", got)
+		}
+		if got := ids(t, after); !slices.Equal(got, []string{"globex-all", "globex-later", "globex-order"}) {
+			t.Errorf("after an update: %v", got)
 		}
 	})
 	t.Run("cache is bounded", func(t *testing.T) {
 		for i := range 2 * maxCachedTypes {
-			if got := ids(t, ix.Candidates(nil, "globex", fmt.Sprint("type.", i))); !slices.Equal(got, []string{"globex-all"}) {
+			if got := ids(t, ix.Candidates("globex", fmt.Sprint("type.", i))); !slices.Equal(got, []string{"globex-all"}) {
 				t.Fatalf("Candidates(globex, type.%d) = %v, want [globex-all]", i, got)
 			}
 		}
@@ -147,6 +152,8 @@ func TestUpdate(t *testing.T) {
 	badExpr.Expression = ptr(`event.data.x +`)
 	badRoute := sub("acme", "a", "order.created")
 	badRoute.Routes = []record.Route{{Condition: `{"any":[]}`, URL: "https://example.com/r"}}
+	badDerive := sub("acme", "a", "order.created")
+	badDerive.Derive = []record.Derive{{Field: "total_eur", Expression: "event.data.total / 100.0"}}
 	b := sub("acme", "b", "order.created")
 
 	type query struct {
@@ -188,6 +195,7 @@ func TestUpdate(t *testing.T) {
 		{"compiles again", bad, a1, 2, []query{{"acme", "order.created", []string{"a", "b"}}}},
 		{"expression does not compile", a1, badExpr, 1, []query{{"acme", "order.created", []string{"b"}}}},
 		{"route does not compile", badExpr, badRoute, 1, []query{{"acme", "order.created", []string{"b"}}}},
+		{"derived field does not compile", badRoute, badDerive, 1, []query{{"acme", "order.created", []string{"b"}}}},
 		{"re-add without prev replaces", nil, a1, 2, []query{{"acme", "order.created", []string{"a", "b"}}}},
 		{"same again is idempotent", nil, a1, 2, []query{{"acme", "order.created", []string{"a", "b"}}}},
 		{"delete", a1, nil, 1, []query{{"acme", "order.created", []string{"b"}}}},
@@ -203,7 +211,7 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("Len = %d, want %d", ix.Len(), tc.wantLen)
 			}
 			for _, q := range tc.queries {
-				if got := ids(t, ix.Candidates(nil, q.tenant, q.eventType)); !slices.Equal(got, q.want) {
+				if got := ids(t, ix.Candidates(q.tenant, q.eventType)); !slices.Equal(got, q.want) {
 					t.Errorf("Candidates(%s, %s) = %v, want %v", q.tenant, q.eventType, got, q.want)
 				}
 			}
@@ -222,6 +230,10 @@ func TestCompile(t *testing.T) {
 	s.Condition = ptr(`{"field":"data.total","op":"gt","value":100}`)
 	s.Metadata = map[string]string{"team": "billing", "env": "prod"}
 	s.Routes = []record.Route{{Condition: `{"field":"data.region","op":"eq","value":"eu"}`, URL: "https://eu.example.com"}}
+	s.Derive = []record.Derive{
+		{Field: "data.total_eur", Expression: "event.data.total / 100.0"},
+		{Field: "data.name", Expression: "event.data.name", DefaultJSON: ptr(`"unknown"`)},
+	}
 	e, err := Compile(s)
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +246,9 @@ func TestCompile(t *testing.T) {
 	}
 	if e.Condition == nil || len(e.Routes) != 1 {
 		t.Errorf("condition or routes not compiled: %+v", e)
+	}
+	if len(e.Derived) != 2 || e.Derived[0].Field != "data.total_eur" || string(e.Derived[1].Default) != `"unknown"` {
+		t.Errorf("derived fields not compiled in order: %+v", e.Derived)
 	}
 	if none, _ := Compile(sub("acme", "b", "x")); none.Metadata != nil || none.Condition != nil {
 		t.Errorf("a subscription without metadata or condition compiled to %+v", none)
@@ -249,15 +264,13 @@ func TestConcurrentUpdates(t *testing.T) {
 	stop := make(chan struct{})
 	for range 2 {
 		wg.Go(func() {
-			var buf []*Entry
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				buf = ix.Candidates(buf[:0], "acme", "order.created")
-				for _, e := range buf {
+				for _, e := range ix.Candidates("acme", "order.created") {
 					if e.Sub.Tenant != "acme" {
 						t.Errorf("candidate of tenant %s", e.Sub.Tenant)
 					}
@@ -277,7 +290,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if got := len(ix.Candidates(nil, "acme", "order.created")); got != n-n/4 {
+	if got := len(ix.Candidates("acme", "order.created")); got != n-n/4 {
 		t.Errorf("%d candidates, want %d", got, n-n/4)
 	}
 }
@@ -330,10 +343,9 @@ func BenchmarkCandidates(b *testing.B) {
 	for t := range tenants {
 		tenants[t] = fmt.Sprint("tenant", t)
 	}
-	var buf []*Entry
 	i := 0
 	for b.Loop() {
 		i++
-		buf = ix.Candidates(buf[:0], tenants[i*31%100], types(i*13))
+		ix.Candidates(tenants[i*31%100], types(i*13))
 	}
 }

@@ -9,8 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
 const (
@@ -47,9 +45,10 @@ func SessionOptions(eventsTopic, group, transactionalID string) []kgo.Opt {
 // delivery ids, so even without transactions a receiver can dedupe.
 //
 // The records of each partition in a poll are processed by their own
-// goroutine, in order, so per-subject order carries over to the deliveries
-// while the partitions use every core. When ctx ends, the transaction in
-// flight is still finished (for up to endTimeout) before Consume returns.
+// goroutine (ProcessBatch) and what they yield is produced in their order,
+// so per-subject order carries over to the deliveries while the partitions
+// use every core. When ctx ends, the transaction in flight is still
+// finished (for up to endTimeout) before Consume returns.
 func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, log zerolog.Logger) error {
 	for {
 		fetches := sess.PollRecords(ctx, pollRecords)
@@ -110,12 +109,7 @@ func (m *Matcher) produce(ctx context.Context, sess *kgo.GroupTransactSession, f
 			return
 		}
 		workers.Go(func() {
-			var (
-				out []*kgo.Record
-				buf []*index.Entry
-			)
-			for _, r := range p.Records {
-				out, buf = m.Process(r, buf)
+			for _, out := range m.ProcessBatch(p.Records) {
 				for _, rec := range out {
 					acks.Add(1)
 					sess.Produce(ctx, rec, done)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -161,6 +163,63 @@ func TestConditionMatrix(t *testing.T) {
 	})
 }
 
+// TestDerivedFieldsEndToEnd writes a subscription with derived fields to
+// the subscriptions topic, as ingest does, runs the matcher as main wires
+// it, and reads the committed deliveries: each body's data carries the
+// derived values, the CEL fallback, and the default where an expression
+// failed.
+func TestDerivedFieldsEndToEnd(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	c := codecs(t)
+	sub := testSub("acme", "derived", "order.*")
+	sub.Derive = []record.Derive{
+		{Field: "data.total_eur", Expression: "event.data.total_cents / 100.0"},
+		{Field: "data.customer.name", Expression: `event.data.customer.?name.orValue("unknown")`},
+		{Field: "data.region", Expression: "event.data.address.country.lowerAscii()", DefaultJSON: ptr(`"unknown"`)},
+	}
+	produceSubscriptions(t, cfg, c, []*record.Subscription{sub})
+	ix := startIndex(t, cfg, c)
+
+	events := map[string]string{ // event id -> data
+		"evt_full":    `{"total_cents":1999,"customer":{"name":"Ann"},"address":{"country":"DE"}}`,
+		"evt_partial": `{"total_cents":500,"customer":{}}`,
+	}
+	var recs []*kgo.Record
+	for id, data := range events {
+		ev := &record.Event{ID: id, Tenant: "acme", Type: "order.created", Subject: id, OccurredAt: time.Now(), Data: data}
+		recs = append(recs, &kgo.Record{Topic: cfg.Topics.Events, Key: []byte(ev.Subject), Value: encodeEvent(t, c, ev)})
+	}
+	produce(t, client(t, cfg), recs)
+
+	metrics := NewMetrics(prometheus.NewRegistry())
+	m := &Matcher{Index: ix, Codecs: c, Topics: cfg.Topics, Now: time.Now, Metrics: metrics}
+	group := cfg.Topics.Prefix + "matcher"
+	s := startSession(t, cfg, m, group, cfg.Topics.Prefix+"matcher-1")
+	waitCommitted(t, cfg, group, 30*time.Second)
+	s.stop(t)
+
+	want := map[string]string{
+		"evt_full":    `{"address":{"country":"DE"},"customer":{"name":"Ann"},"region":"de","total_cents":1999,"total_eur":19.99}`,
+		"evt_partial": `{"customer":{"name":"unknown"},"region":"unknown","total_cents":500,"total_eur":5}`,
+	}
+	got := readDeliveries(t, cfg, c, kgo.ReadCommitted())
+	if len(got) != len(want) {
+		t.Fatalf("%d deliveries, want %d", len(got), len(want))
+	}
+	for _, d := range got {
+		var body Body
+		if err := json.Unmarshal([]byte(d.Payload), &body); err != nil {
+			t.Fatalf("%s: payload %s: %v", d.EventID, d.Payload, err)
+		}
+		if string(body.Data) != want[d.EventID] {
+			t.Errorf("%s: data\n got %s\nwant %s", d.EventID, body.Data, want[d.EventID])
+		}
+	}
+	if n := testutil.ToFloat64(metrics.DeriveFailures.WithLabelValues("default")); n != 1 {
+		t.Errorf("%v derived fields fell back to their default, want 1", n)
+	}
+}
+
 // TestRestartMidStream stops a matcher in the middle of a transaction,
 // gracefully or by closing its client as a crash would, and starts another
 // with the same group and transactional id: the committed deliveries hold
@@ -220,18 +279,22 @@ func TestRestartMidStream(t *testing.T) {
 			}
 
 			group, txnID := cfg.Topics.Prefix+"matcher", cfg.Topics.Prefix+"matcher-1"
-			// The first matcher stops itself while processing its n/3rd
-			// event, between Begin and End of a transaction, in the
-			// middle of a batch.
-			var processed atomic.Int64
+			// The first matcher stops itself between Begin and End of a
+			// transaction, in the middle of producing its deliveries: the
+			// transaction holding its n/3rd event has produced one
+			// delivery and is producing the next.
+			var processed, producedAfter atomic.Int64
 			started := make(chan *session, 1)
 			m1 := &Matcher{Index: ix, Codecs: c, Topics: cfg.Topics, Now: func() time.Time {
-				if processed.Add(1) == n/3 {
-					tc.stop(<-started)
-				}
+				processed.Add(1)
 				return time.Now()
 			}}
-			first := startSession(t, cfg, m1, group, txnID, kgo.FetchMaxBytes(1), kgo.FetchMaxPartitionBytes(1))
+			stopHook := onProduce(func() {
+				if processed.Load() >= n/3 && producedAfter.Add(1) == 2 {
+					tc.stop(<-started)
+				}
+			})
+			first := startSession(t, cfg, m1, group, txnID, kgo.FetchMaxBytes(1), kgo.FetchMaxPartitionBytes(1), kgo.WithHooks(stopHook))
 			started <- first
 			select {
 			case err := <-first.done:
@@ -286,6 +349,12 @@ func TestRestartMidStream(t *testing.T) {
 		})
 	}
 }
+
+// onProduce is a client hook calling f in the goroutine that produces a
+// record, before the record is buffered.
+type onProduce func()
+
+func (f onProduce) OnProduceRecordBuffered(*kgo.Record) { f() }
 
 // committedNow is how many events group has committed.
 func committedNow(tb testing.TB, cfg kafka.Config, group string) int64 {

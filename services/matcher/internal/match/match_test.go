@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -161,7 +164,7 @@ func TestProcess(t *testing.T) {
 			ev := &record.Event{ID: "evt_" + strings.ReplaceAll(tc.name, " ", "_"), Tenant: tc.tenant, Type: tc.typ,
 				Subject: "ord_1", OccurredAt: occurred.UTC(), Data: tc.data}
 			in := &kgo.Record{Topic: m.Topics.Events, Key: []byte("ord_1"), Value: encodeEvent(t, m.Codecs, ev)}
-			recs, _ := m.Process(in, nil)
+			recs := m.Process(in)
 			if tc.want == nil {
 				if len(recs) != 1 || recs[0].Topic != m.Topics.IngestRejected {
 					t.Fatalf("got %d records, want one for %s", len(recs), m.Topics.IngestRejected)
@@ -201,7 +204,7 @@ func TestProcessDeterministicIDs(t *testing.T) {
 	process := func(eventID string) []string {
 		t.Helper()
 		ev := &record.Event{ID: eventID, Tenant: "acme", Type: "order.created", Subject: "s", OccurredAt: occurred, Data: `{}`}
-		recs, _ := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)}, nil)
+		recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
 		var ids []string
 		for _, d := range deliveries(t, m, ev, recs) {
 			ids = append(ids, d.ID)
@@ -240,7 +243,7 @@ func TestProcessRejectsTooLarge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &record.Event{ID: "e", Tenant: "acme", Type: "order.created", OccurredAt: occurred,
 				Data: `{"x":"` + strings.Repeat("x", tc.dataBytes) + `"}`}
-			recs, _ := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)}, nil)
+			recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
 			if tc.deliveries > 0 {
 				if got := len(deliveries(t, m, ev, recs)); got != tc.deliveries {
 					t.Errorf("%d deliveries, want %d", got, tc.deliveries)
@@ -271,7 +274,7 @@ func TestProcessRejectsUndecodable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &kgo.Record{Key: []byte("k"), Value: tc.value, Context: ctx,
 				Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-x")}}}
-			recs, _ := m.Process(in, nil)
+			recs := m.Process(in)
 			if len(recs) != 1 {
 				t.Fatalf("got %d records, want 1", len(recs))
 			}
@@ -414,5 +417,194 @@ func TestDocument(t *testing.T) {
 	ev.Previous = ptr(`{`)
 	if _, err := Document(ev); err == nil {
 		t.Error("invalid previous accepted")
+	}
+}
+
+func TestShapeDerived(t *testing.T) {
+	const data = `{"id":"ord_1","status":"paid","total_cents":1999,"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"note":"<b>"}`
+	type derive struct{ field, expr, def string } // def "": no default
+	tests := []struct {
+		name    string
+		payload string
+		changed []string
+		derive  []derive
+		want    string // data
+		// failures counts the failed derived fields by fallback.
+		defaulted, omitted float64
+	}{
+		{name: "computed field, other values as written", payload: "full",
+			derive: []derive{{"data.total_eur", `event.data.total_cents / 100.0`, ""}},
+			want:   `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"\u003cb\u003e","status":"paid","total_cents":1999,"total_eur":19.99}`},
+		{name: "fallback in CEL", payload: "full",
+			derive: []derive{
+				{"data.name", `has(event.data.name) ? event.data.name : "unknown"`, ""},
+				{"data.state", `event.data.?status.orValue("none")`, ""},
+			},
+			want: `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","name":"unknown","note":"\u003cb\u003e","state":"paid","status":"paid","total_cents":1999}`},
+		{name: "runtime error: the default", payload: "full",
+			derive:    []derive{{"data.name", `event.data.name`, `{"first":null}`}},
+			want:      `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","name":{"first":null},"note":"\u003cb\u003e","status":"paid","total_cents":1999}`,
+			defaulted: 1},
+		{name: "runtime error without default: left out, the event's own value stays", payload: "full",
+			derive:  []derive{{"data.status", `event.data.status + 1.0`, ""}, {"data.x", `event.data.total_cents / 100`, ""}},
+			want:    `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"\u003cb\u003e","status":"paid","total_cents":1999}`,
+			omitted: 2},
+		{name: "overwrite, nested set, created parents", payload: "full",
+			derive: []derive{
+				{"data.status", `event.data.status.upperAscii()`, ""},
+				{"data.customer.email", `event.data.customer.email.lowerAscii()`, ""},
+				{"data.shipping.address.country", `"DE"`, ""},
+			},
+			want: `{"big":12345678901234567890,"customer":{"email":"ann@example.com"},"id":"ord_1","note":"\u003cb\u003e","shipping":{"address":{"country":"DE"}},"status":"PAID","total_cents":1999}`},
+		{name: "parent not an object: left out", payload: "full",
+			derive:  []derive{{"data.status.code", `1.0`, `2`}},
+			want:    `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"\u003cb\u003e","status":"paid","total_cents":1999}`,
+			omitted: 1},
+		{name: "in order: the later one wins", payload: "full",
+			derive: []derive{{"data.n", `1.0`, ""}, {"data.n", `2.0`, ""}},
+			want:   `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","n":2,"note":"\u003cb\u003e","status":"paid","total_cents":1999}`},
+		{name: "changed payload: computed from the whole event", payload: "changed", changed: []string{"status"},
+			derive: []derive{{"data.total_eur", `event.data.total_cents / 100.0`, ""}},
+			want:   `{"id":"ord_1","status":"paid","total_eur":19.99}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: "order.updated", Subject: "ord_1", OccurredAt: occurred,
+				Data: data, Changed: tc.changed}
+			doc, err := Document(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := testSub("acme", "a", ev.Type)
+			s.Payload, s.Metadata = tc.payload, map[string]string{"team": "billing"}
+			for _, d := range tc.derive {
+				rd := record.Derive{Field: d.field, Expression: d.expr}
+				if d.def != "" {
+					rd.DefaultJSON = ptr(d.def)
+				}
+				s.Derive = append(s.Derive, rd)
+			}
+			e, err := index.Compile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics := NewMetrics(prometheus.NewRegistry())
+			got, err := newShaper(ev, doc, metrics).body(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `{"id":"evt_1","type":"order.updated","timestamp":"2025-06-01T12:30:45.123Z","subject":"ord_1","data":` +
+				tc.want + `,"metadata":{"team":"billing"}}`
+			if got != want {
+				t.Errorf("body\n got %s\nwant %s", got, want)
+			}
+			if !json.Valid([]byte(got)) {
+				t.Errorf("body is not JSON")
+			}
+			for fallback, n := range map[string]float64{"default": tc.defaulted, "omitted": tc.omitted} {
+				if c := testutil.ToFloat64(metrics.DeriveFailures.WithLabelValues(fallback)); c != n {
+					t.Errorf("failures with fallback %s = %v, want %v", fallback, c, n)
+				}
+			}
+		})
+	}
+}
+
+// TestShapeSharesBodies shapes one event for subscriptions that share a
+// body and some that do not, in an order that mixes them: each body must
+// be what that subscription gets on its own.
+func TestShapeSharesBodies(t *testing.T) {
+	ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: "order.updated", Subject: "ord_1", OccurredAt: occurred,
+		Data: `{"id":"ord_1","status":"paid","total":10}`, Changed: []string{"status"}}
+	doc, err := Document(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := testSub("acme", "full", ev.Type)
+	changed := testSub("acme", "changed", ev.Type)
+	changed.Payload = "changed"
+	meta := testSub("acme", "meta", ev.Type)
+	meta.Metadata = map[string]string{"k": "v"}
+	derived := testSub("acme", "derived", ev.Type)
+	derived.Derive = []record.Derive{{Field: "data.x", Expression: "1.0"}}
+	changedMeta := testSub("acme", "changed-meta", ev.Type)
+	changedMeta.Payload, changedMeta.Metadata = "changed", map[string]string{"k": "v"}
+
+	shape := newShaper(ev, doc, nil)
+	distinct := map[string]bool{}
+	for _, s := range []*record.Subscription{changed, full, meta, changedMeta, derived, full, changed, derived, meta} {
+		e, err := index.Compile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := shape.body(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Shape(ev, doc, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: body\n got %s\nwant %s", s.ID, got, want)
+		}
+		distinct[got] = true
+	}
+	if len(distinct) != 5 {
+		t.Errorf("%d distinct bodies for 5 kinds of subscription", len(distinct))
+	}
+}
+
+// TestProcessBatch checks that a batch yields, record by record and in the
+// records' order, what Process yields for each record alone, although the
+// batch matches its events grouped by tenant and type.
+func TestProcessBatch(t *testing.T) {
+	var subs []*record.Subscription
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		all := testSub(tenant, tenant+"-all", "*")
+		big := testSub(tenant, tenant+"-big", "order.*")
+		big.Condition = ptr(`{"field":"data.total","op":"gt","value":100}`)
+		big.Metadata = map[string]string{"tenant": tenant}
+		subs = append(subs, all, big)
+	}
+	m := testMatcher(t, subs...)
+	var recs []*kgo.Record
+	for i := range 30 {
+		tenant := []string{"initech", "acme", "globex", "unknown"}[i%4]
+		typ := []string{"order.created", "invoice.paid", "order.updated"}[i%3]
+		ev := &record.Event{ID: fmt.Sprintf("evt_%02d", i), Tenant: tenant, Type: typ, Subject: fmt.Sprintf("s%d", i%5),
+			OccurredAt: occurred, Data: fmt.Sprintf(`{"total":%d}`, i*10)}
+		if i == 8 {
+			ev.Data = `{"total":` // not JSON: rejected
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(ev.Subject), Value: encodeEvent(t, m.Codecs, ev)})
+	}
+	recs = append(recs[:12], append([]*kgo.Record{{Key: []byte("bad"), Value: []byte("not avro")}}, recs[12:]...)...)
+
+	got := m.ProcessBatch(recs)
+	if len(got) != len(recs) {
+		t.Fatalf("%d outputs for %d records", len(got), len(recs))
+	}
+	var deliveries, rejected int
+	for i, r := range recs {
+		want := m.Process(r)
+		if len(got[i]) != len(want) {
+			t.Errorf("record %d: %d records, alone %d", i, len(got[i]), len(want))
+			continue
+		}
+		for j := range want {
+			g, w := got[i][j], want[j]
+			if g.Topic != w.Topic || !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) {
+				t.Errorf("record %d output %d: %s %s, alone %s %s", i, j, g.Topic, g.Key, w.Topic, w.Key)
+			}
+			if g.Topic == m.Topics.IngestRejected {
+				rejected++
+			} else {
+				deliveries++
+			}
+		}
+	}
+	if rejected != 2 || deliveries == 0 {
+		t.Errorf("%d rejected and %d deliveries; want the 2 bad records rejected and deliveries for the rest", rejected, deliveries)
 	}
 }
