@@ -29,7 +29,7 @@ import (
 // Go's default of 100 the collector runs every few thousand events,
 // marking the whole index each time. At 400 it runs a quarter as often,
 // for a heap of about five times the index rather than two; that cut the
-// CPU per event by about 14% in BenchmarkProcess.
+// CPU per event by 10 to 20% in the benchmarks (see README.md).
 const gcPercent = 400
 
 type settings struct {

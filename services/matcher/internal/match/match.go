@@ -61,8 +61,8 @@ func (m *Matcher) Process(r *kgo.Record) []*kgo.Record {
 // events grouped by tenant and event type, though: the index of thousands
 // of subscriptions is far larger than the CPU caches, and matching a
 // tenant's events one after another reads its subscriptions from memory
-// once for the group rather than once per event, which about halves the
-// CPU per event.
+// once for the group rather than once per event, which cut the CPU per
+// event by a fifth to a third in BenchmarkProcess.
 func (m *Matcher) ProcessBatch(recs []*kgo.Record) [][]*kgo.Record {
 	out := make([][]*kgo.Record, len(recs))
 	events := make([]record.Event, len(recs))
