@@ -81,25 +81,44 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, tel.KafkaHooks())
-		sess, err := kgo.NewGroupTransactSession(append(opts,
-			match.SessionOptions(cfg.Kafka.Topics.Events, cfg.Group, cfg.TransactionID)...)...)
-		if err != nil {
-			return fmt.Errorf("transactional session: %w", err)
-		}
-		defer sess.Close()
-		if err := sess.Client().Ping(ctx); err != nil {
-			if ctx.Err() != nil {
+		opts = append(append(opts, tel.KafkaHooks()),
+			match.SessionOptions(cfg.Kafka.Topics.Events, cfg.Group, cfg.TransactionID)...)
+		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
+		for {
+			err := consume(ctx, m, opts, &matching, log)
+			if !errors.Is(err, match.ErrSessionBroken) {
+				return err
+			}
+			// A broker lost mid-commit: a new session under the same
+			// transactional id aborts the open transaction and goes on.
+			log.Warn().Err(err).Msg("transactional session broken; starting a new one")
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
 				return nil
 			}
-			return fmt.Errorf("transactional session: %w", err)
 		}
-		matching.Store(true)
-		defer matching.Store(false)
-		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
-		return m.Consume(ctx, sess, log)
 	})
 	return g.Wait()
+}
+
+// consume runs the matcher in a new transactional session until ctx ends
+// or the session breaks.
+func consume(ctx context.Context, m *match.Matcher, opts []kgo.Opt, matching *atomic.Bool, log zerolog.Logger) error {
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("transactional session: %w", err)
+	}
+	defer sess.Close()
+	if err := sess.Client().Ping(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%w: %w", match.ErrSessionBroken, err) // brokers unreachable: try again
+	}
+	matching.Store(true)
+	defer matching.Store(false)
+	return m.Consume(ctx, sess, log)
 }
 
 // errNotMatching is why the matcher is not ready once the view is.

@@ -39,6 +39,10 @@ func SessionOptions(eventsTopic, group, transactionalID string) []kgo.Opt {
 	}
 }
 
+// ErrSessionBroken is returned by Consume when its session can no longer
+// be used and must be closed and made again.
+var ErrSessionBroken = errors.New("transactional session broken")
+
 // Consume runs consume-transform-produce in Kafka transactions: the
 // deliveries of one poll and the offsets of the events they came from are
 // committed together, or neither is. A reprocessed event yields the same
@@ -64,9 +68,7 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			// Only when a failed End left a transaction open: exit, and
-			// the restarted instance's transactional id fences it.
-			return fmt.Errorf("begin transaction: %w", err)
+			return fmt.Errorf("%w: begin transaction: %w", ErrSessionBroken, err)
 		}
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 		commit := kgo.TryCommit
@@ -78,7 +80,10 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 		cancel()
 		switch {
 		case err != nil:
-			log.Error().Err(err).Msg("end transaction; the events will be read again")
+			// franz-go's session is unusable after a failed End (a broker
+			// lost mid-commit, say): the caller makes a new one, whose
+			// transactional id aborts what this one left open.
+			return fmt.Errorf("%w: end transaction, the events will be read again: %w", ErrSessionBroken, err)
 		case !committed:
 			log.Warn().Msg("transaction aborted; the events will be read again")
 		}
