@@ -5,7 +5,6 @@ go 1.26.0
 replace github.com/hookline/hookline/schemas => ../schemas
 
 require (
-	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/google/cel-go v0.31.0
 	github.com/google/uuid v1.6.0
 	github.com/hamba/avro/v2 v2.31.0
