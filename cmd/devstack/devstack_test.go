@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/pkg/testinfra"
 )
 
 // TestMakeRunStory builds the services and devstack, runs them on the
@@ -30,13 +31,13 @@ func TestMakeRunStory(t *testing.T) {
 	}
 	build(t, ".", filepath.Join(bin, "devstack"), ".")
 	data := t.TempDir()
-	api := freeAddr(t)
+	api := testinfra.FreeAddr(t)
 	env := []string{
 		"HOOKLINE_BIN_DIR=" + bin, "HOOKLINE_DATA_DIR=" + data, "HOOKLINE_HTTP_ADDR=" + api,
-		"HOOKLINE_DEMO_RECEIVER_ADDR=" + freeAddr(t),
-		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(freeAddr(t), ":")[1],
-		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + freeAddr(t),
-		"HOOKLINE_OPS_BASE_PORT=" + strings.Split(freeAddr(t), ":")[1],
+		"HOOKLINE_DEMO_RECEIVER_ADDR=" + testinfra.FreeAddr(t),
+		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
+		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + testinfra.FreeAddr(t),
+		"HOOKLINE_OPS_BASE_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
 	}
 	for round := 1; round <= 2; round++ {
 		out := startDevstack(t, filepath.Join(bin, "devstack"), env)
@@ -72,16 +73,6 @@ func build(t *testing.T, dir, out, pkg string) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", dir, err, b)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 type output struct {

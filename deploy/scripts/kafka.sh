@@ -39,6 +39,8 @@ DATA=$KAFKA_STATE/data
 
 log() { echo "kafka: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- jars -------------------------------------------------------------------
 
@@ -177,20 +179,9 @@ start_node() {
 }
 
 stop_node() { # node [signal]
-  local i=$1 sig=${2:-TERM} pid t
-  if pid=$(node_pid "$i"); then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    # Controlled shutdown normally takes a few seconds; don't let it hang CI.
-    for ((t = 0; t < 150; t++)); do
-      [[ -d /proc/$pid ]] || break
-      sleep 0.2
-    done
-    if [[ -d /proc/$pid ]]; then
-      log "node $i did not stop in 30 s, killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      while [[ -d /proc/$pid ]]; do sleep 0.1; done
-    fi
-  fi
+  local i=$1 pid
+  # Controlled shutdown normally takes a few seconds; don't let it hang CI.
+  if pid=$(node_pid "$i"); then stop_pid "$pid" 30 "${2:-TERM}"; fi
   rm -f "$(pidfile "$i")"
 }
 

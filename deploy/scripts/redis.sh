@@ -21,6 +21,8 @@ LOGFILE=$DIR/redis-$REDIS_PORT.log
 
 log() { echo "redis: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_installed() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
@@ -83,15 +85,8 @@ EOF
 }
 
 cmd_down() {
-  local pid t
-  if pid=$(our_pid); then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((t = 0; t < 100; t++)); do
-      [[ -d /proc/$pid ]] || break
-      sleep 0.1
-    done
-    if [[ -d /proc/$pid ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
-  fi
+  local pid
+  if pid=$(our_pid); then stop_pid "$pid" 10; fi
   rm -f "$PIDFILE"
   log "down"
 }

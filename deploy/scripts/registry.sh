@@ -32,6 +32,8 @@ URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 
 log() { echo "registry: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_dist() {
   command -v java >/dev/null || die "java not found (Apicurio Registry $APICURIO_VERSION needs Java 17+)"
@@ -113,15 +115,8 @@ cmd_up() {
 }
 
 cmd_down() {
-  local pid t
-  if pid=$(our_pid); then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((t = 0; t < 150; t++)); do
-      [[ -d /proc/$pid ]] || break
-      sleep 0.2
-    done
-    if [[ -d /proc/$pid ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
-  fi
+  local pid
+  if pid=$(our_pid); then stop_pid "$pid" 30; fi
   rm -f "$PIDFILE"
   log "down"
 }

@@ -58,16 +58,6 @@ func buildServices(t *testing.T) string {
 	return binDir
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // stack is the four services running as separate processes against the
 // real broker and Redis, under a topic prefix of their own.
 type stack struct {
@@ -92,7 +82,7 @@ func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	httpAddr := freeAddr(t)
+	httpAddr := testinfra.FreeAddr(t)
 	s := &stack{t: t, API: "http://" + httpAddr, Key: "key-" + kcfg.Topics.Prefix, Kafka: kcfg, procs: map[string]*exec.Cmd{}, bin: bin, opsAddr: map[string]string{}}
 	s.env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(kcfg.Brokers, ","),
@@ -125,7 +115,7 @@ func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
 func (s *stack) Start(name string) {
 	s.t.Helper()
 	if s.opsAddr[name] == "" {
-		s.opsAddr[name] = freeAddr(s.t)
+		s.opsAddr[name] = testinfra.FreeAddr(s.t)
 	}
 	cmd := exec.Command(filepath.Join(s.bin, name))
 	cmd.Env = append(append([]string{}, s.env...), "HOOKLINE_OPS_ADDR="+s.opsAddr[name])

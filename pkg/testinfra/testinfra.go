@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -117,4 +118,16 @@ func SchemaRegistry(t testing.TB) string {
 		t.Fatalf("schema registry at %s: %v", url, err)
 	}
 	return url
+}
+
+// FreeAddr is a 127.0.0.1 address with a port free a moment ago, for a
+// server a test starts (a service's API or ops port).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,16 +21,6 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/api"
 	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestRun starts ingest as main does, against the real broker and Redis,
 // uses the API and the bridge once, and stops it.
@@ -50,8 +39,8 @@ func TestRun(t *testing.T) {
 	secretKey := make([]byte, 32)
 	_, _ = rand.Read(secretKey)
 	cfg := settings{
-		Base:     service.Base{Name: "ingest", LogLevel: "warn", OpsAddr: freeAddr(t), Kafka: kcfg, Schedule: sch},
-		HTTPAddr: freeAddr(t), Group: kcfg.Topics.Prefix + "ingest", MaxBody: 1 << 20, Keys: keys,
+		Base:     service.Base{Name: "ingest", LogLevel: "warn", OpsAddr: testinfra.FreeAddr(t), Kafka: kcfg, Schedule: sch},
+		HTTPAddr: testinfra.FreeAddr(t), Group: kcfg.Topics.Prefix + "ingest", MaxBody: 1 << 20, Keys: keys,
 		Box: mustBox(t, secretKey), Guard: mustGuard(t), DedupeTTL: time.Hour,
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -52,7 +51,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := settings{
-		Base:          service.Base{Name: "matcher", LogLevel: "warn", OpsAddr: freeAddr(t), Kafka: kcfg, Schedule: sch},
+		Base:          service.Base{Name: "matcher", LogLevel: "warn", OpsAddr: testinfra.FreeAddr(t), Kafka: kcfg, Schedule: sch},
 		Group:         kcfg.Topics.Prefix + "matcher",
 		TransactionID: kcfg.Topics.Prefix + "matcher-1",
 	}
@@ -95,16 +94,6 @@ func TestRun(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func mustMarshal[T any](t *testing.T, marshal func(*T) ([]byte, error), v *T) []byte {

@@ -16,6 +16,7 @@ import (
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 )
@@ -84,7 +85,6 @@ var (
 	// numericHost is a host of numbers only that is not a plain IP
 	// literal; resolvers read 127.1 or 2130706433 as addresses.
 	numericHost = regexp.MustCompile(`^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$`)
-	placeholder = regexp.MustCompile(`\{\{\s*[A-Za-z0-9_.\[\]-]+\s*\}\}`)
 	hostPattern = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
 	// reservedHeaders are set by Hookline itself or by HTTP: a subscription
 	// may not override them.
@@ -487,37 +487,20 @@ func (s *Server) checkRouteURL(raw string, allowedHosts []string) string {
 	case len(raw) > maxURLLen:
 		return fmt.Sprintf("must be at most %d characters", maxURLLen)
 	}
-	if rest := placeholder.ReplaceAllString(raw, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
+	if rest := routeurl.Placeholder.ReplaceAllString(raw, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
 		return "placeholders must be written {{field.path}}, e.g. {{data.callback_url}}"
 	}
 	if strings.HasPrefix(raw, "{{") {
 		return ""
 	}
-	filled := placeholder.ReplaceAllString(raw, "x")
+	filled := routeurl.Placeholder.ReplaceAllString(raw, "x")
 	if msg := s.checkURL(filled); msg != "" {
 		return msg
 	}
-	if u, _ := url.Parse(filled); !hostAllowed(u.Hostname(), allowedHosts) {
+	if u, _ := url.Parse(filled); !routeurl.HostAllowed(u.Hostname(), allowedHosts) {
 		return fmt.Sprintf("host %s is not in allowed_hosts", u.Hostname())
 	}
 	return ""
-}
-
-// hostAllowed matches host against allowed_hosts entries: exact names, or
-// *.example.com for any subdomain of example.com.
-func hostAllowed(host string, allowed []string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, a := range allowed {
-		a = strings.ToLower(a)
-		if suffix, ok := strings.CutPrefix(a, "*"); ok {
-			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
-				return true
-			}
-		} else if host == a {
-			return true
-		}
-	}
-	return false
 }
 
 // conditionErrors locates each problem of a joined error, as

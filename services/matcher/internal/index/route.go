@@ -3,15 +3,12 @@ package index
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/hookline/hookline/pkg/condition"
+	"github.com/hookline/hookline/pkg/routeurl"
 )
-
-// placeholder is {{field.path}} in a route URL.
-var placeholder = regexp.MustCompile(`\{\{\s*([^{}\s]+)\s*\}\}`)
 
 // URL is the target for this event: the first matching route's, else the
 // subscription's. A route URL may take parts from the event
@@ -31,8 +28,8 @@ func (e *Entry) URL(doc condition.Document) (string, error) {
 
 func (e *Entry) fill(tmpl string, doc condition.Document) (string, error) {
 	var missing []string
-	filled := placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
-		field := placeholder.FindStringSubmatch(m)[1]
+	filled := routeurl.Placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
+		field := routeurl.Placeholder.FindStringSubmatch(m)[1]
 		path, err := condition.ParsePath(field)
 		if err != nil {
 			missing = append(missing, field)
@@ -55,24 +52,8 @@ func (e *Entry) fill(tmpl string, doc condition.Document) (string, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 		return "", fmt.Errorf("route URL %s became %q, not an https URL", tmpl, filled)
 	}
-	if !hostAllowed(u.Hostname(), e.Sub.AllowedHosts) {
+	if !routeurl.HostAllowed(u.Hostname(), e.Sub.AllowedHosts) {
 		return "", fmt.Errorf("route URL %s became host %q, which is not in allowed_hosts", tmpl, u.Hostname())
 	}
 	return filled, nil
-}
-
-// hostAllowed matches host against exact names and *.suffix patterns.
-func hostAllowed(host string, allowed []string) bool {
-	host = strings.ToLower(host)
-	for _, a := range allowed {
-		a = strings.ToLower(a)
-		if suffix, ok := strings.CutPrefix(a, "*"); ok {
-			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
-				return true
-			}
-		} else if host == a {
-			return true
-		}
-	}
-	return false
 }

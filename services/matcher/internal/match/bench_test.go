@@ -148,12 +148,12 @@ func BenchmarkProcess(b *testing.B) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		deliveries, i := 0, 0
-		cpu := cpuTime()
+		cpu := testinfra.CPUTime()
 		for b.Loop() {
 			deliveries += len(m.Process(recs[i%len(recs)]))
 			i++
 		}
-		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/event")
+		b.ReportMetric(float64((testinfra.CPUTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/event")
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric(float64(deliveries)/float64(b.N), "deliveries/event")
 	})
@@ -163,7 +163,7 @@ func BenchmarkProcess(b *testing.B) {
 		b.ReportAllocs()
 		deliveries := 0
 		b.ResetTimer()
-		cpu := cpuTime()
+		cpu := testinfra.CPUTime()
 		for done := 0; done < b.N; {
 			n := min(batch, b.N-done)
 			start := done % (len(recs) - batch)
@@ -172,7 +172,7 @@ func BenchmarkProcess(b *testing.B) {
 			}
 			done += n
 		}
-		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/event")
+		b.ReportMetric(float64((testinfra.CPUTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/event")
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric(float64(deliveries)/float64(b.N), "deliveries/event")
 	})
@@ -245,11 +245,11 @@ func benchThroughput(b *testing.B, hooks ...kgo.Opt) {
 	opts := append([]kgo.Opt{kgo.WithHooks(fetchStart{&first})}, hooks...)
 	group := cfg.Topics.Prefix + "matcher"
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := testinfra.CPUTime()
 	s := startSession(b, cfg, m, group, cfg.Topics.Prefix+"matcher-1", opts...)
 	waitCommitted(b, cfg, group, 5*time.Minute)
 	end := time.Now()
-	cpu = cpuTime() - cpu
+	cpu = testinfra.CPUTime() - cpu
 	b.StopTimer()
 	s.stop(b)
 

@@ -124,21 +124,17 @@ func (m *Matcher) match(r *kgo.Record, ev *record.Event, memo *condition.Memo) [
 			CreatedAt:      now,
 			EventTime:      ev.OccurredAt,
 		}
+		topic := m.Topics.Deliveries
+		if urlErr != nil {
+			// No URL to send to: dead-letter it with the reason, visibly.
+			d.URL, d.LastError, topic = "", urlErr.Error(), m.Topics.DLQ
+		}
 		value, err := m.Codecs.Delivery.Marshal(&d)
 		if err == nil && len(value) > MaxDeliveryBytes {
 			err = fmt.Errorf("delivery to %s is %d bytes, more than %d", e.Sub.ID, len(value), MaxDeliveryBytes)
 		}
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}
-		}
-		topic := m.Topics.Deliveries
-		if urlErr != nil {
-			// No URL to send to: dead-letter it with the reason, visibly.
-			d.URL, d.LastError = "", urlErr.Error()
-			if value, err = m.Codecs.Delivery.Marshal(&d); err != nil {
-				return []*kgo.Record{m.reject(r, err)}
-			}
-			topic = m.Topics.DLQ
 		}
 		out = append(out, &kgo.Record{Topic: topic, Key: e.Key, Value: value, Context: r.Context})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -93,11 +94,11 @@ func benchmarkSender(b *testing.B, rate int32) {
 	case <-time.After(30 * time.Second):
 		b.Fatal("the sender got no batch within 30 s")
 	}
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), testinfra.CPUTime()
 	b.StartTimer()
 	run.waitHandled(b, b.N, 5*time.Minute)
 	b.StopTimer()
-	senderTook, senderCPU := time.Since(start), cpuTime()-cpu
+	senderTook, senderCPU := time.Since(start), testinfra.CPUTime()-cpu
 	if got := testutil.ToFloat64(s.Metrics.Attempts.WithLabelValues(record.OutcomeDelivered)); got != float64(b.N) || sink.Count()-before != int64(b.N) {
 		b.Fatalf("%v delivered, sink got %d; want %d", got, sink.Count()-before, b.N)
 	}
@@ -153,7 +154,7 @@ func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurr
 	before := sink.Count()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), testinfra.CPUTime()
 	for range concurrency {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
@@ -168,7 +169,7 @@ func postBare(b *testing.B, sink *testreceiver.Receiver, body []byte, n, concurr
 		})
 	}
 	wg.Wait()
-	took, used := time.Since(start), cpuTime()-cpu
+	took, used := time.Since(start), testinfra.CPUTime()-cpu
 	if got := sink.Count() - before; got != int64(n) {
 		b.Fatalf("bare client: sink got %d, want %d", got, n)
 	}

@@ -174,8 +174,8 @@ func (r *run) add(recs []*kgo.Record) error {
 	var starts []*start
 	for _, group := range bySubscription(items) {
 		id := group[0].d.SubscriptionID
-		sub, known := s.View.Get(id)
-		if known && batching(sub) && sub.Enabled {
+		sub, _ := s.View.Get(id) // nil until the view knows it
+		if batching(sub) && sub.Enabled {
 			h := r.held[id]
 			if h == nil {
 				h = &held{sub: sub}
@@ -183,12 +183,12 @@ func (r *run) add(recs []*kgo.Record) error {
 			}
 			h.items = append(h.items, group...)
 			if windowEnd(sub, h.items).IsZero() { // full, or no window
-				starts = append(starts, r.prepare(id, sub, known, h.items))
+				starts = append(starts, r.prepare(id, sub, h.items))
 				delete(r.held, id)
 			}
 			continue
 		}
-		starts = append(starts, r.prepare(id, sub, known, group))
+		starts = append(starts, r.prepare(id, sub, group))
 	}
 	r.launch(starts)
 	return nil
@@ -203,13 +203,13 @@ type start struct {
 	done  chan struct{}
 }
 
-// prepare opens a group's endpoint (when the subscription is known) and
-// queues it behind the subscription's previous group of this run, so that
-// its requests keep FIFO order and its concurrency bound.
-func (r *run) prepare(id string, sub *record.Subscription, known bool, items []*item) *start {
+// prepare opens a group's endpoint (when the view knows its subscription,
+// sub != nil) and queues it behind the subscription's previous group of
+// this run, so that its requests keep FIFO order and its concurrency bound.
+func (r *run) prepare(id string, sub *record.Subscription, items []*item) *start {
 	st := &start{id: id, items: items, after: r.chain[id], done: make(chan struct{})}
 	r.chain[id] = st.done
-	if known {
+	if sub != nil {
 		st.ep = r.s.open(sub, items, r.stopping)
 	}
 	return st
@@ -274,7 +274,7 @@ func (r *run) firstWindowEnd() time.Time {
 func (r *run) flushHeld() {
 	starts := make([]*start, 0, len(r.held))
 	for id, h := range r.held {
-		starts = append(starts, r.prepare(id, h.sub, true, h.items))
+		starts = append(starts, r.prepare(id, h.sub, h.items))
 	}
 	clear(r.held)
 	r.launch(starts)

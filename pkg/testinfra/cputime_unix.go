@@ -1,16 +1,16 @@
 //go:build unix
 
-package match
+package testinfra
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is the CPU time (user and system) the test process has used, so
-// that a benchmark can report CPU per event, which other load on the
+// CPUTime is the CPU time (user and system) the test process has used, so
+// that a benchmark can report CPU per operation, which other load on the
 // machine does not inflate the way it does wall time.
-func cpuTime() time.Duration {
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
