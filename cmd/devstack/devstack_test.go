@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +40,7 @@ func TestMakeRunStory(t *testing.T) {
 		"HOOKLINE_DEMO_RECEIVER_ADDR=" + testinfra.FreeAddr(t),
 		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
 		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + testinfra.FreeAddr(t),
-		"HOOKLINE_OPS_BASE_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
+		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, 4)),
 	}
 	for round := 1; round <= 2; round++ {
 		out := startDevstack(t, filepath.Join(bin, "devstack"), env)
@@ -48,7 +51,7 @@ func TestMakeRunStory(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			out.fail(t, "round %d: %v", round, err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusAccepted {
@@ -73,6 +76,28 @@ func build(t *testing.T, dir, out, pkg string) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", dir, err, b)
 	}
+}
+
+// freeBlock is the first of n consecutive 127.0.0.1 ports that were all
+// free a moment ago: the services' ops ports are HOOKLINE_OPS_BASE_PORT+i.
+func freeBlock(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		addr := testinfra.FreeAddr(t)
+		base, _ := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
+		free := base+n <= 65535
+		for i := 1; i < n && free; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if free = err == nil; free {
+				ln.Close()
+			}
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }
 
 type output struct {
@@ -138,10 +163,16 @@ func (o *output) waitLine(t *testing.T, prefix string, timeout time.Duration) st
 		o.mu.Unlock()
 		time.Sleep(100 * time.Millisecond)
 	}
+	o.fail(t, "no line starting %q within %v", prefix, timeout)
+	return ""
+}
+
+// fail ends the test with devstack's output and the services' logs.
+func (o *output) fail(t *testing.T, format string, args ...any) {
+	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	t.Fatalf("no line starting %q within %v; output:\n%s\nstderr:\n%s", prefix, timeout, strings.Join(o.lines, "\n"), o.stderr.String())
-	return ""
+	t.Fatalf(format+"; output:\n%s\nstderr:\n%s", append(args, strings.Join(o.lines, "\n"), o.stderr.String())...)
 }
 
 func (o *output) count(prefix string) int {
