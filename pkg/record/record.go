@@ -48,6 +48,10 @@ type Subscription struct {
 	AllowedHosts       []string          `avro:"allowed_hosts" json:"allowed_hosts"`
 	Batch              *Batch            `avro:"batch" json:"batch"`
 	Derive             []Derive          `avro:"derive" json:"derive"`
+	Compression        string            `avro:"compression" json:"compression"` // "" or gzip
+	ClientTLS          *ClientTLS        `avro:"client_tls" json:"client_tls"`
+	MaxInFlight        int32             `avro:"max_in_flight" json:"max_in_flight"` // 0: the sender's adaptive default
+	AlertEmails        []string          `avro:"alert_emails" json:"alert_emails"`
 	CreatedAt          time.Time         `avro:"created_at" json:"created_at"`
 	UpdatedAt          time.Time         `avro:"updated_at" json:"updated_at"`
 }
@@ -64,6 +68,13 @@ type Secret struct {
 	Sealed    []byte     `avro:"sealed" json:"sealed"`
 	CreatedAt time.Time  `avro:"created_at" json:"created_at"`
 	ExpiresAt *time.Time `avro:"expires_at" json:"expires_at"`
+}
+
+// ClientTLS is the client certificate the sender presents to an endpoint
+// that requires mutual TLS; the key is sealed with the operator key.
+type ClientTLS struct {
+	Certificate string `avro:"certificate" json:"certificate"` // PEM chain
+	SealedKey   []byte `avro:"sealed_key" json:"sealed_key"`
 }
 
 // Route sends matching events to another URL.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,8 +217,12 @@ func sampleSubscription() Subscription {
 			{Field: "data.total_eur", Expression: "event.data.total_cents / 100.0"},
 			{Field: "data.customer.name", Expression: `event.data.?name.orValue("unknown")`, DefaultJSON: ptr(`"unknown"`)},
 		},
-		CreatedAt: t0,
-		UpdatedAt: t1,
+		Compression: "gzip",
+		ClientTLS:   &ClientTLS{Certificate: "-----BEGIN CERTIFICATE-----\n...", SealedKey: []byte{9, 8, 7}},
+		MaxInFlight: 4,
+		AlertEmails: []string{"oncall@erp.example.com"},
+		CreatedAt:   t0,
+		UpdatedAt:   t1,
 	}
 }
 
@@ -258,6 +263,7 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 				Routes:       []Route{},
 				AllowedHosts: []string{},
 				Derive:       []Derive{},
+				AlertEmails:  []string{},
 				CreatedAt:    onWire(t2), UpdatedAt: onWire(t2),
 			},
 		},
@@ -270,7 +276,7 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 			want: Subscription{
 				ID: "sub_3", EventTypes: []string{}, Headers: map[string]string{}, Secrets: []Secret{{Sealed: []byte{}, CreatedAt: onWire(t0)}},
 				Metadata: map[string]string{"": ""}, Routes: []Route{}, AllowedHosts: []string{}, Batch: &Batch{}, Derive: []Derive{},
-				CreatedAt: time.Time{}.UTC(), UpdatedAt: time.Time{}.UTC(),
+				AlertEmails: []string{}, CreatedAt: time.Time{}.UTC(), UpdatedAt: time.Time{}.UTC(),
 			},
 		},
 	}
@@ -284,7 +290,8 @@ func TestSubscriptionRoundTrip(t *testing.T) {
 // TestSubscriptionReadsEarlierIDs writes a subscription with every earlier
 // released schema, as an older ingest did, and checks the current codec
 // reads it: the fields of that version come back, and the fields added
-// since (derive) take their defaults.
+// since (derive, compression, client_tls, max_in_flight, alert_emails)
+// take their defaults.
 func TestSubscriptionReadsEarlierIDs(t *testing.T) {
 	c := codecs(t)
 	const name = "dev.hookline.Subscription"
@@ -292,10 +299,15 @@ func TestSubscriptionReadsEarlierIDs(t *testing.T) {
 	if c.Subscription.ID() != current {
 		t.Fatalf("codec writes id %d, want %d", c.Subscription.ID(), current)
 	}
+	// The fields added since v1 are left out, so every earlier version
+	// writes the same record and reads back with their defaults.
 	old := sampleSubscription()
-	old.Derive = nil // not in any earlier version
-	want := sampleSubscription()
+	old.Derive = nil
+	old.Compression, old.ClientTLS, old.MaxInFlight, old.AlertEmails = "", nil, 0, nil
+	want := old
 	want.Derive = []Derive{}
+	want.AlertEmails = []string{}
+	want.Secrets = slices.Clone(old.Secrets)
 	want.Secrets[0].CreatedAt = onWire(t1)
 	want.Secrets[1].CreatedAt = onWire(t0)
 	want.Secrets[1].ExpiresAt = onWirePtr(old.Secrets[1].ExpiresAt)
