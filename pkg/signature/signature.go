@@ -6,9 +6,13 @@
 // A request carries three headers: webhook-id, webhook-timestamp (unix
 // seconds) and webhook-signature, a space-separated list of
 // "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>", one entry per active
-// secret while a secret rotates. Secrets are written "whsec_<base64 key>".
-// A GitHub-style X-Hub-Signature-256 ("sha256=<hex HMAC-SHA256(key, body)>")
-// is offered for receivers that only speak that dialect.
+// secret while a secret rotates. Secrets are written "whsec_<base64 key>",
+// and the Standard Webhooks signature is keyed with the decoded key bytes.
+// A GitHub-style X-Hub-Signature-256 ("sha256=<hex HMAC-SHA256(secret,
+// body)>") is offered for receivers that only speak that dialect; it is
+// keyed with the secret string itself, "whsec_" and all, because that is
+// what GitHub-webhook libraries (@octokit/webhooks-methods, ...) take as
+// the key: the text a user pastes into their configuration.
 //
 // Senders call [Sign]; receivers use a [Verifier], directly or as HTTP
 // middleware.
@@ -67,10 +71,19 @@ var ErrInvalidSecret = errors.New("signature: invalid secret")
 // share their (read-only) state.
 type Secret struct {
 	key []byte
-	// inner and outer are the marshalled SHA-256 states after absorbing
-	// key^ipad and key^opad. Starting each HMAC from them skips the two
-	// key-block compressions and the allocations of hmac.New on every
-	// signature. Nil (the zero Secret) falls back to crypto/hmac.
+	// text is the secret as written, "whsec_<base64>": what the owner was
+	// handed and the key of the GitHub-style signature.
+	text string
+	// std and github are the precomputed HMAC states of the two keys.
+	std, github pads
+}
+
+// pads are the marshalled SHA-256 states after absorbing key^ipad and
+// key^opad. Starting each HMAC from them skips the two key-block
+// compressions and the allocations of hmac.New on every signature. Nil
+// (the zero Secret) falls back to crypto/hmac.
+type pads struct {
+	key          []byte
 	inner, outer []byte
 }
 
@@ -80,7 +93,7 @@ func NewSecret() (Secret, string, error) {
 	if _, err := rand.Read(key); err != nil {
 		return Secret{}, "", fmt.Errorf("signature: generate secret: %w", err)
 	}
-	s := newSecret(key)
+	s := newSecret(key, secretPrefix+base64.StdEncoding.EncodeToString(key))
 	return s, s.String(), nil
 }
 
@@ -88,6 +101,8 @@ func NewSecret() (Secret, string, error) {
 // and String produce. The key must decode (standard alphabet, padded or not)
 // to between 24 and 64 bytes. The prefix is required so that a value pasted
 // from the wrong place fails loudly instead of signing with a wrong key.
+// The text is kept as given: String returns it, and the GitHub-style
+// signature is keyed with it.
 func ParseSecret(s string) (Secret, error) {
 	enc, ok := strings.CutPrefix(s, secretPrefix)
 	if !ok {
@@ -117,18 +132,25 @@ func ParseSecret(s string) (Secret, error) {
 	if len(key) < minKeyLen || len(key) > maxKeyLen {
 		return Secret{}, fmt.Errorf("%w: key is %d bytes, want %d to %d", ErrInvalidSecret, len(key), minKeyLen, maxKeyLen)
 	}
-	return newSecret(key), nil
+	return newSecret(key, s), nil
 }
 
-// String returns the secret in its "whsec_<base64>" form. It reveals the
-// key: show it to the subscription's owner, never to a log.
+// String returns the secret in its "whsec_<base64>" form, as it was made
+// or parsed. It reveals the key: show it to the subscription's owner,
+// never to a log.
 func (s Secret) String() string {
-	return secretPrefix + base64.StdEncoding.EncodeToString(s.key)
+	return s.text
 }
 
-// newSecret precomputes the HMAC pad states of key.
-func newSecret(key []byte) Secret {
-	s := Secret{key: key}
+// newSecret precomputes the HMAC states of both keys: the decoded key
+// bytes and the text.
+func newSecret(key []byte, text string) Secret {
+	return Secret{key: key, text: text, std: newPads(key), github: newPads([]byte(text))}
+}
+
+// newPads precomputes the HMAC pad states of key.
+func newPads(key []byte) pads {
+	p := pads{key: key}
 	if len(key) > sha256.BlockSize {
 		k := sha256.Sum256(key)
 		key = k[:]
@@ -141,12 +163,12 @@ func newSecret(key []byte) Secret {
 	h := sha256.New()
 	m, ok := h.(encoding.BinaryMarshaler)
 	if !ok {
-		return s
+		return p
 	}
 	h.Write(pad[:])
 	inner, err := m.MarshalBinary()
 	if err != nil {
-		return s
+		return p
 	}
 	for i := range pad {
 		pad[i] ^= 0x36 ^ 0x5c
@@ -155,10 +177,10 @@ func newSecret(key []byte) Secret {
 	h.Write(pad[:])
 	outer, err := m.MarshalBinary()
 	if err != nil {
-		return s
+		return p
 	}
-	s.inner, s.outer = inner, outer
-	return s
+	p.inner, p.outer = inner, outer
+	return p
 }
 
 // macer computes HMAC-SHA256 from a Secret's precomputed states. Pooled:
@@ -188,9 +210,9 @@ func putMacer(m *macer) {
 	}
 }
 
-// mac returns HMAC-SHA256(s, prefix || body) in m.sum, valid until the next
-// call.
-func (m *macer) mac(s Secret, prefix, body []byte) []byte {
+// mac returns HMAC-SHA256(key, prefix || body) in m.sum, valid until the
+// next call.
+func (m *macer) mac(s pads, prefix, body []byte) []byte {
 	if s.inner != nil && m.u != nil && m.u.UnmarshalBinary(s.inner) == nil {
 		m.h.Write(prefix)
 		m.h.Write(body)
@@ -235,7 +257,7 @@ func Sign(id string, ts time.Time, body []byte, secrets ...Secret) string {
 			b.WriteByte(' ')
 		}
 		b.WriteString("v1,")
-		base64.StdEncoding.Encode(enc[:], m.mac(s, m.buf, body))
+		base64.StdEncoding.Encode(enc[:], m.mac(s.std, m.buf, body))
 		b.Write(enc[:])
 	}
 	putMacer(m)
@@ -243,13 +265,18 @@ func Sign(id string, ts time.Time, body []byte, secrets ...Secret) string {
 }
 
 // SignGitHub returns the value of the X-Hub-Signature-256 header:
-// "sha256=<hex HMAC-SHA256(key, body)>". It signs the body only, so unlike
-// Sign it does not protect against replays.
+// "sha256=<hex HMAC-SHA256(secret, body)>", keyed with the secret's text
+// ("whsec_..." as String returns it), as GitHub keys it with the secret a
+// user configured. It signs the body only, so unlike Sign it does not
+// protect against replays.
 func SignGitHub(body []byte, s Secret) string {
 	m := getMacer()
-	var out [len("sha256=") + 2*sha256.Size]byte
-	copy(out[:], "sha256=")
-	hex.Encode(out[len("sha256="):], m.mac(s, nil, body))
+	var out [len(githubPrefix) + 2*sha256.Size]byte
+	copy(out[:], githubPrefix)
+	hex.Encode(out[len(githubPrefix):], m.mac(s.github, nil, body))
 	putMacer(m)
 	return string(out[:])
 }
+
+// githubPrefix starts the value of X-Hub-Signature-256.
+const githubPrefix = "sha256="

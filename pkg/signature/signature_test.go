@@ -81,7 +81,8 @@ func TestSignMatchesHMAC(t *testing.T) {
 			if got := signature.Sign("msg_1", ts, body, sec); got != want {
 				t.Errorf("Sign(len(body)=%d) = %q, want %q", len(body), got, want)
 			}
-			wantGH := "sha256=" + hex.EncodeToString(reference(key, body))
+			// GitHub style: keyed with the secret as written, not the key bytes.
+			wantGH := "sha256=" + hex.EncodeToString(reference([]byte(sec.String()), body))
 			if got := signature.SignGitHub(body, sec); got != wantGH {
 				t.Errorf("SignGitHub(len(body)=%d) = %q, want %q", len(body), got, wantGH)
 			}
@@ -96,14 +97,41 @@ func TestSignMatchesHMAC(t *testing.T) {
 	t.Run("zero", func(t *testing.T) { check(t, signature.Secret{}, nil) })
 }
 
+// TestSignGitHubKnownAnswer checks X-Hub-Signature-256 against a value
+// computed outside Go (Python's hmac, as GitHub's docs do) with the secret
+// string as the key: GitHub-webhook libraries are given the whsec_ string
+// as handed out and use its bytes as the HMAC key.
 func TestSignGitHubKnownAnswer(t *testing.T) {
-	// GitHub's documented example: secret "It's a Secret to Everybody",
-	// payload "Hello, World!". Its 26 bytes are a valid key length.
-	key := []byte("It's a Secret to Everybody")
-	sec := mustSecret(t, "whsec_"+base64.StdEncoding.EncodeToString(key))
-	want := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	// python3 -c 'import hmac,hashlib; print(hmac.new(b"whsec_SXQncyBhIFNlY3JldCB0byBFdmVyeWJvZHk=",
+	//   b"Hello, World!", hashlib.sha256).hexdigest())'
+	sec := mustSecret(t, "whsec_SXQncyBhIFNlY3JldCB0byBFdmVyeWJvZHk=")
+	want := "sha256=054caf1cbd9928396dba931e3f04a2a765d9bf4a4086510947a1635cc2a73c86"
 	if got := signature.SignGitHub([]byte("Hello, World!"), sec); got != want {
 		t.Fatalf("SignGitHub = %q, want %q", got, want)
+	}
+	if err := signature.VerifyGitHub(want, []byte("Hello, World!"), newSecret(t), sec); err != nil {
+		t.Errorf("VerifyGitHub of its own signature: %v", err)
+	}
+	for _, bad := range []string{"", "sha1=" + want[7:], want[:20], strings.Replace(want, "0", "1", 1)} {
+		if err := signature.VerifyGitHub(bad, []byte("Hello, World!"), sec); !errors.Is(err, signature.ErrGitHubSignature) {
+			t.Errorf("VerifyGitHub(%q) = %v, want ErrGitHubSignature", bad, err)
+		}
+	}
+}
+
+// TestSecretKeepsItsText checks that a secret brought without base64
+// padding keeps its own spelling: it is what its owner configured, and so
+// the GitHub-style key.
+func TestSecretKeepsItsText(t *testing.T) {
+	padded := "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	raw := strings.TrimRight(padded, "=")
+	a, b := mustSecret(t, padded), mustSecret(t, raw)
+	if a.String() != padded || b.String() != raw {
+		t.Fatalf("String() = %q, %q; want %q, %q", a.String(), b.String(), padded, raw)
+	}
+	ts, body := time.Unix(1700000000, 0), []byte("{}")
+	if signature.Sign("id", ts, body, a) != signature.Sign("id", ts, body, b) {
+		t.Error("the same key signs differently")
 	}
 }
 

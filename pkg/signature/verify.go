@@ -3,6 +3,7 @@ package signature
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -96,7 +97,7 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 	m.buf = appendPrefix(m.buf[:0], id, rawTS)
 	for _, s := range v.Secrets {
 		var enc [sigLen]byte
-		base64.StdEncoding.Encode(enc[:], m.mac(s, m.buf, body))
+		base64.StdEncoding.Encode(enc[:], m.mac(s.std, m.buf, body))
 		want = append(want, enc)
 	}
 	putMacer(m)
@@ -185,4 +186,25 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ErrGitHubSignature is returned by VerifyGitHub when X-Hub-Signature-256 is
+// missing, malformed or matches none of the secrets.
+var ErrGitHubSignature = errors.New("signature: X-Hub-Signature-256 does not match")
+
+// VerifyGitHub checks a GitHub-style X-Hub-Signature-256 value
+// ("sha256=<hex>") against body, keyed with each secret's text as
+// SignGitHub keys it. It checks no timestamp: prefer Verifier, which also
+// refuses replays.
+func VerifyGitHub(header string, body []byte, secrets ...Secret) error {
+	hexSig, ok := strings.CutPrefix(header, githubPrefix)
+	if !ok || len(hexSig) != 2*sha256.Size {
+		return fmt.Errorf("%w: want %s<64 hex digits>", ErrGitHubSignature, githubPrefix)
+	}
+	for _, s := range secrets {
+		if hmac.Equal([]byte(SignGitHub(body, s)[len(githubPrefix):]), []byte(strings.ToLower(hexSig))) {
+			return nil
+		}
+	}
+	return ErrGitHubSignature
 }
