@@ -39,6 +39,10 @@ func New(rdb redis.UniversalClient, disableWindow time.Duration) *Tracker {
 	return &Tracker{rdb: rdb, disableWindow: disableWindow}
 }
 
+// Window is the disable window: how long an endpoint may fail without a
+// success before it is disabled.
+func (t *Tracker) Window() time.Duration { return t.disableWindow }
+
 // State is an endpoint's failure streak after an attempt.
 type State struct {
 	Failures     int64

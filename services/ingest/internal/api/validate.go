@@ -19,6 +19,7 @@ import (
 	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
 )
 
 // Bounds on subscription fields.
@@ -215,8 +216,12 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 	}
 	if in.Enabled != nil {
 		sub.Enabled = *in.Enabled
-		if sub.Enabled {
+		switch {
+		case sub.Enabled:
 			sub.DisabledReason = ""
+		case sub.DisabledReason == "":
+			// Turned off now (one already disabled keeps its reason).
+			sub.DisabledReason = subscription.ReasonOwner
 		}
 	}
 	if in.Metadata != nil {

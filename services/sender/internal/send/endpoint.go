@@ -14,6 +14,7 @@ import (
 	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
@@ -32,7 +33,7 @@ type endpoint struct {
 	grant      *ratelimit.Grant // the rate limit's slots for the requests; nil when unlimited
 	granted    time.Time        // when the grant was made
 	stopping   <-chan struct{}  // closed when the partition is revoked: start nothing new
-	gone       atomic.Bool      // answered 410: the rest is dead-lettered unsent
+	gone       atomic.Pointer[string] // disabled meanwhile (410, health window): why; the rest is dead-lettered unsent
 	healthy    atomic.Bool      // an attempt succeeded: the failure streak ends
 }
 
@@ -113,7 +114,7 @@ func (s *Sender) open(sub *record.Subscription, items []*item, stopping <-chan s
 	case sub == nil:
 		ep.unsendable = "subscription deleted"
 	case !sub.Enabled:
-		ep.unsendable = "subscription disabled: " + sub.DisabledReason
+		ep.unsendable = subscription.DisabledError(sub.DisabledReason)
 	default:
 		ep.unsendable = s.unseal(ep)
 	}
@@ -196,9 +197,9 @@ func (s *Sender) attempt(ctx context.Context, ep *endpoint, i int, items []*item
 	if ctx.Err() != nil || ep.stopped() {
 		return abandoned
 	}
-	if ep.gone.Load() {
+	if reason := ep.gone.Load(); reason != nil {
 		for _, it := range items {
-			s.deadLetter(it, "subscription disabled: endpoint answered 410 Gone", out)
+			s.deadLetter(it, subscription.DisabledError(*reason), out)
 		}
 		return handled
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
@@ -33,11 +34,12 @@ func (s *Sender) track(ep *endpoint, res deliver.Result, started time.Time, out 
 		return
 	}
 	for _, alert := range st.Alerts {
-		if alert == health.Disabled && !ep.gone.Load() {
-			if !s.disable(ep.sub.ID, started, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out) {
+		if alert == health.Disabled && ep.gone.Load() == nil {
+			reason := subscription.ReasonFailing(st.FailingSince, s.Health.Window())
+			if !s.disable(ep.sub.ID, started, reason, out) {
 				continue
 			}
-			ep.gone.Store(true)
+			ep.gone.Store(&reason)
 		}
 		s.Metrics.EndpointAlerts.WithLabelValues(alert).Inc()
 		s.endpointEvent(ep.sub, alert, st, res, now, out)

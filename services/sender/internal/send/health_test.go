@@ -2,6 +2,7 @@ package send_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,8 +29,17 @@ func TestEndpointHealthEvents(t *testing.T) {
 	e.publish(first...)
 	r.waitHandled(t, len(first), 60*time.Second)
 	time.Sleep(3 * time.Second) // past the disable window, still failing
-	e.publish(e.delivery(sub, `{"n":"last"}`))
-	r.waitHandled(t, len(first)+1, 30*time.Second)
+	last, after := e.delivery(sub, `{"n":"last"}`), e.delivery(sub, `{"n":"after"}`)
+	e.publish(last, after)
+	r.waitHandled(t, len(first)+2, 30*time.Second)
+
+	// The delivery behind the one that disabled it is dead-lettered unsent,
+	// saying who disabled the subscription and why (not a 410).
+	dead := e.deliveries(e.kafka.Topics.DLQ)[after.ID]
+	if len(dead) != 1 || dead[0].Attempt != 0 || !strings.Contains(dead[0].LastError, "subscription disabled: disabled by Hookline") ||
+		!strings.Contains(dead[0].LastError, "disable window") {
+		t.Errorf("dead letters of the delivery after disabling: %+v, want one unsent with the health window reason", dead)
+	}
 
 	var got []string
 	for _, rec := range e.read(e.kafka.Topics.Events) {
@@ -60,6 +70,9 @@ func TestEndpointHealthEvents(t *testing.T) {
 		var s record.Subscription
 		if err := e.codecs.Subscription.Unmarshal(rec.Value, &s); err == nil && s.ID == sub.ID && !s.Enabled {
 			disabled = true
+			if !strings.HasPrefix(s.DisabledReason, "disabled by Hookline: the endpoint has failed without a success since ") {
+				t.Errorf("disabled_reason %q does not say who and why", s.DisabledReason)
+			}
 		}
 	}
 	if !disabled {

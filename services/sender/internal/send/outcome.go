@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
@@ -23,8 +24,10 @@ func (s *Sender) record(ep *endpoint, items []*item, res deliver.Result, started
 	for _, it := range items {
 		s.recordOne(ep, it, res, started, out)
 	}
-	if res.Class == deliver.Gone && !ep.gone.Swap(true) {
-		s.disable(ep.sub.ID, started, "endpoint answered 410 Gone", out)
+	if res.Class == deliver.Gone {
+		if reason := subscription.ReasonGone; ep.gone.CompareAndSwap(nil, &reason) {
+			s.disable(ep.sub.ID, started, reason, out)
+		}
 	}
 	s.track(ep, res, started, out)
 }

@@ -616,14 +616,16 @@ func TestUndeliverable(t *testing.T) {
 	rcv := testreceiver.New(t, nil)
 	live, _ := e.subscribe(rcv.URL, []time.Duration{0})
 	off, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.Enabled, s.DisabledReason = false, "paused by its owner" })
+	// Disabled before reasons were always written: the dead letter still says something.
+	mute, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.Enabled, s.DisabledReason = false, "" })
 	ghost := &record.Subscription{ID: "sub_never_created", Tenant: "acme", URL: rcv.URL}
-	good, toOff, toGhost := e.delivery(live, `{"n":1}`), e.delivery(off, `{"n":2}`), e.delivery(ghost, `{"n":3}`)
-	e.publish(good, toOff, toGhost)
+	good, toOff, toGhost, toMute := e.delivery(live, `{"n":1}`), e.delivery(off, `{"n":2}`), e.delivery(ghost, `{"n":3}`), e.delivery(mute, `{"n":4}`)
+	e.publish(good, toOff, toGhost, toMute)
 	garbage := &kgo.Record{Topic: e.kafka.Topics.Deliveries, Key: []byte(live.ID), Value: []byte("not avro")}
 	if err := e.producer.ProduceSync(e.ctx(), garbage).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	e.run(e.sender(rcv), "sender").waitHandled(t, 4, 30*time.Second)
+	e.run(e.sender(rcv), "sender").waitHandled(t, 5, 30*time.Second)
 
 	if reqs := rcv.Requests(); len(reqs) != 1 || reqs[0].Header.Get("webhook-id") != good.ID {
 		t.Fatalf("receiver got %d requests, want only the live subscription's", len(reqs))
@@ -645,6 +647,7 @@ func TestUndeliverable(t *testing.T) {
 	}{
 		{"disabled subscription", toOff, "subscription disabled: paused by its owner"},
 		{"unknown subscription", toGhost, "subscription deleted"},
+		{"disabled without a recorded reason", toMute, "subscription disabled: no reason recorded"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
