@@ -30,11 +30,11 @@ type endpoint struct {
 	username   string
 	password   string
 	timeout    time.Duration
-	grant      *ratelimit.Grant // the rate limit's slots for the requests; nil when unlimited
-	granted    time.Time        // when the grant was made
-	stopping   <-chan struct{}  // closed when the partition is revoked: start nothing new
+	grant      *ratelimit.Grant       // the rate limit's slots for the requests; nil when unlimited
+	granted    time.Time              // when the grant was made
+	stopping   <-chan struct{}        // closed when the partition is revoked: start nothing new
 	gone       atomic.Pointer[string] // disabled meanwhile (410, health window): why; the rest is dead-lettered unsent
-	healthy    atomic.Bool      // an attempt succeeded: the failure streak ends
+	healthy    atomic.Bool            // an attempt succeeded: the failure streak ends
 }
 
 // deliverTo makes an endpoint's requests: in order, one at a time, when
