@@ -30,11 +30,14 @@ type endpoint struct {
 	username   string
 	password   string
 	timeout    time.Duration
-	grant      *ratelimit.Grant       // the rate limit's slots for the requests; nil when unlimited
-	granted    time.Time              // when the grant was made
-	stopping   <-chan struct{}        // closed when the partition is revoked: start nothing new
-	gone       atomic.Pointer[string] // disabled meanwhile (410, health window): why; the rest is dead-lettered unsent
-	healthy    atomic.Bool            // an attempt succeeded: the failure streak ends
+	grant      *ratelimit.Grant // the rate limit's slots for the requests; nil when unlimited
+	granted    time.Time        // when the grant was made
+	stopping   <-chan struct{}  // closed when the partition is revoked: start nothing new
+	healthy    atomic.Bool      // an attempt succeeded: the failure streak ends
+
+	// gone is why the subscription was disabled meanwhile (410, health
+	// window); nil while it is not. The rest is dead-lettered unsent.
+	gone atomic.Pointer[string]
 }
 
 // deliverTo makes an endpoint's requests: in order, one at a time, when
