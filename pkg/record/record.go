@@ -116,6 +116,18 @@ type Delivery struct {
 	Replay         bool       `avro:"replay" json:"replay"`
 	LastStatus     int32      `avro:"last_status" json:"last_status"`
 	LastError      string     `avro:"last_error" json:"last_error"`
+	// ResolveURL says the sender resolves the target from the subscription
+	// as it is at each attempt: its url when Route is nil, else that route.
+	// Records written before Delivery v2 have it false.
+	ResolveURL bool      `avro:"resolve_url" json:"resolve_url"`
+	Route      *RouteRef `avro:"route" json:"route"`
+}
+
+// RouteRef names the route of a subscription a delivery was matched to,
+// and the event's values of its URL's placeholders.
+type RouteRef struct {
+	Condition string            `avro:"condition" json:"condition"` // routeurl.ConditionID of its condition
+	Values    map[string]string `avro:"values" json:"values"`       // by placeholder path, unescaped
 }
 
 // Outcomes of a delivery attempt, as written to DeliveryAttempt.Outcome.

@@ -379,6 +379,11 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	wantFirst := first
 	wantFirst.CreatedAt, wantFirst.EventTime = onWire(t2), onWire(t2)
 
+	routed := first
+	routed.ResolveURL, routed.Route = true, &RouteRef{Condition: "0123456789abcdef0123456789abcdef", Values: map[string]string{"data.shop": "acme/eu"}}
+	wantRouted := wantFirst
+	wantRouted.ResolveURL, wantRouted.Route = routed.ResolveURL, routed.Route
+
 	tests := []struct {
 		name string
 		in   Delivery
@@ -386,6 +391,7 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	}{
 		{name: "retry tier with due_at", in: full, want: wantFull},
 		{name: "first attempt, no due_at", in: first, want: wantFirst},
+		{name: "a route, resolved at send time", in: routed, want: wantRouted},
 		{
 			name: "negative and extreme ints",
 			in:   Delivery{Attempt: -1, LastStatus: 2147483647, CreatedAt: t0, EventTime: t0, DueAt: ptr(time.Unix(0, 0))},
@@ -396,6 +402,50 @@ func TestDeliveryRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			roundTrip(t, c.Delivery, id, &tc.in, &tc.want)
 		})
+	}
+}
+
+// TestDeliveryReadsEarlierIDs: a delivery written under Delivery v1 (id
+// 3), as an older matcher, sender or retry service did and as the retry
+// tiers and the DLQ still hold them, decodes with the fields added since
+// at their defaults: not resolved from the subscription, no route.
+func TestDeliveryReadsEarlierIDs(t *testing.T) {
+	c := codecs(t)
+	const name = "dev.hookline.Delivery"
+	if current := fixedIDs(t)[name]; c.Delivery.ID() != current {
+		t.Fatalf("codec writes id %d, want %d", c.Delivery.ID(), current)
+	}
+	old := sampleDelivery(`{"id":"evt_1"}`)
+	want := old
+	want.CreatedAt, want.EventTime, want.DueAt = onWire(t1), onWire(t0), onWirePtr(old.DueAt)
+	earlier := 0
+	for _, e := range idTable(t) {
+		if e.Name != name || e.ID == c.Delivery.ID() {
+			continue
+		}
+		earlier++
+		text, err := fs.ReadFile(schemas.FS, e.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema, err := hamba.ParseBytesWithCache(text, "", &hamba.SchemaCache{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := hamba.Marshal(schema, &old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Delivery
+		if err := c.Delivery.Unmarshal(append(binary.BigEndian.AppendUint32([]byte{0}, e.ID), body...), &got); err != nil {
+			t.Fatalf("id %d does not decode: %v", e.ID, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("id %d decoded\n got: %+v\nwant: %+v", e.ID, got, want)
+		}
+	}
+	if earlier == 0 {
+		t.Fatalf("ids.json has no earlier id of %s", name)
 	}
 }
 

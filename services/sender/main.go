@@ -99,6 +99,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Limiter:       ratelimit.New(rdb),
 		Health:        health.New(rdb, cfg.DisableWindow),
 		Box:           box,
+		Guard:         guard,
 		PerEndpoint:   cfg.PerEndpoint,
 		Slots:         make(chan struct{}, cfg.MaxInFlight),
 		Metrics:       send.NewMetrics(tel.Registry),

@@ -82,6 +82,6 @@ func (s *Server) ping(sub *record.Subscription) (*record.Delivery, error) {
 	return &record.Delivery{
 		ID: id.Delivery(eventID, sub.ID), Tenant: sub.Tenant, SubscriptionID: sub.ID,
 		EventID: eventID, EventType: TestEventType, URL: sub.URL, Payload: string(body),
-		CreatedAt: now, EventTime: now,
+		CreatedAt: now, EventTime: now, ResolveURL: true,
 	}, nil
 }

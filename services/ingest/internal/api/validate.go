@@ -498,7 +498,7 @@ func (s *Server) checkRouteURL(raw string, allowedHosts []string) string {
 	if strings.HasPrefix(raw, "{{") {
 		return ""
 	}
-	filled := routeurl.Placeholder.ReplaceAllString(raw, "x")
+	filled := routeurl.Example(raw)
 	if msg := s.checkURL(filled); msg != "" {
 		return msg
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
 )
 
 // Entry is one enabled subscription, compiled. It is immutable: a new
@@ -40,6 +41,7 @@ type Entry struct {
 type Route struct {
 	Condition *condition.Condition
 	URL       string
+	ID        string // routeurl.ConditionID: how a delivery names it
 }
 
 // Matches reports whether the event document satisfies the entry's
@@ -272,7 +274,7 @@ func Compile(s *record.Subscription) (*Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Routes = append(e.Routes, Route{Condition: c, URL: r.URL})
+		e.Routes = append(e.Routes, Route{Condition: c, URL: r.URL, ID: routeurl.ConditionID(r.Condition)})
 	}
 	for _, d := range s.Derive {
 		cd, err := condition.CompileDerived(d.Field, d.Expression, d.DefaultJSON)

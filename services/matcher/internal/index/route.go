@@ -7,53 +7,58 @@ import (
 	"strings"
 
 	"github.com/hookline/hookline/pkg/condition"
+	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
 )
 
-// URL is the target for this event: the first matching route's, else the
-// subscription's. A route URL may take parts from the event
-// ({{data.tenant_host}}); the result must be https and its host one of
-// the subscription's allowed_hosts, or URL returns why not.
-func (e *Entry) URL(doc condition.Document) (string, error) {
+// Target is where the event goes for this entry: the first matching
+// route, else the subscription's url. It returns the URL as of now and
+// the route it came from (nil for the url), with the event's values of a
+// route URL's placeholders: the sender resolves the target again from the
+// subscription at each attempt (routeurl.Resolve). A route URL filled from
+// the event ({{data.tenant_host}}) must have every value and a host in the
+// subscription's allowed_hosts, or Target says why not; the route is
+// returned then too, so a replay after the owner fixed the subscription
+// can still be resolved. The scheme is checked by the sender, which knows
+// the hosts the operator allows over http.
+func (e *Entry) Target(doc condition.Document) (string, *record.RouteRef, error) {
 	for _, r := range e.Routes {
-		if r.Condition.Match(doc) {
-			if !strings.Contains(r.URL, "{{") {
-				return r.URL, nil
-			}
-			return e.fill(r.URL, doc)
+		if !r.Condition.Match(doc) {
+			continue
 		}
+		ref := &record.RouteRef{Condition: r.ID, Values: map[string]string{}}
+		if !routeurl.IsTemplate(r.URL) {
+			return r.URL, ref, nil
+		}
+		filled, values, missing := routeurl.Fill(r.URL, func(field string) (string, bool) { return lookup(doc, field) })
+		ref.Values = values
+		if len(missing) > 0 {
+			return "", ref, fmt.Errorf("route URL %s: no string or number at %s", r.URL, strings.Join(missing, ", "))
+		}
+		u, err := url.Parse(filled)
+		switch {
+		case err != nil || u.Host == "" || u.User != nil:
+			return "", ref, fmt.Errorf("route URL %s became %q, not a URL with a host", r.URL, filled)
+		case !routeurl.HostAllowed(u.Hostname(), e.Sub.AllowedHosts):
+			return "", ref, fmt.Errorf("route URL %s became host %q, which is not in allowed_hosts", r.URL, u.Hostname())
+		}
+		return filled, ref, nil
 	}
-	return e.Sub.URL, nil
+	return e.Sub.URL, nil, nil
 }
 
-func (e *Entry) fill(tmpl string, doc condition.Document) (string, error) {
-	var missing []string
-	filled := routeurl.Placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
-		field := routeurl.Placeholder.FindStringSubmatch(m)[1]
-		path, err := condition.ParsePath(field)
-		if err != nil {
-			missing = append(missing, field)
-			return ""
-		}
-		switch v, _ := doc.Lookup(path); v := v.(type) {
-		case string:
-			return url.PathEscape(v)
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		default:
-			missing = append(missing, field)
-			return ""
-		}
-	})
-	if len(missing) > 0 {
-		return "", fmt.Errorf("route URL %s: no string or number at %s", tmpl, strings.Join(missing, ", "))
+// lookup is the event's value at field as URL text: a string, or a
+// number written out; false for anything else.
+func lookup(doc condition.Document, field string) (string, bool) {
+	path, err := condition.ParsePath(field)
+	if err != nil {
+		return "", false
 	}
-	u, err := url.Parse(filled)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("route URL %s became %q, not an https URL", tmpl, filled)
+	switch v, _ := doc.Lookup(path); v := v.(type) {
+	case string:
+		return v, true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
 	}
-	if !routeurl.HostAllowed(u.Hostname(), e.Sub.AllowedHosts) {
-		return "", fmt.Errorf("route URL %s became host %q, which is not in allowed_hosts", tmpl, u.Hostname())
-	}
-	return filled, nil
+	return "", false
 }

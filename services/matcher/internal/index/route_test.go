@@ -6,6 +6,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
 )
 
 func TestRouteURLFromEventFields(t *testing.T) {
@@ -28,8 +29,11 @@ func TestRouteURLFromEventFields(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &Entry{Sub: &record.Subscription{URL: "https://default.example", AllowedHosts: tc.allowed}, Routes: []Route{{URL: tc.url}}}
-			got, err := e.URL(doc)
+			e := &Entry{Sub: &record.Subscription{URL: "https://default.example", AllowedHosts: tc.allowed}, Routes: []Route{{URL: tc.url, ID: "r0"}}}
+			got, ref, err := e.Target(doc)
+			if ref == nil || ref.Condition != "r0" {
+				t.Fatalf("route %+v, want the matched route named even when its URL cannot be built", ref)
+			}
 			if tc.name == "a value cannot inject a path into the host" {
 				// x.evil.example/ is escaped into the host, which then fails to parse or match.
 				if err == nil || strings.Contains(got, "evil.example/") {
@@ -57,7 +61,28 @@ func TestNoRouteMatchesUsesTheSubscriptionURL(t *testing.T) {
 	}
 	doc, _ := condition.DecodeDocument([]byte(`{"type":"order.created"}`))
 	e := &Entry{Sub: &record.Subscription{URL: "https://default.example"}, Routes: []Route{{Condition: never, URL: "https://route.example"}}}
-	if got, err := e.URL(doc); err != nil || got != "https://default.example" {
-		t.Fatalf("URL = %q, %v", got, err)
+	if got, ref, err := e.Target(doc); err != nil || got != "https://default.example" || ref != nil {
+		t.Fatalf("Target = %q, %+v, %v", got, ref, err)
+	}
+}
+
+// TestTargetRecordsTheRoute: a delivery names its route by its condition
+// and keeps the values its URL was filled with, so the sender can fill the
+// route as it is at each attempt; the scheme is the sender's to check,
+// with the operator's allowlist the matcher does not have.
+func TestTargetRecordsTheRoute(t *testing.T) {
+	cond := `{"field":"data.region","op":"eq","value":"eu"}`
+	e, err := Compile(&record.Subscription{ID: "sub_1", URL: "https://default.example", AllowedHosts: []string{"127.0.0.1"},
+		Routes: []record.Route{{Condition: cond, URL: "http://127.0.0.1:9000/{{data.shop}}/{{data.n}}"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := condition.DecodeDocument([]byte(`{"data":{"region":"eu","shop":"a b","n":7}}`))
+	got, ref, err := e.Target(doc)
+	if err != nil || got != "http://127.0.0.1:9000/a%20b/7" {
+		t.Fatalf("Target = %q, %v", got, err)
+	}
+	if ref == nil || ref.Condition != routeurl.ConditionID(cond) || ref.Values["data.shop"] != "a b" || ref.Values["data.n"] != "7" {
+		t.Fatalf("route %+v, want the condition's id and the raw values", ref)
 	}
 }

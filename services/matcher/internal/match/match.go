@@ -112,7 +112,7 @@ func (m *Matcher) match(r *kgo.Record, ev *record.Event, memo *condition.Memo) [
 		if err != nil {
 			return []*kgo.Record{m.reject(r, err)}
 		}
-		target, urlErr := e.URL(doc)
+		target, route, urlErr := e.Target(doc)
 		d := record.Delivery{
 			ID:             id.Delivery(ev.ID, e.Sub.ID),
 			Tenant:         ev.Tenant,
@@ -123,6 +123,10 @@ func (m *Matcher) match(r *kgo.Record, ev *record.Event, memo *condition.Memo) [
 			Payload:        payload,
 			CreatedAt:      now,
 			EventTime:      ev.OccurredAt,
+			// The sender posts to the subscription's url or this route as
+			// they are at each attempt, not to target.
+			ResolveURL: true,
+			Route:      route,
 		}
 		topic := m.Topics.Deliveries
 		if urlErr != nil {

@@ -78,6 +78,9 @@ type Request struct {
 	Timeout  time.Duration
 	Gzip     bool
 	Span     trace.SpanContext // leaves as traceparent when valid
+	// Refused, when set, is why no request may be made (the target was
+	// refused): Send fails the attempt as permanent without calling.
+	Refused string
 }
 
 // Class is how an attempt ended.
@@ -93,6 +96,7 @@ const (
 
 // Result is what an attempt produced.
 type Result struct {
+	URL           string // where it went: the request's URL
 	Class         Class
 	Status        int
 	Err           string // why it failed, for the delivery log
@@ -108,11 +112,14 @@ type Result struct {
 func Send(ctx context.Context, client *http.Client, req Request, now time.Time) Result {
 	start := time.Now()
 	res := send(ctx, client, req, now)
-	res.Duration = time.Since(start)
+	res.Duration, res.URL = time.Since(start), req.URL
 	return res
 }
 
 func send(ctx context.Context, client *http.Client, req Request, now time.Time) Result {
+	if req.Refused != "" {
+		return Result{Class: Permanent, Err: "refused: " + req.Refused}
+	}
 	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
 	body := req.Body

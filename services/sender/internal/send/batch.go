@@ -3,6 +3,7 @@ package send
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"maps"
 	"slices"
 	"time"
 
@@ -22,7 +23,7 @@ func batching(sub *record.Subscription) bool {
 
 // plan splits a subscription's items into requests, in batch order: one
 // item each, or for a batching subscription batches of up to max_events
-// items with the same URL.
+// items with the same target.
 func plan(items []*item, sub *record.Subscription) [][]*item {
 	reqs := make([][]*item, 0, len(items))
 	if !batching(sub) {
@@ -31,17 +32,36 @@ func plan(items []*item, sub *record.Subscription) [][]*item {
 		}
 		return reqs
 	}
-	filling := map[string]int{} // URL -> its batch being filled
+	filling := map[string]int{} // target -> its batch being filled
 	for _, it := range items {
-		i, ok := filling[it.d.URL]
+		key := target(&it.d)
+		i, ok := filling[key]
 		if !ok || len(reqs[i]) == int(sub.Batch.MaxEvents) {
 			i = len(reqs)
-			filling[it.d.URL] = i
+			filling[key] = i
 			reqs = append(reqs, nil)
 		}
 		reqs[i] = append(reqs[i], it)
 	}
 	return reqs
+}
+
+// target names where a delivery goes, so that the deliveries of a batch
+// resolve to one URL (routeurl.Resolve): the subscription's url, or a
+// route with the values of its placeholders, or for a delivery written
+// before Delivery v2 the URL it was matched with.
+func target(d *record.Delivery) string {
+	switch {
+	case !d.ResolveURL:
+		return "url " + d.URL
+	case d.Route == nil:
+		return ""
+	}
+	key := "route " + d.Route.Condition
+	for _, k := range slices.Sorted(maps.Keys(d.Route.Values)) {
+		key += "\x00" + k + "\x00" + d.Route.Values[k]
+	}
+	return key
 }
 
 // windowEnd is when a batch that is not full may go: max_wait_ms after its

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
@@ -295,8 +296,11 @@ func (ep *endpoint) stopped() bool {
 // with its own id and body, or a batch (batch.go). The first delivery's
 // trace leaves as traceparent.
 func (s *Sender) request(ep *endpoint, items []*item) deliver.Request {
+	// Where the subscription says now: a retry or a replay follows the
+	// owner's changes. The items of a request share their target (plan).
+	target, err := routeurl.Resolve(ep.sub, &items[0].d, s.httpAllowed)
 	req := deliver.Request{
-		URL:      items[0].d.URL,
+		URL:      target,
 		Secrets:  ep.secrets,
 		Headers:  ep.sub.Headers,
 		AuthType: ep.authType,
@@ -312,5 +316,13 @@ func (s *Sender) request(ep *endpoint, items []*item) deliver.Request {
 	if ctx := items[0].rec.Context; ctx != nil {
 		req.Span = trace.SpanContextFromContext(ctx)
 	}
+	if err != nil {
+		req.URL, req.Refused = items[0].d.URL, err.Error()
+	}
 	return req
+}
+
+// httpAllowed reports whether the operator allows plain http to host.
+func (s *Sender) httpAllowed(host string) bool {
+	return s.Guard != nil && s.Guard.AllowsHost(host)
 }

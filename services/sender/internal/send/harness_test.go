@@ -112,6 +112,7 @@ func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) 
 		Delivered:   idempotency.New(rdb, e.keys+"delivered:", time.Hour),
 		Limiter:     ratelimit.New(rdb),
 		Box:         e.box,
+		Guard:       testreceiver.Guard(e.t),
 		PerEndpoint: 16,
 		Slots:       make(chan struct{}, 64),
 		Metrics:     send.NewMetrics(prometheus.NewRegistry()),

@@ -1,6 +1,7 @@
 package send
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -34,6 +35,7 @@ func (s *Sender) record(ep *endpoint, items []*item, res deliver.Result, started
 
 func (s *Sender) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
 	d := it.d
+	d.URL = cmp.Or(res.URL, d.URL) // where this attempt went
 	n := d.Attempt + 1
 	a := record.DeliveryAttempt{
 		DeliveryID: d.ID, Tenant: d.Tenant, SubscriptionID: d.SubscriptionID, EventID: d.EventID,

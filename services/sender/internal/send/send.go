@@ -24,6 +24,7 @@ import (
 	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/secretbox"
+	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 )
 
@@ -56,6 +57,7 @@ type Sender struct {
 	Limiter     *ratelimit.Limiter
 	Health      *health.Tracker // nil: endpoint health is not tracked
 	Box         *secretbox.Box
+	Guard       *ssrf.Guard   // the operator's allowlist: plain http only to its hosts; nil: https only
 	PerEndpoint int           // concurrent attempts per endpoint when not ordered
 	Slots       chan struct{} // its capacity bounds requests in flight across partitions
 	Metrics     *Metrics

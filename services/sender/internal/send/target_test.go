@@ -1,0 +1,181 @@
+package send_test
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/dlq"
+	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
+	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+)
+
+// TestRetryAndReplayGoToTheCurrentURL: the owner fixes a failing
+// endpoint's URL (or route); the retry of a failed delivery and the replay
+// of a dead letter go to the URL as it is now, not the one they were
+// matched with.
+func TestRetryAndReplayGoToTheCurrentURL(t *testing.T) {
+	e := newEnv(t)
+	// /old fails: 503 (retryable), or 400 (permanent) for the replay case.
+	rcv := testreceiver.New(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/old") && strings.Contains(r.Header.Get(signature.HeaderID), "dead"):
+			w.WriteHeader(http.StatusBadRequest)
+		case strings.HasPrefix(r.URL.Path, "/old"):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	region := `{"field":"data.region","op":"eq","value":"eu"}`
+	sub, _ := e.subscribe(rcv.URL+"/old/main", []time.Duration{0}, func(s *record.Subscription) {
+		s.AllowedHosts = []string{"127.0.0.1"}
+		s.Routes = []record.Route{{Condition: region, URL: rcv.URL + "/old/eu/{{data.shop}}"}}
+	})
+	matched := func(id string, route bool) record.Delivery { // as the matcher writes them
+		d := e.delivery(sub, `{"n":1}`)
+		d.ID, d.URL, d.ResolveURL = "dlv_"+id+"_"+randomID(), sub.URL, true
+		if route {
+			d.URL, d.Route = rcv.URL+"/old/eu/acme", &record.RouteRef{Condition: routeurl.ConditionID(region), Values: map[string]string{"data.shop": "acme"}}
+		}
+		return d
+	}
+	retried, retriedRoute, dead := matched("retry", false), matched("retryroute", true), matched("dead", false)
+	e.publish(retried, retriedRoute, dead)
+	running := e.run(e.sender(rcv), "sender")
+	running.waitHandled(t, 3, 30*time.Second)
+
+	tiers := e.retries()
+	if len(tiers[retried.ID]) != 1 || len(tiers[retriedRoute.ID]) != 1 || len(e.deliveries(e.kafka.Topics.DLQ)[dead.ID]) != 1 {
+		t.Fatalf("want two retries and a dead letter after the failures at /old")
+	}
+
+	// The owner moves the URL and the route (as a PATCH writes them).
+	fixed := *sub
+	fixed.URL = rcv.URL + "/new/main"
+	fixed.Routes = []record.Route{{Condition: region, URL: rcv.URL + "/new/eu/{{data.shop}}"}}
+	fixed.UpdatedAt = time.Now().UTC()
+	e.putSubscription(&fixed)
+
+	// What the retry service does when they are due: the records, as they
+	// are, back on the deliveries topic; and a replay of the dead letter.
+	var again []record.Delivery
+	for _, id := range []string{retried.ID, retriedRoute.ID} {
+		again = append(again, tiers[id][0])
+	}
+	e.publish(again...)
+	replayed, err := dlq.Replay(e.ctx(), e.kafka, e.codecs, e.producer, dlq.Filter{Tenant: sub.Tenant, DeliveryIDs: []string{dead.ID}})
+	if err != nil || len(replayed) != 1 {
+		t.Fatalf("replay: %v, %v", replayed, err)
+	}
+	running.waitHandled(t, 3+2+1, 30*time.Second)
+
+	want := map[string]string{retried.ID: "/new/main", retriedRoute.ID: "/new/eu/acme", dead.ID: "/new/main"}
+	for _, r := range rcv.Requests() {
+		id := r.Header.Get(signature.HeaderID)
+		if path, ok := want[id]; ok && r.Path == path {
+			delete(want, id)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("not sent to the current URL: %v", want)
+	}
+	for _, id := range []string{retried.ID, retriedRoute.ID, dead.ID} {
+		as := e.attempts()[id]
+		if last := as[len(as)-1]; last.Outcome != record.OutcomeDelivered || !strings.Contains(last.URL, "/new/") {
+			t.Errorf("%s: last attempt %+v, want delivered to /new/", id, last)
+		}
+	}
+}
+
+// TestUnresolvableTargetIsRefused: when the route a delivery was matched
+// to is gone (other routes remain) or its URL can no longer be built, the
+// attempt fails at once as permanent, with the reason, and nothing is sent.
+func TestUnresolvableTargetIsRefused(t *testing.T) {
+	e := newEnv(t)
+	rcv := testreceiver.New(t, nil)
+	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) {
+		s.AllowedHosts = []string{"127.0.0.1"}
+		s.Routes = []record.Route{
+			{Condition: `{"field":"data.region","op":"eq","value":"us"}`, URL: rcv.URL + "/us"},
+			{Condition: `{"field":"data.region","op":"eq","value":"eu"}`, URL: rcv.URL + "/eu/{{data.country}}"},
+		}
+	})
+	gone, unfillable := e.delivery(sub, `{"n":1}`), e.delivery(sub, `{"n":2}`)
+	gone.ResolveURL, gone.Route = true, &record.RouteRef{Condition: routeurl.ConditionID(`{"field":"data.region","op":"eq","value":"apac"}`)}
+	unfillable.ResolveURL, unfillable.Route = true, &record.RouteRef{Condition: routeurl.ConditionID(sub.Routes[1].Condition), Values: map[string]string{"data.shop": "x"}}
+	e.publish(gone, unfillable)
+	e.run(e.sender(rcv), "sender").waitHandled(t, 2, 30*time.Second)
+
+	if n := len(rcv.Requests()); n != 0 {
+		t.Errorf("receiver got %d requests, want none", n)
+	}
+	dead := e.deliveries(e.kafka.Topics.DLQ)
+	for d, reason := range map[string]string{gone.ID: "no longer on the subscription", unfillable.ID: "needs data.country"} {
+		if got := dead[d]; len(got) != 1 || !strings.Contains(got[0].LastError, reason) {
+			t.Errorf("%s: dead letters %+v, want one saying %q", d, got, reason)
+		}
+	}
+}
+
+// TestRouteOverHTTPToAnAllowlistedHost: a route URL filled from the event
+// follows the rules of url: http is allowed to a host the operator
+// allowlists (the local demo's 127.0.0.1), refused to any other.
+func TestRouteOverHTTPToAnAllowlistedHost(t *testing.T) {
+	e := newEnv(t)
+	got := make(chan string, 4)
+	plain := newPlainReceiver(t, func(r *http.Request) { got <- r.URL.Path })
+	cond := `{"field":"data.region","op":"eq","value":"eu"}`
+	sub, _ := e.subscribe("https://main.example", []time.Duration{0}, func(s *record.Subscription) {
+		s.AllowedHosts = []string{"127.0.0.1", "*.hooks.example"}
+		s.Routes = []record.Route{{Condition: cond, URL: plain + "/{{data.shop}}"}}
+	})
+	d := e.delivery(sub, `{"n":1}`)
+	d.ResolveURL, d.Route = true, &record.RouteRef{Condition: routeurl.ConditionID(cond), Values: map[string]string{"data.shop": "acme"}}
+	e.publish(d)
+	rcv := testreceiver.New(t, nil)
+	running := e.run(e.sender(rcv), "sender")
+	running.waitHandled(t, 1, 30*time.Second)
+	select {
+	case path := <-got:
+		if path != "/acme" {
+			t.Errorf("path %q, want /acme", path)
+		}
+	default:
+		t.Fatalf("nothing arrived over http; attempts %+v", e.attempts()[d.ID])
+	}
+
+	// Another host over http is refused before any request.
+	other := *sub
+	other.Routes = []record.Route{{Condition: cond, URL: "http://{{data.shop}}.hooks.example/"}}
+	other.UpdatedAt = time.Now().UTC()
+	e.putSubscription(&other)
+	d2 := d
+	d2.ID = "dlv_" + randomID()
+	e.publish(d2)
+	running.waitHandled(t, 2, 30*time.Second)
+	if as := e.attempts()[d2.ID]; len(as) != 1 || as[0].Outcome != record.OutcomeDeadLettered || !strings.Contains(as[0].Error, "uses http") {
+		t.Errorf("attempts %+v, want one dead-lettered: http refused", as)
+	}
+}
+
+// newPlainReceiver serves plain http on 127.0.0.1, telling seen of every
+// request, and returns its base URL.
+func newPlainReceiver(t *testing.T, seen func(*http.Request)) string {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen(r)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
