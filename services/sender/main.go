@@ -37,6 +37,7 @@ type settings struct {
 	MaxInFlight   int
 	PerEndpoint   int
 	ConnsPerHost  int
+	CertClients   int
 	DeliveredTTL  time.Duration
 	DisableWindow time.Duration
 	RateWait      time.Duration
@@ -51,6 +52,7 @@ func main() {
 	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", 512, "requests in flight per instance")
 	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", 16, "requests in flight per endpoint and partition (1 when ordered)")
 	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	cfg.CertClients = r.Int("HOOKLINE_SENDER_CLIENT_CERTS", deliver.DefaultMaxCertClients, "client certificates (mutual TLS) whose connection pools are kept at once; the least recently used beyond are dropped")
 	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", send.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
 	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
 	cfg.DisableWindow = r.Duration("HOOKLINE_DISABLE_WINDOW", 5*24*time.Hour, "how long an endpoint may fail without a success before its subscription is disabled")
@@ -88,8 +90,10 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	defer producer.Close()
 
 	view := subscription.NewView(codecs, log)
+	clientOpts := deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}
 	s := &send.Sender{
-		Client:        deliver.NewClient(deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}),
+		Client:        deliver.NewClient(clientOpts),
+		Certs:         deliver.NewClients(clientOpts, cfg.CertClients),
 		View:          view,
 		Codecs:        codecs,
 		Topics:        cfg.Kafka.Topics,

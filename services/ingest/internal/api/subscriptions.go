@@ -39,6 +39,8 @@ type subscriptionView struct {
 	AllowedHosts       []string          `json:"allowed_hosts"`
 	Batch              *batchInput       `json:"batch,omitempty"`
 	Derive             []deriveView      `json:"derive"`
+	Compression        string            `json:"compression"`
+	ClientTLS          *clientTLSView    `json:"client_tls,omitempty"`
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	Secret             string            `json:"secret,omitempty"`
@@ -69,6 +71,7 @@ func viewOf(s *record.Subscription) subscriptionView {
 		TimeoutMS: s.TimeoutMS, MaxAttempts: s.MaxAttempts, Ordered: s.Ordered, Enabled: s.Enabled,
 		DisabledReason: s.DisabledReason, Metadata: s.Metadata, AllowedHosts: s.AllowedHosts,
 		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Routes: []routeView{}, Derive: []deriveView{},
+		Compression: s.Compression, ClientTLS: clientTLSViewOf(s.ClientTLS),
 	}
 	if s.Condition != nil {
 		v.Condition = json.RawMessage(*s.Condition)
@@ -192,6 +195,9 @@ func (s *Server) replaceSubscription(w http.ResponseWriter, r *http.Request) {
 	next.Secrets, next.Auth = old.Secrets, old.Auth // the stored credential stays if the body's auth leaves it out
 	if in.Auth == nil {
 		next.Auth = nil // left out of a full replace: no credential
+	}
+	if in.ClientTLS != nil {
+		next.ClientTLS = old.ClientTLS // the stored key stays if the body's client_tls leaves it out
 	}
 	if in.Enabled != nil && !*in.Enabled {
 		next.DisabledReason = old.DisabledReason

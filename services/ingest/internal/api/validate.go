@@ -64,6 +64,8 @@ type subscriptionInput struct {
 	Batch              json.RawMessage    `json:"batch"`
 	Derive             *[]json.RawMessage `json:"derive"`
 	Secret             *string            `json:"secret"` // create only: bring your own whsec_ secret
+	Compression        *string            `json:"compression"`
+	ClientTLS          json.RawMessage    `json:"client_tls"`
 }
 
 // authInput is an endpoint credential. A credential left out keeps the
@@ -282,6 +284,7 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 			sub.Derive = append(sub.Derive, d)
 		}
 	}
+	errs = append(errs, s.applyDelivery(in, sub)...)
 	return errs
 }
 

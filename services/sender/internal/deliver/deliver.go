@@ -46,10 +46,23 @@ type ClientOptions struct {
 // TLS 1.2+, the SSRF guard on every dial (after DNS), no proxy, and no
 // redirects followed.
 func NewClient(o ClientOptions) *http.Client {
+	return newClient(o, nil)
+}
+
+// newClient is NewClient presenting cert, when not nil, to servers that
+// ask for a client certificate (mutual TLS).
+func newClient(o ClientOptions, cert *tls.Certificate) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}
+	if cert != nil {
+		// Always present it: Certificates alone would be left out when the
+		// server's list of acceptable CAs does not name its issuer, and the
+		// endpoint's owner configured this certificate for it.
+		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
 	t := &http.Transport{
 		DialContext:           o.Guard.DialContext(dialer),
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs},
+		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   5 * time.Second,
 		MaxIdleConns:          4096,
@@ -76,8 +89,11 @@ type Request struct {
 	Username string
 	Password string // bearer token or basic password
 	Timeout  time.Duration
-	Gzip     bool
+	Gzip     bool              // compress bodies of GzipMinBytes or more
 	Span     trace.SpanContext // leaves as traceparent when valid
+	// Client makes the request instead of the one passed to Send: the
+	// client of the subscription's certificate (Clients.For).
+	Client *http.Client
 	// Refused, when set, is why no request may be made (the target was
 	// refused): Send fails the attempt as permanent without calling.
 	Refused string
@@ -122,7 +138,12 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
-	body := req.Body
+	body, decoded := req.Body, []byte(nil)
+	if req.Gzip && len(body) >= GzipMinBytes {
+		if z := gzipped(body); z != nil {
+			body, decoded = z, body
+		}
+	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(body))
 	if err != nil {
 		return Result{Class: Permanent, Err: "invalid URL: " + err.Error()}
@@ -137,7 +158,17 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	h.Set(signature.HeaderID, req.ID)
 	h.Set(signature.HeaderTimestamp, ts)
 	if len(req.Secrets) > 0 {
-		h.Set(signature.HeaderSignature, signature.Sign(req.ID, now, body, req.Secrets...))
+		// The signatures cover the bytes as sent. A compressed body is also
+		// signed as the JSON it decodes to, after those: Standard Webhooks
+		// libraries take the payload as text, so a receiver using one
+		// verifies what it decompressed, while one that verifies the bytes
+		// as received can do so before decompressing anything. A verifier
+		// accepts a request when any v1 entry matches.
+		sig := signature.Sign(req.ID, now, body, req.Secrets...)
+		if decoded != nil {
+			sig += " " + signature.Sign(req.ID, now, decoded, req.Secrets...)
+		}
+		h.Set(signature.HeaderSignature, sig)
 		h.Set(signature.HeaderGitHub, signature.SignGitHub(body, req.Secrets[0]))
 	}
 	switch req.AuthType {
@@ -149,15 +180,14 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	if req.Span.IsValid() {
 		telemetry.Propagator.Inject(trace.ContextWithSpanContext(ctx, req.Span), propagation.HeaderCarrier(h))
 	}
-	if req.Gzip {
-		// The signature covers the JSON the receiver reads after decoding.
-		body = gzipped(body)
-		hreq.Body = io.NopCloser(bytes.NewReader(body))
-		hreq.ContentLength = int64(len(body))
+	if decoded != nil {
 		h.Set("Content-Encoding", "gzip")
 	}
 	res := Result{RequestBytes: int64(len(body))}
 
+	if req.Client != nil {
+		client = req.Client
+	}
 	resp, err := client.Do(hreq)
 	if err != nil {
 		res.Class, res.Err = classifyError(err)

@@ -398,21 +398,28 @@ func TestResponseSnippetIsBounded(t *testing.T) {
 	}
 }
 
+// TestGzip: with compression on, a body of GzipMinBytes or more goes
+// gzipped with Content-Encoding, a smaller one as it is. The signatures
+// cover the bytes as sent, and for a compressed body also the JSON it
+// decodes to: a receiver may verify either, before or after decompressing.
 func TestGzip(t *testing.T) {
 	key := newSecret(t)
-	body := []byte(`{"id":"evt_1","data":"` + strings.Repeat("compressible ", 200) + `"}`)
+	large := []byte(`{"id":"evt_1","data":"` + strings.Repeat("compressible ", 200) + `"}`)
+	small := []byte(`{"id":"evt_1","data":"` + strings.Repeat("x", deliver.GzipMinBytes-40) + `"}`)
 	tests := []struct {
 		name     string
+		body     []byte
 		gzip     bool
 		encoding string
 	}{
-		{"plain", false, ""},
-		{"gzip", true, "gzip"},
+		{"plain", large, false, ""},
+		{"gzip", large, true, "gzip"},
+		{"gzip on, body below the threshold", small, true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newReceiver(t, nil)
-			res := send(t, r, deliver.Request{Body: body, Gzip: tc.gzip, Secrets: []signature.Secret{key}})
+			res := send(t, r, deliver.Request{Body: tc.body, Gzip: tc.gzip, Secrets: []signature.Secret{key}})
 			if res.Class != deliver.Delivered {
 				t.Fatalf("result %+v", res)
 			}
@@ -420,17 +427,27 @@ func TestGzip(t *testing.T) {
 			if got.Header.Get("Content-Encoding") != tc.encoding {
 				t.Errorf("Content-Encoding = %q, want %q", got.Header.Get("Content-Encoding"), tc.encoding)
 			}
-			if !bytes.Equal(got.Body, body) {
-				t.Fatalf("receiver decoded %d bytes, want the %d sent", len(got.Body), len(body))
+			if !bytes.Equal(got.Body, tc.body) {
+				t.Fatalf("receiver decoded %d bytes, want the %d sent", len(got.Body), len(tc.body))
 			}
-			if err := (&signature.Verifier{Secrets: []signature.Secret{key}}).Verify(got.Header, got.Body); err != nil {
+			v := &signature.Verifier{Secrets: []signature.Secret{key}}
+			if err := v.Verify(got.Header, got.Wire); err != nil {
+				t.Errorf("signature over the bytes as sent: %v", err)
+			}
+			if err := v.Verify(got.Header, got.Body); err != nil {
 				t.Errorf("signature over the decoded body: %v", err)
+			}
+			if err := signature.VerifyGitHub(got.Header.Get(signature.HeaderGitHub), got.Wire, key); err != nil {
+				t.Errorf("X-Hub-Signature-256 over the bytes as sent: %v", err)
+			}
+			if n, want := len(strings.Fields(got.Header.Get(signature.HeaderSignature))), map[bool]int{true: 2, false: 1}[tc.encoding != ""]; n != want {
+				t.Errorf("%d signatures, want %d", n, want)
 			}
 			if res.RequestBytes != int64(got.WireBytes) {
 				t.Errorf("RequestBytes = %d, receiver read %d", res.RequestBytes, got.WireBytes)
 			}
-			if tc.gzip && got.WireBytes >= len(body) {
-				t.Errorf("gzip sent %d bytes for a %d-byte body", got.WireBytes, len(body))
+			if tc.encoding != "" && got.WireBytes >= len(tc.body) {
+				t.Errorf("gzip sent %d bytes for a %d-byte body", got.WireBytes, len(tc.body))
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type endpoint struct {
 	// gone is why the subscription was disabled meanwhile (410, health
 	// window); nil while it is not. The rest is dead-lettered unsent.
 	gone atomic.Pointer[string]
+	// client presents the subscription's client certificate; nil: the
+	// shared client.
+	client *http.Client
 }
 
 // deliverTo makes an endpoint's requests: in order, one at a time, when
@@ -156,6 +160,13 @@ func (s *Sender) unseal(ep *endpoint) string {
 			return fmt.Sprintf("credential of %s cannot be opened: %v", sub.ID, err)
 		}
 		ep.authType, ep.username, ep.password = sub.Auth.Type, sub.Auth.Username, string(cred)
+	}
+	if sub.ClientTLS != nil {
+		client, err := s.certClient(sub)
+		if err != nil {
+			return fmt.Sprintf("client certificate of %s: %v", sub.ID, err)
+		}
+		ep.client = client
 	}
 	return ""
 }
@@ -307,6 +318,8 @@ func (s *Sender) request(ep *endpoint, items []*item) deliver.Request {
 		Username: ep.username,
 		Password: ep.password,
 		Timeout:  ep.timeout,
+		Gzip:     ep.sub.Compression == "gzip",
+		Client:   ep.client,
 	}
 	if batching(ep.sub) {
 		req.ID, req.Body = batchID(items), batchBody(items)

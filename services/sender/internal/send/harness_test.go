@@ -100,10 +100,13 @@ func (e *env) sender(rcv *testreceiver.Receiver) *send.Sender {
 }
 
 func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) *send.Sender {
-	client := deliver.NewClient(deliver.ClientOptions{Guard: testreceiver.Guard(e.t), RootCAs: rcv.Cert.Pool(), MaxConnsPerHost: 8})
+	opts := deliver.ClientOptions{Guard: testreceiver.Guard(e.t), RootCAs: rcv.Cert.Pool(), MaxConnsPerHost: 8}
+	client, certs := deliver.NewClient(opts), deliver.NewClients(opts, 4)
 	e.t.Cleanup(client.CloseIdleConnections)
+	e.t.Cleanup(certs.CloseIdleConnections)
 	return &send.Sender{
 		Client:      client,
+		Certs:       certs,
 		View:        e.view,
 		Codecs:      e.codecs,
 		Topics:      e.kafka.Topics,

@@ -26,6 +26,7 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // HeaderError carries the reason on a record the sender dead-letters
@@ -48,6 +49,7 @@ const (
 // Sender holds the handler's dependencies.
 type Sender struct {
 	Client      *http.Client
+	Certs       *deliver.Clients // one client per subscription certificate (mutual TLS); nil: such subscriptions are dead-lettered
 	View        *subscription.View
 	Codecs      *record.Codecs
 	Topics      kafka.Topics

@@ -23,7 +23,8 @@ import (
 type Request struct {
 	Header     http.Header
 	Body       []byte // decoded when the request was gzipped
-	WireBytes  int    // body bytes as sent
+	Wire       []byte // the body as sent
+	WireBytes  int    // len(Wire)
 	ProtoMajor int
 	Path       string
 	Query      string
@@ -88,7 +89,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.mu.Lock()
-	r.got = append(r.got, Request{Header: req.Header.Clone(), Body: body, WireBytes: len(wire),
+	r.got = append(r.got, Request{Header: req.Header.Clone(), Body: body, Wire: wire, WireBytes: len(wire),
 		ProtoMajor: req.ProtoMajor, Path: req.URL.Path, Query: req.URL.RawQuery, At: time.Now()})
 	r.mu.Unlock()
 	select {
