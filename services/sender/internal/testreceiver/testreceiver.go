@@ -6,8 +6,10 @@ package testreceiver
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -29,6 +31,7 @@ type Request struct {
 	Path       string
 	Query      string
 	At         time.Time
+	ClientCN   string // common name of the client certificate presented, if any
 }
 
 // Receiver is a running test endpoint.
@@ -39,6 +42,7 @@ type Receiver struct {
 	respond http.HandlerFunc
 	record  bool
 	count   atomic.Int64
+	conns   atomic.Int64
 	mu      sync.Mutex
 	got     []Request
 	arrived chan struct{} // signalled (without blocking) on every request
@@ -58,7 +62,16 @@ func NewSink(t testing.TB) *Receiver {
 	return start(t, nil, false)
 }
 
-func start(t testing.TB, respond http.HandlerFunc, record bool) *Receiver {
+// NewMutualTLS starts a receiver like New that requires a client
+// certificate issued by ca: a client without one cannot connect.
+func NewMutualTLS(t testing.TB, ca *selfsigned.CA, respond http.HandlerFunc) *Receiver {
+	t.Helper()
+	return start(t, respond, true, func(c *tls.Config) {
+		c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, ca.Pool()
+	})
+}
+
+func start(t testing.TB, respond http.HandlerFunc, record bool, tune ...func(*tls.Config)) *Receiver {
 	t.Helper()
 	cert, err := selfsigned.New()
 	if err != nil {
@@ -67,6 +80,14 @@ func start(t testing.TB, respond http.HandlerFunc, record bool) *Receiver {
 	r := &Receiver{Cert: cert, respond: respond, record: record, arrived: make(chan struct{}, 1)}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
 	srv.TLS = cert.ServerConfig()
+	for _, f := range tune {
+		f(srv.TLS)
+	}
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			r.conns.Add(1)
+		}
+	}
 	srv.EnableHTTP2 = true
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what some tests want
 	srv.StartTLS()
@@ -89,8 +110,12 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.mu.Lock()
-	r.got = append(r.got, Request{Header: req.Header.Clone(), Body: body, Wire: wire, WireBytes: len(wire),
-		ProtoMajor: req.ProtoMajor, Path: req.URL.Path, Query: req.URL.RawQuery, At: time.Now()})
+	got := Request{Header: req.Header.Clone(), Body: body, Wire: wire, WireBytes: len(wire),
+		ProtoMajor: req.ProtoMajor, Path: req.URL.Path, Query: req.URL.RawQuery, At: time.Now()}
+	if req.TLS != nil && len(req.TLS.PeerCertificates) > 0 {
+		got.ClientCN = req.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	r.got = append(r.got, got)
 	r.mu.Unlock()
 	select {
 	case r.arrived <- struct{}{}:
@@ -102,6 +127,9 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// Conns is how many connections were opened to the receiver.
+func (r *Receiver) Conns() int64 { return r.conns.Load() }
 
 // Count is how many requests arrived.
 func (r *Receiver) Count() int64 { return r.count.Load() }

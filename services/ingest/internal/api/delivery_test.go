@@ -1,0 +1,34 @@
+package api
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCompressionSetting(t *testing.T) {
+	s := offlineServer(t)
+	for body, want := range map[string]string{
+		`{"compression":"gzip"}`: "gzip",
+		`{"compression":""}`:     "",
+		`{"compression":"br"}`:   "error",
+		`{"compression":"GZIP"}`: "error",
+	} {
+		var in subscriptionInput
+		if errs := decodeStrict([]byte(body), &in); errs != nil {
+			t.Fatal(errs)
+		}
+		sub := newSubscription("sub_1", "acme", testNow)
+		errs := s.apply(&in, sub, false)
+		if want == "error" {
+			if len(errs) != 1 || errs[0].Field != "compression" {
+				t.Errorf("%s: errors %+v, want compression", body, errs)
+			}
+			continue
+		}
+		shown, _ := json.Marshal(viewOf(sub))
+		if len(errs) > 0 || sub.Compression != want || !strings.Contains(string(shown), `"compression":"`+want+`"`) {
+			t.Errorf("%s: errors %+v, stored %q, shown %s", body, errs, sub.Compression, shown)
+		}
+	}
+}
