@@ -14,8 +14,9 @@ import (
 const GzipMinBytes = 1024
 
 // gzipLevel trades ratio for speed: webhook bodies are JSON, which
-// BestSpeed already shrinks several times over at a fraction of the
-// default level's CPU (BenchmarkCompression measures both).
+// BestSpeed already shrinks several times over. On a 16 KiB event
+// (BenchmarkGzipLevel) it takes half the default level's time for 18% of
+// the size instead of 14%.
 const gzipLevel = gzip.BestSpeed
 
 // gzipWriters holds reusable compressors: each carries some hundreds of
