@@ -22,6 +22,7 @@ import (
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/ingest/internal/api"
 	"github.com/hookline/hookline/services/ingest/internal/bridge"
+	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
 type settings struct {
@@ -33,6 +34,8 @@ type settings struct {
 	Box       *secretbox.Box
 	Guard     *ssrf.Guard
 	DedupeTTL time.Duration
+
+	PingWaiters, PingWaitersTenant int
 }
 
 func main() {
@@ -42,6 +45,8 @@ func main() {
 	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", "hookline-ingest", "consumer group of the JSON ingest bridges")
 	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
 	cfg.Guard = service.GuardFromEnv(r)
+	cfg.PingWaiters = r.Int("HOOKLINE_PING_WAITERS", outcome.DefaultMaxWaiting, "test pings waiting for their outcome at once (?wait), per instance; beyond, they answer 202 at once")
+	cfg.PingWaitersTenant = r.Int("HOOKLINE_PING_WAITERS_PER_TENANT", outcome.DefaultMaxWaitingTenant, "of those, per tenant")
 	cfg.DedupeTTL = r.Duration("HOOKLINE_EVENT_DEDUPE_TTL", 24*time.Hour, "how long a producer's event id is remembered")
 	keys, err := api.ParseKeys(r.List("HOOKLINE_API_KEYS", "", "tenant=key pairs (or tenant=sha256:<hex of the key>)"))
 	if err != nil {
@@ -78,6 +83,11 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 			return dlq.Replay(ctx, cfg.Kafka, codecs, producer, f)
 		},
 	}
+	outcomes, err := outcome.New(cfg.Kafka, codecs, log, cfg.PingWaiters, cfg.PingWaitersTenant)
+	if err != nil {
+		return err
+	}
+	srv.Outcomes = outcomes
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
 	if err != nil {
@@ -87,6 +97,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
 	g.Go(func() error { return consumer.Run(ctx) })
+	g.Go(func() error { return outcomes.Run(ctx) })
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
 	g.Go(func() error {
 		log.Info().Str("addr", cfg.HTTPAddr).Msg("API listening")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,22 @@ func TestCompressionSetting(t *testing.T) {
 		shown, _ := json.Marshal(viewOf(sub))
 		if len(errs) > 0 || sub.Compression != want || !strings.Contains(string(shown), `"compression":"`+want+`"`) {
 			t.Errorf("%s: errors %+v, stored %q, shown %s", body, errs, sub.Compression, shown)
+		}
+	}
+}
+
+func TestPingWaitParameter(t *testing.T) {
+	s := offlineServer(t)
+	for query, field := range map[string]string{
+		"?wait_ms=30001": "wait_ms",
+		"?wait_ms=-1":    "wait_ms",
+		"?wait_ms=soon":  "wait_ms",
+		"?wait=yes":      "wait",
+	} {
+		rec := do(t, s.Handler(), http.MethodPost, "/v1/subscriptions/sub_1/test"+query, "key-acme", "{}")
+		p := problemOf(t, http.StatusBadRequest, rec.Header(), rec.Body.Bytes())
+		if len(p.Errors) != 1 || p.Errors[0].Field != field {
+			t.Errorf("%s: %+v, want %s named", query, p.Errors, field)
 		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
 // Server holds the API's dependencies.
@@ -46,6 +47,10 @@ type Server struct {
 	Replay func(context.Context, dlq.Filter) ([]string, error)
 	Log    zerolog.Logger
 	Now    func() time.Time
+
+	// Outcomes lets a test ping wait for its first attempt; nil: pings
+	// never wait.
+	Outcomes *outcome.Watcher
 }
 
 // route is one authenticated API call.
