@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,7 +35,11 @@ func TestMakeRunStory(t *testing.T) {
 		build(t, filepath.Join(root, "services", s), filepath.Join(bin, s), ".")
 	}
 	build(t, ".", filepath.Join(bin, "devstack"), ".")
-	data := t.TempDir()
+	build(t, "../hookctl", filepath.Join(bin, "hookctl"), ".")
+	// The data dir is .hookline of a directory hookctl then runs in, as
+	// `make run` and hookctl do from the repository.
+	repo := t.TempDir()
+	data := filepath.Join(repo, ".hookline")
 	api := testinfra.FreeAddr(t)
 	env := []string{
 		"HOOKLINE_BIN_DIR=" + bin, "HOOKLINE_DATA_DIR=" + data, "HOOKLINE_HTTP_ADDR=" + api,
@@ -65,7 +71,49 @@ func TestMakeRunStory(t *testing.T) {
 		if n := out.count("[receiver]"); n != 1 {
 			t.Fatalf("round %d: %d deliveries of one event, want 1", round, n)
 		}
+		if round == 1 {
+			hookctlFindsTheStack(t, out, filepath.Join(bin, "hookctl"), repo)
+		}
 		out.stop(t)
+	}
+}
+
+// hookctlFindsTheStack: devstack prints the export lines of its
+// addresses and writes them to .hookline/hookline.env, where hookctl run
+// from the repository finds them with nothing in its environment.
+func hookctlFindsTheStack(t *testing.T, out *output, hookctl, repo string) {
+	t.Helper()
+	out.waitLine(t, "  export KAFKA_BROKERS=127.0.0.1:", 5*time.Second)
+	out.waitLine(t, "  export HOOKLINE_API_URL=http://", 5*time.Second)
+	run := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(hookctl, args...)
+		cmd.Dir = repo
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "KAFKA_") && !strings.HasPrefix(kv, "REDIS_") && !strings.HasPrefix(kv, "HOOKLINE_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		b, err := cmd.Output()
+		if err != nil {
+			out.fail(t, "hookctl %s: %v %s", strings.Join(args, " "), err, b)
+		}
+		return b
+	}
+	if subs := run("-o", "json", "subs", "list"); !strings.Contains(string(subs), "demo receiver") {
+		t.Errorf("hookctl subs list: %s, want the demo subscription", subs)
+	}
+	var attempts []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(run("-o", "json", "tail", "-n", "5")))
+	for dec.More() {
+		var a map[string]any
+		if err := dec.Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, a)
+	}
+	if len(attempts) != 1 || attempts[0]["outcome"] != "delivered" {
+		t.Errorf("hookctl tail: %v, want the one delivered attempt", attempts)
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/hookline/hookline/pkg/config"
 )
 
 const apiKey = "dev"
@@ -120,7 +122,11 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	if err := ensureDemoSubscription(ctx, "http://"+ingestAddr, demoSecret); err != nil {
 		return err
 	}
-	printWelcome(demoSecret)
+	settings, err := writeSettings(dataDir, brokers, redisAddr)
+	if err != nil {
+		return err
+	}
+	printWelcome(demoSecret, filepath.Join(dataDir, EnvFileName), settings)
 	select {
 	case <-ctx.Done():
 		say("stopping")
@@ -157,7 +163,35 @@ func say(format string, args ...any) {
 	fmt.Printf("[devstack] "+format+"\n", args...)
 }
 
-func printWelcome(secret string) {
+// EnvFileName is the file under the data dir where devstack writes where
+// its stack listens, as shell export lines; hookctl reads
+// .hookline/hookline.env by default.
+const EnvFileName = "hookline.env"
+
+// writeSettings writes the addresses of this stack, and the API key, to
+// the env file and returns them.
+func writeSettings(dataDir, brokers, redisAddr string) ([]config.Setting, error) {
+	settings := []config.Setting{
+		{Name: "KAFKA_BROKERS", Value: brokers},
+		{Name: "REDIS_ADDR", Value: redisAddr},
+		{Name: "HOOKLINE_API_URL", Value: "http://" + ingestAddr},
+		{Name: "HOOKLINE_API_KEY", Value: apiKey},
+		{Name: "HOOKLINE_TOPIC_PREFIX", Value: envOr("HOOKLINE_TOPIC_PREFIX", "hookline.")},
+	}
+	if url := os.Getenv("HOOKLINE_SCHEMA_REGISTRY_URL"); url != "" {
+		settings = append(settings, config.Setting{Name: "HOOKLINE_SCHEMA_REGISTRY_URL", Value: url})
+	}
+	path := filepath.Join(dataDir, EnvFileName)
+	err := config.WriteEnvFile(path, "Where `make run` (devstack) listens, written at each start.\n"+
+		"hookctl reads this file by default when run from the repository; or: source "+path, settings)
+	return settings, err
+}
+
+func printWelcome(secret, envFile string, settings []config.Setting) {
+	var exports strings.Builder
+	for _, s := range settings {
+		fmt.Fprintf(&exports, "  export %s\n", config.ExportLine(s))
+	}
 	fmt.Printf(`
 [devstack] ready: ingest on http://%[1]s, demo receiver on https://%[2]s
 A subscription to every event type already points at the demo receiver.
@@ -173,8 +207,12 @@ Create your own subscription (pass the demo secret so the receiver can verify it
     -H 'Content-Type: application/json' \
     -d '{"url":"https://%[2]s/orders","event_types":["order.*"],"secret":"%[4]s"}'
 
+hookctl (make build, then bin/hookctl help) finds this stack through %[5]s
+when run from this directory; anywhere else, export these first:
+
+%[6]s
 Ctrl-C stops everything; data stays in .hookline/ (make clean-data wipes it).
-`, ingestAddr, receiverAddr, apiKey, secret)
+`, ingestAddr, receiverAddr, apiKey, secret, envFile, exports.String())
 }
 
 // runReceiverOnly serves just the demo receiver (docker-compose's sink),

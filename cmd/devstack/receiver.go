@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,9 +36,22 @@ func startReceiver(ctx context.Context, addr, secret string) (*receiver, error) 
 			http.Error(w, "unreadable body", http.StatusBadRequest)
 			return
 		}
+		// The signatures cover the bytes as sent: check them before
+		// decompressing anything.
 		verdict := "signature verified"
 		if err := v.Verify(r.Header, body); err != nil {
 			verdict = "SIGNATURE NOT VERIFIED: " + err.Error()
+		}
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err == nil {
+				body, err = io.ReadAll(io.LimitReader(zr, 16<<20))
+			}
+			if err != nil {
+				http.Error(w, "bad gzip body", http.StatusBadRequest)
+				return
+			}
+			verdict += " (gzip)"
 		}
 		var ev struct {
 			Type    string `json:"type"`

@@ -136,7 +136,8 @@ func subsCommand(ctx context.Context, e env, out *printer, args []string) error 
 		if err != nil {
 			return err
 		}
-		path := "/v1/subscriptions/" + id + "/test"
+		// A ping waits for its first attempt (up to 10 s) and shows it.
+		path := "/v1/subscriptions/" + id + "/test?wait=true"
 		if args[0] == "rotate" {
 			path = "/v1/subscriptions/" + id + "/secrets/rotate"
 		}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,16 +21,18 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 )
 
-// read consumes topic from the start, calling fn for each record, until it
-// has reached the end offsets it saw at the start (or forever with follow).
-func read(ctx context.Context, e env, topic string, follow bool, fn func(*kgo.Record) bool) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+// read consumes topic, calling fn for each record, until it has reached
+// the end offsets it saw at the start; with follow it then calls caughtUp
+// (when not nil) and goes on until ctx ends or fn returns false. Each
+// partition starts at its beginning, or with last > 0 at most last records
+// before its end.
+func read(ctx context.Context, e env, topic string, follow bool, last int64, fn func(*kgo.Record) bool, caughtUp func()) error {
+	adm, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
 	if err != nil {
 		return err
 	}
@@ -36,12 +40,30 @@ func read(ctx context.Context, e env, topic string, follow bool, fn func(*kgo.Re
 		return fmt.Errorf("topic %s: %w", topic, err)
 	}
 	remaining := map[int32]int64{}
+	start := map[int32]kgo.Offset{}
 	ends.Each(func(o kadm.ListedOffset) {
+		start[o.Partition] = kgo.NewOffset().AtStart()
+		if last > 0 && o.Offset > last {
+			start[o.Partition] = kgo.NewOffset().At(o.Offset - last)
+		}
 		if o.Offset > 0 {
 			remaining[o.Partition] = o.Offset
 		}
 	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	caught := false
 	for follow || len(remaining) > 0 {
+		if !caught && len(remaining) == 0 {
+			caught = true
+			if caughtUp != nil {
+				caughtUp()
+			}
+		}
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -63,9 +85,16 @@ func read(ctx context.Context, e env, topic string, follow bool, fn func(*kgo.Re
 			return nil
 		}
 	}
+	if !caught && caughtUp != nil {
+		caughtUp()
+	}
 	return nil
 }
 
+// tailCommand prints delivery-log records in the order of their
+// started_at across partitions (each partition alone is in offset order,
+// which is not time order across them): the last n matching ones (all
+// with -n 0), then with -f each new one as it arrives.
 func tailCommand(ctx context.Context, e env, out *printer, args []string) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -73,7 +102,7 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 	tenant := fs.String("tenant", "", "only this tenant")
 	sub := fs.String("sub", "", "only this subscription")
 	outcome := fs.String("outcome", "", "only delivered, retrying or dead_lettered")
-	n := fs.Int("n", 0, "stop after n records (0: all)")
+	n := fs.Int("n", 0, "only the last n records (0: all)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -82,9 +111,40 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 		return err
 	}
 	headers := []string{"STARTED", "DELIVERY", "SUBSCRIPTION", "ATTEMPT", "STATUS", "OUTCOME", "MS", "ERROR"}
-	var rows [][]string
-	count := 0
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DeliveryLog, *follow, func(r *kgo.Record) bool {
+	row := func(a record.DeliveryAttempt) []string {
+		return []string{a.StartedAt.UTC().Format(time.RFC3339Nano), a.DeliveryID, a.SubscriptionID, itoa(int64(a.Attempt)),
+			itoa(int64(a.StatusCode)), a.Outcome, itoa(a.DurationMS), a.Error}
+	}
+	// Without a filter, the last n of the log are among the last n of each
+	// partition: only those are read.
+	var last int64
+	if *n > 0 && *tenant == "" && *sub == "" && *outcome == "" {
+		last = int64(*n)
+	}
+	var backlog []record.DeliveryAttempt
+	trim := func() {
+		slices.SortStableFunc(backlog, byStarted)
+		if *n > 0 && len(backlog) > *n {
+			backlog = append(backlog[:0], backlog[len(backlog)-*n:]...)
+		}
+	}
+	caughtUp := false
+	flush := func() {
+		trim()
+		caughtUp = true
+		if out.json {
+			for _, a := range backlog {
+				_ = out.value(a)
+			}
+			return
+		}
+		rows := make([][]string, len(backlog))
+		for i, a := range backlog {
+			rows[i] = row(a)
+		}
+		_ = out.table(headers, rows)
+	}
+	err = read(ctx, e, kafka.NewTopics(e.Prefix).DeliveryLog, *follow, last, func(r *kgo.Record) bool {
 		var a record.DeliveryAttempt
 		if err := codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
 			return true
@@ -92,27 +152,26 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 		if (*tenant != "" && a.Tenant != *tenant) || (*sub != "" && a.SubscriptionID != *sub) || (*outcome != "" && a.Outcome != *outcome) {
 			return true
 		}
-		count++
-		if out.json {
-			_ = out.value(a)
-		} else {
-			row := []string{a.StartedAt.UTC().Format(time.RFC3339), a.DeliveryID, a.SubscriptionID, itoa(int64(a.Attempt)),
-				itoa(int64(a.StatusCode)), a.Outcome, itoa(a.DurationMS), a.Error}
-			if *follow {
-				fmt.Fprintln(out.w, strings.Join(row, "  "))
-			} else {
-				rows = append(rows, row)
+		switch {
+		case !caughtUp:
+			backlog = append(backlog, a)
+			if *n > 0 && len(backlog) >= 2*(*n) {
+				trim() // bounded memory however long the log
 			}
+		case out.json:
+			_ = out.value(a)
+		default:
+			fmt.Fprintln(out.w, strings.Join(row(a), "  "))
 		}
-		return *n == 0 || count < *n
-	})
-	if err != nil {
-		return err
-	}
-	if out.json || *follow {
-		return nil
-	}
-	return out.table(headers, rows)
+		return true
+	}, flush)
+	return err
+}
+
+// byStarted orders attempts by when they started, then by delivery and
+// attempt number, so equal times print in a stable order.
+func byStarted(a, b record.DeliveryAttempt) int {
+	return cmp.Or(a.StartedAt.Compare(b.StartedAt), strings.Compare(a.DeliveryID, b.DeliveryID), cmp.Compare(a.Attempt, b.Attempt))
 }
 
 func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
@@ -135,7 +194,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 	}
 	var rows [][]string
 	var all []record.Delivery
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DLQ, false, func(r *kgo.Record) bool {
+	err = read(ctx, e, kafka.NewTopics(e.Prefix).DLQ, false, 0, func(r *kgo.Record) bool {
 		var d record.Delivery
 		if err := codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
 			return true
@@ -146,7 +205,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 		all = append(all, d)
 		rows = append(rows, []string{d.ID, d.SubscriptionID, d.EventType, itoa(int64(d.Attempt)), itoa(int64(d.LastStatus)), d.LastError})
 		return *n == 0 || len(rows) < *n
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}

@@ -29,18 +29,23 @@ const usage = `hookctl: manage and inspect Hookline
 
 Usage: hookctl [-o table|json] <command> [args]
 
+Settings come from the environment, then from .hookline/hookline.env
+(HOOKLINE_ENV_FILE), which ` + "`make run`" + ` writes, so hookctl run from the
+repository finds the local stack.
+
 Subscriptions and events (ingest API; HOOKLINE_API_URL, HOOKLINE_API_KEY):
   subs list                      list the tenant's subscriptions
   subs get <id>                  show one subscription
   subs create -f <file.json>     create from a JSON file ("-" for stdin)
   subs enable|disable <id>       turn delivery on or off
   subs rotate <id>               rotate the signing secret
-  subs test <id>                 send a test ping
+  subs test <id>                 send a test ping and show its first attempt
   events send <type> <json-data> publish an event
 
 Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX; HOOKLINE_SCHEMA_REGISTRY_URL when the services use one):
   tail [-f] [-tenant T] [-sub S] [-outcome O] [-n N]
-                                 delivery-log records, decoded from Avro
+                                 delivery-log records, decoded from Avro, in
+                                 the order they started (-n: the last N)
   dlq list [-sub S] [-n N]       dead-lettered deliveries
   dlq replay -tenant T (-id ID[,ID] | -sub S [-since T] [-until T])
                                  send dead letters again (same webhook-id)
@@ -84,7 +89,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(rest) == 0 {
 		return fmt.Errorf("%w: no command", errUsage)
 	}
-	env := envFromOS()
+	env, err := envFromOS()
+	if err != nil {
+		return err
+	}
 	switch rest[0] {
 	case "subs":
 		return subsCommand(ctx, env, out, rest[1:])
@@ -116,29 +124,39 @@ type env struct {
 	Registry schemaregistry.Config
 }
 
-func envFromOS() env {
+// DefaultEnvFile is where `make run` writes where its stack listens.
+const DefaultEnvFile = ".hookline/hookline.env"
+
+// envFromOS reads every setting of hookctl, in this one place: from the
+// environment, then from the env file (HOOKLINE_ENV_FILE, by default
+// .hookline/hookline.env, which `make run` writes), then the defaults.
+func envFromOS() (env, error) {
+	path := DefaultEnvFile
+	if p := os.Getenv("HOOKLINE_ENV_FILE"); p != "" {
+		path = p
+	}
+	file, err := config.EnvFile(path)
+	if err != nil {
+		return env{}, fmt.Errorf("settings file: %w", err)
+	}
+	lookup := config.Chain(os.LookupEnv, file)
 	get := func(k, def string) string {
-		if v := os.Getenv(k); v != "" {
+		if v, ok := lookup(k); ok {
 			return v
 		}
 		return def
 	}
+	registry := schemaregistry.ConfigFromEnv(config.New(nil, lookup))
+	// hookctl only looks schemas up: the services register them.
+	registry.Register = false
 	return env{
-		APIURL:  get("HOOKLINE_API_URL", "http://127.0.0.1:8080"),
-		APIKey:  get("HOOKLINE_API_KEY", "dev"),
-		Brokers: splitComma(get("KAFKA_BROKERS", "127.0.0.1:9092")),
-		Prefix:  get("HOOKLINE_TOPIC_PREFIX", "hookline."),
-		Redis:   get("REDIS_ADDR", "127.0.0.1:6379"),
-		// The same HOOKLINE_SCHEMA_REGISTRY_* settings as the services.
-		// hookctl only looks schemas up: the services register them.
-		Registry: registryFromOS(),
-	}
-}
-
-func registryFromOS() schemaregistry.Config {
-	cfg := schemaregistry.ConfigFromEnv(config.New(nil, os.LookupEnv))
-	cfg.Register = false
-	return cfg
+		APIURL:   get("HOOKLINE_API_URL", "http://127.0.0.1:8080"),
+		APIKey:   get("HOOKLINE_API_KEY", "dev"),
+		Brokers:  splitComma(get("KAFKA_BROKERS", "127.0.0.1:9092")),
+		Prefix:   get("HOOKLINE_TOPIC_PREFIX", "hookline."),
+		Redis:    get("REDIS_ADDR", "127.0.0.1:6379"),
+		Registry: registry,
+	}, nil
 }
 
 // codecs decodes and encodes records with the ids the services write: the
