@@ -22,6 +22,7 @@ type Topics struct {
 	Deliveries     string
 	DLQ            string
 	DeliveryLog    string
+	EventTypes     string
 }
 
 // NewTopics names the topics under prefix ("hookline." by default).
@@ -35,6 +36,7 @@ func NewTopics(prefix string) Topics {
 		Deliveries:     prefix + "deliveries",
 		DLQ:            prefix + "dlq",
 		DeliveryLog:    prefix + "delivery-log",
+		EventTypes:     prefix + "event-types",
 	}
 }
 
@@ -67,8 +69,8 @@ func ptr(s string) *string { return &s }
 
 const day = 24 * time.Hour
 
-// Specs lists every topic with its settings: the subscriptions topic is
-// compacted (its latest record per id is the truth), the delivery log keeps
+// Specs lists every topic with its settings: the subscriptions and event
+// types topics are compacted (their latest record per key is the truth), the delivery log keeps
 // 30 days for analysts, the rest keep 7 days.
 func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 	retention := func(d time.Duration) map[string]*string {
@@ -79,6 +81,7 @@ func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 		{t.IngestRejected, retention(14 * day)},
 		{t.Events, retention(7 * day)},
 		{t.Subscriptions, map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("60000")}},
+		{t.EventTypes, map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("60000")}},
 		{t.Deliveries, retention(7 * day)},
 		{t.DLQ, retention(30 * day)},
 		{t.DeliveryLog, retention(30 * day)},

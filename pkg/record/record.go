@@ -159,6 +159,22 @@ type DeliveryAttempt struct {
 	TraceID         string     `avro:"trace_id" json:"trace_id"`
 }
 
+// EventType is one event type of a tenant's catalog
+// (hookline.event-types), with an optional JSON Schema of its data.
+type EventType struct {
+	Tenant      string    `avro:"tenant" json:"tenant"`
+	Name        string    `avro:"name" json:"name"`
+	Description string    `avro:"description" json:"description"`
+	Schema      *string   `avro:"schema" json:"schema"` // JSON Schema as JSON, or nil
+	Validate    bool      `avro:"validate" json:"validate"`
+	CreatedAt   time.Time `avro:"created_at" json:"created_at"`
+	UpdatedAt   time.Time `avro:"updated_at" json:"updated_at"`
+}
+
+// Key is the Kafka key of an event type: tenant/name. Names have no
+// slash, so the last one separates them.
+func (e *EventType) Key() string { return e.Tenant + "/" + e.Name }
+
 // Codecs holds one wire-format codec per record type.
 type Codecs struct {
 	Registry     *avro.Registry
@@ -166,6 +182,7 @@ type Codecs struct {
 	Subscription *avro.Codec[Subscription]
 	Delivery     *avro.Codec[Delivery]
 	Attempt      *avro.Codec[DeliveryAttempt]
+	EventType    *avro.Codec[EventType]
 }
 
 // NewCodecs builds the codecs from the registry's schemas.
@@ -182,6 +199,9 @@ func NewCodecs(reg *avro.Registry) (*Codecs, error) {
 		return nil, err
 	}
 	if c.Attempt, err = avro.NewCodec[DeliveryAttempt](reg, "dev.hookline.DeliveryAttempt"); err != nil {
+		return nil, err
+	}
+	if c.EventType, err = avro.NewCodec[EventType](reg, "dev.hookline.EventType"); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -472,6 +472,23 @@ func sampleAttempt() DeliveryAttempt {
 	}
 }
 
+func TestEventTypeRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.EventType"]
+	full := EventType{Tenant: "acme", Name: "order.created", Description: "an order was placed",
+		Schema: ptr(`{"type":"object","required":["id"]}`), Validate: true, CreatedAt: t0, UpdatedAt: t1}
+	wantFull := full
+	wantFull.CreatedAt, wantFull.UpdatedAt = onWire(t0), onWire(t1)
+	bare := EventType{Tenant: "acme", Name: "order.deleted", CreatedAt: t2, UpdatedAt: t2}
+	wantBare := bare
+	wantBare.CreatedAt, wantBare.UpdatedAt = onWire(t2), onWire(t2)
+	roundTrip(t, c.EventType, id, &full, &wantFull)
+	roundTrip(t, c.EventType, id, &bare, &wantBare)
+	if full.Key() != "acme/order.created" {
+		t.Errorf("key %q", full.Key())
+	}
+}
+
 func TestDeliveryAttemptRoundTrip(t *testing.T) {
 	c := codecs(t)
 	id := fixedIDs(t)["dev.hookline.DeliveryAttempt"]
@@ -516,6 +533,7 @@ func TestCodecIDs(t *testing.T) {
 		{"dev.hookline.Subscription", c.Subscription.ID()},
 		{"dev.hookline.Delivery", c.Delivery.ID()},
 		{"dev.hookline.DeliveryAttempt", c.Attempt.ID()},
+		{"dev.hookline.EventType", c.EventType.ID()},
 	}
 	seen := map[uint32]string{}
 	for _, tc := range tests {

@@ -59,6 +59,7 @@ func Subjects(t kafka.Topics, tiers []time.Duration) map[string]string {
 		t.Deliveries + "-value":    "dev.hookline.Delivery",
 		t.DLQ + "-value":           "dev.hookline.Delivery",
 		t.DeliveryLog + "-value":   "dev.hookline.DeliveryAttempt",
+		t.EventTypes + "-value":    "dev.hookline.EventType",
 	}
 	for _, tier := range tiers {
 		m[t.Retry(tier)+"-value"] = "dev.hookline.Delivery"
