@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/ingest/internal/api"
 	"github.com/hookline/hookline/services/ingest/internal/bridge"
+	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -74,6 +76,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	defer producer.Close()
 
 	view := subscription.NewView(codecs, log)
+	types := catalog.New(codecs, log)
 	events := idempotency.New(rdb, "hookline:event:", cfg.DedupeTTL)
 	srv := &api.Server{
 		Producer: producer, View: view, Codecs: codecs, Topics: cfg.Kafka.Topics, Keys: cfg.Keys,
@@ -87,7 +90,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	if err != nil {
 		return err
 	}
-	srv.Outcomes = outcomes
+	srv.Outcomes, srv.Catalog = outcomes, types
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
 	if err != nil {
@@ -98,7 +101,9 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
 	g.Go(func() error { return consumer.Run(ctx) })
 	g.Go(func() error { return outcomes.Run(ctx) })
-	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
+	g.Go(func() error { return types.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.EventTypes) })
+	ready := func() error { return errors.Join(view.Ready(), types.Ready()) }
+	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, ready)) })
 	g.Go(func() error {
 		log.Info().Str("addr", cfg.HTTPAddr).Msg("API listening")
 		return ops.Serve(ctx, cfg.HTTPAddr, srv.Handler())

@@ -42,6 +42,21 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.Invalid(errs...))
 		return
 	}
+	if s.Catalog != nil {
+		if !s.catalogReady(w, r) {
+			return
+		}
+		errs, err := s.checkEvents(tenantOf(r), ins, batch)
+		if err != nil {
+			s.Log.Error().Err(err).Msg("event type schema")
+			problem.Write(w, r, problem.New(http.StatusInternalServerError, "schema", "the event type's schema cannot be used; ask the operator"))
+			return
+		}
+		if len(errs) > 0 {
+			problem.Write(w, r, problem.Invalid(errs...))
+			return
+		}
+	}
 
 	tenant, now := tenantOf(r), s.Now()
 	keys := make([]string, len(ins))

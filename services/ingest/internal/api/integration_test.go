@@ -21,6 +21,7 @@ import (
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
@@ -60,7 +61,20 @@ func newStack(t *testing.T) *stack {
 	if err := view.WaitReady(ready); err != nil {
 		t.Fatalf("view not ready: %v", err)
 	}
-	srv.Producer, srv.View, srv.Topics = producer, view, cfg.Topics
+	testkafka.WaitTopic(t, cfg, cfg.Topics.EventTypes)
+	types := catalog.New(srv.Codecs, log)
+	typesDone := make(chan error, 1)
+	go func() { typesDone <- types.Run(ctx, cfg, cfg.Topics.EventTypes) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-typesDone; err != nil {
+			t.Errorf("catalog: %v", err)
+		}
+	})
+	if err := types.WaitReady(ready); err != nil {
+		t.Fatalf("catalog not ready: %v", err)
+	}
+	srv.Producer, srv.View, srv.Topics, srv.Catalog = producer, view, cfg.Topics, types
 	srv.Events = idempotency.New(rdb, "hookline:test:"+cfg.Topics.Prefix+"event:", time.Hour)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -42,7 +42,7 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	}
 	for op := range documented {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{id}", "x", "{subject}", "x", "{version}", "1").Replace(path)
+		path = strings.NewReplacer("{id}", "x", "{subject}", "x", "{version}", "1", "{name}", "x").Replace(path)
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(method, path, strings.NewReader("{}"))
 		req.Header.Set("Authorization", "Bearer key-acme")

@@ -28,6 +28,7 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -51,6 +52,9 @@ type Server struct {
 	// Outcomes lets a test ping wait for its first attempt; nil: pings
 	// never wait.
 	Outcomes *outcome.Watcher
+	// Catalog holds the tenants' event types; POST /v1/events checks data
+	// against their schemas.
+	Catalog *catalog.Catalog
 }
 
 // route is one authenticated API call.
@@ -72,6 +76,11 @@ func (s *Server) routes() []route {
 		{"POST /v1/subscriptions/{id}/secrets/rotate", s.rotateSecret},
 		{"POST /v1/subscriptions/{id}/test", s.testSubscription},
 		{"POST /v1/replay", s.replay},
+		{"GET /v1/event-types", s.listEventTypes},
+		{"POST /v1/event-types", s.createEventType},
+		{"GET /v1/event-types/{name}", s.getEventType},
+		{"PATCH /v1/event-types/{name}", s.patchEventType},
+		{"DELETE /v1/event-types/{name}", s.deleteEventType},
 	}
 }
 
