@@ -86,5 +86,5 @@ test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and
 	@loadtest/bench.sh -faults -size full $(BENCH_FLAGS)
 
 .PHONY: test-deploy
-test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode by non-Go tools)
-	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh; do deploy/tests/$$t || exit 1; done
+test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode and signatures by non-Go tools)
+	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh; do deploy/tests/$$t || exit 1; done

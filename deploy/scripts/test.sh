@@ -55,9 +55,10 @@ echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SC
 
 go test -race -count=1 -timeout 20m "$@"
 
-# What deploy/ ships: manifests, dashboards and alert rules, and the delivery
-# log read by tools that are not Hookline's own (Python, kcat).
-for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh; do
+# What deploy/ ships: manifests, dashboards and alert rules, the delivery
+# log read by tools that are not Hookline's own (Python, kcat), and webhooks
+# verified by signature libraries that are not Hookline's (Python, Node).
+for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"
 done

@@ -6,8 +6,11 @@
     /fail...    503 Service Unavail.  -> retryable: "retrying" (while attempts remain)
 
 Every request is appended to --log as one JSON line (path, webhook-id,
-body size), so a test can count what arrived.
+body size), so a test can count what arrived; with --dump, also to that
+file with its headers and raw body (base64), for signature checks.
 """
+
+import base64
 
 import argparse
 import json
@@ -25,6 +28,7 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--dump", help="append each request's headers and raw body here")
     args = ap.parse_args()
     lock = threading.Lock()
 
@@ -34,9 +38,14 @@ def main():
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status, answer = next((v for k, v in ANSWERS.items() if self.path.startswith(k)), (404, b"no such path"))
-            with lock, open(args.log, "a") as f:
-                f.write(json.dumps({"path": self.path, "webhook_id": self.headers.get("webhook-id"),
-                                    "status": status, "bytes": len(body)}) + "\n")
+            with lock:
+                with open(args.log, "a") as f:
+                    f.write(json.dumps({"path": self.path, "webhook_id": self.headers.get("webhook-id"),
+                                        "status": status, "bytes": len(body)}) + "\n")
+                if args.dump:
+                    with open(args.dump, "a") as f:
+                        f.write(json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                            "body": base64.b64encode(body).decode()}) + "\n")
             self.send_response(status)
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()

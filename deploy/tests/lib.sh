@@ -32,6 +32,24 @@ venv_python() {
   echo "$venv/bin/python"
 }
 
+# node_dir prints a directory holding deploy/tests/package.json's Node
+# packages (npm registry), installed into .cache/node on first use or when
+# package.json changed. ES modules resolve packages from their own
+# directory: run scripts copied there.
+node_dir() {
+  local dir=$CACHE/node pkg=$REPO/deploy/tests/package.json want
+  command -v npm >/dev/null || fail "npm not found (Debian: apt-get install nodejs npm)"
+  want=$(sha256sum "$pkg" | cut -d' ' -f1)
+  if [[ ! -f $dir/.package.sha256 || $(cat "$dir/.package.sha256") != "$want" ]]; then
+    log "installing Node packages into $dir (deploy/tests/package.json)"
+    mkdir -p "$dir"
+    cp "$pkg" "$dir/package.json"
+    (cd "$dir" && npm install --silent --no-audit --no-fund >&2) || fail "npm install in $dir failed"
+    echo "$want" >"$dir/.package.sha256"
+  fi
+  echo "$dir"
+}
+
 # kustomize_build prints the command that renders a kustomization directory
 # given after it: $HOOKLINE_KUSTOMIZE_BUILD if set, else `kustomize build`
 # with a kustomize binary from PATH or .cache/bin (built there with go
