@@ -22,6 +22,7 @@ type Topics struct {
 	Deliveries     string
 	DLQ            string
 	DeliveryLog    string
+	Notifications  string
 }
 
 // NewTopics names the topics under prefix ("hookline." by default).
@@ -35,6 +36,7 @@ func NewTopics(prefix string) Topics {
 		Deliveries:     prefix + "deliveries",
 		DLQ:            prefix + "dlq",
 		DeliveryLog:    prefix + "delivery-log",
+		Notifications:  prefix + "notifications",
 	}
 }
 
@@ -68,8 +70,9 @@ func ptr(s string) *string { return &s }
 const day = 24 * time.Hour
 
 // Specs lists every topic with its settings: the subscriptions topic is
-// compacted (its latest record per id is the truth), the delivery log keeps
-// 30 days for analysts, the rest keep 7 days.
+// compacted (its latest record per id is the truth), the delivery log and
+// the notifications sent keep 30 days for analysts and audits, the rest
+// keep 7 days.
 func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 	retention := func(d time.Duration) map[string]*string {
 		return map[string]*string{"retention.ms": ptr(strconv.FormatInt(d.Milliseconds(), 10))}
@@ -82,6 +85,7 @@ func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 		{t.Deliveries, retention(7 * day)},
 		{t.DLQ, retention(30 * day)},
 		{t.DeliveryLog, retention(30 * day)},
+		{t.Notifications, retention(30 * day)},
 	}
 	for _, tier := range tiers {
 		// A record waits in its tier for the tier's delay; keep it well past that.

@@ -59,6 +59,7 @@ func Subjects(t kafka.Topics, tiers []time.Duration) map[string]string {
 		t.Deliveries + "-value":    "dev.hookline.Delivery",
 		t.DLQ + "-value":           "dev.hookline.Delivery",
 		t.DeliveryLog + "-value":   "dev.hookline.DeliveryAttempt",
+		t.Notifications + "-value": "dev.hookline.Notification",
 	}
 	for _, tier := range tiers {
 		m[t.Retry(tier)+"-value"] = "dev.hookline.Delivery"

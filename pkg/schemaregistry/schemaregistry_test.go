@@ -38,6 +38,7 @@ func TestSubjects(t *testing.T) {
 		"p.retry.2m-value":      "dev.hookline.Delivery",
 		"p.dlq-value":           "dev.hookline.Delivery",
 		"p.delivery-log-value":  "dev.hookline.DeliveryAttempt",
+		"p.notifications-value": "dev.hookline.Notification",
 	}
 	if len(got) != len(want) {
 		t.Errorf("Subjects = %v, want %v", got, want)
@@ -93,6 +94,7 @@ func codecIDs(c *record.Codecs) map[string]uint32 {
 		"dev.hookline.Subscription":    c.Subscription.ID(),
 		"dev.hookline.Delivery":        c.Delivery.ID(),
 		"dev.hookline.DeliveryAttempt": c.Attempt.ID(),
+		"dev.hookline.Notification":    c.Notification.ID(),
 	}
 }
 
