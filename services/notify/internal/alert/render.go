@@ -70,7 +70,8 @@ type content struct {
 	LastError    string
 	LogsURL      string
 	Items        []Item
-	More         int
+	Total        int // given-up deliveries in the digest
+	More         int // those not listed
 	First, Last  time.Time
 }
 
@@ -99,7 +100,7 @@ func (r *Renderer) Render(j *Job, sub *record.Subscription) (subject, text, html
 		for i := range c.Items {
 			c.Items[i].LastError = short(c.Items[i].LastError)
 		}
-		c.More = n - len(c.Items)
+		c.Total, c.More = n, n-len(c.Items)
 		c.First, c.Last = j.Items[0].At, j.Items[n-1].At
 		if rawURL == "" {
 			rawURL = j.Items[n-1].URL
