@@ -82,6 +82,7 @@ func TestRegistryServesHistory(t *testing.T) {
 		"hookline.retry.1m-value":      "dev.hookline.Delivery",
 		"hookline.dlq-value":           "dev.hookline.Delivery",
 		"hookline.delivery-log-value":  "dev.hookline.DeliveryAttempt",
+		"hookline.notifications-value": "dev.hookline.Notification",
 	}
 	var subjects []string
 	registryGet(t, h, "/subjects", http.StatusOK, &subjects)
