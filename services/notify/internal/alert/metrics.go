@@ -59,5 +59,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Queued, m.Sent, m.Failed, m.Suppressed, m.Recorded, m.Pending)
+	// Every series from the start, at 0: a rate over a counter that
+	// appears only at its first increment misses that increment, and
+	// dashboards and alerts can tell "none" from "not scraped".
+	for _, kind := range []string{KindFailing, KindCritical, KindDisabled, KindRecovered, KindExhausted} {
+		m.Queued.WithLabelValues(kind)
+		m.Sent.WithLabelValues(kind)
+		for _, reason := range []string{FailTemporary, FailPermanent, FailGaveUp} {
+			m.Failed.WithLabelValues(kind, reason)
+		}
+	}
+	for _, reason := range []string{ReasonDuplicate, ReasonStale, ReasonNoRecipients, ReasonCap, ReasonInvalidAddr, ReasonInvalidEvent} {
+		m.Suppressed.WithLabelValues(reason)
+	}
 	return m
 }
