@@ -58,8 +58,9 @@ type Dispatcher struct {
 }
 
 // roundTimeout bounds one round once shutdown began: what was taken is
-// sent and settled rather than left for the lease to run out.
-const roundTimeout = 2 * time.Minute
+// sent and settled rather than left for the lease to run out. It stays
+// inside the 60 s a Kubernetes pod is given to stop.
+const roundTimeout = 45 * time.Second
 
 // Wake makes the dispatcher look at the outbox now.
 func (d *Dispatcher) Wake() {
@@ -202,11 +203,12 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 		if left > 0 {
 			d.Log.Warn().Str("notification", j.ID).Str("error", lastErr).Time("retry_at", next).Msg("alert email not sent; will retry")
 		}
-		if err := d.Outbox.Settle(ctx, j, done, next, lastErr); err != nil {
+		kept, err := d.Outbox.Settle(ctx, j, done, next, lastErr)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if left > 0 {
+		if left > 0 || !kept {
 			continue
 		}
 		for to, r := range done {

@@ -68,7 +68,7 @@ func (h *Handler) Handle(ctx context.Context, b kafka.Batch) error {
 func (h *Handler) take(ctx context.Context, ev *record.Event, kind string) (bool, error) {
 	now := h.Now()
 	log := h.Log.With().Str("event", ev.ID).Str("type", ev.Type).Str("tenant", ev.Tenant).Logger()
-	if h.MaxAge > 0 && now.Sub(ev.OccurredAt) > h.MaxAge {
+	if h.MaxAge > 0 && !ev.OccurredAt.IsZero() && now.Sub(ev.OccurredAt) > h.MaxAge {
 		h.Metrics.Suppressed.WithLabelValues(ReasonStale).Inc()
 		log.Info().Time("occurred_at", ev.OccurredAt).Msg("event too old to email")
 		return false, nil

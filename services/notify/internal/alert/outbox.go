@@ -235,8 +235,9 @@ return 1
 `)
 
 // Settle records the results of one round of j (the recipients done) and
-// makes it due again at next.
-func (o *Outbox) Settle(ctx context.Context, j *Job, done map[string]Result, next time.Time, lastErr string) error {
+// makes it due again at next. False when the job is gone: another instance
+// finished it after this one's lease ran out.
+func (o *Outbox) Settle(ctx context.Context, j *Job, done map[string]Result, next time.Time, lastErr string) (bool, error) {
 	args := []any{j.ID, next.UnixMilli(), lastErr}
 	for addr, r := range done {
 		v := r.Outcome
@@ -246,10 +247,11 @@ func (o *Outbox) Settle(ctx context.Context, j *Job, done map[string]Result, nex
 		args = append(args, addr, v)
 	}
 	keys := []string{o.key("job", j.ID), o.key("rcpt", j.ID), o.key("res", j.ID), o.queue()}
-	if err := settle.Run(ctx, o.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("settle notification %s: %w", j.ID, err)
+	n, err := settle.Run(ctx, o.rdb, keys, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("settle notification %s: %w", j.ID, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 // Finish forgets a job whose every recipient is done and recorded. The

@@ -162,8 +162,8 @@ func TestOutboxSettle(t *testing.T) {
 	j, _, _ = o.Admit(ctx, j, []string{"a@example.com", "b@example.com", "c@example.com"}, 10, t0)
 	_, _ = o.Claim(ctx, t0, time.Minute, 10)
 	done := map[string]Result{"a@example.com": {Outcome: record.OutcomeSent}, "b@example.com": {Outcome: record.OutcomeFailed, Error: "550 5.1.1: no such user"}}
-	if err := o.Settle(ctx, j, done, t0.Add(30*time.Second), "451 try later"); err != nil {
-		t.Fatal(err)
+	if kept, err := o.Settle(ctx, j, done, t0.Add(30*time.Second), "451 try later"); err != nil || !kept {
+		t.Fatalf("settle: %v, %v", kept, err)
 	}
 	got, err := o.Load(ctx, j.ID)
 	if err != nil || !slices.Equal(got.Pending, []string{"c@example.com"}) || got.Attempts != 1 || got.LastError != "451 try later" ||
@@ -176,5 +176,16 @@ func TestOutboxSettle(t *testing.T) {
 	}
 	if ids, _ := o.Claim(ctx, t0.Add(30*time.Second), time.Minute, 10); len(ids) != 1 {
 		t.Fatal("not due at its retry time")
+	}
+	// Finished by another instance meanwhile: settling says so and
+	// brings nothing back.
+	if err := o.Finish(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := o.Settle(ctx, j, map[string]Result{"c@example.com": {Outcome: record.OutcomeSent}}, t0, ""); err != nil || kept {
+		t.Fatalf("settling a finished job: %v, %v", kept, err)
+	}
+	if n, _ := o.Len(ctx); n != 0 {
+		t.Fatalf("settling a finished job queued it again: %d queued", n)
 	}
 }
