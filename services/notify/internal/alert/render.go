@@ -31,11 +31,17 @@ var funcs = map[string]any{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"status": func(code int) string {
-		if code == 0 {
-			return "no response"
+	// result is an attempt's status and error, without saying "HTTP 503"
+	// twice when the error is only the status.
+	"result": func(code int, err string) string {
+		s := "no response"
+		if code != 0 {
+			s = fmt.Sprintf("HTTP %d", code)
 		}
-		return fmt.Sprintf("HTTP %d", code)
+		if err != "" && err != s {
+			s += ": " + err
+		}
+		return s
 	},
 }
 

@@ -40,6 +40,8 @@ func TestRenderEachKind(t *testing.T) {
 		{Trigger: "evt_a", At: since, DeliveryExhausted: health.DeliveryExhausted{DeliveryID: "dlv_a", EventID: "evt_order1", EventType: "order.created", Attempts: 8, LastStatus: 500, LastError: "boom"}},
 		{Trigger: "evt_b", At: since.Add(time.Minute), DeliveryExhausted: health.DeliveryExhausted{DeliveryID: "dlv_b", EventID: "evt_order2", EventType: "order.paid", Attempts: 1, LastStatus: 404}},
 	}
+	dup := failing
+	dup.LastError = "HTTP 503"
 	for _, tc := range []struct {
 		name    string
 		job     *Job
@@ -50,6 +52,8 @@ func TestRenderEachKind(t *testing.T) {
 			[]string{"failed 5 times in a row", "Failing since: 2026-03-01 09:30:00 UTC", "Last result:   HTTP 503: 503 Service Unavailable"}},
 		{"critical", alertJob(KindCritical, critical), "[Hookline] CRITICAL: webhook endpoint still failing: Shop orders (20 failures in a row)",
 			[]string{"20 times in a row", "will be disabled", "Last result:   no response: dial tcp: connection refused"}},
+		{"an error that only repeats the status", alertJob(KindFailing, dup), "[Hookline] Webhook endpoint failing: Shop orders (5 failures in a row)",
+			[]string{"Last result:   HTTP 503\n"}},
 		{"disabled", alertJob(KindDisabled, failing), "[Hookline] Webhook endpoint disabled: Shop orders",
 			[]string{"was disabled", "enabled again"}},
 		{"recovered", alertJob(KindRecovered, rec), "[Hookline] Webhook endpoint recovered: Shop orders",
