@@ -48,7 +48,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 func testDispatcher(t *testing.T, m email.Mailer, now *clock) (*Dispatcher, *[]record.Notification) {
@@ -56,7 +56,7 @@ func testDispatcher(t *testing.T, m email.Mailer, now *clock) (*Dispatcher, *[]r
 	var recorded []record.Notification
 	d := &Dispatcher{
 		Outbox: testOutbox(t), Mailer: m, From: &mail.Address{Address: "alerts@hookline.example"}, Renderer: &Renderer{},
-		Subs: &subs{m: map[string]*record.Subscription{"sub_1": subscription("sub_1", "acme", "Shop", "owner@example.com")}},
+		Subs:    &subs{m: map[string]*record.Subscription{"sub_1": subscription("sub_1", "acme", "Shop", "owner@example.com")}},
 		Metrics: NewMetrics(prometheus.NewRegistry()), Log: testinfra.Logger(), Now: now.Now,
 		HourlyCap: 10, RetryMin: time.Second, RetryMax: time.Minute, GiveUpAfter: time.Hour, Batch: 10, Lease: time.Minute,
 		Record: func(_ context.Context, n *record.Notification) error {
