@@ -1,7 +1,7 @@
 # Hookline's interface for people and CI: `make help` lists the targets.
 SHELL := /bin/bash
 GO    ?= go
-SERVICES := ingest matcher sender retry
+SERVICES := ingest matcher sender retry notify
 # Every module of the workspace, as package patterns.
 MODULES = $(shell $(GO) list -f '{{.Dir}}/...' -m)
 
@@ -22,7 +22,7 @@ run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BR
 	@bin/devstack
 
 .PHONY: test
-test: ## every test with -race, against real Kafka and Redis (started here, stopped after)
+test: ## every test with -race, against real Kafka, Redis, schema registry and SMTP server (started here, stopped after)
 	@deploy/scripts/test.sh $(MODULES)
 
 .PHONY: test-unit
@@ -65,6 +65,14 @@ registry-up: ## start a Confluent-compatible schema registry (Apicurio) on 127.0
 .PHONY: registry-down
 registry-down: ## stop the schema registry (its schemas are in memory: gone)
 	@deploy/scripts/registry.sh down
+
+.PHONY: mailpit-up
+mailpit-up: ## start mailpit, a real SMTP server with a web UI, on 127.0.0.1:1025 (SMTP) and :8025 (UI)
+	@deploy/scripts/mailpit.sh up
+
+.PHONY: mailpit-down
+mailpit-down: ## stop mailpit (its mail is gone)
+	@deploy/scripts/mailpit.sh down
 
 .PHONY: clean-data
 clean-data: ## wipe the embedded stack's data (.hookline/)

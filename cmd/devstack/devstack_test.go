@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,16 +23,18 @@ import (
 
 // TestMakeRunStory builds the services and devstack, runs them on the
 // embedded Kafka and Redis, sends an event with the README's curl request
-// and waits for the demo receiver to print it as verified. A second start
-// on the same data dir must find the persisted subscription and deliver
-// again, through one subscription only.
+// and waits for the demo receiver to print it as verified. Then it follows
+// the welcome text's alert demo: five events to the receiver's /fail make
+// the endpoint failing, and the SMTP catcher prints the email notify sends.
+// A second start on the same data dir must find the persisted subscription
+// and deliver again, through one subscription only.
 func TestMakeRunStory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the whole stack")
 	}
 	bin := t.TempDir()
 	root, _ := filepath.Abs("../..")
-	for _, s := range []string{"ingest", "matcher", "sender", "retry"} {
+	for _, s := range services {
 		build(t, filepath.Join(root, "services", s), filepath.Join(bin, s), ".")
 	}
 	build(t, ".", filepath.Join(bin, "devstack"), ".")
@@ -40,13 +43,15 @@ func TestMakeRunStory(t *testing.T) {
 	// `make run` and hookctl do from the repository.
 	repo := t.TempDir()
 	data := filepath.Join(repo, ".hookline")
-	api := testinfra.FreeAddr(t)
+	api, recv := testinfra.FreeAddr(t), testinfra.FreeAddr(t)
 	env := []string{
 		"HOOKLINE_BIN_DIR=" + bin, "HOOKLINE_DATA_DIR=" + data, "HOOKLINE_HTTP_ADDR=" + api,
-		"HOOKLINE_DEMO_RECEIVER_ADDR=" + testinfra.FreeAddr(t),
+		"HOOKLINE_DEMO_RECEIVER_ADDR=" + recv,
 		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
 		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + testinfra.FreeAddr(t),
-		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, 4)),
+		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, len(services))),
+		// The catcher, whatever is installed: its output is what is checked.
+		"HOOKLINE_DEMO_MAIL=catcher", "HOOKLINE_DEMO_SMTP_ADDR=" + testinfra.FreeAddr(t),
 	}
 	for round := 1; round <= 2; round++ {
 		out := startDevstack(t, filepath.Join(bin, "devstack"), env)
@@ -63,16 +68,17 @@ func TestMakeRunStory(t *testing.T) {
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("round %d: POST /v1/events answered %d", round, resp.StatusCode)
 		}
-		line := out.waitLine(t, "[receiver]", 60*time.Second)
-		if !strings.Contains(line, "signature verified") || !strings.Contains(line, "HTTP/2.0") || !strings.Contains(line, "type=order.created") {
+		line := out.waitFor(t, "type=order.created", 60*time.Second)
+		if !strings.HasPrefix(line, "[receiver]") || !strings.Contains(line, "signature verified") || !strings.Contains(line, "HTTP/2.0") {
 			t.Fatalf("round %d: receiver printed %q", round, line)
 		}
 		time.Sleep(2 * time.Second) // a second subscription would deliver a second copy by now
-		if n := out.count("[receiver]"); n != 1 {
+		if n := out.count("type=order.created"); n != 1 {
 			t.Fatalf("round %d: %d deliveries of one event, want 1", round, n)
 		}
 		if round == 1 {
 			hookctlFindsTheStack(t, out, filepath.Join(bin, "hookctl"), repo)
+			alertDemo(t, out, api, recv)
 		}
 		out.stop(t)
 	}
@@ -115,6 +121,44 @@ func hookctlFindsTheStack(t *testing.T, out *output, hookctl, repo string) {
 	if len(attempts) != 1 || attempts[0]["outcome"] != "delivered" {
 		t.Errorf("hookctl tail: %v, want the one delivered attempt", attempts)
 	}
+}
+
+// alertDemo runs the alert demo of the welcome text and waits for the
+// email, then deletes the failing subscription so that its retries do not
+// go on.
+func alertDemo(t *testing.T, out *output, api, receiver string) {
+	t.Helper()
+	call := func(method, path, body string, want int) []byte {
+		req, _ := http.NewRequest(method, "http://"+api+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer dev")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out.fail(t, "%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			out.fail(t, "%s %s answered %d %s", method, path, resp.StatusCode, b)
+		}
+		return b
+	}
+	var sub struct {
+		ID string `json:"id"`
+	}
+	body := call(http.MethodPost, "/v1/subscriptions", `{"url":"https://`+receiver+`/fail","event_types":["alert.demo"],"alert_emails":["you@example.com"]}`, http.StatusCreated)
+	if err := json.Unmarshal(body, &sub); err != nil || sub.ID == "" {
+		out.fail(t, "create: %s", body)
+	}
+	for i := range 5 {
+		call(http.MethodPost, "/v1/events", fmt.Sprintf(`{"type":"alert.demo","data":{"n":%d}}`, i), http.StatusAccepted)
+	}
+	line := out.waitLine(t, "[mail]", 90*time.Second)
+	if !strings.Contains(line, "to you@example.com") || !strings.Contains(line, "[Hookline] Webhook endpoint failing") {
+		out.fail(t, "the catcher printed %q", line)
+	}
+	out.waitFor(t, "#/subscriptions/"+sub.ID+"/logs", 5*time.Second)
+	call(http.MethodDelete, "/v1/subscriptions/"+sub.ID, "", http.StatusNoContent)
 }
 
 func build(t *testing.T, dir, out, pkg string) {
@@ -223,12 +267,36 @@ func (o *output) fail(t *testing.T, format string, args ...any) {
 	t.Fatalf(format+"; output:\n%s\nstderr:\n%s", append(args, strings.Join(o.lines, "\n"), o.stderr.String())...)
 }
 
-func (o *output) count(prefix string) int {
+// waitFor waits for a line holding sub and returns it.
+func (o *output) waitFor(t *testing.T, sub string, timeout time.Duration) string {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if l := o.find(sub); l != "" {
+			return l
+		}
+	}
+	o.fail(t, "no line holding %q within %v", sub, timeout)
+	return ""
+}
+
+func (o *output) find(sub string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, l := range o.lines {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
+// count is how many lines hold sub.
+func (o *output) count(sub string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := 0
 	for _, l := range o.lines {
-		if strings.HasPrefix(l, prefix) {
+		if strings.Contains(l, sub) {
 			n++
 		}
 	}

@@ -1,8 +1,11 @@
 // Command devstack runs all of Hookline on one machine for `make run`: an
 // embedded Kafka (franz-go's kfake, persisted under the data dir) and Redis
-// (miniredis) unless KAFKA_BROKERS / REDIS_ADDR name real ones, the four
-// services as child processes, and a demo HTTPS receiver that prints each
-// delivery and whether its signature verified.
+// (miniredis) unless KAFKA_BROKERS / REDIS_ADDR name real ones, the five
+// services as child processes, a demo HTTPS receiver that prints each
+// delivery and whether its signature verified (and fails on /fail, to show
+// the alert emails), and somewhere for notify's emails to go: the SMTP
+// server of HOOKLINE_SMTP_URL, else mailpit when installed, else a catcher
+// that prints them.
 package main
 
 import (
@@ -101,6 +104,17 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	if err := os.WriteFile(caFile, recv.certPEM, 0o600); err != nil {
 		return err
 	}
+	smtpURL := os.Getenv("HOOKLINE_SMTP_URL")
+	if smtpURL == "" {
+		url, stopMail, err := startMail(ctx, dataDir)
+		if err != nil {
+			return err
+		}
+		defer stopMail()
+		smtpURL = url
+	} else {
+		say("alert emails: through HOOKLINE_SMTP_URL")
+	}
 
 	env := []string{
 		"KAFKA_BROKERS=" + brokers,
@@ -112,6 +126,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		"HOOKLINE_HTTP_ADDR=" + ingestAddr,
 		"HOOKLINE_TOPIC_PARTITIONS=" + envOr("HOOKLINE_TOPIC_PARTITIONS", "3"),
 		"HOOKLINE_LOG_LEVEL=" + envOr("HOOKLINE_LOG_LEVEL", "warn"),
+		"HOOKLINE_SMTP_URL=" + smtpURL,
+		"HOOKLINE_ALERT_FROM=" + envOr("HOOKLINE_ALERT_FROM", demoFrom),
+		"HOOKLINE_CONSOLE_URL=" + envOr("HOOKLINE_CONSOLE_URL", "http://"+ingestAddr+"/console/"),
 	}
 	procs, err := startServices(ctx, binDir, env)
 	if err != nil {
@@ -211,6 +228,15 @@ hookctl (make build, then bin/hookctl help) finds this stack through %[5]s
 when run from this directory; anywhere else, export these first:
 
 %[6]s
+See the alert emails: the receiver answers 503 on /fail, so five events to
+this subscription make its endpoint "failing", and you@example.com is emailed:
+
+  curl -s http://%[1]s/v1/subscriptions -H 'Authorization: Bearer %[3]s' \
+    -H 'Content-Type: application/json' \
+    -d '{"url":"https://%[2]s/fail","event_types":["alert.demo"],"alert_emails":["you@example.com"],"secret":"%[4]s"}'
+  for i in 1 2 3 4 5; do curl -s http://%[1]s/v1/events -H 'Authorization: Bearer %[3]s' \
+    -H 'Content-Type: application/json' -d '{"type":"alert.demo","data":{"n":'$i'}}'; done
+
 Ctrl-C stops everything; data stays in .hookline/ (make clean-data wipes it).
 `, ingestAddr, receiverAddr, apiKey, secret, envFile, exports.String())
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hookline/hookline/pkg/selfsigned"
@@ -19,7 +20,8 @@ import (
 type receiver struct{ certPEM []byte }
 
 // startReceiver serves HTTPS (HTTP/2 and HTTP/1.1) on addr, printing each
-// delivery with its verification result.
+// delivery with its verification result. Paths under /fail answer 503, an
+// endpoint that keeps failing, to show the alert emails.
 func startReceiver(ctx context.Context, addr, secret string) (*receiver, error) {
 	cert, err := selfsigned.New()
 	if err != nil {
@@ -58,9 +60,14 @@ func startReceiver(ctx context.Context, addr, secret string) (*receiver, error) 
 			Subject string `json:"subject"`
 		}
 		_ = json.Unmarshal(body, &ev)
+		status := http.StatusNoContent
+		if r.URL.Path == "/fail" || strings.HasPrefix(r.URL.Path, "/fail/") {
+			status = http.StatusServiceUnavailable
+			verdict += ", answered 503 (a failing endpoint, for the alert demo)"
+		}
 		fmt.Printf("[receiver] %s %s %s webhook-id=%s type=%s subject=%s: %s\n  %s\n",
 			time.Now().Format("15:04:05"), r.Proto, r.URL.Path, r.Header.Get(signature.HeaderID), ev.Type, ev.Subject, verdict, body)
-		w.WriteHeader(http.StatusNoContent)
+		w.WriteHeader(status)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

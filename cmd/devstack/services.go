@@ -20,17 +20,20 @@ type processes struct {
 	exited chan error
 }
 
-// startServices starts the four services with env added to this process's
+// services are what startServices starts, in the order of their ops ports.
+var services = []string{"ingest", "matcher", "sender", "retry", "notify"}
+
+// startServices starts the services with env added to this process's
 // environment; their output goes to this terminal.
 func startServices(ctx context.Context, binDir string, env []string) (*processes, error) {
-	p := &processes{exited: make(chan error, 4)}
+	p := &processes{exited: make(chan error, len(services))}
 	base, err := strconv.Atoi(envOr("HOOKLINE_OPS_BASE_PORT", "9101"))
 	if err != nil {
 		return nil, fmt.Errorf("HOOKLINE_OPS_BASE_PORT: %w", err)
 	}
-	for i, name := range []string{"ingest", "matcher", "sender", "retry"} {
+	for i, name := range services {
 		cmd := exec.Command(filepath.Join(binDir, name))
-		// Each service's /healthz, /readyz and /metrics: 9101 to 9104 by default.
+		// Each service's /healthz, /readyz and /metrics: 9101 to 9105 by default.
 		cmd.Env = append(append(os.Environ(), env...), fmt.Sprintf("HOOKLINE_OPS_ADDR=127.0.0.1:%d", base+i))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {

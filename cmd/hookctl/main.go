@@ -1,6 +1,6 @@
 // Command hookctl is the command line for Hookline's SREs and analysts:
-// subscriptions and events through the ingest API, the delivery log and the
-// DLQ straight from Kafka, and consumer-group lag.
+// subscriptions and events through the ingest API, the delivery log, the
+// DLQ and the alert emails sent straight from Kafka, and consumer-group lag.
 //
 //	hookctl [-o table|json] <command> [args]
 //
@@ -50,6 +50,9 @@ Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX; HOOKLINE_SCHEMA_REGISTRY_URL when t
   dlq replay -tenant T (-id ID[,ID] | -sub S [-since T] [-until T])
                                  send dead letters again (same webhook-id)
   lag                            consumer-group lag of every Hookline service
+  notifications [-tenant T] [-sub S] [-kind K] [-n N]
+                                 the N (20) most recent alert emails and what became
+                                 of each recipient (hookline.notifications)
 
 Redis (REDIS_ADDR):
   health <subscription-id>...    each endpoint's current failure streak
@@ -104,6 +107,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return dlqCommand(ctx, env, out, rest[1:])
 	case "lag":
 		return lagCommand(ctx, env, out)
+	case "notifications":
+		return notificationsCommand(ctx, env, out, rest[1:])
 	case "health":
 		return healthCommand(ctx, env, out, rest[1:])
 	case "help", "-h", "--help":

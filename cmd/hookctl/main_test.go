@@ -129,6 +129,89 @@ func TestTailDecodesTheDeliveryLog(t *testing.T) {
 	}
 }
 
+func TestNotificationsListsTheRecentOnes(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	codecs, err := record.LoadCodecs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	notes := []record.Notification{
+		{ID: "ntf_1", Tenant: "acme", SubscriptionID: "sub_1", Kind: "failing", EventIDs: []string{"evt_1"}, Subject: "[Hookline] failing",
+			Recipients: []record.NotificationRecipient{{Address: "a@example.com", Outcome: "sent"}, {Address: "b@example.com", Outcome: "suppressed", Error: "over the hourly cap"}}},
+		{ID: "ntf_2", Tenant: "acme", SubscriptionID: "sub_2", Kind: "critical", EventIDs: []string{"evt_2"}, Subject: "[Hookline] critical",
+			Recipients: []record.NotificationRecipient{}},
+		{ID: "ntf_3", Tenant: "globex", SubscriptionID: "sub_3", Kind: "recovered", EventIDs: []string{"evt_3"}, Subject: "[Hookline] recovered",
+			Recipients: []record.NotificationRecipient{{Address: "c@example.com", Outcome: "failed", Error: "550 no such user"}}},
+		{ID: "ntf_4", Tenant: "acme", SubscriptionID: "sub_1", Kind: "recovered", EventIDs: []string{"evt_4"}, Subject: "[Hookline] recovered",
+			Recipients: []record.NotificationRecipient{{Address: "a@example.com", Outcome: "sent"}}},
+	}
+	for i := range notes {
+		notes[i].QueuedAt = base.Add(time.Duration(i) * time.Minute)
+		notes[i].FinishedAt = notes[i].QueuedAt.Add(time.Second)
+		v, err := codecs.Notification.Marshal(&notes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: cfg.Topics.Notifications, Key: []byte(notes[i].SubscriptionID), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("KAFKA_BROKERS", strings.Join(cfg.Brokers, ","))
+	t.Setenv("HOOKLINE_TOPIC_PREFIX", cfg.Topics.Prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list := func(args ...string) []record.Notification {
+		var out bytes.Buffer
+		if err := run(ctx, append([]string{"-o", "json", "notifications"}, args...), &out); err != nil {
+			t.Fatal(err)
+		}
+		var got []record.Notification
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatalf("%s: %v", out.String(), err)
+		}
+		return got
+	}
+	ids := func(ns []record.Notification) string {
+		var s []string
+		for _, n := range ns {
+			s = append(s, n.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "ntf_1,ntf_2,ntf_3,ntf_4"},
+		{[]string{"-tenant", "acme"}, "ntf_1,ntf_2,ntf_4"},
+		{[]string{"-sub", "sub_1", "-n", "1"}, "ntf_4"},
+		{[]string{"-kind", "recovered"}, "ntf_3,ntf_4"},
+		{[]string{"-n", "2"}, "ntf_3,ntf_4"},
+	} {
+		if got := ids(list(tc.args...)); got != tc.want {
+			t.Errorf("notifications %v = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+	var table bytes.Buffer
+	if err := run(ctx, []string{"notifications", "-tenant", "acme"}, &table); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"b@example.com", "suppressed", "over the hourly cap", "(nobody)", "[Hookline] critical"} {
+		if !strings.Contains(table.String(), w) {
+			t.Errorf("the table lacks %q:\n%s", w, table.String())
+		}
+	}
+	if err := run(ctx, []string{"notifications", "-n", "-1"}, &table); !errors.Is(err, errUsage) {
+		t.Errorf("-n -1: %v, want a usage error", err)
+	}
+}
+
 func TestHealthShowsTheFailureStreak(t *testing.T) {
 	rdb := testinfra.Redis(t)
 	t.Setenv("REDIS_ADDR", rdb.Options().Addr)

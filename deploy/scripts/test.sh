@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # `make test`: start real Kafka and Redis on 127.0.0.1 (unless KAFKA_BROKERS
-# and REDIS_ADDR already name servers) and a real schema registry (unless
-# HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one), run every
-# module's tests with -race against them, and stop what was started,
-# whatever the outcome.
+# and REDIS_ADDR already name servers), a real schema registry (unless
+# HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one) and a real SMTP server,
+# mailpit (unless MAILPIT_URL names one), run every module's tests with
+# -race against them, and stop what was started, whatever the outcome.
 #
 #   test.sh <package patterns...>
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-started="" registry="" registry_env=""
+started="" registry="" registry_env="" mailpit=""
 stop() {
+  [ -n "$mailpit" ] && "$HERE/mailpit.sh" down >/dev/null 2>&1
   [ -n "$registry" ] && "$HERE/registry.sh" down >/dev/null 2>&1
   [ -n "$registry_env" ] && rm -f "$registry_env"
   [ -n "$started" ] && "$HERE/infra.sh" down >/dev/null 2>&1
@@ -38,6 +39,16 @@ if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
   started=yes
 fi
 export KAFKA_BROKERS REDIS_ADDR
+# Mailpit: notify's tests send real email to it and read it back over its
+# HTTP API. The first run builds it with go install (about a minute).
+if [ -z "${MAILPIT_URL:-}" ]; then
+  if ! "$HERE/mailpit.sh" status >/dev/null 2>&1; then
+    echo "test: starting mailpit" >&2
+    mailpit=yes
+  fi
+  eval "$("$HERE/mailpit.sh" up)"
+fi
+export MAILPIT_SMTP_ADDR MAILPIT_URL MAILPIT_BIN
 if [ -n "$registry_env" ]; then
   if [ -n "$registry" ]; then
     wait "$registry_pid" || { echo "test: the schema registry did not start" >&2; exit 1; }
@@ -51,7 +62,7 @@ fi
 export HOOKLINE_TEST_SCHEMA_REGISTRY_URL
 # Integration tests fail instead of skipping when a server is missing.
 export HOOKLINE_REQUIRE_INFRA=1
-echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-}" >&2
+echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-} MAILPIT_URL=$MAILPIT_URL" >&2
 
 go test -race -count=1 -timeout 20m "$@"
 

@@ -3,8 +3,8 @@
 #
 # Two ways to run it:
 #
-# 1. End to end (no arguments): runs Hookline's ingest, matcher, sender and
-#    retry (built from this checkout, or taken from $HOOKLINE_BIN) against
+# 1. End to end (no arguments): runs Hookline's ingest, matcher, sender,
+#    retry and notify (built from this checkout, or taken from $HOOKLINE_BIN) against
 #    the real Kafka and Redis (KAFKA_BROKERS, REDIS_ADDR; default 127.0.0.1),
 #    on topics and groups of a fresh prefix. Two tenants, three subscriptions
 #    to an HTTPS test receiver answering 204, 400 and 503, five events; then
@@ -93,7 +93,7 @@ prefix = sys.argv[2]
 topics = [t for t in adm.list_topics(timeout=10).topics if t.startswith(prefix)]
 for f in (adm.delete_topics(topics, operation_timeout=30).values() if topics else []):
     f.result()
-groups = [prefix + g for g in ("matcher", "sender", "retry")]
+groups = [prefix + g for g in ("matcher", "sender", "retry", "notify")]
 for f in adm.delete_consumer_groups(groups, request_timeout=10).values():
     try:
         f.result()
@@ -109,14 +109,14 @@ trap cleanup EXIT
 # Binaries: this checkout's, unless HOOKLINE_BIN points at prebuilt ones.
 BIN=${HOOKLINE_BIN:-$work/bin}
 if [[ -z ${HOOKLINE_BIN:-} ]]; then
-  log "building ingest, matcher, sender, retry from $REPO"
+  log "building ingest, matcher, sender, retry, notify from $REPO"
   mkdir -p "$BIN"
-  for s in ingest matcher sender retry; do
+  for s in ingest matcher sender retry notify; do
     (cd "$REPO/services/$s" && go build -o "$BIN/$s" .) ||
       fail "go build services/$s failed (work in progress? pass prebuilt binaries with HOOKLINE_BIN=dir)"
   done
 fi
-for s in ingest matcher sender retry; do [[ -x $BIN/$s ]] || fail "$BIN/$s missing"; done
+for s in ingest matcher sender retry notify; do [[ -x $BIN/$s ]] || fail "$BIN/$s missing"; done
 
 # A self-signed certificate for 127.0.0.1; the sender trusts it through
 # HOOKLINE_SENDER_CA_FILE, and HOOKLINE_ALLOW_HOSTS lets it call 127.0.0.1.
@@ -125,6 +125,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   fail "openssl could not make a certificate"
 
 p_recv=$(free_port) p_api=$(free_port) p_iops=$(free_port) p_mops=$(free_port) p_sops=$(free_port) p_rops=$(free_port)
+p_nops=$(free_port)
 API=http://127.0.0.1:$p_api
 
 python3 "$REPO/deploy/tests/https_receiver.py" --port "$p_recv" --cert "$work/cert.pem" --key "$work/key.pem" \
@@ -153,8 +154,10 @@ start matcher "HOOKLINE_OPS_ADDR=127.0.0.1:$p_mops" "HOOKLINE_MATCHER_GROUP=${pr
 start sender "HOOKLINE_OPS_ADDR=127.0.0.1:$p_sops" "HOOKLINE_SENDER_GROUP=${prefix}sender" \
   "HOOKLINE_SENDER_CA_FILE=$work/cert.pem"
 start retry "HOOKLINE_OPS_ADDR=127.0.0.1:$p_rops" "HOOKLINE_RETRY_GROUP=${prefix}retry"
+# Without HOOKLINE_SMTP_URL: it logs what it would send. Here for its metrics.
+start notify "HOOKLINE_OPS_ADDR=127.0.0.1:$p_nops" "HOOKLINE_NOTIFY_GROUP=${prefix}notify"
 
-for svc in ingest:$p_iops matcher:$p_mops sender:$p_sops retry:$p_rops; do
+for svc in ingest:$p_iops matcher:$p_mops sender:$p_sops retry:$p_rops notify:$p_nops; do
   wait_http "http://127.0.0.1:${svc#*:}/readyz" 120 || fail "${svc%%:*} not ready within 120 s"
 done
 wait_http "$API/schemas/ids/4" 10 || fail "ingest does not serve /schemas/ids/4"
@@ -225,7 +228,7 @@ sys.exit(1 if errs else 0)
 EOF
 
 # Every Hookline metric the dashboard and the alerts use, in a real scrape.
-for port in $p_iops $p_mops $p_sops $p_rops; do
+for port in $p_iops $p_mops $p_sops $p_rops $p_nops; do
   curl -fsS "http://127.0.0.1:$port/metrics" || fail "scrape of :$port/metrics failed"
 done >"$work/metrics.txt"
 HOOKLINE_METRICS_FILE=$work/metrics.txt "$REPO/deploy/tests/monitoring_test.sh" ||

@@ -17,8 +17,11 @@ import sys
 
 import yaml
 
-SERVICES = ("ingest", "matcher", "sender", "retry")
-SECRET_ENVS = {"ingest": {"HOOKLINE_API_KEYS", "HOOKLINE_SECRET_KEY"}, "sender": {"HOOKLINE_SECRET_KEY"}}
+SERVICES = ("ingest", "matcher", "sender", "retry", "notify")
+SECRET_ENVS = {"ingest": {"HOOKLINE_API_KEYS", "HOOKLINE_SECRET_KEY"}, "sender": {"HOOKLINE_SECRET_KEY"},
+               "notify": {"HOOKLINE_SMTP_URL"}}
+# Settings that hold credentials: never a literal value in a manifest.
+CREDENTIAL_NAMES = ("SECRET", "PASSWORD", "API_KEYS", "SMTP_URL")
 SCALED = {"matcher": ("hookline-matcher", "events"), "sender": ("hookline-sender", "deliveries")}
 
 problems = []
@@ -114,7 +117,7 @@ def check_pod(svc, dep, objs, overlay):
             elif ref["key"] not in {**sec.get("data", {}), **sec.get("stringData", {})}:
                 problem(f"{name}: Secret {ref['name']} has no key {ref['key']}")
     for e in env.values():
-        if e.get("value") and any(s in e["name"] for s in ("SECRET", "PASSWORD", "API_KEYS")):
+        if e.get("value") and any(s in e["name"] for s in CREDENTIAL_NAMES):
             problem(f"{name}: {e['name']} is a literal value, not a Secret reference")
     cms = [s["configMapRef"]["name"] for s in c.get("envFrom", []) if "configMapRef" in s]
     if not cms:
@@ -122,8 +125,14 @@ def check_pod(svc, dep, objs, overlay):
     for cm in cms:
         if ("ConfigMap", cm) not in objs:
             problem(f"{name}: envFrom ConfigMap {cm} is not in the output")
-        elif not objs[("ConfigMap", cm)]["data"].get("KAFKA_BROKERS"):
+            continue
+        data = objs[("ConfigMap", cm)]["data"]
+        if not data.get("KAFKA_BROKERS"):
             problem(f"{name}: ConfigMap {cm} has no KAFKA_BROKERS")
+        if any(k.endswith("SMTP_URL") for k in data):
+            problem(f"{name}: ConfigMap {cm} holds the SMTP URL, which carries credentials: it belongs in the Secret")
+        if svc == "notify" and overlay and env.get("HOOKLINE_SMTP_URL") and not data.get("HOOKLINE_ALERT_FROM"):
+            problem(f"{name}: an overlay with an SMTP server must set HOOKLINE_ALERT_FROM, or notify does not start")
 
 
 def main():

@@ -30,6 +30,10 @@ REQUIRED_METRICS = [
     "hookline_sender_duplicates_suppressed_total",
     "hookline_sender_redis_errors_total",
     "hookline_retry_release_lateness_seconds_bucket",
+    "hookline_notify_sent_total",
+    "hookline_notify_failed_total",
+    "hookline_notify_suppressed_total",
+    "hookline_notify_pending",
     "kafka_consumergroup_lag",
 ]
 REQUIRED_ALERTS = {
@@ -39,6 +43,7 @@ REQUIRED_ALERTS = {
     "retry lateness": "HooklineRetryReleaseLate",
     "stuck retry tier": "HooklineRetryTierStuck",
     "endpoint failing events": "HooklineEndpointCritical",
+    "alert emails not going out": "HooklineAlertEmailsFailing",
 }
 # Used on purpose although not exported by every build: say why.
 NOT_EXPORTED_YET = {

@@ -20,11 +20,20 @@ func New(prefix string) string {
 
 // Delivery is the id of the delivery of event eventID to subscription
 // subID: the same inputs always give the same id.
-func Delivery(eventID, subID string) string {
+func Delivery(eventID, subID string) string { return Derived("dlv", eventID, subID) }
+
+// Derived is prefix_ followed by 26 characters of a hash of parts (each
+// ended by a zero byte, so that parts cannot run into each other): the same
+// parts always give the same id. It names what is made from something that
+// already has an id (a delivery of an event, a notification of an event).
+func Derived(prefix string, parts ...string) string {
 	h := sha256.New()
-	h.Write([]byte(eventID))
-	h.Write([]byte{0})
-	h.Write([]byte(subID))
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
 	var sum [sha256.Size]byte
-	return "dlv_" + enc.EncodeToString(h.Sum(sum[:0])[:16])
+	return prefix + "_" + enc.EncodeToString(h.Sum(sum[:0])[:16])
 }

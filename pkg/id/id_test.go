@@ -20,3 +20,20 @@ func TestDeliveryIsDeterministic(t *testing.T) {
 		t.Fatal("different inputs, same id")
 	}
 }
+
+// TestDeliveryIDsAreStable pins a delivery id: receivers dedupe on it, so a
+// release must never change how it is derived.
+func TestDeliveryIDsAreStable(t *testing.T) {
+	if got, want := Delivery("evt_1", "sub_1"), "dlv_qtwv8yd09zkf0r18mafxv2dtqg"; got != want {
+		t.Fatalf("Delivery(evt_1, sub_1) = %s, want %s", got, want)
+	}
+}
+
+func TestDerived(t *testing.T) {
+	if Derived("ntf", "a", "b") != Derived("ntf", "a", "b") || !strings.HasPrefix(Derived("ntf", "a"), "ntf_") {
+		t.Fatal("Derived is not deterministic or lost its prefix")
+	}
+	if Derived("ntf", "a", "b") == Derived("ntf", "ab") || Derived("ntf", "a:b") == Derived("ntf", "a", "b") {
+		t.Fatal("different parts, same id")
+	}
+}

@@ -23,6 +23,7 @@ type Topics struct {
 	DLQ            string
 	DeliveryLog    string
 	EventTypes     string
+	Notifications  string
 }
 
 // NewTopics names the topics under prefix ("hookline." by default).
@@ -37,6 +38,7 @@ func NewTopics(prefix string) Topics {
 		DLQ:            prefix + "dlq",
 		DeliveryLog:    prefix + "delivery-log",
 		EventTypes:     prefix + "event-types",
+		Notifications:  prefix + "notifications",
 	}
 }
 
@@ -70,8 +72,9 @@ func ptr(s string) *string { return &s }
 const day = 24 * time.Hour
 
 // Specs lists every topic with its settings: the subscriptions and event
-// types topics are compacted (their latest record per key is the truth), the delivery log keeps
-// 30 days for analysts, the rest keep 7 days.
+// types topics are compacted (their latest record per key is the truth),
+// the delivery log and the notifications sent keep 30 days for analysts
+// and audits, the rest keep 7 days.
 func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 	retention := func(d time.Duration) map[string]*string {
 		return map[string]*string{"retention.ms": ptr(strconv.FormatInt(d.Milliseconds(), 10))}
@@ -85,6 +88,7 @@ func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 		{t.Deliveries, retention(7 * day)},
 		{t.DLQ, retention(30 * day)},
 		{t.DeliveryLog, retention(30 * day)},
+		{t.Notifications, retention(30 * day)},
 	}
 	for _, tier := range tiers {
 		// A record waits in its tier for the tier's delay; keep it well past that.

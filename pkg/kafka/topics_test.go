@@ -60,6 +60,7 @@ func TestSpecs(t *testing.T) {
 		{"subscriptions are compacted and never expire", topics.Subscriptions, map[string]string{"cleanup.policy": "compact", "retention.ms": ""}},
 		{"event types are compacted and never expire", topics.EventTypes, map[string]string{"cleanup.policy": "compact", "retention.ms": ""}},
 		{"delivery log keeps 30 days", topics.DeliveryLog, map[string]string{"retention.ms": ms(30 * day), "cleanup.policy": ""}},
+		{"notifications keep 30 days", topics.Notifications, map[string]string{"retention.ms": ms(30 * day), "cleanup.policy": ""}},
 		{"dlq keeps 30 days", topics.DLQ, map[string]string{"retention.ms": ms(30 * day)}},
 		{"events keep 7 days", topics.Events, map[string]string{"retention.ms": ms(7 * day)}},
 		{"deliveries keep 7 days", topics.Deliveries, map[string]string{"retention.ms": ms(7 * day)}},

@@ -175,6 +175,36 @@ type EventType struct {
 // slash, so the last one separates them.
 func (e *EventType) Key() string { return e.Tenant + "/" + e.Name }
 
+// Notification is one alert email about a subscription's endpoint, written
+// to hookline.notifications once every recipient was handled.
+type Notification struct {
+	ID             string                  `avro:"id" json:"id"`
+	Tenant         string                  `avro:"tenant" json:"tenant"`
+	SubscriptionID string                  `avro:"subscription_id" json:"subscription_id"`
+	Kind           string                  `avro:"kind" json:"kind"`
+	EventIDs       []string                `avro:"event_ids" json:"event_ids"`
+	Subject        string                  `avro:"subject" json:"subject"`
+	Recipients     []NotificationRecipient `avro:"recipients" json:"recipients"`
+	Attempts       int32                   `avro:"attempts" json:"attempts"`
+	QueuedAt       time.Time               `avro:"queued_at" json:"queued_at"`
+	FinishedAt     time.Time               `avro:"finished_at" json:"finished_at"`
+}
+
+// NotificationRecipient is what became of one recipient of a Notification.
+type NotificationRecipient struct {
+	Address string `avro:"address" json:"address"`
+	Outcome string `avro:"outcome" json:"outcome"` // one of the Outcome* below
+	Error   string `avro:"error" json:"error"`
+}
+
+// Outcomes of a notification for one recipient.
+const (
+	OutcomeSent       = "sent"
+	OutcomeLogged     = "logged" // no SMTP server configured: written to the log
+	OutcomeFailed     = "failed"
+	OutcomeSuppressed = "suppressed"
+)
+
 // Codecs holds one wire-format codec per record type.
 type Codecs struct {
 	Registry     *avro.Registry
@@ -183,6 +213,7 @@ type Codecs struct {
 	Delivery     *avro.Codec[Delivery]
 	Attempt      *avro.Codec[DeliveryAttempt]
 	EventType    *avro.Codec[EventType]
+	Notification *avro.Codec[Notification]
 }
 
 // NewCodecs builds the codecs from the registry's schemas.
@@ -202,6 +233,9 @@ func NewCodecs(reg *avro.Registry) (*Codecs, error) {
 		return nil, err
 	}
 	if c.EventType, err = avro.NewCodec[EventType](reg, "dev.hookline.EventType"); err != nil {
+		return nil, err
+	}
+	if c.Notification, err = avro.NewCodec[Notification](reg, "dev.hookline.Notification"); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -521,6 +521,37 @@ func TestDeliveryAttemptRoundTrip(t *testing.T) {
 	}
 }
 
+func TestNotificationRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.Notification"]
+	digest := Notification{
+		ID: "ntf_1", Tenant: "acme", SubscriptionID: "sub_1", Kind: "exhausted",
+		EventIDs: []string{"evt_1", "evt_2"}, Subject: "[Hookline] 2 deliveries given up",
+		Recipients: []NotificationRecipient{
+			{Address: "oncall@example.com", Outcome: OutcomeSent},
+			{Address: "ops@example.com", Outcome: OutcomeFailed, Error: "550 mailbox unavailable"},
+			{Address: "boss@example.com", Outcome: OutcomeSuppressed, Error: "hourly cap of 20 reached"},
+		},
+		Attempts: 3, QueuedAt: t0, FinishedAt: t1,
+	}
+	wantDigest := digest
+	wantDigest.QueuedAt, wantDigest.FinishedAt = onWire(t0), onWire(t1)
+	nobody := Notification{ID: "ntf_2", Kind: "failing", EventIDs: []string{"evt_3"}, Recipients: []NotificationRecipient{}, QueuedAt: t2, FinishedAt: t2}
+	wantNobody := nobody
+	wantNobody.QueuedAt, wantNobody.FinishedAt = onWire(t2), onWire(t2)
+	for _, tc := range []struct {
+		name     string
+		in, want Notification
+	}{
+		{"digest with every outcome", digest, wantDigest},
+		{"nobody to email", nobody, wantNobody},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			roundTrip(t, c.Notification, id, &tc.in, &tc.want)
+		})
+	}
+}
+
 // TestCodecIDs checks each codec writes the id ids.json gives its schema.
 func TestCodecIDs(t *testing.T) {
 	c := codecs(t)
@@ -534,6 +565,7 @@ func TestCodecIDs(t *testing.T) {
 		{"dev.hookline.Delivery", c.Delivery.ID()},
 		{"dev.hookline.DeliveryAttempt", c.Attempt.ID()},
 		{"dev.hookline.EventType", c.EventType.ID()},
+		{"dev.hookline.Notification", c.Notification.ID()},
 	}
 	seen := map[uint32]string{}
 	for _, tc := range tests {

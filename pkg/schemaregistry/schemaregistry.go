@@ -60,6 +60,7 @@ func Subjects(t kafka.Topics, tiers []time.Duration) map[string]string {
 		t.DLQ + "-value":           "dev.hookline.Delivery",
 		t.DeliveryLog + "-value":   "dev.hookline.DeliveryAttempt",
 		t.EventTypes + "-value":    "dev.hookline.EventType",
+		t.Notifications + "-value": "dev.hookline.Notification",
 	}
 	for _, tier := range tiers {
 		m[t.Retry(tier)+"-value"] = "dev.hookline.Delivery"

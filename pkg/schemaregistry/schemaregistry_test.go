@@ -39,6 +39,7 @@ func TestSubjects(t *testing.T) {
 		"p.dlq-value":           "dev.hookline.Delivery",
 		"p.delivery-log-value":  "dev.hookline.DeliveryAttempt",
 		"p.event-types-value":   "dev.hookline.EventType",
+		"p.notifications-value": "dev.hookline.Notification",
 	}
 	if len(got) != len(want) {
 		t.Errorf("Subjects = %v, want %v", got, want)
@@ -95,6 +96,7 @@ func codecIDs(c *record.Codecs) map[string]uint32 {
 		"dev.hookline.Delivery":        c.Delivery.ID(),
 		"dev.hookline.DeliveryAttempt": c.Attempt.ID(),
 		"dev.hookline.EventType":       c.EventType.ID(),
+		"dev.hookline.Notification":    c.Notification.ID(),
 	}
 }
 

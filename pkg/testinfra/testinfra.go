@@ -1,7 +1,8 @@
-// Package testinfra connects integration tests to the real Kafka broker
-// and Redis that `make test` starts on 127.0.0.1 (deploy/scripts/infra.sh).
-// Under `make test` (HOOKLINE_REQUIRE_INFRA=1) a missing server fails the
-// test; a bare `go test` without them skips it and says why.
+// Package testinfra connects integration tests to the real Kafka broker,
+// Redis, schema registry and SMTP server (mailpit) that `make test` starts
+// on 127.0.0.1 (deploy/scripts/infra.sh, registry.sh, mailpit.sh). Under
+// `make test` (HOOKLINE_REQUIRE_INFRA=1) a missing server fails the test; a
+// bare `go test` without them skips it and says why.
 package testinfra
 
 import (

@@ -215,7 +215,8 @@ const fullBody = `{
 	"routes": [{"condition":{"field":"data.region","op":"eq","value":"eu"},"url":"https://eu.example.com/hooks"}],
 	"batch": {"max_events": 10, "max_wait_ms": 250},
 	"derive": [{"field":"data.amount_eur","expression":"event.data.amount / 100.0"},
-		{"field":"data.customer.name","expression":"event.data.customer.name","default": "unknown"}]
+		{"field":"data.customer.name","expression":"event.data.customer.name","default": "unknown"}],
+	"alert_emails": ["billing-oncall@example.com", "ops@example.com"]
 }`
 
 func TestSubscriptionsAPI(t *testing.T) {
@@ -251,6 +252,13 @@ func TestSubscriptionsAPI(t *testing.T) {
 		}
 		if len(got.Derive) != 2 || string(got.Derive[1].Default) != `"unknown"` || got.Derive[0].Default != nil {
 			t.Errorf("GET derive %+v", got.Derive)
+		}
+		wantEmails := []string{"billing-oncall@example.com", "ops@example.com"}
+		if stored := st.stored(t, created.ID).AlertEmails; !reflect.DeepEqual(stored, wantEmails) || !reflect.DeepEqual(got.AlertEmails, wantEmails) {
+			t.Errorf("alert_emails stored %v, GET %v; want %v", stored, got.AlertEmails, wantEmails)
+		}
+		if minimal := st.create(t, "key-acme", subBody(t, "")); minimal.AlertEmails == nil || len(minimal.AlertEmails) != 0 {
+			t.Errorf("alert_emails of a subscription without them: %#v, want []", minimal.AlertEmails)
 		}
 	})
 

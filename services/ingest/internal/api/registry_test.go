@@ -83,6 +83,7 @@ func TestRegistryServesHistory(t *testing.T) {
 		"hookline.dlq-value":           "dev.hookline.Delivery",
 		"hookline.delivery-log-value":  "dev.hookline.DeliveryAttempt",
 		"hookline.event-types-value":   "dev.hookline.EventType",
+		"hookline.notifications-value": "dev.hookline.Notification",
 	}
 	var subjects []string
 	registryGet(t, h, "/subjects", http.StatusOK, &subjects)

@@ -41,6 +41,7 @@ type subscriptionView struct {
 	Derive             []deriveView      `json:"derive"`
 	Compression        string            `json:"compression"`
 	ClientTLS          *clientTLSView    `json:"client_tls,omitempty"`
+	AlertEmails        []string          `json:"alert_emails"`
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	Secret             string            `json:"secret,omitempty"`
@@ -72,6 +73,10 @@ func viewOf(s *record.Subscription) subscriptionView {
 		DisabledReason: s.DisabledReason, Metadata: s.Metadata, AllowedHosts: s.AllowedHosts,
 		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Routes: []routeView{}, Derive: []deriveView{},
 		Compression: s.Compression, ClientTLS: clientTLSViewOf(s.ClientTLS),
+		AlertEmails: s.AlertEmails,
+	}
+	if v.AlertEmails == nil {
+		v.AlertEmails = []string{} // records written before alert_emails existed
 	}
 	if s.Condition != nil {
 		v.Condition = json.RawMessage(*s.Condition)
@@ -104,7 +109,7 @@ func newSubscription(subID, tenant string, created time.Time) *record.Subscripti
 		ID: subID, Tenant: tenant, Enabled: true, Payload: "full",
 		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
 		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
-		AllowedHosts: []string{}, Derive: []record.Derive{}, CreatedAt: created, UpdatedAt: created,
+		AllowedHosts: []string{}, Derive: []record.Derive{}, AlertEmails: []string{}, CreatedAt: created, UpdatedAt: created,
 	}
 }
 

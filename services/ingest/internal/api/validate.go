@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/hookline/hookline/pkg/condition"
+	"github.com/hookline/hookline/pkg/emailaddr"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
@@ -38,6 +39,9 @@ const (
 	maxCredential      = 4096
 	maxBatchEvents     = 500
 	maxBatchWaitMS     = 60000
+	// maxAlertEmails is as many as notify's per-tenant defaults, so an
+	// alert has a bounded number of recipients.
+	maxAlertEmails = 10
 )
 
 // subscriptionInput is a create (every field) or a patch (only the fields
@@ -63,6 +67,7 @@ type subscriptionInput struct {
 	AllowedHosts       *[]string          `json:"allowed_hosts"`
 	Batch              json.RawMessage    `json:"batch"`
 	Derive             *[]json.RawMessage `json:"derive"`
+	AlertEmails        *[]string          `json:"alert_emails"`
 	Secret             *string            `json:"secret"` // create only: bring your own whsec_ secret
 	Compression        *string            `json:"compression"`
 	ClientTLS          json.RawMessage    `json:"client_tls"`
@@ -273,6 +278,10 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 		sub.Batch, fe = batchOf(in.Batch)
 		errs = append(errs, fe...)
 	}
+	if in.AlertEmails != nil {
+		errs = append(errs, checkAlertEmails(*in.AlertEmails)...)
+		sub.AlertEmails = *in.AlertEmails
+	}
 	if in.Derive != nil {
 		if len(*in.Derive) > maxDerive {
 			bad("derive", "holds at most %d derived fields", maxDerive)
@@ -285,6 +294,30 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 		}
 	}
 	errs = append(errs, s.applyDelivery(in, sub)...)
+	return errs
+}
+
+// checkAlertEmails refuses what is not a bare address (a name, a list,
+// CR/LF that would inject a header) and an address listed twice, naming
+// the member at fault.
+func checkAlertEmails(addrs []string) []problem.FieldError {
+	var errs []problem.FieldError
+	if len(addrs) > maxAlertEmails {
+		errs = append(errs, problem.FieldError{Field: "alert_emails", Detail: fmt.Sprintf("lists at most %d addresses", maxAlertEmails)})
+	}
+	seen := map[string]int{}
+	for i, a := range addrs {
+		field := fmt.Sprintf("alert_emails[%d]", i)
+		if err := emailaddr.Check(a); err != nil {
+			errs = append(errs, problem.FieldError{Field: field, Detail: err.Error()})
+			continue
+		}
+		if j, dup := seen[emailaddr.Normal(a)]; dup {
+			errs = append(errs, problem.FieldError{Field: field, Detail: fmt.Sprintf("repeats alert_emails[%d]", j)})
+			continue
+		}
+		seen[emailaddr.Normal(a)] = i
+	}
 	return errs
 }
 

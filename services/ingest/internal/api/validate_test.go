@@ -213,6 +213,20 @@ func TestCreateValidation(t *testing.T) {
 		{"metadata too many", `{"metadata":{` + many(33, func(i int) string { return fmt.Sprintf(`"k%d":"v"`, i) }) + `}}`, "metadata"},
 		{"metadata not strings", `{"metadata":{"k":1}}`, "metadata"},
 
+		// alert_emails
+		{"alert_emails", `{"alert_emails":["oncall@example.com","ops+hooks@mail.example.co.uk"]}`, ""},
+		{"alert_emails empty", `{"alert_emails":[]}`, ""},
+		{"alert_emails second invalid", `{"alert_emails":["oncall@example.com","not-an-address"]}`, "alert_emails[1]"},
+		{"alert_emails with a name", `{"alert_emails":["Oncall <oncall@example.com>"]}`, "alert_emails[0]"},
+		{"alert_emails header injection CRLF", `{"alert_emails":["oncall@example.com\r\nBcc: evil@example.net"]}`, "alert_emails[0]"},
+		{"alert_emails header injection LF", `{"alert_emails":["ok@example.com","oncall@example.com\nBcc: evil@example.net"]}`, "alert_emails[1]"},
+		{"alert_emails two in one", `{"alert_emails":["a@example.com,b@example.com"]}`, "alert_emails[0]"},
+		{"alert_emails repeated in another case", `{"alert_emails":["oncall@example.com","OnCall@Example.com"]}`, "alert_emails[1]"},
+		{"alert_emails no domain", `{"alert_emails":["oncall@localhost"]}`, "alert_emails[0]"},
+		{"alert_emails too many", `{"alert_emails":[` + many(11, func(i int) string { return fmt.Sprintf(`"a%d@example.com"`, i) }) + `]}`, "alert_emails"},
+		{"alert_emails not strings", `{"alert_emails":[1]}`, "alert_emails"},
+		{"alert_emails not a list", `{"alert_emails":"oncall@example.com"}`, "alert_emails"},
+
 		// secret
 		{"secret", `{"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, ""},
 		{"secret without prefix", `{"secret":"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, "secret"},
@@ -359,6 +373,17 @@ func TestPatchValidation(t *testing.T) {
 			}
 		}},
 		{"derive checked", `{"derive":[{"field":"data.a","expression":"event."}]}`, "derive[0].expression", nil},
+		{"alert_emails set", `{"alert_emails":["oncall@example.com"]}`, "", func(t *testing.T, _, after *record.Subscription) {
+			if !reflect.DeepEqual(after.AlertEmails, []string{"oncall@example.com"}) {
+				t.Errorf("alert_emails %v", after.AlertEmails)
+			}
+		}},
+		{"alert_emails cleared by an empty list", `{"alert_emails":[]}`, "", func(t *testing.T, _, after *record.Subscription) {
+			if after.AlertEmails == nil || len(after.AlertEmails) != 0 {
+				t.Errorf("alert_emails %#v", after.AlertEmails)
+			}
+		}},
+		{"alert_emails checked", `{"alert_emails":["a@example.com","b@example.com\r\nBcc: c@example.com"]}`, "alert_emails[1]", nil},
 		{"re-enabling clears the reason", `{"enabled":true}`, "", func(t *testing.T, _, after *record.Subscription) {
 			if !after.Enabled || after.DisabledReason != "" {
 				t.Errorf("enabled %v reason %q", after.Enabled, after.DisabledReason)

@@ -28,6 +28,10 @@ const (
 	maxSourceLn = 256
 )
 
+// ReservedTypePrefix starts the types of the events Hookline publishes
+// itself (hookline.endpoint.failing...); producers may not use it.
+const ReservedTypePrefix = "hookline."
+
 var (
 	typePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 	idPattern   = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
@@ -96,6 +100,10 @@ func (in *Input) Validate(prefix string) []problem.FieldError {
 		bad("type", "is required")
 	case len(in.Type) > maxTypeLen || !typePattern.MatchString(in.Type):
 		bad("type", "must be dot-separated words of letters, digits, _ or -, at most 128 characters, e.g. order.created")
+	case strings.HasPrefix(strings.ToLower(in.Type), ReservedTypePrefix):
+		// Subscribers and notify trust these to come from Hookline:
+		// a producer's hookline.endpoint.failing would email people.
+		bad("type", "the hookline. prefix is reserved for the events Hookline publishes about itself")
 	}
 	if in.ID != "" && (len(in.ID) > maxIDLen || !idPattern.MatchString(in.ID)) {
 		bad("id", "must be at most 128 characters of letters, digits, _ . : or -")
