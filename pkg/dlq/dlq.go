@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -25,6 +26,10 @@ type Filter struct {
 	DeliveryIDs    []string  // these deliveries
 	SubscriptionID string    // or everything of this subscription...
 	Since, Until   time.Time // ...dead-lettered in [Since, Until) (zero: open)
+	// Within, when set, confines the pick to these subscriptions whatever
+	// else the filter names: a portal session restricted to a few
+	// subscriptions replays nothing of the others.
+	Within []string
 }
 
 // ErrNoSelection is returned for a filter that names neither deliveries
@@ -32,7 +37,7 @@ type Filter struct {
 var ErrNoSelection = errors.New("dlq: name delivery ids or a subscription to replay")
 
 func (f Filter) match(d *record.Delivery, at time.Time) bool {
-	if d.Tenant != f.Tenant {
+	if d.Tenant != f.Tenant || (f.Within != nil && !slices.Contains(f.Within, d.SubscriptionID)) {
 		return false
 	}
 	if len(f.DeliveryIDs) > 0 {

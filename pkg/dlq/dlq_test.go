@@ -58,6 +58,8 @@ func TestReplayPicksAndResets(t *testing.T) {
 		{"all of a subscription, once each", dlq.Filter{Tenant: "acme", SubscriptionID: "sub_a"}, []string{"dlv_1", "dlv_2"}},
 		{"time window", dlq.Filter{Tenant: "acme", SubscriptionID: "sub_a", Since: base.Add(5 * time.Minute), Until: base.Add(15 * time.Minute)}, []string{"dlv_2"}},
 		{"another tenant's id is not found", dlq.Filter{Tenant: "acme", DeliveryIDs: []string{"dlv_4"}}, nil},
+		{"within other subscriptions: nothing", dlq.Filter{Tenant: "acme", DeliveryIDs: []string{"dlv_1", "dlv_3"}, Within: []string{"sub_b"}}, []string{"dlv_3"}},
+		{"a subscription outside within: nothing", dlq.Filter{Tenant: "acme", SubscriptionID: "sub_a", Within: []string{"sub_b"}}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

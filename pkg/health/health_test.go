@@ -81,3 +81,34 @@ func TestSendersShareTheCount(t *testing.T) {
 		t.Fatalf("count %d, failing alerts %d: want 10 and 1", got.Failures, failing)
 	}
 }
+
+// TestPeekReadsManyInOrder: Peek sees the streaks Failure wrote, in the
+// order asked, and a subscription without one as healthy.
+func TestPeekReadsManyInOrder(t *testing.T) {
+	rdb := testinfra.Redis(t)
+	tr := health.New(rdb, time.Hour)
+	ctx := context.Background()
+	failing, healthy, critical := id.New("sub"), id.New("sub"), id.New("sub")
+	at := time.UnixMilli(time.Now().UnixMilli())
+	for range 5 {
+		if _, err := tr.Failure(ctx, failing, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 21 {
+		if _, err := tr.Failure(ctx, critical, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := health.Peek(ctx, rdb, failing, healthy, critical)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Failures != 5 || !got[0].FailingSince.Equal(at) || got[1].Failures != 0 ||
+		!got[1].FailingSince.IsZero() || got[2].Failures != 21 {
+		t.Fatalf("Peek = %+v, want 5 failures since %v, none, 21", got, at)
+	}
+	if empty, err := health.Peek(ctx, rdb); err != nil || len(empty) != 0 {
+		t.Fatalf("Peek of nothing = %v, %v", empty, err)
+	}
+}

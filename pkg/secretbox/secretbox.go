@@ -5,6 +5,8 @@ package secretbox
 
 import (
 	"crypto/aes"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -20,7 +22,10 @@ const version = 1
 var ErrOpen = errors.New("secretbox: cannot open sealed value")
 
 // Box seals and opens values with one key. It is safe for concurrent use.
-type Box struct{ aead cipher.AEAD }
+type Box struct {
+	aead cipher.AEAD
+	key  []byte // kept only to derive purpose-bound keys (Derive)
+}
 
 // New takes a 32-byte key.
 func New(key []byte) (*Box, error) {
@@ -35,7 +40,7 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	return &Box{aead: aead, key: append([]byte(nil), key...)}, nil
 }
 
 // ParseKey decodes a base64 (standard or URL, padded or not) 32-byte key,
@@ -74,4 +79,17 @@ func (b *Box) Open(sealed, ad []byte) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return pt, nil
+}
+
+// Derive returns a 32-byte key for one purpose (e.g. "hookline portal
+// v1"), derived from the operator key with HKDF-SHA256, so that one
+// operator secret serves several uses without any two sharing a key: a
+// leaked derived key neither opens sealed values nor forges another
+// purpose's MACs.
+func (b *Box) Derive(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, b.key, nil, purpose, 32)
+	if err != nil { // only for lengths HKDF cannot produce; 32 always fits
+		panic("secretbox: derive: " + err.Error())
+	}
+	return k
 }

@@ -66,3 +66,17 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+func TestDeriveIsPerPurposeAndPerKey(t *testing.T) {
+	k1, k2 := make([]byte, 32), make([]byte, 32)
+	k2[0] = 1
+	b1, _ := New(k1)
+	b2, _ := New(k2)
+	a, again, other := b1.Derive("portal"), b1.Derive("portal"), b1.Derive("other")
+	if len(a) != 32 || string(a) != string(again) {
+		t.Fatalf("Derive is not a stable 32-byte key: %x %x", a, again)
+	}
+	if string(a) == string(other) || string(a) == string(b2.Derive("portal")) || string(a) == string(k1) {
+		t.Error("derived keys of different purposes or operator keys collide, or equal the operator key")
+	}
+}
