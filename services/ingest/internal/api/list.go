@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all := s.View.List(tenantOf(r))
+	if p := principalOf(r); p.subs != nil {
+		all = slices.DeleteFunc(all, func(sub *record.Subscription) bool { return !visible(r, sub.ID) })
+	}
 	start := 0
 	if after != nil {
 		start = sort.Search(len(all), func(i int) bool { return after.before(all[i]) })
@@ -49,6 +53,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	for _, sub := range all[start:end] {
 		out.Data = append(out.Data, viewOf(sub))
 	}
+	s.addHealth(r, out.Data)
 	if end < len(all) {
 		c := cursorOf(all[end-1]).String()
 		out.NextCursor = &c

@@ -43,12 +43,12 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.SubscriptionID != "" {
-		if sub, ok := s.View.Get(in.SubscriptionID); !ok || sub.Tenant != tenantOf(r) {
+		if sub, ok := s.View.Get(in.SubscriptionID); !ok || sub.Tenant != tenantOf(r) || !visible(r, sub.ID) {
 			problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no subscription "+in.SubscriptionID))
 			return
 		}
 	}
-	f := dlq.Filter{Tenant: tenantOf(r), DeliveryIDs: in.DeliveryIDs, SubscriptionID: in.SubscriptionID}
+	f := dlq.Filter{Tenant: tenantOf(r), DeliveryIDs: in.DeliveryIDs, SubscriptionID: in.SubscriptionID, Within: principalOf(r).subs}
 	if in.Since != nil {
 		f.Since = *in.Since
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
+	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -55,6 +57,17 @@ type Server struct {
 	// Catalog holds the tenants' event types; POST /v1/events checks data
 	// against their schemas.
 	Catalog *catalog.Catalog
+
+	// Portal signs and checks portal session tokens; nil: no portal.
+	Portal *Portal
+	// Redis holds the sender's endpoint health streaks, shown in
+	// subscription views; nil: no health shown.
+	Redis redis.UniversalClient
+	// DeadLetters lists the dead letters; nil: GET /v1/dead-letters is
+	// unavailable.
+	DeadLetters *deadletters.Index
+	// Console serves the web console at /console/; nil: none.
+	Console http.Handler
 }
 
 // route is one authenticated API call.
@@ -81,6 +94,10 @@ func (s *Server) routes() []route {
 		{"GET /v1/event-types/{name}", s.getEventType},
 		{"PATCH /v1/event-types/{name}", s.patchEventType},
 		{"DELETE /v1/event-types/{name}", s.deleteEventType},
+		{"POST /v1/portal/sessions", s.createPortalSession},
+		{"GET /v1/session", s.getSession},
+		{"GET /v1/dead-letters", s.listDeadLetters},
+		{"GET /v1/dead-letters/{id}", s.getDeadLetter},
 	}
 }
 
@@ -100,6 +117,10 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
 	})
+	if s.Console != nil {
+		mux.Handle("GET /console/", s.Console)
+		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
 	})
@@ -136,22 +157,29 @@ func ParseKeys(entries []string) (Keys, error) {
 	return keys, nil
 }
 
-type tenantKey struct{}
-
-func tenantOf(r *http.Request) string { return r.Context().Value(tenantKey{}).(string) }
-
+// auth admits a tenant's API key, or a portal token to the calls a portal
+// may make. Credentials travel only in the Authorization header, never in
+// a cookie, so a cross-site request cannot carry them (no CSRF).
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok = ok && strings.EqualFold(scheme, "Bearer") // auth schemes are case-insensitive (RFC 9110)
-		tenant, known := s.Keys[sha256.Sum256([]byte(strings.TrimSpace(token)))]
-		if !ok || !known {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
-			problem.Write(w, r, problem.New(http.StatusUnauthorized, "unauthorized", "send an API key as Authorization: Bearer <key>"))
+		token = strings.TrimSpace(token)
+		if ok && strings.HasPrefix(token, portalTokenPrefix) {
+			s.portalAuth(w, r, token, h)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
+		tenant, known := s.Keys[sha256.Sum256([]byte(token))]
+		if !ok || !known {
+			s.refuse(w, r, "send an API key as Authorization: Bearer <key>")
+			return
+		}
+		h(w, r.WithContext(contextWith(r, &principal{tenant: tenant})))
 	})
+}
+
+func contextWith(r *http.Request, p *principal) context.Context {
+	return context.WithValue(r.Context(), tenantKey{}, p)
 }
 
 // readJSON checks the content type and reads a bounded body.

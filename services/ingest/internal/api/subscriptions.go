@@ -45,6 +45,8 @@ type subscriptionView struct {
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	Secret             string            `json:"secret,omitempty"`
+	// Health is shown by GET (one and the list), not by writes.
+	Health *healthView `json:"health,omitempty"`
 }
 
 type authView struct {
@@ -269,7 +271,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*record.Subscri
 		return nil, false
 	}
 	sub, ok := s.View.Get(r.PathValue("id"))
-	if !ok || sub.Tenant != tenantOf(r) {
+	if !ok || sub.Tenant != tenantOf(r) || !visible(r, sub.ID) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no subscription "+r.PathValue("id")))
 		return nil, false
 	}
@@ -278,7 +280,9 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*record.Subscri
 
 func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
 	if sub, ok := s.lookup(w, r); ok {
-		writeJSON(w, http.StatusOK, viewOf(sub))
+		v := []subscriptionView{viewOf(sub)}
+		s.addHealth(r, v)
+		writeJSON(w, http.StatusOK, v[0])
 	}
 }
 

@@ -1,0 +1,303 @@
+// Package deadletters keeps an index of hookline.dlq in memory so that the
+// API can list a tenant's dead letters page by page, newest first, without
+// reading the topic for every page. It holds each letter's summary (ids,
+// type, reason, where it is in the topic), never its payload: a letter's
+// payload is read from its own offset when one is opened.
+package deadletters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/record"
+)
+
+// DefaultPerTenant is how many dead letters are listed per tenant, the
+// newest; older ones stay in the topic (and replayable by subscription and
+// window) but are not listed. It bounds the index's memory: at about 400
+// bytes a letter, 4 MB per tenant.
+const DefaultPerTenant = 10000
+
+// maxErrorLen bounds the reason kept per letter.
+const maxErrorLen = 1024
+
+// ErrNotReady is returned while the index is still reading the topic.
+var ErrNotReady = errors.New("the dead letters are still being read")
+
+// ErrNotFound is returned for a letter the index does not hold.
+var ErrNotFound = errors.New("no such dead letter")
+
+// Letter is one dead-lettered delivery.
+type Letter struct {
+	DeliveryID     string    `json:"delivery_id"`
+	SubscriptionID string    `json:"subscription_id"`
+	EventID        string    `json:"event_id"`
+	EventType      string    `json:"event_type"`
+	URL            string    `json:"url"`
+	Attempts       int32     `json:"attempts"`
+	LastStatus     int32     `json:"last_status"`
+	LastError      string    `json:"last_error"`
+	Replayed       bool      `json:"replayed"` // it was a replay that failed again
+	CreatedAt      time.Time `json:"created_at"`
+	DeadAt         time.Time `json:"dead_lettered_at"`
+
+	partition int32
+	offset    int64
+}
+
+// before orders letters by when they were dead-lettered, then id.
+func (l *Letter) before(at time.Time, id string) bool {
+	if !l.DeadAt.Equal(at) {
+		return l.DeadAt.Before(at)
+	}
+	return l.DeliveryID < id
+}
+
+// Index is the dead letters of every tenant, kept in order.
+type Index struct {
+	cfg       kafka.Config
+	codecs    *record.Codecs
+	log       zerolog.Logger
+	perTenant int
+
+	mu      sync.RWMutex
+	tenants map[string][]Letter // oldest first; a delivery appears once, at its last dead-lettering
+	target  map[int32]int64     // end offsets when Run began
+	next    map[int32]int64
+	ready   bool
+}
+
+// New returns an empty index of cfg's DLQ keeping perTenant letters per
+// tenant (0: DefaultPerTenant); Run fills it.
+func New(cfg kafka.Config, codecs *record.Codecs, log zerolog.Logger, perTenant int) *Index {
+	if perTenant <= 0 {
+		perTenant = DefaultPerTenant
+	}
+	return &Index{cfg: cfg, codecs: codecs, log: log, perTenant: perTenant,
+		tenants: map[string][]Letter{}, next: map[int32]int64{}}
+}
+
+// Run reads the DLQ from its start and follows it until ctx ends.
+func (x *Index) Run(ctx context.Context) error {
+	topic := x.cfg.Topics.DLQ
+	cl, err := kafka.NewClient(x.cfg, x.log, kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Transaction markers arrive too: one can be a partition's last
+		// offset, which the index must pass to become ready.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var ends kadm.ListedOffsets
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		ends, err = adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		x.log.Warn().Err(err).Str("topic", topic).Msg("dead letters: end offsets")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	x.mu.Lock()
+	x.target = map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { x.target[o.Partition] = o.Offset })
+	x.checkReadyLocked()
+	x.mu.Unlock()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			x.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("dead letters fetch")
+		})
+		fetches.EachRecord(x.add)
+		x.mu.Lock()
+		x.checkReadyLocked()
+		x.mu.Unlock()
+	}
+}
+
+func (x *Index) checkReadyLocked() {
+	if x.ready || x.target == nil {
+		return
+	}
+	for p, end := range x.target {
+		if x.next[p] < end {
+			return
+		}
+	}
+	x.ready = true
+}
+
+// add indexes one record of the DLQ.
+func (x *Index) add(r *kgo.Record) {
+	var d record.Delivery
+	ok := !r.Attrs.IsControl()
+	if ok {
+		if err := x.codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+			x.log.Error().Err(err).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable dead letter skipped")
+			ok = false
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.next[r.Partition] = r.Offset + 1
+	if !ok || d.Tenant == "" {
+		return
+	}
+	l := Letter{
+		DeliveryID: d.ID, SubscriptionID: d.SubscriptionID, EventID: d.EventID, EventType: d.EventType,
+		URL: d.URL, Attempts: d.Attempt, LastStatus: d.LastStatus, LastError: truncate(d.LastError, maxErrorLen),
+		Replayed: d.Replay, CreatedAt: d.CreatedAt.UTC(), DeadAt: r.Timestamp.UTC(), partition: r.Partition, offset: r.Offset,
+	}
+	list := slices.DeleteFunc(x.tenants[d.Tenant], func(o Letter) bool { return o.DeliveryID == l.DeliveryID })
+	// Records of several partitions arrive nearly in time order: the
+	// place is almost always the end.
+	i := sort.Search(len(list), func(i int) bool { return !list[i].before(l.DeadAt, l.DeliveryID) })
+	list = slices.Insert(list, i, l)
+	if len(list) > x.perTenant {
+		list = slices.Delete(list, 0, len(list)-x.perTenant)
+	}
+	x.tenants[d.Tenant] = list
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 { // not inside a UTF-8 sequence
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// Ready reports whether the index has read what the topic held when Run
+// began.
+func (x *Index) Ready() error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !x.ready {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Query picks letters of one tenant.
+type Query struct {
+	Tenant         string
+	SubscriptionID string    // "": every subscription
+	Within         []string  // nil: no restriction; else only these subscriptions
+	Since, Until   time.Time // dead-lettered in [Since, Until); zero: open
+	Limit          int
+	After          *Cursor // the last letter of the previous page
+}
+
+// Cursor is a position in the newest-first order.
+type Cursor struct {
+	At time.Time
+	ID string
+}
+
+// List returns a page of letters, newest first, and the cursor of the
+// next page (nil on the last).
+func (x *Index) List(q Query) ([]Letter, *Cursor, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !x.ready {
+		return nil, nil, ErrNotReady
+	}
+	list := x.tenants[q.Tenant]
+	end := len(list)
+	if q.After != nil {
+		end = sort.Search(len(list), func(i int) bool { return !list[i].before(q.After.At, q.After.ID) })
+	}
+	out := []Letter{}
+	for i := end - 1; i >= 0; i-- {
+		l := list[i]
+		if !q.Since.IsZero() && l.DeadAt.Before(q.Since) {
+			break // the rest are older still
+		}
+		switch {
+		case !q.Until.IsZero() && !l.DeadAt.Before(q.Until),
+			q.SubscriptionID != "" && l.SubscriptionID != q.SubscriptionID,
+			q.Within != nil && !slices.Contains(q.Within, l.SubscriptionID):
+			continue
+		}
+		if len(out) == q.Limit {
+			last := out[len(out)-1]
+			return out, &Cursor{At: last.DeadAt, ID: last.DeliveryID}, nil
+		}
+		out = append(out, l)
+	}
+	return out, nil, nil
+}
+
+// Get returns one letter of tenant.
+func (x *Index) Get(tenant, deliveryID string) (Letter, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !x.ready {
+		return Letter{}, ErrNotReady
+	}
+	for _, l := range x.tenants[tenant] {
+		if l.DeliveryID == deliveryID {
+			return l, nil
+		}
+	}
+	return Letter{}, ErrNotFound
+}
+
+// Payload reads the body of l as it was to be sent, from its own offset.
+func (x *Index) Payload(ctx context.Context, l Letter) (string, error) {
+	cl, err := kafka.NewClient(x.cfg, x.log, kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{x.cfg.Topics.DLQ: {l.partition: kgo.NewOffset().At(l.offset)}}))
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("dead letter %s: %w", l.DeliveryID, err)
+		}
+		if err := fetches.Err(); err != nil {
+			return "", fmt.Errorf("dead letter %s: %w", l.DeliveryID, err)
+		}
+		var payload string
+		found := false
+		fetches.EachRecord(func(r *kgo.Record) {
+			if found || r.Offset != l.offset {
+				return
+			}
+			var d record.Delivery
+			if x.codecs.Delivery.Unmarshal(r.Value, &d) == nil && d.ID == l.DeliveryID {
+				payload, found = d.Payload, true
+			}
+		})
+		if found {
+			return payload, nil
+		}
+		if fetches.NumRecords() > 0 {
+			return "", fmt.Errorf("dead letter %s: no longer at offset %d (retention)", l.DeliveryID, l.offset)
+		}
+	}
+}
