@@ -5,10 +5,10 @@ package secretbox
 
 import (
 	"crypto/aes"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
