@@ -24,6 +24,8 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/api"
 	"github.com/hookline/hookline/services/ingest/internal/bridge"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
+	"github.com/hookline/hookline/services/ingest/internal/console"
+	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -38,6 +40,9 @@ type settings struct {
 	DedupeTTL time.Duration
 
 	PingWaiters, PingWaitersTenant int
+
+	PublicURL      string
+	FrameAncestors []string
 }
 
 func main() {
@@ -56,6 +61,11 @@ func main() {
 	}
 	cfg.Keys = keys
 	cfg.Box = service.SecretBoxFromEnv(r)
+	cfg.PublicURL = r.String("HOOKLINE_PUBLIC_URL", "", "where people reach this API, for portal links (e.g. https://hooks.example.com); empty: the address a portal session was asked at")
+	cfg.FrameAncestors = r.List("HOOKLINE_PORTAL_FRAME_ANCESTORS", "", "origins allowed to embed the console in an iframe, e.g. https://app.example.com; empty: none")
+	if err := console.CheckFrameAncestors(cfg.FrameAncestors); err != nil {
+		r.Fail("HOOKLINE_PORTAL_FRAME_ANCESTORS", err)
+	}
 	rdb := service.RedisFromEnv(r)
 	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
 		return run(ctx, cfg, rdb, log)
@@ -91,6 +101,12 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		return err
 	}
 	srv.Outcomes, srv.Catalog = outcomes, types
+	letters := deadletters.New(cfg.Kafka, codecs, log, 0)
+	srv.DeadLetters, srv.Redis = letters, rdb
+	srv.Portal = api.NewPortal(box.Derive(api.PortalKeyPurpose), cfg.PublicURL)
+	if srv.Console, err = console.Handler(console.Options{FrameAncestors: cfg.FrameAncestors}); err != nil {
+		return err
+	}
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
 	if err != nil {
@@ -102,6 +118,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	g.Go(func() error { return consumer.Run(ctx) })
 	g.Go(func() error { return outcomes.Run(ctx) })
 	g.Go(func() error { return types.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.EventTypes) })
+	g.Go(func() error { return letters.Run(ctx) })
 	ready := func() error { return errors.Join(view.Ready(), types.Ready()) }
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, ready)) })
 	g.Go(func() error {
