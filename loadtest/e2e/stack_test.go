@@ -225,6 +225,8 @@ type receiver struct {
 	at   []time.Time // arrival of each request
 	// respond picks the status for a request (default 204).
 	respond func(r *http.Request, body []byte, n int) (int, http.Header)
+	// answer, when set, is the body written after the status.
+	answer func(r *http.Request) []byte
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -252,7 +254,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.body = append(rc.body, body)
 	rc.at = append(rc.at, time.Now())
 	n := len(rc.got)
-	respond := rc.respond
+	respond, answer := rc.respond, rc.answer
 	rc.mu.Unlock()
 	status := http.StatusNoContent
 	if respond != nil {
@@ -263,6 +265,9 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(status)
+	if answer != nil {
+		_, _ = w.Write(answer(r))
+	}
 }
 
 // waitFor polls until cond holds for the received requests.
