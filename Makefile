@@ -25,6 +25,10 @@ run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BR
 test: ## every test with -race, against real Kafka, Redis, schema registry and SMTP server (started here, stopped after)
 	@deploy/scripts/test.sh $(MODULES)
 
+.PHONY: console-screenshots
+console-screenshots: ## the console's browser test against real Kafka and Redis, saving docs/screenshots/ (needs chromium: deploy/scripts/chromium.sh ensure)
+	@HOOKLINE_TEST_GO_ONLY=1 HOOKLINE_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/screenshots deploy/scripts/test.sh -run 'TestConsoleInABrowser' ./loadtest/e2e/
+
 .PHONY: test-unit
 test-unit: ## the tests that need no servers (integration tests skip)
 	$(GO) test -race -count=1 $(MODULES)

@@ -78,9 +78,38 @@ func TestMakeRunStory(t *testing.T) {
 		}
 		if round == 1 {
 			hookctlFindsTheStack(t, out, filepath.Join(bin, "hookctl"), repo)
+			consoleLinkWorks(t, out, api)
 			alertDemo(t, out, api, recv)
 		}
 		out.stop(t)
+	}
+}
+
+// consoleLinkWorks: devstack prints the console's link, which serves the
+// console under its security headers, and the dev key signs in to it.
+func consoleLinkWorks(t *testing.T, out *output, api string) {
+	t.Helper()
+	link := "http://" + api + "/console/"
+	if !strings.Contains(out.find("The web console:"), link) {
+		out.fail(t, "devstack does not print the console link %s", link)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Fatalf("GET %s: %d, CSP %q", link, resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+api+"/v1/session", nil)
+	req.Header.Set("Authorization", "Bearer dev")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/session with the dev key: %d", resp.StatusCode)
 	}
 }
 

@@ -211,6 +211,9 @@ func printWelcome(secret, envFile string, settings []config.Setting) {
 	}
 	fmt.Printf(`
 [devstack] ready: ingest on http://%[1]s, demo receiver on https://%[2]s
+
+  The web console: http://%[1]s/console/ (sign in with the API key %[3]s)
+
 A subscription to every event type already points at the demo receiver.
 Send an event and watch it arrive below, with its signature checked:
 

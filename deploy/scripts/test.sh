@@ -5,6 +5,9 @@
 # mailpit (unless MAILPIT_URL names one), run every module's tests with
 # -race against them, and stop what was started, whatever the outcome.
 #
+# Chromium (Debian's, for the console's browser tests) is installed with
+# apt-get when missing.
+#
 #   test.sh <package patterns...>
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -60,15 +63,20 @@ if [ -n "$registry_env" ]; then
   [ -n "$HOOKLINE_TEST_SCHEMA_REGISTRY_URL" ] || { echo "test: registry.sh printed no URL" >&2; exit 1; }
 fi
 export HOOKLINE_TEST_SCHEMA_REGISTRY_URL
+# The console's browser tests drive Debian's chromium (installed when missing).
+eval "$("$HERE/chromium.sh" ensure)"
+export HOOKLINE_CHROMIUM
 # Integration tests fail instead of skipping when a server is missing.
 export HOOKLINE_REQUIRE_INFRA=1
-echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-} MAILPIT_URL=$MAILPIT_URL" >&2
+echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-} MAILPIT_URL=$MAILPIT_URL HOOKLINE_CHROMIUM=$HOOKLINE_CHROMIUM" >&2
 
 go test -race -count=1 -timeout 20m "$@"
 
 # What deploy/ ships: manifests, dashboards and alert rules, the delivery
 # log read by tools that are not Hookline's own (Python, kcat), and webhooks
 # verified by signature libraries that are not Hookline's (Python, Node).
+# HOOKLINE_TEST_GO_ONLY=1 (make console-screenshots) runs the Go tests only.
+[ -n "${HOOKLINE_TEST_GO_ONLY:-}" ] && exit 0
 for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"

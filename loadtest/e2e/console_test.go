@@ -171,6 +171,8 @@ func (b *browser) screenshot(name string) {
 	if dir == "" {
 		return
 	}
+	// From the top, without a passing toast, as a person first sees it.
+	eval[bool](b, `(() => { window.scrollTo(0, 0); document.querySelectorAll(".toast").forEach((t) => t.remove()); return true; })()`)
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

@@ -23,11 +23,16 @@ export async function list(main, _params, ctx) {
   const notices = h("div");
   const head = h("div", { class: "pagehead" },
     h("div", {}, h("h1", {}, "Dead letters"), h("p", { class: "sub" }, "Deliveries Hookline gave up on, newest first, with the reason. Replay them once the endpoint is fixed.")));
-  const sub = h("input", { type: "search", id: "dl-sub", value: filter.subscription_id, placeholder: "sub_…", spellcheck: "false" });
+  const sub = h("input", { type: "search", id: "dl-sub", value: filter.subscription_id, placeholder: "all endpoints", spellcheck: "false", list: "dl-subs" });
+  // The endpoints to pick from, by name; an id can always be typed.
+  const subs = h("datalist", { id: "dl-subs" });
+  api("GET", "/v1/subscriptions" + qs({ limit: 250 })).then((p) => {
+    subs.replaceChildren(...p.data.map((s) => h("option", { value: s.id, label: s.name || s.url })));
+  }).catch(() => { /* typing an id still works */ });
   const since = h("input", { type: "datetime-local", id: "dl-since", value: localOf(filter.since) });
   const until = h("input", { type: "datetime-local", id: "dl-until", value: localOf(filter.until) });
   const toolbar = h("form", { class: "toolbar", role: "search" },
-    h("div", { class: "field" }, h("label", { for: "dl-sub" }, "Endpoint id"), sub),
+    h("div", { class: "field" }, h("label", { for: "dl-sub" }, "Endpoint"), sub, subs),
     h("div", { class: "field" }, h("label", { for: "dl-since" }, "Since"), since),
     h("div", { class: "field" }, h("label", { for: "dl-until" }, "Until"), until),
     h("button", { type: "submit" }, "Filter"));

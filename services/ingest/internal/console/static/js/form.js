@@ -204,6 +204,8 @@ async function render(main, sub, ctx) {
   inputs.batch = batchOn;
   const batchMax = h("input", { type: "number", value: String(s.batch ? s.batch.max_events : 100), min: 1, max: 500, id: "batch-max" });
   const batchWait = h("input", { type: "number", value: String(s.batch ? s.batch.max_wait_ms : 1000), min: 0, max: 60000, id: "batch-wait" });
+  const batchFields = h("div", { class: "grid2", hidden: !s.batch }, field("Events per batch", batchMax, "1 to 500."), field("Wait at most (ms)", batchWait, "0 to 60000."));
+  batchOn.addEventListener("change", () => { batchFields.hidden = !batchOn.checked; });
 
   // Client certificate.
   const certIn = h("textarea", { name: "client_tls", rows: 4, spellcheck: "false", placeholder: "-----BEGIN CERTIFICATE-----" }, s.client_tls ? s.client_tls.certificate : "");
@@ -253,14 +255,14 @@ async function render(main, sub, ctx) {
         field("Compression", compression, null, "compression")),
       h("div", { class: "field" }, h("label", { class: "inline" }, ordered, "Ordered: one delivery at a time, in order")),
       h("div", { class: "field", dataset: { field: "batch" } }, h("label", { class: "inline" }, batchOn, "Batch events into one request"),
-        h("div", { class: "grid2" }, field("Events per batch", batchMax), field("Wait at most (ms)", batchWait))),
+        batchFields),
       h("details", { open: !!s.client_tls }, h("summary", {}, "Client certificate (mutual TLS)"),
         h("div", { dataset: { field: "client_tls" } }, field("Certificate chain (PEM)", certIn), field("Private key (PEM)", keyIn, "Stored sealed, never shown.")))),
     h("div", { class: "panel" }, h("h2", {}, "Owners"),
       field("Alert emails", text("alert_emails", (s.alert_emails || []).join(", "), { placeholder: "oncall@example.com" }), "Told when this endpoint keeps failing or is disabled.", "alert_emails"),
       h("div", { class: "field", dataset: { field: "metadata" } }, h("span", { class: "label" }, "Metadata"), kvRows("metadata", s.metadata, "key")),
       editing ? null : field("Signing secret", text("secret", "", { placeholder: "leave empty to have one made (whsec_...)", autocomplete: "off" }), "Only to bring your own secret.", "secret")),
-    h("div", { class: "row" }, h("span", {}),
+    h("div", { class: "formactions" },
       h("a", { class: "button", href: editing ? "#/subscriptions/" + encodeURIComponent(s.id) : "#/subscriptions" }, "Cancel"),
       h("button", { type: "submit", class: "primary", id: "save" }, editing ? "Save changes" : "Create endpoint")));
 

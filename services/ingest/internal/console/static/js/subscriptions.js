@@ -99,9 +99,8 @@ export async function detail(main, params, ctx) {
         h("a", { class: "button", href: "#/subscriptions/" + encodeURIComponent(sub.id) + "/edit" }, "Edit"),
         sub.enabled ? sendTest : null, toggle, rotate, del)),
     notices, confirmArea, result,
-    healthPanel(sub),
     h("div", { class: "grid2" },
-      h("div", {}, settingsPanel(sub)),
+      h("div", {}, healthPanel(sub), settingsPanel(sub)),
       h("div", {}, matchingPanel(sub), deliveryPanel(sub))),
     h("div", { class: "panel" }, h("h2", {}, "Dead letters"),
       h("p", { class: "muted" }, "Deliveries to this endpoint that were given up. "),
@@ -179,7 +178,8 @@ function healthPanel(sub) {
 }
 
 function props(...pairs) {
-  return h("dl", { class: "props" }, pairs.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v === "" || v === undefined || v === null ? h("span", { class: "muted" }, "—") : v)]));
+  const none = (v) => v === "" || v === undefined || v === null || (Array.isArray(v) && v.length === 0);
+  return h("dl", { class: "props" }, pairs.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, none(v) ? h("span", { class: "muted" }, "—") : v)]));
 }
 
 function kv(map) {
