@@ -8,6 +8,7 @@ import * as subscriptions from "./subscriptions.js";
 import * as form from "./form.js";
 import * as deadLetters from "./deadletters.js";
 import * as eventTypes from "./eventtypes.js";
+import * as logs from "./logs.js";
 
 const app = document.getElementById("app");
 
@@ -17,6 +18,7 @@ const routes = [
   ["/subscriptions/new", form.create, "subscriptions"],
   ["/subscriptions/:id", subscriptions.detail, "subscriptions"],
   ["/subscriptions/:id/edit", form.edit, "subscriptions"],
+  ["/subscriptions/:id/logs", logs.tab, "subscriptions"],
   ["/dead-letters", deadLetters.list, "dead-letters"],
   ["/dead-letters/:id", deadLetters.detail, "dead-letters"],
   ["/event-types", eventTypes.list, "event-types"],

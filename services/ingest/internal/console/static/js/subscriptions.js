@@ -97,6 +97,7 @@ export async function detail(main, params, ctx) {
       h("div", {}, h("h1", {}, title(sub)), h("p", { class: "sub mono wrap" }, sub.url)),
       h("div", { class: "actions" },
         h("a", { class: "button", href: "#/subscriptions/" + encodeURIComponent(sub.id) + "/edit" }, "Edit"),
+        h("a", { class: "button", href: "#/subscriptions/" + encodeURIComponent(sub.id) + "/logs" }, "Logs"),
         sub.enabled ? sendTest : null, toggle, rotate, del)),
     notices, confirmArea, result,
     h("div", { class: "grid2" },
