@@ -157,6 +157,14 @@ func (b *browser) typeInto(sel, text string) {
 	b.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+// setValue replaces the value of the input sel, as select-all and typing
+// would.
+func (b *browser) setValue(sel, value string) {
+	b.t.Helper()
+	eval[bool](b, fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input")); return true; })()`,
+		jsString(sel), jsString(value)))
+}
+
 // choose picks a value of the select sel, as a person would.
 func (b *browser) choose(sel, value string) {
 	b.t.Helper()
@@ -335,6 +343,35 @@ func TestConsoleInABrowser(t *testing.T) {
 	s.call(http.MethodGet, "/v1/subscriptions/"+subID, s.Key, "", nil, &stored)
 	if !stored.Enabled {
 		t.Error("Enable left the subscription disabled")
+	}
+
+	// Edit: a refused value is shown at its field; the condition built
+	// earlier comes back into the builder and is kept.
+	b.click("Edit")
+	b.waitFor("the edit form", `!!document.querySelector("#subscription-form [name=timeout_ms]")`, 10*time.Second)
+	if n := eval[int](b, `document.querySelectorAll(".cond-field").length`); n != 3 {
+		t.Errorf("the edit form's builder shows %d conditions, want the 3 saved", n)
+	}
+	b.setValue(`[name=timeout_ms]`, "500")
+	b.click("Save changes")
+	b.waitFor("the field error", `[...document.querySelectorAll(".fielderror")].some((e) => e.textContent.startsWith("timeout_ms"))`, 10*time.Second)
+	if got := eval[string](b, `document.querySelector("[name=timeout_ms]").getAttribute("aria-invalid")`); got != "true" {
+		t.Errorf("the refused field is not marked invalid (%q)", got)
+	}
+	b.setValue(`[name=timeout_ms]`, "5000")
+	b.do("add a header", chromedp.Click(chromedp.CSS(`[data-field=headers] button.link`)))
+	b.typeInto(`[data-field=headers] .row input[aria-label="headers name"]`, "X-Team")
+	b.typeInto(`[data-field=headers] .row input[aria-label="headers value"]`, "billing")
+	b.click("Save changes")
+	b.waitFor("the endpoint page", `!!document.querySelector("#health")`, 20*time.Second)
+	var edited struct {
+		TimeoutMS int               `json:"timeout_ms"`
+		Headers   map[string]string `json:"headers"`
+		Condition map[string]any    `json:"condition"`
+	}
+	s.call(http.MethodGet, "/v1/subscriptions/"+subID, s.Key, "", nil, &edited)
+	if edited.TimeoutMS != 5000 || edited.Headers["X-Team"] != "billing" || !jsonEqual(edited.Condition, want) {
+		t.Errorf("after the edit the API has %+v", edited)
 	}
 
 	// The Logs tab, where alert emails link, says the history is not
