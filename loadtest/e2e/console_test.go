@@ -181,6 +181,9 @@ func (b *browser) screenshot(name string) {
 	}
 	// From the top, without a passing toast, as a person first sees it.
 	eval[bool](b, `(() => { window.scrollTo(0, 0); document.querySelectorAll(".toast").forEach((t) => t.remove()); return true; })()`)
+	// Let the page paint after the scroll: a capture at once can show
+	// tiles not yet drawn.
+	time.Sleep(500 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
