@@ -93,7 +93,12 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "the dead letter index", err)
 		return
 	}
-	payload, err := s.DeadLetters.Payload(r.Context(), l)
+	payload, err := s.DeadLetters.Payload(r.Context(), tenantOf(r), l)
+	if errors.Is(err, deadletters.ErrBusy) {
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, r, problem.New(http.StatusTooManyRequests, "busy", err.Error()+"; retry"))
+		return
+	}
 	if err != nil {
 		s.unavailable(w, r, "Kafka", err)
 		return

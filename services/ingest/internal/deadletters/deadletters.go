@@ -37,6 +37,17 @@ var ErrNotReady = errors.New("the dead letters are still being read")
 // ErrNotFound is returned for a letter the index does not hold.
 var ErrNotFound = errors.New("no such dead letter")
 
+// ErrBusy is returned by Payload when too many reads run at once.
+var ErrBusy = errors.New("too many dead letters being opened at once")
+
+// Bounds of Payload reads, each a short-lived Kafka client: per instance,
+// and per tenant so that one tenant opening letters in a loop leaves room
+// for the others.
+const (
+	maxPayloadReads       = 16
+	maxPayloadReadsTenant = 4
+)
+
 // Letter is one dead-lettered delivery.
 type Letter struct {
 	DeliveryID     string    `json:"delivery_id"`
@@ -70,6 +81,10 @@ type Index struct {
 	log       zerolog.Logger
 	perTenant int
 
+	readsMu sync.Mutex
+	reads   map[string]int // Payload reads running, by tenant
+	total   int
+
 	mu      sync.RWMutex
 	tenants map[string][]Letter // oldest first; a delivery appears once, at its last dead-lettering
 	target  map[int32]int64     // end offsets when Run began
@@ -84,7 +99,7 @@ func New(cfg kafka.Config, codecs *record.Codecs, log zerolog.Logger, perTenant 
 		perTenant = DefaultPerTenant
 	}
 	return &Index{cfg: cfg, codecs: codecs, log: log, perTenant: perTenant,
-		tenants: map[string][]Letter{}, next: map[int32]int64{}}
+		tenants: map[string][]Letter{}, next: map[int32]int64{}, reads: map[string]int{}}
 }
 
 // Run reads the DLQ from its start and follows it until ctx ends.
@@ -266,8 +281,29 @@ func (x *Index) Get(tenant, deliveryID string) (Letter, error) {
 	return Letter{}, ErrNotFound
 }
 
-// Payload reads the body of l as it was to be sent, from its own offset.
-func (x *Index) Payload(ctx context.Context, l Letter) (string, error) {
+// Payload reads the body of tenant's letter l as it was to be sent, from
+// its own offset; ErrBusy when too many reads run.
+func (x *Index) Payload(ctx context.Context, tenant string, l Letter) (string, error) {
+	x.readsMu.Lock()
+	busy := x.total >= maxPayloadReads || x.reads[tenant] >= maxPayloadReadsTenant
+	if !busy {
+		x.total++
+		x.reads[tenant]++
+	}
+	x.readsMu.Unlock()
+	if busy {
+		return "", ErrBusy
+	}
+	defer func() {
+		x.readsMu.Lock()
+		x.total--
+		if x.reads[tenant]--; x.reads[tenant] == 0 {
+			delete(x.reads, tenant)
+		}
+		x.readsMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	cl, err := kafka.NewClient(x.cfg, x.log, kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{x.cfg.Topics.DLQ: {l.partition: kgo.NewOffset().At(l.offset)}}))
 	if err != nil {

@@ -146,7 +146,7 @@ func TestIndexListsNewestFirstPerTenant(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		body, err := x.Payload(ctx, l)
+		body, err := x.Payload(ctx, "acme", l)
 		if err != nil || body != `{"id":"dlv_1","data":{"note":"<script>alert(1)</script>"}}` {
 			t.Errorf("Payload = %q, %v", body, err)
 		}
@@ -190,6 +190,29 @@ func TestIndexKeepsTheNewestPerTenant(t *testing.T) {
 	}
 	if other, _, _ := x.List(Query{Tenant: "globex", Limit: 100}); len(other) != 1 {
 		t.Errorf("a busy tenant pushed out another's letters: %v", ids(other))
+	}
+}
+
+// TestPayloadReadsAreBounded: a tenant holding its share of reads is
+// refused another, while another tenant still gets one.
+func TestPayloadReadsAreBounded(t *testing.T) {
+	x := New(kafka.Config{}, nil, testinfra.Logger(), 0)
+	x.reads["acme"], x.total = maxPayloadReadsTenant, maxPayloadReadsTenant
+	if _, err := x.Payload(context.Background(), "acme", Letter{}); !errors.Is(err, ErrBusy) {
+		t.Errorf("a tenant over its share: %v, want ErrBusy", err)
+	}
+	x.total = maxPayloadReads
+	if _, err := x.Payload(context.Background(), "globex", Letter{}); !errors.Is(err, ErrBusy) {
+		t.Errorf("an instance over its bound: %v, want ErrBusy", err)
+	}
+	x.total = maxPayloadReadsTenant
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // admitted, then ends at once: no broker is needed to see it was let through
+	if _, err := x.Payload(ctx, "globex", Letter{}); errors.Is(err, ErrBusy) {
+		t.Error("another tenant was refused while the instance had room")
+	}
+	if x.total != maxPayloadReadsTenant || x.reads["globex"] != 0 {
+		t.Errorf("reads not given back: total %d, globex %d", x.total, x.reads["globex"])
 	}
 }
 
