@@ -170,7 +170,9 @@ const (
 )
 
 // EventCursor is the cursor after e.
-func EventCursor(e Event) string { return encodeCursor(cursorEvents, Cursor{At: e.ReceivedAt, ID: e.ID}) }
+func EventCursor(e Event) string {
+	return encodeCursor(cursorEvents, Cursor{At: e.ReceivedAt, ID: e.ID})
+}
 
 // DeliveryCursor is the cursor after d.
 func DeliveryCursor(d Delivery) string {

@@ -459,7 +459,10 @@ func testPaging(t *testing.T, open Open) {
 	t.Run("events", func(t *testing.T) {
 		all := pageAll(t, func(cursor string) (logstore.Page[logstore.Event], error) {
 			return s.ListEvents(ctx(t), "acme", logstore.EventQuery{Limit: 5, Cursor: cursor})
-		}, func() { write(t, s, logstore.Batch{Events: []logstore.Event{event("acme", "evt_new_"+later.String(), later)}}); later = later.Add(time.Second) })
+		}, func() {
+			write(t, s, logstore.Batch{Events: []logstore.Event{event("acme", "evt_new_"+later.String(), later)}})
+			later = later.Add(time.Second)
+		})
 		checkOrder(t, all, 23, func(e logstore.Event) (time.Time, string) { return e.ReceivedAt, e.ID })
 	})
 	t.Run("deliveries", func(t *testing.T) {
