@@ -3,7 +3,6 @@ package pglogstore_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/logstore/pglogstore"
@@ -27,5 +26,3 @@ func open(t *testing.T, cfg storetest.Config) logstore.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
-
-var _ = time.Second
