@@ -99,9 +99,26 @@ func scanEvent(rows pgx.Row) (logstore.Event, error) {
 // events_by_time otherwise: each reads limit+1 index entries from the
 // cursor on, partitions newest first.
 func (s *Store) ListEvents(ctx context.Context, tenant string, q logstore.EventQuery) (logstore.Page[logstore.Event], error) {
-	limit, cur, err := q.Check()
+	sql, args, limit, err := eventsQuery(tenant, q)
 	if err != nil {
 		return logstore.Page[logstore.Event]{}, err
+	}
+	var out []logstore.Event
+	err = s.read(ctx, sql, args, func(rows pgx.Rows) error {
+		e, err := scanEvent(rows)
+		out = append(out, e)
+		return err
+	})
+	if err != nil {
+		return logstore.Page[logstore.Event]{}, fmt.Errorf("list events: %w", err)
+	}
+	return page(out, limit, logstore.EventCursor), nil
+}
+
+func eventsQuery(tenant string, q logstore.EventQuery) (string, []any, int, error) {
+	limit, cur, err := q.Check()
+	if err != nil {
+		return "", nil, 0, err
 	}
 	var w where
 	w.and("tenant = %s", tenant)
@@ -117,28 +134,20 @@ func (s *Store) ListEvents(ctx context.Context, tenant string, q logstore.EventQ
 	}
 	sql := "SELECT " + eventColumns + " FROM events WHERE " + w.String() +
 		" ORDER BY received_at DESC, id DESC LIMIT " + strconv.Itoa(limit+1)
-	var out []logstore.Event
-	err = s.read(ctx, sql, w.args, func(rows pgx.Rows) error {
-		e, err := scanEvent(rows)
-		out = append(out, e)
-		return err
-	})
-	if err != nil {
-		return logstore.Page[logstore.Event]{}, fmt.Errorf("list events: %w", err)
-	}
-	return page(out, limit, logstore.EventCursor), nil
+	return sql, w.args, limit, nil
 }
+
+const getEventSQL = "SELECT " + eventColumns + " FROM events WHERE tenant = $1 AND id = $2 ORDER BY received_at DESC LIMIT 1"
 
 // GetEvent probes the primary key of each day's partition, newest first,
 // and stops at the first hit.
 func (s *Store) GetEvent(ctx context.Context, tenant, id string) (logstore.Event, error) {
 	var out []logstore.Event
-	err := s.read(ctx, "SELECT "+eventColumns+" FROM events WHERE tenant = $1 AND id = $2 ORDER BY received_at DESC LIMIT 1",
-		[]any{tenant, id}, func(rows pgx.Rows) error {
-			e, err := scanEvent(rows)
-			out = append(out, e)
-			return err
-		})
+	err := s.read(ctx, getEventSQL, []any{tenant, id}, func(rows pgx.Rows) error {
+		e, err := scanEvent(rows)
+		out = append(out, e)
+		return err
+	})
 	switch {
 	case err != nil:
 		return logstore.Event{}, fmt.Errorf("get event %s: %w", id, err)
@@ -170,9 +179,26 @@ func scanDelivery(rows pgx.Row, extra ...any) (logstore.Delivery, error) {
 // a status filter reads the index until a page of matches is found:
 // bounded by the time window given.
 func (s *Store) ListDeliveries(ctx context.Context, tenant string, q logstore.DeliveryQuery) (logstore.Page[logstore.Delivery], error) {
-	limit, cur, err := q.Check()
+	sql, args, limit, err := deliveriesQuery(tenant, q)
 	if err != nil {
 		return logstore.Page[logstore.Delivery]{}, err
+	}
+	var out []logstore.Delivery
+	err = s.read(ctx, sql, args, func(rows pgx.Rows) error {
+		d, err := scanDelivery(rows)
+		out = append(out, d)
+		return err
+	})
+	if err != nil {
+		return logstore.Page[logstore.Delivery]{}, fmt.Errorf("list deliveries: %w", err)
+	}
+	return page(out, limit, logstore.DeliveryCursor), nil
+}
+
+func deliveriesQuery(tenant string, q logstore.DeliveryQuery) (string, []any, int, error) {
+	limit, cur, err := q.Check()
+	if err != nil {
+		return "", nil, 0, err
 	}
 	var w where
 	w.and("d.tenant = %s", tenant)
@@ -191,26 +217,18 @@ func (s *Store) ListDeliveries(ctx context.Context, tenant string, q logstore.De
 	}
 	sql := "SELECT " + deliveryColumns + " FROM deliveries d WHERE " + w.String() +
 		" ORDER BY d.created_at DESC, d.id DESC LIMIT " + strconv.Itoa(limit+1)
-	var out []logstore.Delivery
-	err = s.read(ctx, sql, w.args, func(rows pgx.Rows) error {
-		d, err := scanDelivery(rows)
-		out = append(out, d)
-		return err
-	})
-	if err != nil {
-		return logstore.Page[logstore.Delivery]{}, fmt.Errorf("list deliveries: %w", err)
-	}
-	return page(out, limit, logstore.DeliveryCursor), nil
+	return sql, w.args, limit, nil
 }
+
+const getDeliverySQL = `SELECT ` + deliveryColumns + `, b.body FROM
+	(SELECT * FROM deliveries WHERE id = $2 AND tenant = $1 ORDER BY created_at DESC LIMIT 1) d
+	LEFT JOIN bodies b ON b.hash = d.payload_hash AND b.day = (d.created_at AT TIME ZONE 'UTC')::date`
 
 // GetDelivery probes the primary key (id first) of each day's partition,
 // newest first, and joins the payload.
 func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (logstore.Delivery, error) {
 	var out []logstore.Delivery
-	sql := `SELECT ` + deliveryColumns + `, b.body FROM
-		(SELECT * FROM deliveries WHERE id = $2 AND tenant = $1 ORDER BY created_at DESC LIMIT 1) d
-		LEFT JOIN bodies b ON b.hash = d.payload_hash AND b.day = (d.created_at AT TIME ZONE 'UTC')::date`
-	err := s.read(ctx, sql, []any{tenant, id}, func(rows pgx.Rows) error {
+	err := s.read(ctx, getDeliverySQL, []any{tenant, id}, func(rows pgx.Rows) error {
 		var payload []byte
 		d, err := scanDelivery(rows, &payload)
 		d.Payload = payload
@@ -235,9 +253,26 @@ const attemptColumns = `a.tenant, a.delivery_id, a.attempt, a.started_at, a.deli
 // the page is cut before the bodies are joined, so only its rows pay for
 // them.
 func (s *Store) ListAttempts(ctx context.Context, tenant string, q logstore.AttemptQuery) (logstore.Page[logstore.Attempt], error) {
-	limit, cur, err := q.Check()
+	sql, args, limit, err := attemptsQuery(tenant, q)
 	if err != nil {
 		return logstore.Page[logstore.Attempt]{}, err
+	}
+	var out []logstore.Attempt
+	err = s.read(ctx, sql, args, func(rows pgx.Rows) error {
+		a, err := scanAttempt(rows)
+		out = append(out, a)
+		return err
+	})
+	if err != nil {
+		return logstore.Page[logstore.Attempt]{}, fmt.Errorf("list attempts: %w", err)
+	}
+	return page(out, limit, logstore.AttemptCursor), nil
+}
+
+func attemptsQuery(tenant string, q logstore.AttemptQuery) (string, []any, int, error) {
+	limit, cur, err := q.Check()
+	if err != nil {
+		return "", nil, 0, err
 	}
 	var w where
 	w.and("tenant = %s", tenant)
@@ -261,16 +296,7 @@ func (s *Store) ListAttempts(ctx context.Context, tenant string, q logstore.Atte
 		sql = "SELECT " + attemptColumns + ", b.body FROM (" + inner + ") a" +
 			" LEFT JOIN bodies b ON b.hash = a.body_hash AND b.day = (a.started_at AT TIME ZONE 'UTC')::date" + order
 	}
-	var out []logstore.Attempt
-	err = s.read(ctx, sql, w.args, func(rows pgx.Rows) error {
-		a, err := scanAttempt(rows)
-		out = append(out, a)
-		return err
-	})
-	if err != nil {
-		return logstore.Page[logstore.Attempt]{}, fmt.Errorf("list attempts: %w", err)
-	}
-	return page(out, limit, logstore.AttemptCursor), nil
+	return sql, w.args, limit, nil
 }
 
 func scanAttempt(rows pgx.Row) (logstore.Attempt, error) {
@@ -300,6 +326,11 @@ func scanAttempt(rows pgx.Row) (logstore.Attempt, error) {
 	return a, nil
 }
 
+const statsSQL = `SELECT count(*),
+	count(*) FILTER (WHERE outcome = 3), count(*) FILTER (WHERE outcome = 1), count(*) FILTER (WHERE outcome = 2),
+	percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
+	FROM attempts WHERE tenant = $1 AND subscription_id = $2 AND started_at >= $3 AND started_at < $4`
+
 // Stats reads attempts_by_subscription alone (an index-only scan, as its
 // INCLUDE holds outcome and duration): O(attempts in the window).
 func (s *Store) Stats(ctx context.Context, tenant string, q logstore.StatsQuery) (logstore.Stats, error) {
@@ -308,11 +339,7 @@ func (s *Store) Stats(ctx context.Context, tenant string, q logstore.StatsQuery)
 	}
 	var st logstore.Stats
 	var pct []pgtype.Int4
-	sql := `SELECT count(*),
-		count(*) FILTER (WHERE outcome = 3), count(*) FILTER (WHERE outcome = 1), count(*) FILTER (WHERE outcome = 2),
-		percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
-		FROM attempts WHERE tenant = $1 AND subscription_id = $2 AND started_at >= $3 AND started_at < $4`
-	err := s.read(ctx, sql, []any{tenant, q.SubscriptionID, q.Since, q.Until}, func(rows pgx.Rows) error {
+	err := s.read(ctx, statsSQL, []any{tenant, q.SubscriptionID, q.Since, q.Until}, func(rows pgx.Rows) error {
 		return rows.Scan(&st.Attempts, &st.Delivered, &st.Retrying, &st.Failed, &pct)
 	})
 	if err != nil {
