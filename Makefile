@@ -80,6 +80,12 @@ bench: ## every load scenario at full size, with the ceiling ratio of each: mark
 bench-quick: ## every load scenario, small (a few minutes)
 	@loadtest/bench.sh -size quick $(BENCH_FLAGS)
 
+# Not part of `make test`: the first run generates 10 million attempts
+# (minutes), kept for the next runs in the database bench_logstore_10000000.
+.PHONY: bench-logstore
+bench-logstore: ## delivery-history store on a real PostgreSQL: write throughput, queries over 10M attempts, storage, plans; results/logstore-bench.txt
+	@deploy/scripts/bench-logstore.sh
+
 # Not part of `make test`: it takes 5 to 6 minutes of a 2-core machine.
 .PHONY: test-faults
 test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and brokers, sink down 30s, scale out and in; nothing lost

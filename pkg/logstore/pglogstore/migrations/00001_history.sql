@@ -42,7 +42,7 @@ CREATE INDEX events_by_subject ON events (tenant, subject, received_at DESC, id 
 -- Deliveries and their current state. The state columns are updated in
 -- place when an attempt moves a delivery forward; none of them is indexed,
 -- so these are HOT updates (no index entry written), on pages with room
--- left for them (fillfactor 80, set per partition).
+-- left for them (fillfactor 50, set per partition: see partition.go).
 CREATE TABLE deliveries (
     tenant          text        NOT NULL,
     id              text        NOT NULL,
