@@ -11,12 +11,13 @@ import (
 func TestAheadIsATotalOrder(t *testing.T) {
 	t0 := time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC)
 	versions := []Delivery{
-		{State: StatePending, Attempts: 0},
-		{State: StateRetrying, Attempts: 1, LastAttemptAt: t0},
-		{State: StatePending, Attempts: 1}, // re-queued after attempt 1
-		{State: StateRetrying, Attempts: 2, LastAttemptAt: t0.Add(time.Minute)},
-		{State: StateFailed, Attempts: 2, LastAttemptAt: t0.Add(2 * time.Minute)},
-		{State: StateDelivered, Attempts: 3, LastAttemptAt: t0.Add(time.Hour)},
+		{State: StatePending},                              // the delivery record
+		{State: StatePending, Attempts: 1},                 // re-queued after attempt 1: no time, no news
+		{State: StateRetrying, Attempts: 1, UpdatedAt: t0}, // attempt 1
+		{State: StateRetrying, Attempts: 2, UpdatedAt: t0.Add(time.Minute)},
+		{State: StateFailed, Attempts: 2, UpdatedAt: t0.Add(time.Minute)},                // the DLQ record of attempt 2
+		{State: StatePending, Attempts: 0, UpdatedAt: t0.Add(time.Hour)},                 // replayed from the DLQ
+		{State: StateDelivered, Attempts: 1, UpdatedAt: t0.Add(time.Hour + time.Second)}, // the replay's attempt 1
 	}
 	for i, a := range versions {
 		for j, b := range versions {
@@ -31,8 +32,13 @@ func TestAheadIsATotalOrder(t *testing.T) {
 			}
 		}
 	}
-	if !Ahead(versions[1], versions[2]) {
-		t.Error("a re-queue (pending) overtook the attempt (retrying) with as many attempts")
+	for i := 1; i < len(versions); i++ {
+		if !Ahead(versions[i], versions[i-1]) {
+			t.Errorf("version %d (%+v) is not ahead of version %d", i, versions[i], i-1)
+		}
+	}
+	if !Ahead(versions[2], versions[1]) {
+		t.Error("a re-queue (pending) overtook the attempt (retrying) before it")
 	}
 }
 

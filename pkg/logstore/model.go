@@ -74,9 +74,17 @@ type Delivery struct {
 	CreatedAt time.Time
 	EventTime time.Time // zero when not known yet
 
-	// The state, and what the attempt that set it said.
-	State         State
-	Attempts      int32     // attempts made so far
+	// The state, and what the attempt or record that set it said.
+	State State
+	// UpdatedAt is when the state became true: the start of the attempt
+	// that set it, or the time of the record that did (its Kafka
+	// timestamp: when the DLQ or a replay wrote it). States are kept in
+	// the order of this time (Ahead); a record with a zero UpdatedAt adds
+	// its fields but sets the state only where none is stored yet, as a
+	// re-queue by the retry scheduler should, since the attempt before it
+	// already said "retrying" and when the next one is due.
+	UpdatedAt     time.Time
+	Attempts      int32     // the number of the last attempt; a replay counts from 1 again
 	LastAttemptAt time.Time // zero: none yet
 	LastStatus    int32     // HTTP status of the last attempt; 0: none
 	LastError     string
@@ -188,7 +196,7 @@ func (b Batch) Prepare() (Batch, error) {
 			return Batch{}, err
 		}
 		d.CreatedAt, d.EventTime = micros(d.CreatedAt), micros(d.EventTime)
-		d.LastAttemptAt, d.NextAttemptAt = micros(d.LastAttemptAt), micros(d.NextAttemptAt)
+		d.UpdatedAt, d.LastAttemptAt, d.NextAttemptAt = micros(d.UpdatedAt), micros(d.LastAttemptAt), micros(d.NextAttemptAt)
 		out.Deliveries[i] = d
 	}
 	for i, a := range b.Attempts {
@@ -284,20 +292,22 @@ func (a Attempt) check() error {
 	return nil
 }
 
-// Ahead reports whether state version a wins over b: more attempts, or
-// as many and a higher rank. It is a total order, so the state a store
-// keeps — the greatest version it has seen — does not depend on the order
-// in which versions arrive, nor on duplicates.
+// Ahead reports whether state version a wins over b: set later
+// (UpdatedAt), or at the same time and of a higher rank (a DLQ record
+// written as its attempt ended says "failed" over the attempt's
+// "retrying"), or else by attempt number. Time comes first, not the
+// attempt number, because a replay starts counting from 1 again. It is a
+// total order on those fields, so the state a store keeps — the greatest
+// version it has seen — does not depend on the order in which versions
+// arrive, nor on duplicates.
 func Ahead(a, b Delivery) bool {
-	if a.Attempts != b.Attempts {
-		return a.Attempts > b.Attempts
+	if !a.UpdatedAt.Equal(b.UpdatedAt) {
+		return a.UpdatedAt.After(b.UpdatedAt)
 	}
 	if a.State != b.State {
 		return a.State.Rank() > b.State.Rank()
 	}
-	// Equal progress: the later attempt's details, so that two replays of
-	// one record give one answer whatever their order.
-	return a.LastAttemptAt.After(b.LastAttemptAt)
+	return a.Attempts > b.Attempts
 }
 
 // Fold turns a prepared batch into one delivery row per delivery (by ID
@@ -306,7 +316,8 @@ func Ahead(a, b Delivery) bool {
 // delivery in. A delivery the batch has only attempts of gets a row
 // without payload, completed when its record comes. A driver upserts the
 // rows, keeping for each the fields already known and the greater state
-// (Ahead), so that one delivery costs one row write per batch.
+// (Ahead) and the latest attempt time, so that one delivery costs one row
+// write per batch.
 func Fold(b Batch) []Delivery {
 	type key struct {
 		id string
@@ -325,8 +336,13 @@ func Fold(b Batch) []Delivery {
 			cur.Payload, cur.EventTime = d.Payload, d.EventTime
 		}
 		if Ahead(d, *cur) {
-			cur.State, cur.Attempts, cur.LastAttemptAt = d.State, d.Attempts, d.LastAttemptAt
+			cur.State, cur.UpdatedAt, cur.Attempts = d.State, d.UpdatedAt, d.Attempts
 			cur.LastStatus, cur.LastError, cur.NextAttemptAt = d.LastStatus, d.LastError, d.NextAttemptAt
+		}
+		// The last attempt's time is the latest seen, whichever version
+		// set the state (a DLQ record has none of its own).
+		if d.LastAttemptAt.After(cur.LastAttemptAt) {
+			cur.LastAttemptAt = d.LastAttemptAt
 		}
 	}
 	for _, d := range b.Deliveries {
@@ -352,7 +368,7 @@ func (a Attempt) deliveryState() Delivery {
 	return Delivery{
 		Tenant: a.Tenant, ID: a.DeliveryID, SubscriptionID: a.SubscriptionID, EventID: a.EventID,
 		EventType: a.EventType, URL: a.URL, CreatedAt: a.DeliveryCreatedAt,
-		State: a.Outcome, Attempts: a.Number, LastAttemptAt: a.StartedAt,
+		State: a.Outcome, UpdatedAt: a.StartedAt, Attempts: a.Number, LastAttemptAt: a.StartedAt,
 		LastStatus: a.ResponseStatus, LastError: a.Error, NextAttemptAt: a.NextAttemptAt,
 	}
 }

@@ -286,12 +286,13 @@ func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duratio
 		        'ord_' || e, 'shop', created - interval '1 s', convert_from(payload, 'UTF8')
 		 FROM d WHERE i % 2 = 0`,
 		`INSERT INTO deliveries (tenant, id, created_at, subscription_id, event_id, event_type, url, payload_hash, event_time,
-		                         state, attempts, last_attempt_at, last_status, last_error, next_attempt_at)
+		                         state, attempts, last_attempt_at, updated_at, last_status, last_error, next_attempt_at)
 		 SELECT 'tenant_' || tenant, 'dlv_' || substr(md5('d' || i), 1, 26), created, 'sub_' || lpad(sub::text, 5, '0'),
 		        'evt_' || substr(md5(e::text), 1, 26), 'order.created', 'https://hooks.example.com/' || tenant,
 		        substr(sha256(payload), 1, 16), created - interval '1 s',
 		        CASE WHEN i % 25 = 0 OR i % 50 = 1 THEN 2 ELSE 3 END,
 		        CASE WHEN i % 5 = 0 THEN 2 ELSE 1 END,
+		        created + CASE WHEN i % 5 = 0 THEN interval '30 s' ELSE interval '50 ms' END,
 		        created + CASE WHEN i % 5 = 0 THEN interval '30 s' ELSE interval '50 ms' END,
 		        CASE WHEN i % 25 = 0 OR i % 50 = 1 THEN 400 ELSE 200 END, '', NULL
 		 FROM d`,

@@ -158,18 +158,19 @@ func (s *Store) GetEvent(ctx context.Context, tenant, id string) (logstore.Event
 }
 
 const deliveryColumns = `d.tenant, d.id, d.created_at, d.subscription_id, d.event_id, d.event_type, d.url, d.event_time,
-	d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at`
+	d.state, d.updated_at, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at`
 
 func scanDelivery(rows pgx.Row, extra ...any) (logstore.Delivery, error) {
 	var d logstore.Delivery
-	var eventTime, lastAt, nextAt pgtype.Timestamptz
+	var eventTime, updatedAt, lastAt, nextAt pgtype.Timestamptz
 	var state, status int16
 	dest := append([]any{&d.Tenant, &d.ID, &d.CreatedAt, &d.SubscriptionID, &d.EventID, &d.EventType, &d.URL, &eventTime,
-		&state, &d.Attempts, &lastAt, &status, &d.LastError, &nextAt}, extra...)
+		&state, &updatedAt, &d.Attempts, &lastAt, &status, &d.LastError, &nextAt}, extra...)
 	if err := rows.Scan(dest...); err != nil {
 		return d, err
 	}
-	d.CreatedAt, d.EventTime, d.LastAttemptAt, d.NextAttemptAt = d.CreatedAt.UTC(), timeOf(eventTime), timeOf(lastAt), timeOf(nextAt)
+	d.CreatedAt, d.EventTime, d.UpdatedAt = d.CreatedAt.UTC(), timeOf(eventTime), timeOf(updatedAt)
+	d.LastAttemptAt, d.NextAttemptAt = timeOf(lastAt), timeOf(nextAt)
 	d.State, d.LastStatus = stateOf(state), int32(status)
 	return d, nil
 }

@@ -238,49 +238,53 @@ func (w *write) eventArgs() []any {
 
 // ahead is logstore.Ahead in SQL: the incoming state version (EXCLUDED)
 // is greater than the stored one (d).
-const ahead = `(EXCLUDED.attempts, EXCLUDED.state, COALESCE(EXCLUDED.last_attempt_at, '-infinity'))
-             > (d.attempts, d.state, COALESCE(d.last_attempt_at, '-infinity'))`
+const ahead = `(COALESCE(EXCLUDED.updated_at, '-infinity'), EXCLUDED.state, EXCLUDED.attempts)
+             > (COALESCE(d.updated_at, '-infinity'), d.state, d.attempts)`
 
 // upsertDeliveries inserts each folded delivery row, or completes the
-// stored one: the payload and event time once known, and the state
-// columns together when the incoming version is ahead. A row that changes
+// stored one: the payload and event time once known, the latest attempt
+// time, and the state columns together when the incoming version is
+// ahead. A row that changes
 // nothing is not written at all (the WHERE), so a replayed batch costs no
 // dead tuples.
 var upsertDeliveries = `
 INSERT INTO deliveries AS d (tenant, id, created_at, subscription_id, event_id, event_type, url, payload_hash,
-                             event_time, state, attempts, last_attempt_at, last_status, last_error, next_attempt_at)
+                             event_time, state, attempts, last_attempt_at, last_status, last_error, next_attempt_at,
+                             updated_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
                      $8::bytea[], $9::timestamptz[], $10::int2[], $11::int4[], $12::timestamptz[], $13::int2[],
-                     $14::text[], $15::timestamptz[])
+                     $14::text[], $15::timestamptz[], $16::timestamptz[])
 ON CONFLICT (id, created_at) DO UPDATE SET
     payload_hash    = COALESCE(d.payload_hash, EXCLUDED.payload_hash),
     event_time      = COALESCE(d.event_time, EXCLUDED.event_time),
     state           = CASE WHEN ` + ahead + ` THEN EXCLUDED.state ELSE d.state END,
+    updated_at      = CASE WHEN ` + ahead + ` THEN EXCLUDED.updated_at ELSE d.updated_at END,
     attempts        = CASE WHEN ` + ahead + ` THEN EXCLUDED.attempts ELSE d.attempts END,
-    last_attempt_at = CASE WHEN ` + ahead + ` THEN EXCLUDED.last_attempt_at ELSE d.last_attempt_at END,
+    last_attempt_at = GREATEST(d.last_attempt_at, EXCLUDED.last_attempt_at),
     last_status     = CASE WHEN ` + ahead + ` THEN EXCLUDED.last_status ELSE d.last_status END,
     last_error      = CASE WHEN ` + ahead + ` THEN EXCLUDED.last_error ELSE d.last_error END,
     next_attempt_at = CASE WHEN ` + ahead + ` THEN EXCLUDED.next_attempt_at ELSE d.next_attempt_at END
 WHERE (d.payload_hash IS NULL AND EXCLUDED.payload_hash IS NOT NULL)
    OR (d.event_time IS NULL AND EXCLUDED.event_time IS NOT NULL)
+   OR EXCLUDED.last_attempt_at > COALESCE(d.last_attempt_at, '-infinity')
    OR ` + ahead
 
 func (w *write) deliveryArgs() []any {
 	n := len(w.deliveries)
 	tenant, id, sub, event, typ, url, lastErr := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	created, eventTime, lastAt, nextAt := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	created, eventTime, lastAt, nextAt, updated := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
 	payload := make([][]byte, n)
 	state, lastStatus := make([]int16, n), make([]int16, n)
 	attempts := make([]int32, n)
 	for i, d := range w.deliveries {
 		tenant[i], id[i], sub[i], event[i], typ[i], url[i], lastErr[i] = d.Tenant, d.ID, d.SubscriptionID, d.EventID, d.EventType, d.URL, d.LastError
-		created[i], eventTime[i], lastAt[i], nextAt[i] = ts(d.CreatedAt), ts(d.EventTime), ts(d.LastAttemptAt), ts(d.NextAttemptAt)
+		created[i], eventTime[i], lastAt[i], nextAt[i], updated[i] = ts(d.CreatedAt), ts(d.EventTime), ts(d.LastAttemptAt), ts(d.NextAttemptAt), ts(d.UpdatedAt)
 		if d.Payload != nil {
 			payload[i] = hashOf(d.Payload)
 		}
 		state[i], lastStatus[i], attempts[i] = int16(d.State.Rank()), status16(d.LastStatus), d.Attempts
 	}
-	return []any{tenant, id, created, sub, event, typ, url, payload, eventTime, state, attempts, lastAt, lastStatus, lastErr, nextAt}
+	return []any{tenant, id, created, sub, event, typ, url, payload, eventTime, state, attempts, lastAt, lastStatus, lastErr, nextAt, updated}
 }
 
 const insertAttempts = `

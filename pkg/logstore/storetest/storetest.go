@@ -260,11 +260,15 @@ func testStateOrder(t *testing.T, open Open) {
 	a1 := attempt(d, 1, now.Add(time.Second), logstore.StateRetrying)
 	a2 := attempt(d, 2, now.Add(time.Minute), logstore.StateRetrying)
 	a3 := attempt(d, 3, now.Add(time.Hour), logstore.StateFailed)
-	requeued := d // the retry scheduler re-queues it after attempt 2
+	const a3Duration = 120 * time.Millisecond
+	requeued := d // the retry scheduler re-queues it after attempt 2: no news
 	requeued.Attempts = 2
-	dlq := d // and the DLQ record after attempt 3
-	dlq.State, dlq.Attempts, dlq.LastError, dlq.LastStatus = logstore.StateFailed, 3, "gave up after 3 attempts", 400
-	replay := attempt(d, 4, now.Add(2*time.Hour), logstore.StateDelivered)
+	dlq := d // and the DLQ record, written as attempt 3 ended
+	dlq.State, dlq.Attempts, dlq.LastError, dlq.LastStatus = logstore.StateFailed, 3, "gave up after 3 attempts: 400", 400
+	dlq.UpdatedAt = a3.StartedAt.Add(a3Duration)
+	replayed := d // replayed from the DLQ through the API
+	replayed.UpdatedAt = now.Add(2 * time.Hour)
+	replay := attempt(d, 1, now.Add(2*time.Hour+time.Second), logstore.StateDelivered) // a replay counts from 1 again
 	replay.Replay = true
 
 	orders := []struct {
@@ -277,7 +281,8 @@ func testStateOrder(t *testing.T, open Open) {
 		{"attempts first", []logstore.Batch{{Attempts: []logstore.Attempt{a3}}, {Attempts: []logstore.Attempt{a1, a2}}, {Deliveries: []logstore.Delivery{d, requeued}}}, logstore.StateFailed, 3},
 		{"re-queue after its attempt", []logstore.Batch{{Attempts: []logstore.Attempt{a2}}, {Deliveries: []logstore.Delivery{requeued}}}, logstore.StateRetrying, 2},
 		{"one batch", []logstore.Batch{{Deliveries: []logstore.Delivery{dlq, d, requeued}, Attempts: []logstore.Attempt{a2, a3, a1}}}, logstore.StateFailed, 3},
-		{"replayed after the DLQ", []logstore.Batch{{Deliveries: []logstore.Delivery{d}, Attempts: []logstore.Attempt{a1, a2, a3}}, {Attempts: []logstore.Attempt{replay}}, {Deliveries: []logstore.Delivery{dlq}}}, logstore.StateDelivered, 4},
+		{"replayed after the DLQ", []logstore.Batch{{Deliveries: []logstore.Delivery{d}, Attempts: []logstore.Attempt{a1, a2, a3}}, {Attempts: []logstore.Attempt{replay}}, {Deliveries: []logstore.Delivery{dlq, replayed}}}, logstore.StateDelivered, 1},
+		{"replay pending", []logstore.Batch{{Attempts: []logstore.Attempt{a3}}, {Deliveries: []logstore.Delivery{replayed, dlq}}}, logstore.StatePending, 0},
 	}
 	for _, tc := range orders {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,8 +301,24 @@ func testStateOrder(t *testing.T, open Open) {
 			if hasRecord && string(got.Payload) != string(d.Payload) {
 				t.Errorf("payload %q, want %q", got.Payload, d.Payload)
 			}
-			if got.State == logstore.StateRetrying && !got.NextAttemptAt.Equal(a2.NextAttemptAt) {
-				t.Errorf("next attempt at %v, want %v", got.NextAttemptAt, a2.NextAttemptAt)
+			switch got.State {
+			case logstore.StateRetrying:
+				if !got.NextAttemptAt.Equal(a2.NextAttemptAt) {
+					t.Errorf("next attempt at %v, want %v", got.NextAttemptAt, a2.NextAttemptAt)
+				}
+			case logstore.StateFailed:
+				// The DLQ record, written last, says why it gave up; the
+				// last attempt's time stays the attempt's.
+				hasDLQ := slices.ContainsFunc(tc.batches, func(b logstore.Batch) bool {
+					return slices.ContainsFunc(b.Deliveries, func(d logstore.Delivery) bool { return d.State == logstore.StateFailed })
+				})
+				if hasDLQ && got.LastError != dlq.LastError || !got.LastAttemptAt.Equal(a3.StartedAt) {
+					t.Errorf("failed with %q, last attempt at %v; want %q and %v", got.LastError, got.LastAttemptAt, dlq.LastError, a3.StartedAt)
+				}
+			case logstore.StateDelivered:
+				if !got.LastAttemptAt.Equal(replay.StartedAt) || !got.UpdatedAt.Equal(replay.StartedAt) {
+					t.Errorf("delivered at %v (state at %v), want the replay's %v", got.LastAttemptAt, got.UpdatedAt, replay.StartedAt)
+				}
 			}
 		})
 	}

@@ -54,6 +54,7 @@ CREATE TABLE deliveries (
     payload_hash    bytea,                -- NULL until the delivery record is stored
     event_time      timestamptz,
     state           smallint    NOT NULL CHECK (state BETWEEN 0 AND 3),
+    updated_at      timestamptz,          -- when the state became true (logstore.Ahead)
     attempts        integer     NOT NULL,
     last_attempt_at timestamptz,
     last_status     smallint    NOT NULL DEFAULT 0,
