@@ -15,9 +15,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -170,6 +175,23 @@ func classify(err error) error {
 		}
 		return err
 	}
-	// Not a server's answer: the connection itself failed.
-	return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
+	if connectionLost(err) {
+		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
+	}
+	return err // a bug of ours, not an outage: not to be retried blindly
+}
+
+// connectionLost reports whether err says the connection to the server
+// failed or was cut, rather than anything about the query.
+func connectionLost(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		pgconn.SafeToRetry(err), pgconn.Timeout(err):
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe")
 }
