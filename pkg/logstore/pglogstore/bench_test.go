@@ -305,7 +305,7 @@ func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duratio
 		        'sub_' || lpad(sub::text, 5, '0'), 'evt_' || substr(md5(e::text), 1, 26), 'order.created',
 		        'https://hooks.example.com/' || tenant,
 		        CASE WHEN n = 1 AND i % 5 = 0 THEN 1 WHEN i % 25 = 0 OR i % 50 = 1 THEN 2 ELSE 3 END,
-		        20 + (i * 7919 + n) % 480,
+		        20 + (i::bigint * 7919 + n) % 480,
 		        jsonb_build_object('Content-Type', jsonb_build_array('application/json'),
 		                           'Webhook-Id', jsonb_build_array('dlv_' || substr(md5('d' || i), 1, 26)),
 		                           'Webhook-Timestamp', jsonb_build_array(extract(epoch FROM created)::bigint::text),
