@@ -264,15 +264,17 @@ func loadDataset(ctx context.Context, s *Store, n int) error {
 
 // loadDay writes deliveries lo..hi, their events (one per two deliveries)
 // and attempts, and the deliveries' payloads. Delivery i belongs to event
-// i/2 and to subscription (tenant*100 + a spread of the event), so each
-// subscription gets ~deliveries/10,000 of them, spread over time.
+// e = i/2, of tenant e%100, and to that tenant's subscription
+// (e/100*7 + i%2*17) % 100: the two deliveries of an event go to two
+// subscriptions, and every subscription gets 1/10,000 of the deliveries,
+// spread evenly over time.
 func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duration) error {
 	params := []any{lo, hi, total, benchNow.Add(-span), span.Seconds()}
 	stmts := []string{
 		// d(i, e, sub, tenant, created, payload)
 		`CREATE TEMP VIEW d AS
 		 SELECT i, i / 2 AS e,
-		        ((i / 2) % 100) * 100 + ((i / 2) * 31 + (i % 2) * 17) % 100 AS sub,
+		        ((i / 2) % 100) * 100 + ((i / 200) * 7 + (i % 2) * 17) % 100 AS sub,
 		        (i / 2) % 100 AS tenant,
 		        $4::timestamptz + make_interval(secs => $5::float8 * i / $3) AS created,
 		        convert_to(format('{"id":"evt_%s","type":"order.created","timestamp":"2026-01-05T10:00:00Z","subject":"ord_%s","data":{"id":"ord_%s","customer":"cus_%s","total":%s,"currency":"EUR","items":[{"sku":"sku_%s","qty":2,"price":1999},{"sku":"sku_%s","qty":1,"price":4999}],"shipping":{"country":"DE","method":"express"}},"metadata":{"source":"shop"}}',
