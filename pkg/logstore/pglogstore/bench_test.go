@@ -32,7 +32,8 @@ import (
 
 // Dataset shape: 100 tenants of 100 subscriptions each; every event goes
 // to two subscriptions of its tenant; one delivery in five needs a second
-// attempt; spread evenly over benchDays days ending at benchNow.
+// attempt, 6% fail for good (2% at once, 4% after their retry); spread
+// evenly over benchDays days ending at benchNow.
 const (
 	benchTenants = 100
 	benchSubs    = 10_000
@@ -276,6 +277,9 @@ func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duratio
 		 SELECT i, i / 2 AS e,
 		        ((i / 2) % 100) * 100 + ((i / 200) * 7 + (i % 2) * 17) % 100 AS sub,
 		        (i / 2) % 100 AS tenant,
+		        -- r: 0..99 spread evenly over every tenant and subscription
+		        -- (Knuth's multiplicative hash), drawing each delivery's fate.
+		        (i::bigint * 2654435761 % 4294967296) % 100 AS r,
 		        $4::timestamptz + make_interval(secs => $5::float8 * i / $3) AS created,
 		        convert_to(format('{"id":"evt_%s","type":"order.created","timestamp":"2026-01-05T10:00:00Z","subject":"ord_%s","data":{"id":"ord_%s","customer":"cus_%s","total":%s,"currency":"EUR","items":[{"sku":"sku_%s","qty":2,"price":1999},{"sku":"sku_%s","qty":1,"price":4999}],"shipping":{"country":"DE","method":"express"}},"metadata":{"source":"shop"}}',
 		               substr(md5((i / 2)::text), 1, 26), i / 2, i / 2, (i / 2) % 9973, 1000 + i % 50000, i % 997, i % 991), 'UTF8') AS payload
@@ -292,11 +296,11 @@ func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duratio
 		 SELECT 'tenant_' || tenant, 'dlv_' || substr(md5('d' || i), 1, 26), created, 'sub_' || lpad(sub::text, 5, '0'),
 		        'evt_' || substr(md5(e::text), 1, 26), 'order.created', 'https://hooks.example.com/' || tenant,
 		        substr(sha256(payload), 1, 16), created - interval '1 s',
-		        CASE WHEN i % 25 = 0 OR i % 50 = 1 THEN 2 ELSE 3 END,
-		        CASE WHEN i % 5 = 0 THEN 2 ELSE 1 END,
-		        created + CASE WHEN i % 5 = 0 THEN interval '30 s' ELSE interval '50 ms' END,
-		        created + CASE WHEN i % 5 = 0 THEN interval '30 s' ELSE interval '50 ms' END,
-		        CASE WHEN i % 25 = 0 OR i % 50 = 1 THEN 400 ELSE 200 END, '', NULL
+		        CASE WHEN r < 4 OR r >= 98 THEN 2 ELSE 3 END,
+		        CASE WHEN r < 20 THEN 2 ELSE 1 END,
+		        created + CASE WHEN r < 20 THEN interval '30 s' ELSE interval '50 ms' END,
+		        created + CASE WHEN r < 20 THEN interval '30 s' ELSE interval '50 ms' END,
+		        CASE WHEN r < 4 OR r >= 98 THEN 400 ELSE 200 END, '', NULL
 		 FROM d`,
 		// Attempt 1 of every delivery, attempt 2 of one in five.
 		`INSERT INTO attempts (tenant, delivery_id, attempt, started_at, delivery_created_at, subscription_id, event_id,
@@ -306,7 +310,7 @@ func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duratio
 		        created + CASE n WHEN 1 THEN interval '50 ms' ELSE interval '30 s' END, created,
 		        'sub_' || lpad(sub::text, 5, '0'), 'evt_' || substr(md5(e::text), 1, 26), 'order.created',
 		        'https://hooks.example.com/' || tenant,
-		        CASE WHEN n = 1 AND i % 5 = 0 THEN 1 WHEN i % 25 = 0 OR i % 50 = 1 THEN 2 ELSE 3 END,
+		        CASE WHEN n = 1 AND r < 20 THEN 1 WHEN r < 4 OR r >= 98 THEN 2 ELSE 3 END,
 		        20 + (i::bigint * 7919 + n) % 480,
 		        jsonb_build_object('Content-Type', jsonb_build_array('application/json'),
 		                           'Webhook-Id', jsonb_build_array('dlv_' || substr(md5('d' || i), 1, 26)),
@@ -314,12 +318,12 @@ func loadDay(ctx context.Context, s *Store, lo, hi, total int, span time.Duratio
 		                           'Webhook-Signature', jsonb_build_array('v1,' || encode(sha256(payload), 'base64')),
 		                           'User-Agent', jsonb_build_array('Hookline/1')),
 		        substr(sha256(payload), 1, 16),
-		        CASE WHEN n = 1 AND i % 5 = 0 THEN 503 WHEN i % 25 = 0 OR i % 50 = 1 THEN 400 ELSE 200 END,
+		        CASE WHEN n = 1 AND r < 20 THEN 503 WHEN r < 4 OR r >= 98 THEN 400 ELSE 200 END,
 		        '{"Content-Type":["application/json"]}'::jsonb,
-		        CASE WHEN n = 1 AND i % 5 = 0 THEN '{"error":"busy"}'::bytea WHEN i % 25 = 0 OR i % 50 = 1 THEN '{"error":"unknown order"}'::bytea ELSE '{"ok":true}'::bytea END,
-		        false, '', CASE WHEN n = 1 AND i % 5 = 0 THEN created + interval '30 s' END, false,
+		        CASE WHEN n = 1 AND r < 20 THEN '{"error":"busy"}'::bytea WHEN r < 4 OR r >= 98 THEN '{"error":"unknown order"}'::bytea ELSE '{"ok":true}'::bytea END,
+		        false, '', CASE WHEN n = 1 AND r < 20 THEN created + interval '30 s' END, false,
 		        md5(i::text)
-		 FROM d, generate_series(1, CASE WHEN i % 5 = 0 THEN 2 ELSE 1 END) n`,
+		 FROM d, generate_series(1, CASE WHEN r < 20 THEN 2 ELSE 1 END) n`,
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

@@ -250,9 +250,9 @@ const attemptColumns = `a.tenant, a.delivery_id, a.attempt, a.started_at, a.deli
 	a.response_headers, a.response_body, a.response_truncated, a.error, a.next_attempt_at, a.replay, a.trace_id`
 
 // ListAttempts uses attempts_by_outcome with a status filter,
-// attempts_by_subscription without, or the primary key for one delivery;
-// the page is cut before the bodies are joined, so only its rows pay for
-// them.
+// attempts_by_subscription without, or the primary key for one delivery,
+// to find the page's keys (an index-only scan); then it reads those rows
+// and their bodies.
 func (s *Store) ListAttempts(ctx context.Context, tenant string, q logstore.AttemptQuery) (logstore.Page[logstore.Attempt], error) {
 	sql, args, limit, err := attemptsQuery(tenant, q)
 	if err != nil {
@@ -290,13 +290,20 @@ func attemptsQuery(tenant string, q logstore.AttemptQuery) (string, []any, int, 
 	if cur != nil {
 		w.and("(started_at, delivery_id, attempt) < (%s, %s, %s)", cur.At, cur.ID, cur.N)
 	}
-	const order = " ORDER BY started_at DESC, delivery_id DESC, attempt DESC"
-	inner := "SELECT * FROM attempts WHERE " + w.String() + order + " LIMIT " + strconv.Itoa(limit+1)
-	sql := "SELECT " + attemptColumns + ", NULL::bytea FROM (" + inner + ") a" + order
+	// First the page's keys, from the index alone (every key column is in
+	// it); then its rows, one primary-key probe each. However the planner
+	// orders the partitions, only the page's rows are read from the heap.
+	keys := "SELECT started_at, delivery_id, attempt FROM attempts WHERE " + w.String() +
+		" ORDER BY started_at DESC, delivery_id DESC, attempt DESC LIMIT " + strconv.Itoa(limit+1)
+	body, join := "NULL::bytea", ""
 	if q.WithBody {
-		sql = "SELECT " + attemptColumns + ", b.body FROM (" + inner + ") a" +
-			" LEFT JOIN bodies b ON b.hash = a.body_hash AND b.day = (a.started_at AT TIME ZONE 'UTC')::date" + order
+		body = "b.body"
+		join = " LEFT JOIN bodies b ON b.hash = a.body_hash AND b.day = (a.started_at AT TIME ZONE 'UTC')::date"
 	}
+	sql := "SELECT " + attemptColumns + ", " + body + " FROM (" + keys + ") k" +
+		" JOIN LATERAL (SELECT * FROM attempts x WHERE x.delivery_id = k.delivery_id AND x.attempt = k.attempt" +
+		" AND x.started_at = k.started_at) a ON true" + join +
+		" ORDER BY a.started_at DESC, a.delivery_id DESC, a.attempt DESC"
 	return sql, w.args, limit, nil
 }
 
