@@ -22,7 +22,7 @@ run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BR
 	@bin/devstack
 
 .PHONY: test
-test: ## every test with -race, against real Kafka, Redis, schema registry and SMTP server (started here, stopped after)
+test: ## every test with -race, against real Kafka, Redis, PostgreSQL, schema registry and SMTP server (started here, stopped after)
 	@deploy/scripts/test.sh $(MODULES)
 
 .PHONY: console-screenshots
@@ -47,19 +47,19 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: infra-up
-infra-up: ## start real Kafka (1 broker) and Redis on 127.0.0.1
+infra-up: ## start real Kafka (1 broker), Redis and PostgreSQL on 127.0.0.1
 	@deploy/scripts/infra.sh up
 
 .PHONY: infra-up-3
-infra-up-3: ## start real Kafka with 3 brokers and Redis
+infra-up-3: ## start real Kafka with 3 brokers, Redis and PostgreSQL
 	@deploy/scripts/infra.sh up 3
 
 .PHONY: infra-down
-infra-down: ## stop Kafka and Redis (data kept)
+infra-down: ## stop Kafka, Redis and PostgreSQL (data kept)
 	@deploy/scripts/infra.sh down
 
 .PHONY: infra-reset
-infra-reset: ## stop Kafka and Redis and wipe their data
+infra-reset: ## stop Kafka, Redis and PostgreSQL and wipe their data
 	@deploy/scripts/infra.sh reset
 
 .PHONY: registry-up
@@ -91,6 +91,12 @@ bench: ## every load scenario at full size, with the ceiling ratio of each: mark
 .PHONY: bench-quick
 bench-quick: ## every load scenario, small (a few minutes)
 	@loadtest/bench.sh -size quick $(BENCH_FLAGS)
+
+# Not part of `make test`: the first run generates 10 million attempts
+# (minutes), kept for the next runs in the database bench_logstore_10000000.
+.PHONY: bench-logstore
+bench-logstore: ## delivery-history store on a real PostgreSQL: write throughput, queries over 10M attempts, storage, plans; results/logstore-bench.txt
+	@deploy/scripts/bench-logstore.sh
 
 # Not part of `make test`: it takes 5 to 6 minutes of a 2-core machine.
 .PHONY: test-faults

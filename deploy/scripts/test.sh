@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make test`: start real Kafka and Redis on 127.0.0.1 (unless KAFKA_BROKERS
-# and REDIS_ADDR already name servers), a real schema registry (unless
-# HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one) and a real SMTP server,
-# mailpit (unless MAILPIT_URL names one), run every module's tests with
-# -race against them, and stop what was started, whatever the outcome.
+# `make test`: start real Kafka, Redis and PostgreSQL on 127.0.0.1 (unless
+# KAFKA_BROKERS, REDIS_ADDR and HOOKLINE_POSTGRES_URL already name servers),
+# a real schema registry (unless HOOKLINE_TEST_SCHEMA_REGISTRY_URL names one)
+# and a real SMTP server, mailpit (unless MAILPIT_URL names one), run every
+# module's tests with -race against them, and stop what was started,
+# whatever the outcome.
 #
 # Chromium (Debian's, for the console's browser tests) is installed with
 # apt-get when missing.
@@ -12,12 +13,13 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-started="" registry="" registry_env="" mailpit=""
+started="" postgres="" registry="" registry_env="" mailpit=""
 stop() {
   [ -n "$mailpit" ] && "$HERE/mailpit.sh" down >/dev/null 2>&1
   [ -n "$registry" ] && "$HERE/registry.sh" down >/dev/null 2>&1
   [ -n "$registry_env" ] && rm -f "$registry_env"
   [ -n "$started" ] && "$HERE/infra.sh" down >/dev/null 2>&1
+  [ -n "$postgres" ] && "$HERE/postgres.sh" down >/dev/null 2>&1
   true
 }
 trap stop EXIT
@@ -37,11 +39,18 @@ if [ -z "${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-}" ]; then
 fi
 
 if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
-  echo "test: starting Kafka and Redis" >&2
-  eval "$("$HERE/infra.sh" up)"
+  echo "test: starting Kafka, Redis and PostgreSQL" >&2
   started=yes
+  pg_url=${HOOKLINE_POSTGRES_URL:-}
+  eval "$("$HERE/infra.sh" up)"
+  # A PostgreSQL named by the caller wins over the one infra.sh started.
+  [ -n "$pg_url" ] && HOOKLINE_POSTGRES_URL=$pg_url
+elif [ -z "${HOOKLINE_POSTGRES_URL:-}" ]; then
+  echo "test: starting PostgreSQL" >&2
+  postgres=yes
+  HOOKLINE_POSTGRES_URL=$("$HERE/postgres.sh" up | sed -n 's/^HOOKLINE_POSTGRES_URL=//p')
 fi
-export KAFKA_BROKERS REDIS_ADDR
+export KAFKA_BROKERS REDIS_ADDR HOOKLINE_POSTGRES_URL
 # Mailpit: notify's tests send real email to it and read it back over its
 # HTTP API. The first run builds it with go install (about a minute).
 if [ -z "${MAILPIT_URL:-}" ]; then
@@ -68,7 +77,7 @@ eval "$("$HERE/chromium.sh" ensure)"
 export HOOKLINE_CHROMIUM
 # Integration tests fail instead of skipping when a server is missing.
 export HOOKLINE_REQUIRE_INFRA=1
-echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-} MAILPIT_URL=$MAILPIT_URL HOOKLINE_CHROMIUM=$HOOKLINE_CHROMIUM" >&2
+echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_POSTGRES_URL=$HOOKLINE_POSTGRES_URL HOOKLINE_TEST_SCHEMA_REGISTRY_URL=${HOOKLINE_TEST_SCHEMA_REGISTRY_URL:-} MAILPIT_URL=$MAILPIT_URL HOOKLINE_CHROMIUM=$HOOKLINE_CHROMIUM" >&2
 
 go test -race -count=1 -timeout 20m "$@"
 

@@ -1,8 +1,8 @@
 // Package testinfra connects integration tests to the real Kafka broker,
-// Redis, schema registry and SMTP server (mailpit) that `make test` starts
-// on 127.0.0.1 (deploy/scripts/infra.sh, registry.sh, mailpit.sh). Under
-// `make test` (HOOKLINE_REQUIRE_INFRA=1) a missing server fails the test; a
-// bare `go test` without them skips it and says why.
+// Redis, PostgreSQL, schema registry and SMTP server (mailpit) that `make
+// test` starts on 127.0.0.1 (deploy/scripts/infra.sh, registry.sh,
+// mailpit.sh). Under `make test` (HOOKLINE_REQUIRE_INFRA=1) a missing server
+// fails the test; a bare `go test` without them skips it and says why.
 package testinfra
 
 import (
@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -97,6 +99,51 @@ func Redis(t testing.TB) *redis.Client {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// Postgres creates a database of its own for the test on the real
+// PostgreSQL (HOOKLINE_POSTGRES_URL), so tests sharing the server never
+// see each other's tables, and drops it when the test ends. It returns the
+// new database's URL.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	base := need(t, "HOOKLINE_POSTGRES_URL")
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatalf("HOOKLINE_POSTGRES_URL: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("postgres at %s: %v", base, err)
+	}
+	defer admin.Close(context.Background())
+	name := "test_" + Prefix(t)
+	name = name[:len(name)-1] // Prefix ends with a dot
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		// FORCE: a pool the test forgot to close must not keep it alive.
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("HOOKLINE_POSTGRES_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
 
 // SchemaRegistry is the URL of the real Confluent-compatible schema
