@@ -1,4 +1,4 @@
-package send_test
+package dispatch_test
 
 import (
 	"bytes"
@@ -86,7 +86,7 @@ func benchmarkSender(b *testing.B, rate int32) {
 	var trips roundTrips
 	rdb.AddHook(&trips)
 	s := e.senderWith(sink, rdb)
-	s.PerEndpoint, s.Slots = benchPerEndpoint, make(chan struct{}, benchInFlight)
+	s.PerEndpoint, s.MaxInFlight = benchPerEndpoint, benchInFlight
 	before := sink.Count()
 	run := e.run(s, "bench")
 	select {

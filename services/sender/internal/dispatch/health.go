@@ -1,4 +1,4 @@
-package send
+package dispatch
 
 import (
 	"context"
@@ -18,23 +18,19 @@ import (
 // the subscription's tenant, where operators subscribe to it like to any
 // other event, and past the disable window the subscription is disabled.
 // Health is best effort: a Redis failure here is counted, never fatal.
-func (s *Sender) track(ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
+func (s *Dispatcher) track(ctx context.Context, ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
 	if s.Health == nil {
 		return
 	}
-	if res.Class == deliver.Delivered {
-		ep.healthy.Store(true)
-		return
-	}
-	now := s.Now()
-	st, err := s.Health.Failure(context.Background(), ep.sub.ID, now)
+	now := s.now()
+	st, err := s.Health.Failure(context.WithoutCancel(ctx), ep.sub.ID, now)
 	if err != nil {
 		s.Metrics.RedisErrors.Inc()
 		return
 	}
 	for _, alert := range st.Alerts {
 		if alert == health.Disabled && !ep.gone.Load() {
-			if !s.disable(ep.sub.ID, started, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out) {
+			if !s.disable(ctx, ep.sub.ID, started, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out) {
 				continue
 			}
 			ep.gone.Store(true)
@@ -44,24 +40,18 @@ func (s *Sender) track(ep *endpoint, res deliver.Result, started time.Time, out 
 	}
 }
 
-// endHealthy ends the failure streaks of the endpoints that delivered in
-// this batch, in one Redis call.
-func (s *Sender) endHealthy(eps []*endpoint) {
-	if s.Health == nil {
+// endStreaks ends the failure streaks of subscriptions whose endpoint
+// answered again, in one Redis call.
+func (s *Dispatcher) endStreaks(ctx context.Context, ids []string) {
+	if s.Health == nil || len(ids) == 0 {
 		return
 	}
-	var ids []string
-	for _, ep := range eps {
-		if ep != nil && ep.healthy.Load() {
-			ids = append(ids, ep.sub.ID)
-		}
-	}
-	if err := s.Health.Success(context.Background(), ids...); err != nil {
+	if err := s.Health.Success(ctx, ids...); err != nil {
 		s.Metrics.RedisErrors.Inc()
 	}
 }
 
-func (s *Sender) endpointEvent(sub *record.Subscription, eventType string, st health.State, res deliver.Result, now time.Time, out *outbox) {
+func (s *Dispatcher) endpointEvent(sub *record.Subscription, eventType string, st health.State, res deliver.Result, now time.Time, out *outbox) {
 	data, _ := json.Marshal(map[string]any{
 		"subscription_id": sub.ID, "url": sub.URL, "consecutive_failures": st.Failures,
 		"failing_since": st.FailingSince.UTC(), "last_status": res.Status, "last_error": res.Err,

@@ -1,4 +1,4 @@
-package send
+package dispatch
 
 import (
 	"context"
@@ -17,19 +17,14 @@ import (
 // record writes the outcome of a request for each delivery in it: one
 // attempt each in the delivery log, all with the request's status, and
 // each delivery moved on by itself: nowhere when delivered, to a retry
-// tier while its attempts remain, else to the DLQ. A 410 also disables the
-// subscription. The request counts once toward the endpoint's health.
-func (s *Sender) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
+// tier while its attempts remain, else to the DLQ.
+func (d *Dispatcher) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
 	for _, it := range items {
-		s.recordOne(ep, it, res, started, out)
+		d.recordOne(ep, it, res, started, out)
 	}
-	if res.Class == deliver.Gone && !ep.gone.Swap(true) {
-		s.disable(ep.sub.ID, started, "endpoint answered 410 Gone", out)
-	}
-	s.track(ep, res, started, out)
 }
 
-func (s *Sender) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
+func (s *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
 	d := it.d
 	n := d.Attempt + 1
 	a := record.DeliveryAttempt{
@@ -74,11 +69,20 @@ func (s *Sender) recordOne(ep *endpoint, it *item, res deliver.Result, started t
 	out.produce(&kgo.Record{Topic: s.Topics.DeliveryLog, Key: []byte(d.ID), Value: value, Context: it.rec.Context})
 }
 
-func (s *Sender) deadLetter(it *item, reason string, out *outbox) {
+// deadLetter writes a delivery to the DLQ with reason, unsent.
+func (s *Dispatcher) deadLetter(it *item, reason string, out *outbox) {
 	d := it.d
 	d.LastError, d.DueAt = reason, nil
 	s.Metrics.Attempts.WithLabelValues("not_sent").Inc()
 	s.emit(it.rec.Context, out, s.Topics.DLQ, &d)
+}
+
+// deadLetterRecord writes a record that cannot be decoded to the DLQ as
+// it was, with reason in HeaderError.
+func (s *Dispatcher) deadLetterRecord(r *kgo.Record, reason string, out *outbox) {
+	s.Log.Error().Str("reason", reason).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable delivery dead-lettered")
+	out.produce(&kgo.Record{Topic: s.Topics.DLQ, Key: r.Key, Value: r.Value, Context: r.Context,
+		Headers: append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(reason)}}, r.Headers...)})
 }
 
 // disableTimeout bounds how long disabling waits for the subscriptions
@@ -93,8 +97,9 @@ const disableTimeout = 5 * time.Second
 // If the owner changed the subscription after since (re-enabled it, moved
 // its URL), their change wins and nothing is written; so it is when the
 // view cannot catch up, rather than writing from a stale copy.
-func (s *Sender) disable(id string, since time.Time, reason string, out *outbox) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), disableTimeout)
+func (s *Dispatcher) disable(ctx context.Context, id string, since time.Time, reason string, out *outbox) bool {
+	// Not cut short by a revoke: the failure has happened and is written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), disableTimeout)
 	defer cancel()
 	log := s.Log.With().Str("subscription", id).Str("reason", reason).Logger()
 	if err := s.catchUp(ctx); err != nil {
@@ -112,7 +117,7 @@ func (s *Sender) disable(id string, since time.Time, reason string, out *outbox)
 		return false
 	}
 	next := *cur
-	next.Enabled, next.DisabledReason, next.UpdatedAt = false, reason, s.Now()
+	next.Enabled, next.DisabledReason, next.UpdatedAt = false, reason, s.now()
 	value, err := s.Codecs.Subscription.Marshal(&next)
 	if err != nil {
 		out.fail(err)
@@ -125,7 +130,7 @@ func (s *Sender) disable(id string, since time.Time, reason string, out *outbox)
 
 // catchUp waits until the view has read everything written to the
 // subscriptions topic so far.
-func (s *Sender) catchUp(ctx context.Context) error {
+func (s *Dispatcher) catchUp(ctx context.Context) error {
 	ends, err := kadm.NewClient(s.Producer).ListEndOffsets(ctx, s.Topics.Subscriptions)
 	if err == nil {
 		err = ends.Error()
@@ -141,15 +146,15 @@ func (s *Sender) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// emit writes a delivery to topic, keyed by its endpoint; ctx (the
-// record's, possibly nil) carries the trace on.
-func (s *Sender) emit(ctx context.Context, out *outbox, topic string, d *record.Delivery) {
+// emit writes a delivery to topic, keyed by its endpoint, with headers;
+// ctx (the record's, possibly nil) carries the trace on.
+func (s *Dispatcher) emit(ctx context.Context, out *outbox, topic string, d *record.Delivery, headers ...kgo.RecordHeader) {
 	value, err := s.Codecs.Delivery.Marshal(d)
 	if err != nil {
 		out.fail(err)
 		return
 	}
-	out.produce(&kgo.Record{Topic: topic, Key: []byte(d.SubscriptionID), Value: value, Context: ctx})
+	out.produce(&kgo.Record{Topic: topic, Key: []byte(d.SubscriptionID), Value: value, Context: ctx, Headers: headers})
 }
 
 func traceID(ctx context.Context) string {
@@ -162,13 +167,20 @@ func traceID(ctx context.Context) string {
 	return ""
 }
 
-// outbox collects a batch's produced records and waits for their acks.
+// outbox collects the records one piece of work produces and waits for
+// their acks.
 type outbox struct {
 	producer *kgo.Client
 	ctx      context.Context
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	err      error
+}
+
+// outbox starts an outbox producing under ctx.
+// Once begun, a write is finished: ctx's cancellation does not reach it.
+func (s *Dispatcher) outbox(ctx context.Context) *outbox {
+	return &outbox{producer: s.Producer, ctx: context.WithoutCancel(ctx)}
 }
 
 func (o *outbox) produce(r *kgo.Record) {
