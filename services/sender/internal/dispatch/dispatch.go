@@ -130,7 +130,7 @@ type Dispatcher struct {
 	slots *pool
 	held  atomic.Int64 // deliveries in memory, every partition's
 
-	mu    sync.Mutex               // guards lanes
+	mu    sync.Mutex              // guards lanes
 	lanes map[*laneStats]struct{} // every partition's lanes, for the metrics
 }
 

@@ -919,7 +919,7 @@ func (d *Dispatcher) decode(recs []*kgo.Record) (items []*item, poison []*kgo.Re
 		it := &item{rec: r}
 		if err := d.Codecs.Delivery.Unmarshal(r.Value, &it.d); err != nil {
 			d.Log.Error().Err(err).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable delivery dead-lettered")
-				poison, reasons = append(poison, r), append(reasons, err.Error())
+			poison, reasons = append(poison, r), append(reasons, err.Error())
 			continue
 		}
 		for _, h := range r.Headers {
