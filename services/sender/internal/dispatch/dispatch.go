@@ -140,7 +140,7 @@ func (d *Dispatcher) setup() {
 		d.slots = newPool(cmp.Or(d.MaxInFlight, DefaultMaxInFlight))
 		d.lanes = map[*laneStats]struct{}{}
 		if d.Metrics != nil {
-			d.Metrics.lanes = d
+			d.Metrics.lanes.Store(d)
 		}
 	})
 }

@@ -98,13 +98,11 @@ func (l *lane) idle() bool {
 
 // wait is how long a request joining the lane's queue now is expected to
 // wait before it goes: the requests ahead of it, the limit's number at a
-// time, each taking the endpoint's usual latency (or at least as long as
-// the oldest request in flight has taken so far: an endpoint that never
-// answers shows it before its first timeout), or its rate-limit slot.
-// ok is false while nothing is known of the endpoint's latency.
+// time, each taking the endpoint's usual latency. ok is false while
+// nothing is known of it.
 func (l *lane) wait(oldest time.Duration) (d time.Duration, ok bool) {
-	latency := max(l.limit.latency(), oldest)
-	if latency == 0 {
+	latency, ok := l.latency(oldest)
+	if !ok {
 		return 0, false
 	}
 	ahead := len(l.queue) + len(l.flying)
@@ -112,6 +110,22 @@ func (l *lane) wait(oldest time.Duration) (d time.Duration, ok bool) {
 	d = time.Duration(rounds) * latency
 	return d, true
 }
+
+// latency is how long a request of the lane is expected to take: its
+// usual latency, or at least as long as its oldest request in flight has
+// taken so far, once that is long enough to say something (an endpoint
+// that never answers shows it before its first timeout).
+func (l *lane) latency(oldest time.Duration) (time.Duration, bool) {
+	if oldest < minTelling {
+		oldest = 0
+	}
+	latency := max(l.limit.latency(), oldest)
+	return latency, latency > 0
+}
+
+// minTelling is how long a request in flight must have taken for its age
+// to say something of its endpoint.
+const minTelling = 50 * time.Millisecond
 
 // updateStats publishes the lane's figures.
 func (l *lane) updateStats() {

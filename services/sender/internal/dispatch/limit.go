@@ -5,11 +5,12 @@ import "time"
 // limiter is an endpoint's adaptive concurrency limit, AIMD as TCP's
 // congestion window and Netflix's concurrency-limits do it: while answers
 // come back as fast as usual the limit grows (doubling per round at first,
-// then by one per round), and when they slow down or fail (timeouts,
-// refused connections, 5xx, 429) it halves, at most once per round so
-// that the requests of one bad moment count once. A round is as many
-// answers as the limit. A healthy endpoint is not throttled and a
-// struggling one is not hammered.
+// then by one per round; a round is as many answers as the limit), and
+// when they slow down or fail (timeouts, refused connections, 5xx, 429)
+// it halves, once for the requests of one bad moment: an answer to a
+// request started before the last decrease does not decrease it again.
+// A healthy endpoint is not throttled and a struggling one is not
+// hammered.
 //
 // "As fast as usual" compares a short average of the latency with a long
 // one: rising means the short one is over twice the long one plus a
@@ -20,7 +21,7 @@ type limiter struct {
 	slowStart bool    // no decrease yet: grow by one per answer
 	short     float64 // seconds; 0 before the first answer
 	long      float64
-	sinceCut  int // answers since the last decrease
+	cut       time.Time // when it last decreased
 }
 
 const (
@@ -32,7 +33,7 @@ const (
 // newLimiter starts at start, within [1, ceiling].
 func newLimiter(start, ceiling int) *limiter {
 	ceiling = max(ceiling, 1)
-	return &limiter{limit: float64(min(max(start, 1), ceiling)), ceiling: float64(ceiling), slowStart: true, sinceCut: 1 << 30}
+	return &limiter{limit: float64(min(max(start, 1), ceiling)), ceiling: float64(ceiling), slowStart: true}
 }
 
 // max is how many requests may be in flight.
@@ -45,9 +46,9 @@ func (l *limiter) setCeiling(ceiling int) {
 	l.limit = min(l.limit, l.ceiling)
 }
 
-// observe takes one answer: how long it took and whether it says the
-// endpoint is overloaded or unreachable.
-func (l *limiter) observe(took time.Duration, failed bool) {
+// observe takes the answer to a request started at started: how long it
+// took and whether it says the endpoint is overloaded or unreachable.
+func (l *limiter) observe(started time.Time, took time.Duration, failed bool) {
 	x := took.Seconds()
 	if l.long == 0 {
 		l.short, l.long = x, x
@@ -55,11 +56,10 @@ func (l *limiter) observe(took time.Duration, failed bool) {
 		l.short += shortWeight * (x - l.short)
 		l.long += longWeight * (x - l.long)
 	}
-	l.sinceCut++
 	if failed || l.short > 2*l.long+risingSlack {
-		if l.sinceCut >= int(l.limit) {
+		if started.After(l.cut) || l.cut.IsZero() {
 			l.limit = max(1, l.limit/2)
-			l.slowStart, l.sinceCut = false, 0
+			l.slowStart, l.cut = false, started.Add(took)
 		}
 		return
 	}

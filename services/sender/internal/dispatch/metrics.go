@@ -3,6 +3,7 @@ package dispatch
 import (
 	"cmp"
 	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,7 +26,7 @@ type Metrics struct {
 	Parked *prometheus.CounterVec
 
 	top   int
-	lanes *Dispatcher // set by the Dispatcher's first Run; its lanes feed the collector
+	lanes atomic.Pointer[Dispatcher] // set by the Dispatcher's first Run; its lanes feed the collector
 }
 
 // Descriptions of the lane series, gathered at scrape time.
@@ -97,8 +98,8 @@ type laneFigures struct {
 // and the figures of the top endpoints.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	var all []laneFigures
-	if m.lanes != nil {
-		m.lanes.eachLane(func(s *laneStats) {
+	if d := m.lanes.Load(); d != nil {
+		d.eachLane(func(s *laneStats) {
 			all = append(all, laneFigures{s.subscription, s.tenant, s.backlog.Load(), s.inFlight.Load(), s.parked.Load(), s.limit.Load()})
 		})
 	}

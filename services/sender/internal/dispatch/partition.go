@@ -68,16 +68,18 @@ type partition struct {
 	timers   timerHeap          // lanes waiting for a rate-limit slot or a window
 	reviewed time.Time
 
-	pending    []*item // fetched, waiting for Redis to say which are delivered
-	retryAt    time.Time
-	redisWait  time.Duration
-	marks      []string      // delivered ids to mark
-	markRecs   []*kgo.Record // finished once marked
-	healthy    []string      // subscriptions whose failure streak a success ended
-	marking    bool
-	stopping   bool
-	failed     error // an outcome could not be written: run again
-	lastFinish time.Time
+	pending   []*item // fetched, waiting for Redis to say which are delivered
+	retryAt   time.Time
+	redisWait time.Duration
+	marks     []string      // delivered ids to mark
+	markRecs  []*kgo.Record // finished once marked
+	healthy   []string      // subscriptions whose failure streak a success ended
+	marking   bool
+	// lastInOrder is closed once the last tail save or clear has run.
+	lastInOrder <-chan struct{}
+	stopping    bool
+	failed      error // an outcome could not be written: run again
+	lastFinish  time.Time
 }
 
 func newPartition(d *Dispatcher, ctx context.Context, p *kafka.Partition) *partition {
@@ -171,6 +173,9 @@ func (pt *partition) run() error {
 				continue
 			}
 			if !pt.marking {
+				if pt.lastInOrder != nil {
+					<-pt.lastInOrder
+				}
 				return pt.result()
 			}
 		}
@@ -570,6 +575,7 @@ func (pt *partition) start(l *lane, j *job, now time.Time) {
 
 // attempted applies the outcome of a job's attempt.
 func (pt *partition) attempted(l *lane, j *job, a attempt) {
+	started := l.flying[j]
 	delete(l.flying, j)
 	pt.dirty[l] = struct{}{}
 	defer l.updateStats()
@@ -581,7 +587,7 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		}
 		return
 	}
-	l.limit.observe(a.res.Duration, a.overloaded())
+	l.limit.observe(started, a.res.Duration, a.overloaded())
 	for _, it := range j.items {
 		pt.release(it)
 	}
@@ -648,19 +654,32 @@ func (pt *partition) flushMarks() {
 	}()
 }
 
-// write produces what fill adds in a goroutine and, once Kafka has it all
-// and after has run there, releases items from memory and finishes their
-// records and more (on the loop). A failure fails the partition with them
-// unfinished.
-func (pt *partition) write(items []*item, more []*kgo.Record, fill func(out *outbox), after func(context.Context)) {
+// write produces what fill adds (on the loop, so that the records of one
+// partition keep the order of the decisions) and, once Kafka has it all,
+// and save has run (in order with the other saves and clears of parked
+// tails), releases items from memory and finishes their records and more.
+// A failure fails the partition with them unfinished.
+func (pt *partition) write(items []*item, more []*kgo.Record, fill func(out *outbox), save func(context.Context)) {
+	out := pt.d.outbox(pt.ctx)
+	fill(out)
+	var (
+		acked chan error
+		saved <-chan struct{}
+	)
+	if save != nil {
+		acked = make(chan error, 1)
+		saved = pt.inOrder(func(ctx context.Context) {
+			if err := <-acked; err == nil {
+				save(ctx)
+			}
+		})
+	}
 	pt.running++
-	ctx := context.WithoutCancel(pt.ctx) // once begun, a write is finished
 	go func() {
-		out := pt.d.outbox(ctx)
-		fill(out)
 		err := out.wait()
-		if err == nil && after != nil {
-			after(ctx)
+		if acked != nil {
+			acked <- err
+			<-saved
 		}
 		pt.events <- func() {
 			pt.running--
@@ -675,6 +694,24 @@ func (pt *partition) write(items []*item, more []*kgo.Record, fill func(out *out
 			pt.p.Finish(more...)
 		}
 	}()
+}
+
+// inOrder runs fn in a goroutine once every fn given before has run, and
+// returns a channel closed when it has: the parked tails of ordered lanes
+// are saved and cleared in Redis in the order they changed. fn's context
+// outlives the handler's.
+func (pt *partition) inOrder(fn func(context.Context)) <-chan struct{} {
+	prev, done := pt.lastInOrder, make(chan struct{})
+	pt.lastInOrder = done
+	ctx := context.WithoutCancel(pt.ctx)
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		fn(ctx)
+	}()
+	return done
 }
 
 // deadLetter writes items to the DLQ with reason, sent nowhere.
@@ -725,10 +762,10 @@ func (pt *partition) park(l *lane, items []*item, reason string, due time.Time) 
 	l.stats.parked.Add(int64(len(items)))
 	pt.d.Metrics.Parked.WithLabelValues(reason).Add(float64(len(items)))
 	topic := pt.d.Topics.Retry(tier)
-	var after func(context.Context)
-	if ordered := l.ordered(); ordered && pt.d.Tails != nil {
+	var save func(context.Context)
+	if l.ordered() && pt.d.Tails != nil {
 		id, tail, tier := l.id, l.tail, tier
-		after = func(ctx context.Context) {
+		save = func(ctx context.Context) {
 			// Before the records are finished: a next owner of the
 			// partition must find the tail if these offsets are committed.
 			if err := pt.d.Tails.Save(ctx, id, tail, tier); err != nil {
@@ -743,7 +780,7 @@ func (pt *partition) park(l *lane, items []*item, reason string, due time.Time) 
 			d.DueAt = &due
 			pt.d.emit(it.rec.Context, out, topic, &d, kgo.RecordHeader{Key: HeaderParked, Value: []byte(strconv.Itoa(it.parks + 1))})
 		}
-	}, after)
+	}, save)
 	l.updateStats()
 }
 
@@ -752,7 +789,8 @@ func (pt *partition) park(l *lane, items []*item, reason string, due time.Time) 
 // share of its latency apart.
 func (pt *partition) parkDelay(l *lane, now time.Time) time.Duration {
 	wait, _ := l.wait(l.oldest(now))
-	per := max(l.limit.latency(), l.oldest(now)) / time.Duration(l.limit.max())
+	latency, _ := l.latency(l.oldest(now))
+	per := latency / time.Duration(l.limit.max())
 	if until := l.parkedUntil.Sub(now); until > wait {
 		wait = until
 	}
@@ -768,8 +806,8 @@ func (pt *partition) review(l *lane) {
 	if len(l.queue) == 0 || (l.ordered() && l.tail != "") || l.rateLimited() {
 		return
 	}
-	latency := max(l.limit.latency(), l.oldest(pt.d.now()))
-	if latency == 0 {
+	latency, known := l.latency(l.oldest(pt.d.now()))
+	if !known {
 		return
 	}
 	// The jobs that start within BacklogWait: the limit's number per round.
@@ -901,13 +939,11 @@ func (pt *partition) clearTail(l *lane) {
 	l.tail = ""
 	if pt.d.Tails != nil {
 		id := l.id
-		pt.running++
-		go func() {
-			if err := pt.d.Tails.Clear(context.WithoutCancel(pt.ctx), id); err != nil {
+		pt.inOrder(func(ctx context.Context) {
+			if err := pt.d.Tails.Clear(ctx, id); err != nil {
 				pt.d.Metrics.RedisErrors.Inc()
 			}
-			pt.events <- func() { pt.running-- }
-		}()
+		})
 	}
 }
 
