@@ -37,6 +37,10 @@ const (
 	maxCredential      = 4096
 	maxBatchEvents     = 500
 	maxBatchWaitMS     = 60000
+	// maxInFlight bounds a subscription's max_in_flight: requests in
+	// flight to one endpoint at once. 0 leaves it to the sender's adaptive
+	// default.
+	maxInFlight = 256
 )
 
 // subscriptionInput is a create (every field) or a patch (only the fields
@@ -55,6 +59,7 @@ type subscriptionInput struct {
 	RateLimitPerSecond *int32             `json:"rate_limit_per_second"`
 	TimeoutMS          *int32             `json:"timeout_ms"`
 	MaxAttempts        *int32             `json:"max_attempts"`
+	MaxInFlight        *int32             `json:"max_in_flight"`
 	Ordered            *bool              `json:"ordered"`
 	Enabled            *bool              `json:"enabled"`
 	Metadata           *map[string]string `json:"metadata"`
@@ -209,6 +214,12 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 			bad("max_attempts", "must be 1 to 20")
 		}
 		sub.MaxAttempts = *in.MaxAttempts
+	}
+	if in.MaxInFlight != nil {
+		if v := *in.MaxInFlight; v < 0 || v > maxInFlight {
+			bad("max_in_flight", "must be 0 (the sender's adaptive default) to %d", maxInFlight)
+		}
+		sub.MaxInFlight = *in.MaxInFlight
 	}
 	if in.Ordered != nil {
 		sub.Ordered = *in.Ordered
