@@ -366,6 +366,7 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	c := tally.Counts()
 	samples := tally.Samples()
 	b.sink.Begin(sink.Faults{})
+	b.sink.Calm()
 	res.Ceiling, err = ceiling.Run(ctx, b.sink, samples, max(c.Delivered, ceilingMin), c.PeakInFlight, 30*time.Second)
 	if err != nil {
 		res.Problems = append(res.Problems, err.Error())

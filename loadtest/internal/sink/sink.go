@@ -118,6 +118,15 @@ func (s *Sink) Behave(path string, faults Faults) error {
 	return nil
 }
 
+// Calm drops every endpoint's own faults (Behave): the ceiling is measured
+// against endpoints that all answer alike.
+func (s *Sink) Calm() {
+	s.endpoints.Range(func(_, e any) bool {
+		e.(*endpoint).faults.Store(nil)
+		return true
+	})
+}
+
 // Barrier registers path as a barrier endpoint: its verified requests are
 // answered 204 and counted only by Pings.
 func (s *Sink) Barrier(path string, secret signature.Secret) {
