@@ -116,6 +116,9 @@ func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) 
 		Box:         e.box,
 		PerEndpoint: 16,
 		MaxInFlight: 64,
+		// Nothing is parked unless a test asks: on a loaded machine a
+		// burst could otherwise be, and no retry service brings it back.
+		BacklogWait: time.Minute,
 		Metrics:     dispatch.NewMetrics(prometheus.NewRegistry(), 0),
 		Log:         testinfra.Logger(),
 		Now:         time.Now,

@@ -84,6 +84,9 @@ func (l *lane) rateLimited() bool { return l.sub != nil && l.sub.RateLimitPerSec
 // waiting is how many deliveries the lane holds that are not in flight.
 func (l *lane) waiting() int {
 	n := len(l.unknown) + len(l.window)
+	if !batching(l.sub) {
+		return n + len(l.queue) // one delivery per job
+	}
 	for _, j := range l.queue {
 		n += len(j.items)
 	}

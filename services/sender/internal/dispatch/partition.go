@@ -512,7 +512,7 @@ func (pt *partition) reserve() {
 		lanes []*lane
 		first []int // per lane: its first job without a slot
 	)
-	for _, l := range pt.lanes {
+	for l := range pt.dirty { // new jobs make their lane dirty
 		i := len(l.queue)
 		for i > 0 && !l.queue[i-1].slotted {
 			i--
