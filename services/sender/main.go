@@ -59,6 +59,15 @@ func main() {
 	cfg.MaxBacklog = r.Int("HOOKLINE_SENDER_MAX_BACKLOG", dispatch.DefaultMaxBacklog, "deliveries a partition holds in memory; past it, those that cannot start at once are parked")
 	cfg.TopEndpoints = r.Int("HOOKLINE_SENDER_METRICS_TOP_ENDPOINTS", dispatch.DefaultTopEndpoints, "endpoints shown by the per-endpoint metrics (those with the largest backlog)")
 	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	for name, v := range map[string]int{"HOOKLINE_SENDER_MAX_IN_FLIGHT": cfg.MaxInFlight, "HOOKLINE_SENDER_PER_ENDPOINT": cfg.PerEndpoint,
+		"HOOKLINE_SENDER_PER_ENDPOINT_MAX": cfg.MaxPerEP, "HOOKLINE_SENDER_MAX_BACKLOG": cfg.MaxBacklog, "HOOKLINE_SENDER_METRICS_TOP_ENDPOINTS": cfg.TopEndpoints} {
+		if v < 1 {
+			r.Fail(name, fmt.Errorf("must be at least 1"))
+		}
+	}
+	if cfg.BacklogWait <= 0 {
+		r.Fail("HOOKLINE_SENDER_BACKLOG_WAIT", fmt.Errorf("must be positive"))
+	}
 	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", dispatch.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
 	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
 	cfg.DisableWindow = r.Duration("HOOKLINE_DISABLE_WINDOW", 5*24*time.Hour, "how long an endpoint may fail without a success before its subscription is disabled")
