@@ -56,7 +56,7 @@ func main() {
 	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", dispatch.DefaultPerEndpoint, "an endpoint's starting concurrency, adapted from there (AIMD); 1 when ordered")
 	cfg.MaxPerEP = r.Int("HOOKLINE_SENDER_PER_ENDPOINT_MAX", dispatch.DefaultMaxPerEndpoint, "the most an endpoint's adaptive concurrency grows to when its subscription sets no max_in_flight")
 	cfg.BacklogWait = r.Duration("HOOKLINE_SENDER_BACKLOG_WAIT", dispatch.DefaultBacklogWait, "longest a delivery is expected to wait in its endpoint's in-memory backlog before it is parked in a retry tier instead")
-	cfg.MaxBacklog = r.Int("HOOKLINE_SENDER_MAX_BACKLOG", dispatch.DefaultMaxBacklog, "deliveries a partition holds in memory; past it, those that cannot start at once are parked")
+	cfg.MaxBacklog = r.Int("HOOKLINE_SENDER_MAX_BACKLOG", dispatch.DefaultMaxBacklog, "deliveries a partition holds in memory (about 2.5 KiB each); past it, it takes no more records until some are done")
 	cfg.TopEndpoints = r.Int("HOOKLINE_SENDER_METRICS_TOP_ENDPOINTS", dispatch.DefaultTopEndpoints, "endpoints shown by the per-endpoint metrics (those with the largest backlog)")
 	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
 	for name, v := range map[string]int{"HOOKLINE_SENDER_MAX_IN_FLIGHT": cfg.MaxInFlight, "HOOKLINE_SENDER_PER_ENDPOINT": cfg.PerEndpoint,

@@ -19,7 +19,6 @@ import (
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -66,11 +65,11 @@ const (
 	// by the delivered marks); shorter parks bursts that would have gone
 	// out soon, which costs the retry tiers' round trip.
 	DefaultBacklogWait = 10 * time.Second
-	// DefaultMaxBacklog bounds the deliveries the instance holds in memory
-	// (waiting, in flight, being written), about 2.5 KiB each: past it, a
-	// delivery that cannot start at once is parked whatever its lane's
-	// wait. One partition alone never takes more records past it.
-	DefaultMaxBacklog = 10_000
+	// DefaultMaxBacklog bounds the deliveries a partition holds in memory
+	// (waiting, in flight, being written), about 2.5 KiB each: past it,
+	// the partition takes no more records until some are done. 12
+	// partitions full hold about 120 MiB.
+	DefaultMaxBacklog = 4000
 	// DefaultTopEndpoints is how many endpoints the per-endpoint metrics
 	// show.
 	DefaultTopEndpoints = 10
@@ -117,8 +116,9 @@ type Dispatcher struct {
 	// the instance; a quarter of them is kept for endpoints that have none
 	// in flight (pool.go).
 	MaxInFlight int
-	// BacklogWait and MaxBacklog bound what a lane and the instance hold
-	// in memory; past them deliveries are parked.
+	// BacklogWait bounds what a lane holds in memory, in time: past it
+	// deliveries are parked. MaxBacklog bounds what a partition holds:
+	// past it, it takes no more records until some are done.
 	BacklogWait time.Duration
 	MaxBacklog  int
 	// RateLimitWait is the longest a request waits in memory for its
@@ -128,7 +128,6 @@ type Dispatcher struct {
 
 	once  sync.Once
 	slots *pool
-	held  atomic.Int64 // deliveries in memory, every partition's
 
 	mu    sync.Mutex              // guards lanes
 	lanes map[*laneStats]struct{} // every partition's lanes, for the metrics

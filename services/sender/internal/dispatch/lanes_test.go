@@ -450,3 +450,28 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestBurstBeyondMaxBacklogWaitsInKafka: a burst larger than what a
+// partition may hold goes out in full, none of it parked: it waits in
+// Kafka while the partition holds MaxBacklog.
+func TestBurstBeyondMaxBacklogWaitsInKafka(t *testing.T) {
+	e := newEnv(t)
+	rcv := testreceiver.New(t, nil)
+	sub, _ := e.subscribe(rcv.URL+"/burst", []time.Duration{0})
+	d := e.sender(rcv)
+	d.MaxBacklog = 20
+	ds := make([]record.Delivery, 300)
+	for i := range ds {
+		ds[i] = e.delivery(sub, fmt.Sprintf(`{"n":%d}`, i))
+	}
+	e.toPartition0(ds...)
+	e.run(d, "sender").waitHandled(t, len(ds), 60*time.Second)
+	if got := byID(rcv.Requests()); len(got) != len(ds) {
+		t.Errorf("receiver got %d deliveries, want %d", len(got), len(ds))
+	}
+	for _, reason := range []string{"backlog", "ordered", "rate_limit"} {
+		if n := testutil.ToFloat64(d.Metrics.Parked.WithLabelValues(reason)); n != 0 {
+			t.Errorf("%v parked for %s, want none", n, reason)
+		}
+	}
+}

@@ -25,10 +25,6 @@ const (
 	// markBatch is how many delivered ids are marked in one Redis call at
 	// most; fewer are marked at the next tick.
 	markBatch = 512
-	// unknownLatencyCap is the most requests a lane queues before it has
-	// seen an answer or a request in flight for long, when it cannot tell
-	// how long they would wait.
-	unknownLatencyCap = 1000
 	// maxParkDelay caps how far ahead a parked delivery is due: one that
 	// comes back to a lane still full is parked again.
 	maxParkDelay = 10 * time.Minute
@@ -183,9 +179,10 @@ func (pt *partition) run() error {
 }
 
 // accepting reports whether the loop takes more records: not while a
-// fetch waits for Redis, nor while the partition alone holds MaxBacklog
-// deliveries (only an ordered lane's deliveries coming back from parking,
-// which cannot be parked again, bring it there).
+// fetch waits for Redis, nor while the partition holds MaxBacklog
+// deliveries. What stays in Kafka meanwhile is the cheapest parking of
+// all: since every lane parks what it could not send within BacklogWait,
+// the deliveries held go out within about that, and the partition goes on.
 func (pt *partition) accepting() bool {
 	return !pt.stopping && pt.pending == nil && pt.held < pt.maxBacklog()
 }
@@ -288,17 +285,14 @@ func (pt *partition) check() {
 	}
 }
 
-// hold and release count a delivery in and out of memory, the
-// partition's and the instance's.
+// hold and release count a delivery in and out of the partition's memory.
 func (pt *partition) hold(it *item) {
 	pt.held++
-	pt.d.held.Add(1)
 	pt.holding[it.d.ID] = true
 }
 
 func (pt *partition) release(it *item) {
 	pt.held--
-	pt.d.held.Add(-1)
 	delete(pt.holding, it.d.ID)
 }
 
@@ -406,20 +400,15 @@ func (pt *partition) route(l *lane, it *item) {
 }
 
 // mustPark reports whether a delivery joining the lane now would wait too
-// long in memory: behind a backlog longer than BacklogWait, or while the
-// instance holds MaxBacklog.
+// long in memory: behind a backlog longer than BacklogWait.
 func (pt *partition) mustPark(l *lane) bool {
 	if len(l.queue)+l.inFlight() < l.limit.max() && len(l.window) == 0 {
 		return false // it can start at once
 	}
-	if pt.d.held.Load() >= int64(pt.maxBacklog()) {
-		return true // the instance holds all it may
-	}
 	wait, known := l.wait(l.oldest(pt.d.now()))
-	if !known {
-		return len(l.queue) >= unknownLatencyCap
-	}
-	return wait > pt.backlogWait()
+	// Unknown yet: it waits, and the review parks what outlasts the wait
+	// once the endpoint's first answers (or silence) tell.
+	return known && wait > pt.backlogWait()
 }
 
 // enqueue adds a delivery to its lane's queue, or its batching window
