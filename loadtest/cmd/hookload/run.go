@@ -364,9 +364,8 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	// The ceiling posts at least ceilingMin requests, so that connection
 	// setup does not dominate small scenarios; its sink answers without faults.
 	c := tally.Counts()
-	samples := tally.Samples()
+	samples := slices.DeleteFunc(tally.Samples(), func(s sink.Sample) bool { return b.sink.Behaving(s.Path) })
 	b.sink.Begin(sink.Faults{})
-	b.sink.Calm()
 	res.Ceiling, err = ceiling.Run(ctx, b.sink, samples, max(c.Delivered, ceilingMin), c.PeakInFlight, 30*time.Second)
 	if err != nil {
 		res.Problems = append(res.Problems, err.Error())

@@ -118,13 +118,12 @@ func (s *Sink) Behave(path string, faults Faults) error {
 	return nil
 }
 
-// Calm drops every endpoint's own faults (Behave): the ceiling is measured
-// against endpoints that all answer alike.
-func (s *Sink) Calm() {
-	s.endpoints.Range(func(_, e any) bool {
-		e.(*endpoint).faults.Store(nil)
-		return true
-	})
+// Behaving reports whether the endpoint at path answers with faults of its
+// own (Behave): the ceiling leaves its bodies out, it measures what the
+// sink allows, not what a slow endpoint does.
+func (s *Sink) Behaving(path string) bool {
+	e, ok := s.endpoints.Load(path)
+	return ok && e.(*endpoint).faults.Load() != nil
 }
 
 // Barrier registers path as a barrier endpoint: its verified requests are

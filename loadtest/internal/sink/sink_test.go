@@ -278,8 +278,7 @@ func TestBehaveFaultsOneEndpoint(t *testing.T) {
 	if got := tally.Counts(); got.Retries != 1 || got.Delivered != 2 {
 		t.Errorf("counts %+v, want 1 fault and 2 delivered", got)
 	}
-	s.Calm()
-	if code, _, _ := post(t, c, s, "/t/bad", "dlv_calm", time.Now(), sec); code != http.StatusNoContent {
-		t.Errorf("after Calm the endpoint answered %d, want 204", code)
+	if !s.Behaving("/t/bad") || s.Behaving("/t/e") {
+		t.Errorf("Behaving: /t/bad %v, /t/e %v; want only /t/bad", s.Behaving("/t/bad"), s.Behaving("/t/e"))
 	}
 }

@@ -47,6 +47,10 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 		}
 		return attempt{err: out.wait()}
 	}
+	if wait := j.slot.Sub(d.now()); wait > 0 && !d.sleep(ctx, wait, stopping) {
+		d.slots.release()
+		return attempt{abandoned: true} // revoked while it waited for its slot
+	}
 	req := d.prepare(ep, j.items)
 	started := d.now()
 	res := d.call(ctx, req, started)
@@ -110,6 +114,20 @@ func (d *Dispatcher) observe(ep *endpoint, items []*item, res deliver.Result) {
 	if batching(ep.sub) {
 		d.Metrics.BatchSize.Observe(float64(len(items)))
 	}
+}
+
+// sleep waits out wait, and reports whether the attempt may go on: not when
+// ctx ends or the partition stops first.
+func (d *Dispatcher) sleep(ctx context.Context, wait time.Duration, stopping <-chan struct{}) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-stopping:
+	}
+	return false
 }
 
 func closed(c <-chan struct{}) bool {

@@ -33,6 +33,10 @@ const (
 	idleLane = 5 * time.Minute
 	// eventQueue is the buffer of the loop's event channel.
 	eventQueue = 1024
+	// slotLead is how early a job whose rate-limit slot is near starts: its
+	// goroutine waits out the rest, to the microsecond, rather than the
+	// loop's timer (a millisecond at best) spacing a fast limit's requests.
+	slotLead = 5 * time.Millisecond
 )
 
 // Reasons a delivery is parked, the label of hookline_sender_parked_total.
@@ -472,12 +476,12 @@ func (pt *partition) startFrom(l *lane) {
 		if !j.slotted {
 			break // reserve runs first; only a failed reservation leaves one
 		}
-		if j.slot.After(now) {
-			if !j.waited {
-				j.waited = true
-				pt.d.Metrics.RateLimited.Inc()
-			}
-			pt.at(l, j.slot)
+		if j.slot.After(now) && !j.waited {
+			j.waited = true
+			pt.d.Metrics.RateLimited.Inc()
+		}
+		if j.slot.After(now.Add(slotLead)) {
+			pt.at(l, j.slot.Add(-slotLead))
 			break
 		}
 		if !pt.d.slots.acquire(pt, l.inFlight()) {
