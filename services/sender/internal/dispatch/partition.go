@@ -66,6 +66,7 @@ type partition struct {
 	windows  map[*lane]struct{} // batching lanes whose window took deliveries
 	poolWait map[*lane]struct{} // lanes that found the pool full
 	timers   timerHeap          // lanes waiting for a rate-limit slot or a window
+	armed    time.Time          // what the loop's timer is set for
 	reviewed time.Time
 
 	pending   []*item // fetched, waiting for Redis to say which are delivered
@@ -150,12 +151,14 @@ func (pt *partition) run() error {
 			pt.take(recs)
 		case fn := <-pt.events:
 			fn()
+			pt.drain()
 		case <-pt.wake:
 			for l := range pt.poolWait {
 				pt.dirty[l] = struct{}{}
 			}
 			clear(pt.poolWait)
 		case <-timer.C:
+			pt.armed = time.Time{}
 			pt.due()
 		case <-ticker.C:
 			pt.tick()
@@ -178,6 +181,19 @@ func (pt *partition) run() error {
 				}
 				return pt.result()
 			}
+		}
+	}
+}
+
+// drain applies the events already waiting, so that one dispatch pass
+// follows a burst of answers rather than one pass each.
+func (pt *partition) drain() {
+	for range eventQueue {
+		select {
+		case fn := <-pt.events:
+			fn()
+		default:
+			return
 		}
 	}
 }
@@ -852,9 +868,10 @@ func (pt *partition) arm(timer *time.Timer) {
 	if !pt.retryAt.IsZero() && (at.IsZero() || pt.retryAt.Before(at)) {
 		at = pt.retryAt
 	}
-	if at.IsZero() {
-		return
+	if at.IsZero() || at.Equal(pt.armed) {
+		return // nothing to wait for, or the timer is set for it already
 	}
+	pt.armed = at
 	timer.Reset(max(at.Sub(pt.d.now()), time.Millisecond))
 }
 
