@@ -18,40 +18,40 @@ import (
 // the subscription's tenant, where operators subscribe to it like to any
 // other event, and past the disable window the subscription is disabled.
 // Health is best effort: a Redis failure here is counted, never fatal.
-func (s *Dispatcher) track(ctx context.Context, ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
-	if s.Health == nil {
+func (d *Dispatcher) track(ctx context.Context, ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
+	if d.Health == nil {
 		return
 	}
-	now := s.now()
-	st, err := s.Health.Failure(context.WithoutCancel(ctx), ep.sub.ID, now)
+	now := d.now()
+	st, err := d.Health.Failure(context.WithoutCancel(ctx), ep.sub.ID, now)
 	if err != nil {
-		s.Metrics.RedisErrors.Inc()
+		d.Metrics.RedisErrors.Inc()
 		return
 	}
 	for _, alert := range st.Alerts {
 		if alert == health.Disabled && !ep.gone.Load() {
-			if !s.disable(ctx, ep.sub.ID, started, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out) {
+			if !d.disable(ctx, ep.sub.ID, started, "endpoint failing since "+st.FailingSince.UTC().Format(time.RFC3339), out) {
 				continue
 			}
 			ep.gone.Store(true)
 		}
-		s.Metrics.EndpointAlerts.WithLabelValues(alert).Inc()
-		s.endpointEvent(ep.sub, alert, st, res, now, out)
+		d.Metrics.EndpointAlerts.WithLabelValues(alert).Inc()
+		d.endpointEvent(ep.sub, alert, st, res, now, out)
 	}
 }
 
 // endStreaks ends the failure streaks of subscriptions whose endpoint
 // answered again, in one Redis call.
-func (s *Dispatcher) endStreaks(ctx context.Context, ids []string) {
-	if s.Health == nil || len(ids) == 0 {
+func (d *Dispatcher) endStreaks(ctx context.Context, ids []string) {
+	if d.Health == nil || len(ids) == 0 {
 		return
 	}
-	if err := s.Health.Success(ctx, ids...); err != nil {
-		s.Metrics.RedisErrors.Inc()
+	if err := d.Health.Success(ctx, ids...); err != nil {
+		d.Metrics.RedisErrors.Inc()
 	}
 }
 
-func (s *Dispatcher) endpointEvent(sub *record.Subscription, eventType string, st health.State, res deliver.Result, now time.Time, out *outbox) {
+func (d *Dispatcher) endpointEvent(sub *record.Subscription, eventType string, st health.State, res deliver.Result, now time.Time, out *outbox) {
 	data, _ := json.Marshal(map[string]any{
 		"subscription_id": sub.ID, "url": sub.URL, "consecutive_failures": st.Failures,
 		"failing_since": st.FailingSince.UTC(), "last_status": res.Status, "last_error": res.Err,
@@ -60,11 +60,11 @@ func (s *Dispatcher) endpointEvent(sub *record.Subscription, eventType string, s
 		ID: id.New("evt"), Tenant: sub.Tenant, Type: eventType, Subject: sub.ID, Source: "hookline",
 		OccurredAt: now, ReceivedAt: now, Data: string(data), Changed: []string{},
 	}
-	value, err := s.Codecs.Event.Marshal(&ev)
+	value, err := d.Codecs.Event.Marshal(&ev)
 	if err != nil {
 		out.fail(err)
 		return
 	}
-	s.Log.Warn().Str("subscription", sub.ID).Str("event", eventType).Int64("failures", st.Failures).Msg("endpoint health")
-	out.produce(&kgo.Record{Topic: s.Topics.Events, Key: []byte(sub.ID), Value: value})
+	d.Log.Warn().Str("subscription", sub.ID).Str("event", eventType).Int64("failures", st.Failures).Msg("endpoint health")
+	out.produce(&kgo.Record{Topic: d.Topics.Events, Key: []byte(sub.ID), Value: value})
 }

@@ -80,7 +80,6 @@ type partition struct {
 	lastInOrder <-chan struct{}
 	stopping    bool
 	failed      error // an outcome could not be written: run again
-	lastFinish  time.Time
 }
 
 func newPartition(d *Dispatcher, ctx context.Context, p *kafka.Partition) *partition {
