@@ -1,6 +1,7 @@
-package send_test
+package dispatch_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -88,6 +89,50 @@ func TestRetryAndReplayGoToTheCurrentURL(t *testing.T) {
 		as := e.attempts()[id]
 		if last := as[len(as)-1]; last.Outcome != record.OutcomeDelivered || !strings.Contains(last.URL, "/new/") {
 			t.Errorf("%s: last attempt %+v, want delivered to /new/", id, last)
+		}
+	}
+}
+
+// TestParkedGoesToTheCurrentURL: deliveries parked while their endpoint
+// was saturated come back after the owner moved its URL, and go to the URL
+// as it is now: a parked delivery keeps its target, like a retry, not the
+// URL it was matched with.
+func TestParkedGoesToTheCurrentURL(t *testing.T) {
+	e := newEnv(t)
+	g := newGate(t, "/old")
+	rcv := testreceiver.New(t, g.respond)
+	sub, _ := e.subscribe(rcv.URL+"/old", []time.Duration{0}, func(s *record.Subscription) { s.MaxInFlight = 1 })
+	d := e.sender(rcv)
+	d.BacklogWait = 100 * time.Millisecond
+	run := e.run(d, "sender")
+	ds := make([]record.Delivery, 6)
+	for i := range ds {
+		ds[i] = e.delivery(sub, fmt.Sprintf(`{"n":%d}`, i))
+		ds[i].ResolveURL = true // as the matcher writes them
+	}
+	e.toPartition0(ds...)
+	waitUntil(t, "the backlog parked", func() bool {
+		parked, _ := e.parked()
+		return len(parked) >= 3
+	})
+
+	fixed := *sub
+	fixed.URL = rcv.URL + "/new"
+	fixed.UpdatedAt = time.Now().UTC()
+	e.putSubscription(&fixed)
+	g.release()
+	e.releaseParked(rcv, len(ds))
+	parked, all := e.parked()
+	run.waitHandled(t, len(ds)+len(all), 30*time.Second)
+
+	reqs := byID(rcv.Requests())
+	log := e.attempts()
+	for _, p := range parked {
+		if got := reqs[p.ID]; len(got) != 1 || got[0].Path != "/new" {
+			t.Errorf("parked %s: requests %+v, want one to /new", p.ID, got)
+		}
+		if as := log[p.ID]; len(as) != 1 || as[0].Outcome != record.OutcomeDelivered || !strings.HasSuffix(as[0].URL, "/new") {
+			t.Errorf("parked %s: attempts %+v, want one delivered to /new", p.ID, as)
 		}
 	}
 }
