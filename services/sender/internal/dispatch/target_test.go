@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -165,6 +168,57 @@ func TestUnresolvableTargetIsRefused(t *testing.T) {
 			t.Errorf("%s: dead letters %+v, want one saying %q", d, got, reason)
 		}
 	}
+}
+
+// TestRefusedTargetsLeaveTheLimitAlone: attempts refused before any
+// request (their route is gone) are dead-lettered, and the lane's adaptive
+// limit learns nothing from them: it does not grow as if the endpoint
+// had answered them at once.
+func TestRefusedTargetsLeaveTheLimitAlone(t *testing.T) {
+	e := newEnv(t)
+	g := newGate(t, "/held")
+	rcv := testreceiver.New(t, g.respond)
+	sub, _ := e.subscribe(rcv.URL+"/held", []time.Duration{0}, func(s *record.Subscription) {
+		s.Routes = []record.Route{{Condition: `{"field":"data.region","op":"eq","value":"us"}`, URL: rcv.URL + "/us"}}
+	})
+	gone := routeurl.ConditionID(`{"field":"data.region","op":"eq","value":"apac"}`)
+	var ds []record.Delivery
+	for i := range 20 {
+		d := e.delivery(sub, fmt.Sprintf(`{"n":%d}`, i))
+		d.ResolveURL, d.Route = true, &record.RouteRef{Condition: gone}
+		ds = append(ds, d)
+	}
+	held := e.delivery(sub, `{"held":true}`)
+	held.ResolveURL = true // to the subscription's url, which holds it
+	reg := prometheus.NewRegistry()
+	d := e.sender(rcv)
+	d.Metrics = dispatch.NewMetrics(reg, 10)
+	e.toPartition0(append(ds, held)...)
+	running := e.run(d, "sender")
+	running.waitHandled(t, len(ds), 30*time.Second)
+	waitUntil(t, "the held request in flight", func() bool { return g.holding() == 1 })
+
+	dead := e.deliveries(e.kafka.Topics.DLQ)
+	for _, dl := range ds {
+		if got := dead[dl.ID]; len(got) != 1 || !strings.Contains(got[0].LastError, "no longer on the subscription") {
+			t.Errorf("%s: dead letters %+v, want one refused", dl.ID, got)
+		}
+	}
+	limit := -1.0
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "hookline_sender_endpoint_limit" && len(f.Metric) == 1 {
+			limit = f.Metric[0].GetGauge().GetValue()
+		}
+	}
+	if limit != float64(d.PerEndpoint) {
+		t.Errorf("the lane's limit is %v after %d refused attempts, want its start %d", limit, len(ds), d.PerEndpoint)
+	}
+	g.release()
+	running.waitHandled(t, len(ds)+1, 30*time.Second)
 }
 
 // TestRouteOverHTTPToAnAllowlistedHost: a route URL filled from the event
