@@ -29,6 +29,9 @@ REQUIRED_METRICS = [
     "hookline_sender_rate_limited_total",
     "hookline_sender_duplicates_suppressed_total",
     "hookline_sender_redis_errors_total",
+    "hookline_sender_backlog",
+    "hookline_sender_parked_total",
+    "hookline_sender_endpoint_backlog",
     "hookline_retry_release_lateness_seconds_bucket",
     "hookline_notify_sent_total",
     "hookline_notify_failed_total",
@@ -52,7 +55,11 @@ NOT_EXPORTED_YET = {
 # franz-go's kprom creates these labelled series on first use: a healthy
 # scrape does not have them. Every other name must be in the scrape.
 LAZY = {"hookline_kafka_connect_errors_total", "hookline_kafka_read_errors_total",
-        "hookline_kafka_write_errors_total", "hookline_kafka_disconnects_total"}
+        "hookline_kafka_write_errors_total", "hookline_kafka_disconnects_total",
+        # The sender's per-endpoint series show the endpoints with a backlog,
+        # in flight or parked: an idle sender has none.
+        "hookline_sender_endpoint_backlog", "hookline_sender_endpoint_in_flight",
+        "hookline_sender_endpoint_parked", "hookline_sender_endpoint_limit"}
 METRIC = re.compile(r"\b((?:hookline|kafka)_[a-z0-9_]+)\b")
 
 problems = []

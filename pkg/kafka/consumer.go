@@ -11,13 +11,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Batch is the records of one partition from one poll, in offset order.
+// Batch is the records of one partition from one poll, in offset order:
+// what a Handler gets.
 type Batch struct {
 	Topic     string
 	Partition int32
 	Records   []*kgo.Record
-	c         *Consumer
-	w         *worker
+	p         *Partition // nil for a Batch made outside a Consumer
 }
 
 // Done records that r and the records before it are finished before the
@@ -26,27 +26,23 @@ type Batch struct {
 // committed, and if the handler fails, the batch is retried from the record
 // after r.
 func (b Batch) Done(r *kgo.Record) {
-	if b.w == nil {
-		return
-	}
-	b.w.finished(r.Offset)
-	if !b.c.inTxn.Load() {
-		b.w.client.MarkCommitRecords(r)
+	if b.p != nil {
+		b.p.FinishThrough(r)
 	}
 }
 
 // Pause stops fetching this partition until Resume; records already
 // fetched still arrive.
 func (b Batch) Pause() {
-	if b.w != nil {
-		b.w.setPause(func(w *worker) { w.held = true })
+	if b.p != nil {
+		b.p.Pause()
 	}
 }
 
 // Resume undoes Pause.
 func (b Batch) Resume() {
-	if b.w != nil {
-		b.w.setPause(func(w *worker) { w.held = false })
+	if b.p != nil {
+		b.p.Resume()
 	}
 }
 
@@ -58,18 +54,11 @@ func (b Batch) Resume() {
 // meanwhile. It returns nil once ctx ends or the partition stops (a Batch
 // made outside a Consumer gets nothing more: it waits for ctx).
 func (b Batch) More(ctx context.Context) []*kgo.Record {
-	if b.w == nil {
+	if b.p == nil {
 		<-ctx.Done()
 		return nil
 	}
-	recs, ok := b.w.next(ctx)
-	if !ok {
-		return nil
-	}
-	b.w.mu.Lock()
-	b.w.current = append(b.w.current, recs...)
-	b.w.mu.Unlock()
-	return recs
+	return b.p.Next(ctx)
 }
 
 // Stopping is closed when the partition is revoked or the consumer stops.
@@ -78,10 +67,10 @@ func (b Batch) More(ctx context.Context) []*kgo.Record {
 // the partition's next owner. A handler doing bounded work may finish it:
 // its ctx is canceled only after a grace period.
 func (b Batch) Stopping() <-chan struct{} {
-	if b.w == nil {
+	if b.p == nil {
 		return nil
 	}
-	return b.w.stop
+	return b.p.Stopping()
 }
 
 // Handler processes one partition's batch. It returns nil only once
@@ -92,6 +81,23 @@ func (b Batch) Stopping() <-chan struct{} {
 // partition, so it is for infrastructure failures only.
 type Handler func(ctx context.Context, b Batch) error
 
+// Stream is a Handler as a StreamHandler: one batch at a time, each
+// finished when the handler returns nil.
+func (h Handler) Stream() StreamHandler {
+	return func(ctx context.Context, p *Partition) error {
+		for {
+			recs := p.Next(ctx)
+			if recs == nil {
+				return nil
+			}
+			if err := h(ctx, Batch{Topic: p.Topic, Partition: p.Partition, Records: recs, p: p}); err != nil {
+				return err
+			}
+			p.finishTaken()
+		}
+	}
+}
+
 type tp struct {
 	topic     string
 	partition int32
@@ -99,20 +105,28 @@ type tp struct {
 
 const (
 	// stopGrace is how long a revoked or stopping handler may finish its
-	// batch before its context is canceled. It stays well inside the
+	// work before its context is canceled. It stays well inside the
 	// group's rebalance timeout (60s), which bounds the revoke callback.
 	stopGrace = 15 * time.Second
-	// maxQueued batches per partition before its fetching is paused, so a
-	// slow partition holds a bounded amount of memory and never blocks
-	// the poll loop that feeds the other partitions.
+	// maxQueued fetches per partition wait for its handler before the
+	// partition's fetching is paused, so a slow partition holds a bounded
+	// amount of memory and never blocks the poll loop that feeds the
+	// other partitions.
 	maxQueued = 4
+	// maxTracked bounds the records a partition's handler has taken and
+	// the consumer still tracks (those not finished, and the finished ones
+	// after the oldest unfinished one). A handler that leaves one record
+	// unfinished while taking ever more would otherwise grow memory
+	// without bound: past it, Next waits. A handler that finishes every
+	// record within a minute never meets it below 8,000 records/s.
+	maxTracked = 500_000
 	// commitTimeout bounds the final commit of a stopping consumer.
 	commitTimeout = 10 * time.Second
 )
 
-// Consumer runs a Handler over a consumer group with one goroutine per
-// assigned partition. Offsets are marked after the handler succeeds and
-// committed by franz-go's autocommit of marks, and synchronously when
+// Consumer runs a handler over a consumer group with one goroutine per
+// assigned partition. Offsets are marked as the handler finishes records
+// and committed by franz-go's autocommit of marks, and synchronously when
 // partitions are revoked or the consumer stops, so a record's offset is
 // committed only after what it produced is acknowledged. With a
 // Transactor, offsets are committed only inside its transactions.
@@ -122,7 +136,7 @@ const (
 type Consumer struct {
 	client *kgo.Client
 	group  string
-	handle Handler
+	handle StreamHandler
 	log    zerolog.Logger
 	inTxn  atomic.Bool // offsets are committed by a Transactor, not here
 
@@ -131,27 +145,16 @@ type Consumer struct {
 	closing bool // Run is stopping: no new workers
 }
 
-// worker owns one assigned partition. Its queue is fed by the poll loop.
-type worker struct {
-	tp
-	client  *kgo.Client
-	stop    chan struct{} // closed when the partition is revoked or the consumer stops
-	wake    chan struct{} // a batch was queued
-	done    chan struct{} // the goroutine has returned
-	cancel  context.CancelFunc
-	through atomic.Int64 // offset of the last finished record, -1 before any
-
-	mu      sync.Mutex
-	stopped bool
-	queue   [][]*kgo.Record
-	current []*kgo.Record // the handler's records, with those More added
-	full    bool          // fetching paused because the queue is long
-	held    bool          // fetching paused by the handler
+// NewConsumer joins group on topics and runs h over each partition's
+// batches. extra options are added last (hooks, fetch sizes).
+func NewConsumer(cfg Config, group string, topics []string, h Handler, log zerolog.Logger, extra ...kgo.Opt) (*Consumer, error) {
+	return NewStreamConsumer(cfg, group, topics, h.Stream(), log, extra...)
 }
 
-// NewConsumer joins group on topics. extra options are added last (hooks,
-// fetch sizes).
-func NewConsumer(cfg Config, group string, topics []string, h Handler, log zerolog.Logger, extra ...kgo.Opt) (*Consumer, error) {
+// NewStreamConsumer joins group on topics and runs h on each assigned
+// partition for as long as it stays assigned. extra options are added
+// last (hooks, fetch sizes).
+func NewStreamConsumer(cfg Config, group string, topics []string, h StreamHandler, log zerolog.Logger, extra ...kgo.Opt) (*Consumer, error) {
 	c := &Consumer{group: group, handle: h, log: log, workers: map[tp]*worker{}}
 	opts := append([]kgo.Opt{
 		kgo.ConsumerGroup(group),
@@ -188,7 +191,7 @@ func (c *Consumer) Client() *kgo.Client { return c.client }
 func (c *Consumer) Group() string { return c.group }
 
 // Run polls until ctx is done, then stops the workers (each may finish its
-// batch within a grace period), commits what they finished, leaves the
+// work within a grace period), commits what they finished, leaves the
 // group and closes.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.client.Close()
@@ -246,8 +249,8 @@ func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[stri
 			ctx, cancel := context.WithCancel(context.Background())
 			// The callback's client, not c.client: this may run before
 			// NewConsumer has returned.
-			w := &worker{tp: k, client: cl, stop: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
-			w.through.Store(-1)
+			w := newWorker(k, cl, cancel)
+			w.mark = !c.inTxn.Load()
 			c.workers[k] = w
 			go c.work(ctx, w)
 		}
@@ -302,133 +305,40 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
-// work handles one partition's batches in order. A failing batch is retried
-// with backoff from its first unfinished record: skipping it would lose
-// records.
+// work runs the handler on one partition until the partition stops. A
+// handler that fails (or returns before the partition stops) is run again
+// with backoff, and first given the records it took but did not finish:
+// skipping them would lose records.
 func (c *Consumer) work(ctx context.Context, w *worker) {
 	defer close(w.done)
 	defer w.setPause(func(w *worker) { w.full, w.held = false, false })
 	defer w.cancel()
+	backoff := 100 * time.Millisecond
 	for {
-		recs, ok := w.next(ctx)
-		if !ok {
-			return
+		before := w.finishedCount()
+		err := c.handle(ctx, &Partition{Topic: w.topic, Partition: w.partition, w: w})
+		if w.isStopped() || ctx.Err() != nil {
+			return // the next owner reads the rest again
 		}
-		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-			recs = unfinished(recs, w.through.Load())
-			if len(recs) == 0 {
-				break // the handler marked everything Done, then failed
-			}
-			w.mu.Lock()
-			w.current = recs
-			w.mu.Unlock()
-			err := c.handle(ctx, Batch{Topic: w.topic, Partition: w.partition, Records: recs, c: c, w: w})
-			w.mu.Lock()
-			recs, w.current = w.current, nil // with what More added
-			w.mu.Unlock()
-			if err == nil {
-				last := recs[len(recs)-1]
-				w.finished(last.Offset)
-				if !c.inTxn.Load() {
-					w.client.MarkCommitRecords(last)
-				}
-				break
-			}
-			select {
-			case <-w.stop:
-				return // the next owner reads the rest again
-			default:
-			}
-			c.log.Error().Err(err).Str("topic", w.topic).Int32("partition", w.partition).
-				Int64("offset", recs[0].Offset).Dur("retry_in", backoff).Msg("handle batch")
-			select {
-			case <-time.After(backoff):
-			case <-w.stop:
-				return
-			}
+		if w.finishedCount() > before {
+			backoff = 100 * time.Millisecond // it made progress: not a failing loop
 		}
-	}
-}
-
-func unfinished(recs []*kgo.Record, through int64) []*kgo.Record {
-	for len(recs) > 0 && recs[0].Offset <= through {
-		recs = recs[1:]
-	}
-	return recs
-}
-
-func (w *worker) finished(offset int64) {
-	for {
-		cur := w.through.Load()
-		if offset <= cur || w.through.CompareAndSwap(cur, offset) {
-			return
+		redo := w.retake()
+		var ev *zerolog.Event
+		if err != nil {
+			ev = c.log.Error().Err(err)
+		} else {
+			ev = c.log.Warn()
 		}
-	}
-}
-
-// enqueue hands recs to the worker without waiting; a long queue pauses
-// the partition's fetching.
-func (w *worker) enqueue(recs []*kgo.Record) {
-	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		return
-	}
-	w.queue = append(w.queue, recs)
-	if len(w.queue) >= maxQueued && !w.full {
-		w.setPauseLocked(func(w *worker) { w.full = true })
-	}
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-// next waits for the next batch; false once the worker is stopped or ctx
-// ends.
-func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
-	for {
-		w.mu.Lock()
-		if w.stopped {
-			w.mu.Unlock()
-			return nil, false
+		if len(redo) > 0 {
+			ev = ev.Int64("offset", redo[0].Offset)
 		}
-		if len(w.queue) > 0 {
-			recs := w.queue[0]
-			w.queue[0] = nil
-			w.queue = w.queue[1:]
-			if w.full && len(w.queue) < maxQueued/2 {
-				w.setPauseLocked(func(w *worker) { w.full = false })
-			}
-			w.mu.Unlock()
-			return recs, true
-		}
-		w.mu.Unlock()
+		ev.Str("topic", w.topic).Int32("partition", w.partition).Dur("retry_in", backoff).Msg("partition handler ended early; running it again")
 		select {
-		case <-w.wake:
+		case <-time.After(backoff):
 		case <-w.stop:
-		case <-ctx.Done():
-			return nil, false
+			return
 		}
-	}
-}
-
-func (w *worker) setPause(change func(*worker)) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.setPauseLocked(change)
-}
-
-// setPauseLocked applies change to the pause reasons and pauses or resumes
-// fetching when the partition goes from no reason to some or back.
-func (w *worker) setPauseLocked(change func(*worker)) {
-	was := w.full || w.held
-	change(w)
-	switch is := w.full || w.held; {
-	case is && !was:
-		w.client.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
-	case !is && was:
-		w.client.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }

@@ -71,21 +71,47 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	specs := cfg.Topics.Specs(tiers)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
 	if err := kafka.EnsureTopics(ctx, adm, specs, cfg.Partitions, cfg.ReplicationFactor); err != nil {
 		cl.Close()
 		t.Fatalf("create topics on %s: %v", brokers, err)
 	}
+	if err := served(ctx, adm, names); err != nil {
+		cl.Close()
+		t.Fatalf("topics created on %s are not served: %v", brokers, err)
+	}
 	t.Cleanup(func() {
 		defer cl.Close()
-		names := make([]string, len(specs))
-		for i, s := range specs {
-			names[i] = s.Name
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = adm.DeleteTopics(ctx, names...)
 	})
 	return cfg
+}
+
+// served waits until the broker answers for every partition of topics.
+// A KRaft broker applies a topic the controller created a moment later,
+// and until then ListOffsets answers UNKNOWN_TOPIC_OR_PARTITION; tests
+// that read end offsets at once (kadm does not retry that) would fail on
+// a loaded machine.
+func served(ctx context.Context, adm *kadm.Client, topics []string) error {
+	for {
+		ends, err := adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Redis returns a client of the test Redis.

@@ -25,7 +25,7 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
-	"github.com/hookline/hookline/services/sender/internal/send"
+	"github.com/hookline/hookline/services/sender/internal/dispatch"
 )
 
 type settings struct {
@@ -36,6 +36,10 @@ type settings struct {
 	CAFile        string
 	MaxInFlight   int
 	PerEndpoint   int
+	MaxPerEP      int
+	BacklogWait   time.Duration
+	MaxBacklog    int
+	TopEndpoints  int
 	ConnsPerHost  int
 	CertClients   int
 	DeliveredTTL  time.Duration
@@ -49,11 +53,24 @@ func main() {
 	cfg.Group = r.String("HOOKLINE_SENDER_GROUP", "hookline-sender", "consumer group of the senders")
 	cfg.Guard = service.GuardFromEnv(r)
 	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo)")
-	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", 512, "requests in flight per instance")
-	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", 16, "requests in flight per endpoint and partition (1 when ordered)")
+	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlight, "requests in flight per instance; a quarter is kept for endpoints with none in flight")
+	cfg.PerEndpoint = r.Int("HOOKLINE_SENDER_PER_ENDPOINT", dispatch.DefaultPerEndpoint, "an endpoint's starting concurrency, adapted from there (AIMD); 1 when ordered")
+	cfg.MaxPerEP = r.Int("HOOKLINE_SENDER_PER_ENDPOINT_MAX", dispatch.DefaultMaxPerEndpoint, "the most an endpoint's adaptive concurrency grows to when its subscription sets no max_in_flight")
+	cfg.BacklogWait = r.Duration("HOOKLINE_SENDER_BACKLOG_WAIT", dispatch.DefaultBacklogWait, "longest a delivery is expected to wait in its endpoint's in-memory backlog before it is parked in a retry tier instead")
+	cfg.MaxBacklog = r.Int("HOOKLINE_SENDER_MAX_BACKLOG", dispatch.DefaultMaxBacklog, "deliveries a partition holds in memory (about 2.5 KiB each); past it, it takes no more records until some are done")
+	cfg.TopEndpoints = r.Int("HOOKLINE_SENDER_METRICS_TOP_ENDPOINTS", dispatch.DefaultTopEndpoints, "endpoints shown by the per-endpoint metrics (those with the largest backlog)")
 	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	for name, v := range map[string]int{"HOOKLINE_SENDER_MAX_IN_FLIGHT": cfg.MaxInFlight, "HOOKLINE_SENDER_PER_ENDPOINT": cfg.PerEndpoint,
+		"HOOKLINE_SENDER_PER_ENDPOINT_MAX": cfg.MaxPerEP, "HOOKLINE_SENDER_MAX_BACKLOG": cfg.MaxBacklog, "HOOKLINE_SENDER_METRICS_TOP_ENDPOINTS": cfg.TopEndpoints} {
+		if v < 1 {
+			r.Fail(name, fmt.Errorf("must be at least 1"))
+		}
+	}
+	if cfg.BacklogWait <= 0 {
+		r.Fail("HOOKLINE_SENDER_BACKLOG_WAIT", fmt.Errorf("must be positive"))
+	}
 	cfg.CertClients = r.Int("HOOKLINE_SENDER_CLIENT_CERTS", deliver.DefaultMaxCertClients, "client certificates (mutual TLS) whose connection pools are kept at once; the least recently used beyond are dropped")
-	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", send.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
+	cfg.RateWait = r.Duration("HOOKLINE_SENDER_RATE_LIMIT_WAIT", dispatch.DefaultRateLimitWait, "longest a delivery waits in memory for its endpoint's rate limit before going through the retry scheduler")
 	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
 	cfg.DisableWindow = r.Duration("HOOKLINE_DISABLE_WINDOW", 5*24*time.Hour, "how long an endpoint may fail without a success before its subscription is disabled")
 	cfg.Box = service.SecretBoxFromEnv(r)
@@ -91,25 +108,29 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 
 	view := subscription.NewView(codecs, log)
 	clientOpts := deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}
-	s := &send.Sender{
-		Client:        deliver.NewClient(clientOpts),
-		Certs:         deliver.NewClients(clientOpts, cfg.CertClients),
-		View:          view,
-		Codecs:        codecs,
-		Topics:        cfg.Kafka.Topics,
-		Schedule:      cfg.Schedule,
-		Producer:      producer,
-		Delivered:     idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
-		Limiter:       ratelimit.New(rdb),
-		Health:        health.New(rdb, cfg.DisableWindow),
-		Box:           box,
-		Guard:         guard,
-		PerEndpoint:   cfg.PerEndpoint,
-		Slots:         make(chan struct{}, cfg.MaxInFlight),
-		Metrics:       send.NewMetrics(tel.Registry),
-		Log:           log,
-		Now:           time.Now,
-		RateLimitWait: cfg.RateWait,
+	d := &dispatch.Dispatcher{
+		Client:         deliver.NewClient(clientOpts),
+		Certs:          deliver.NewClients(clientOpts, cfg.CertClients),
+		View:           view,
+		Codecs:         codecs,
+		Topics:         cfg.Kafka.Topics,
+		Schedule:       cfg.Schedule,
+		Producer:       producer,
+		Delivered:      idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
+		Limiter:        ratelimit.New(rdb),
+		Health:         health.New(rdb, cfg.DisableWindow),
+		Tails:          dispatch.NewTails(rdb, "hookline:parked:", 24*time.Hour),
+		Box:            box,
+		Guard:          guard,
+		Metrics:        dispatch.NewMetrics(tel.Registry, cfg.TopEndpoints),
+		Log:            log,
+		Now:            time.Now,
+		PerEndpoint:    cfg.PerEndpoint,
+		MaxPerEndpoint: cfg.MaxPerEP,
+		MaxInFlight:    cfg.MaxInFlight,
+		BacklogWait:    cfg.BacklogWait,
+		MaxBacklog:     cfg.MaxBacklog,
+		RateLimitWait:  cfg.RateWait,
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
@@ -120,7 +141,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		if err := view.WaitReady(ctx); err != nil {
 			return nil
 		}
-		consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.Deliveries}, s.Handle, log, tel.TraceHooks())
+		consumer, err := kafka.NewStreamConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.Deliveries}, d.Run, log, tel.TraceHooks())
 		if err != nil {
 			return err
 		}

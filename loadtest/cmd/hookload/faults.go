@@ -28,6 +28,7 @@ type faultRound struct {
 	brokers int      // nodes of the private Kafka cluster: 1 or 3
 	env     []string // more settings of the services
 	script  func(f *faultKit) []step
+	tune    func(*scenario) // changes the round's load, when set
 }
 
 // faultRounds are the fault suite, in order.
@@ -58,6 +59,26 @@ var faultRounds = []faultRound{{
 			}},
 			{"sender-2 and matcher-2 join their groups", f.scaleOut},
 			{"sender-2 and matcher-2 leave (SIGTERM)", f.scaleIn},
+		}
+	},
+}, {
+	name: "faults-slow-endpoint",
+	about: "one endpoint of ten answers in 1 s (its lane parks what it cannot hold while it catches up after each restart): " +
+		"SIGKILL and restart the sender, the retry service, the matcher, and the sender again",
+	brokers: 1,
+	script: func(f *faultKit) []step {
+		return []step{f.kill("sender"), f.kill("retry"), f.kill("matcher"), f.kill("sender")}
+	},
+	tune: func(sc *scenario) {
+		// One tenant's ten endpoints, 40 events/s each: the slow one needs
+		// 40 requests in flight, which its adaptive limit reaches.
+		sc.plan.Tenants, sc.plan.SubsPerTenant, sc.plan.Endpoints = 1, 10, 10
+		sc.endpoints = map[int]endpoint{9: {faults: sink.Faults{SlowRate: 1, Slow: time.Second}}}
+		sc.groups = func(e int) string {
+			if e == 9 {
+				return "slow"
+			}
+			return "fast"
 		}
 	},
 }, {
@@ -308,7 +329,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	res.Via = via
 	tally := b.sink.Begin(sc.faults)
 	stop := make(chan struct{})
-	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Stop: stop, Seed: b.o.seed}
+	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Stop: stop, Seed: b.o.seed, Owed: owed(sc, subs)}
 	var prog workload.Progress
 	cpu0 := b.stack.CPU()
 	start := time.Now()
@@ -368,6 +389,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	}
 	res.Actions, res.Problems = actions, problems
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
+	res.Groups = groups(sc, subs, tally, &prog, start)
 	res.Finish()
 	say("%s: events %d, delivered %d/%d, lost %d, duplicates %d", sc.name, res.Events, res.Delivered, res.Expected, res.Lost, res.Duplicates)
 	return res

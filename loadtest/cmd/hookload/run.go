@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,6 +62,9 @@ func run(ctx context.Context, o options) error {
 	keys := map[string]string{} // every tenant of the run, for ingest
 	for _, sc := range chosen {
 		maps.Copy(keys, sc.plan.Keys())
+		if sc.alone != nil {
+			maps.Copy(keys, sc.alone.plan.Keys())
+		}
 	}
 
 	work := o.work
@@ -136,7 +140,15 @@ func benchmarks(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config,
 		if ctx.Err() != nil {
 			break
 		}
+		var alone *report.Result
+		if sc.alone != nil {
+			r := b.scenario(ctx, *sc.alone)
+			out.Results, alone = append(out.Results, r), &r
+		}
 		res := b.scenario(ctx, sc)
+		if alone != nil && sc.compare != nil && len(alone.Problems) == 0 {
+			sc.compare(alone, &res)
+		}
 		out.Results = append(out.Results, res)
 		if len(res.Problems) > 0 {
 			b.showLogs()
@@ -197,7 +209,11 @@ func choose(o options) ([]scenario, error) {
 		var rounds []scenario
 		for _, r := range faultRounds {
 			if wanted(o, r.name) {
-				rounds = append(rounds, faultScenario(r.name, r.about, o.payload))
+				sc := faultScenario(r.name, r.about, o.payload)
+				if r.tune != nil {
+					r.tune(&sc)
+				}
+				rounds = append(rounds, sc)
 			}
 		}
 		if len(rounds) == 0 {
@@ -270,12 +286,36 @@ func (b *bench) producer(sc scenario) (workload.Producer, string) {
 	return &workload.KafkaProducer{Client: b.kafka, Topic: b.topics.Events, Codecs: b.codecs, Tenant: sc.plan.Tenant}, "kafka"
 }
 
-// prepare creates sc's subscriptions and waits until the pipeline sees them.
+// prepare creates sc's subscriptions, gives its misbehaving endpoints
+// their faults, and waits until the pipeline sees the subscriptions.
 func (b *bench) prepare(ctx context.Context, sc scenario) (*workload.Subs, error) {
 	t0 := time.Now()
-	subs, err := workload.Setup(ctx, b.api, b.sink, sc.plan, 32)
+	plan := sc.plan
+	if len(sc.endpoints) > 0 {
+		refused, err := closedPort()
+		if err != nil {
+			return nil, err
+		}
+		plan.URL = func(t, e int) (string, bool) {
+			if sc.endpoints[e].refuse {
+				return refused + plan.Path(t, e), true
+			}
+			return "", false
+		}
+	}
+	subs, err := workload.Setup(ctx, b.api, b.sink, plan, 32)
 	if err != nil {
 		return nil, err
+	}
+	for e, ep := range sc.endpoints {
+		if ep.faults == (sink.Faults{}) {
+			continue
+		}
+		for t := range plan.Tenants {
+			if err := b.sink.Behave(plan.Path(t, e), ep.faults); err != nil {
+				return nil, err
+			}
+		}
 	}
 	say("%s: %d subscriptions created in %s", sc.name, sc.plan.Subscriptions(), time.Since(t0).Round(time.Millisecond))
 	if err := workload.Barrier(ctx, b.api, b.sink, sc.plan, time.Minute); err != nil {
@@ -296,7 +336,7 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	prod, via := b.producer(sc)
 	res.Via = via
 	tally := b.sink.Begin(sc.faults)
-	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Seed: b.o.seed}
+	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Seed: b.o.seed, Owed: owed(sc, subs)}
 	var prog workload.Progress
 	cpu0 := b.stack.CPU()
 	start := time.Now()
@@ -320,10 +360,11 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	cpu1 := b.stack.CPU()
 
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
+	res.Groups = groups(sc, subs, tally, &prog, start)
 	// The ceiling posts at least ceilingMin requests, so that connection
 	// setup does not dominate small scenarios; its sink answers without faults.
 	c := tally.Counts()
-	samples := tally.Samples()
+	samples := slices.DeleteFunc(tally.Samples(), func(s sink.Sample) bool { return b.sink.Behaving(s.Path) })
 	b.sink.Begin(sink.Faults{})
 	res.Ceiling, err = ceiling.Run(ctx, b.sink, samples, max(c.Delivered, ceilingMin), c.PeakInFlight, 30*time.Second)
 	if err != nil {
@@ -333,6 +374,87 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	say("%s: %d/%d delivered at %.0f/s (ceiling %.0f/s at concurrency %d), p99 %.0f ms, lost %d, duplicates %d",
 		sc.name, res.Delivered, res.Expected, res.PerSecond, res.Ceiling.PerSecond, res.Ceiling.Concurrency, res.Latency.P99, res.Lost, res.Duplicates)
 	return res
+}
+
+// closedPort is an https URL base on 127.0.0.1 where nothing listens: its
+// connections are refused.
+func closedPort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return "https://" + ln.Addr().String(), nil
+}
+
+// endpointOf maps every subscription of subs to its endpoint index.
+func endpointOf(subs *workload.Subs) map[string]int {
+	out := map[string]int{}
+	for _, ids := range subs.IDs {
+		for j, id := range ids {
+			out[id] = j % subs.Plan.Endpoints
+		}
+	}
+	return out
+}
+
+// owed says which subscriptions' deliveries sc expects: not those of
+// endpoints that never take one. Nil when it expects all.
+func owed(sc scenario, subs *workload.Subs) func(string) bool {
+	if len(sc.endpoints) == 0 {
+		return nil
+	}
+	index := endpointOf(subs)
+	return func(sub string) bool { return sc.endpoints[index[sub]].owed() }
+}
+
+// groups summarizes what each of sc's sets of endpoints got.
+func groups(sc scenario, subs *workload.Subs, tally *sink.Tally, prog *workload.Progress, start time.Time) []report.Group {
+	if sc.groups == nil {
+		return nil
+	}
+	index := endpointOf(subs)
+	paths := subs.Paths()
+	byName := map[string]*report.Group{}
+	var names []string
+	for _, e := range index {
+		name := sc.groups(e)
+		if byName[name] == nil {
+			byName[name] = &report.Group{Name: name}
+			names = append(names, name)
+		}
+		byName[name].Endpoints++
+	}
+	slices.Sort(names)
+	var out []report.Group
+	for _, name := range names {
+		g := byName[name]
+		in := func(sub string) bool { e, ok := index[sub]; return ok && sc.groups(e) == name }
+		expected := prog.ExpectedOf(in)
+		g.Expected = len(expected)
+		g.Lost, _ = tally.Compare(expected)
+		mine := map[string]bool{}
+		for sub, path := range paths {
+			if in(sub) {
+				mine[path] = true
+			}
+		}
+		var lat []time.Duration
+		var last time.Time
+		for _, p := range tally.Paths(func(path string) bool { return mine[path] }) {
+			g.Delivered += p.Delivered
+			lat = append(lat, p.Latencies...)
+			if p.Last.After(last) {
+				last = p.Last
+			}
+		}
+		if !last.IsZero() {
+			g.PerSecond = float64(g.Delivered) / last.Sub(start).Seconds()
+		}
+		g.Latency = report.Summarize(lat)
+		out = append(out, *g)
+	}
+	return out
 }
 
 // fill writes what the tally and the generator counted into res.

@@ -89,9 +89,38 @@ type Result struct {
 	Ceiling Ceiling            `json:"ceiling"`
 	// Ratio is PerSecond over the ceiling's.
 	Ratio float64 `json:"ceiling_ratio"`
-	// Actions are the faults a fault suite inflicted, in order.
+	// Groups are what each set of the scenario's endpoints got, when it
+	// has sets that behave differently (fast, slow, timing out, ...).
+	Groups []Group `json:"groups,omitempty"`
+	// Actions are the faults a fault suite inflicted, in order, or what a
+	// scenario compared.
 	Actions  []string `json:"actions,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+// Group is what one set of a scenario's endpoints got.
+type Group struct {
+	Name      string `json:"name"`
+	Endpoints int    `json:"endpoints"`
+	// Expected is what the events owed the group: 0 for endpoints that
+	// never take a delivery (timing out, refusing connections).
+	Expected  int `json:"expected"`
+	Delivered int `json:"delivered"`
+	Lost      int `json:"lost"`
+	// PerSecond is Delivered over the time from the first event sent to
+	// the group's last delivery.
+	PerSecond float64 `json:"deliveries_per_second"`
+	Latency   Latency `json:"latency"`
+}
+
+// Group returns the group called name, and whether there is one.
+func (r *Result) Group(name string) (Group, bool) {
+	for _, g := range r.Groups {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return Group{}, false
 }
 
 // Finish fills the derived fields: throughput and the ceiling ratio.
@@ -160,6 +189,13 @@ func (r *Run) Markdown(w io.Writer) {
 		fmt.Fprintln(w, "| "+strings.Join(row, " | ")+" |")
 	}
 	for _, res := range r.Results {
+		for _, g := range res.Groups {
+			fmt.Fprintf(w, "\n%s, %s (%d endpoints): %d/%d delivered, lost %d, %.0f/s, p50 %.0f ms, p99 %.0f ms",
+				res.Scenario, g.Name, g.Endpoints, g.Delivered, g.Expected, g.Lost, g.PerSecond, g.Latency.P50, g.Latency.P99)
+		}
+		if len(res.Groups) > 0 {
+			fmt.Fprintln(w)
+		}
 		if len(res.Actions) > 0 {
 			fmt.Fprintf(w, "\n%s: %s\n", res.Scenario, strings.Join(res.Actions, "; "))
 		}

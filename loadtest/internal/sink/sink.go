@@ -54,6 +54,9 @@ type endpoint struct {
 	// prove the pipeline is ready and must not count in any scenario.
 	barrier bool
 	pings   atomic.Int64
+	// faults, when set, replace the scenario's for this endpoint: one
+	// slow or dead endpoint among healthy ones.
+	faults atomic.Pointer[Faults]
 }
 
 // Start listens on a free port of 127.0.0.1. seed makes the fault dice
@@ -102,6 +105,25 @@ func (s *Sink) Close() error {
 // subscriptions sign with. Requests to other paths are answered 404.
 func (s *Sink) Endpoint(path string, secret signature.Secret) {
 	s.endpoints.Store(path, &endpoint{secret: secret, verifier: &signature.Verifier{Secrets: []signature.Secret{secret}}})
+}
+
+// Behave makes the endpoint at path answer with faults instead of the
+// scenario's (Begin's); it must be registered first.
+func (s *Sink) Behave(path string, faults Faults) error {
+	e, ok := s.endpoints.Load(path)
+	if !ok {
+		return fmt.Errorf("sink: no endpoint %s", path)
+	}
+	e.(*endpoint).faults.Store(&faults)
+	return nil
+}
+
+// Behaving reports whether the endpoint at path answers with faults of its
+// own (Behave): the ceiling leaves its bodies out, it measures what the
+// sink allows, not what a slow endpoint does.
+func (s *Sink) Behaving(path string) bool {
+	e, ok := s.endpoints.Load(path)
+	return ok && e.(*endpoint).faults.Load() != nil
 }
 
 // Barrier registers path as a barrier endpoint: its verified requests are
@@ -207,14 +229,18 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch f := t.faults.pick(s.roll()); f {
+	faults := t.faults
+	if own := e.(*endpoint).faults.Load(); own != nil {
+		faults = *own
+	}
+	switch f := faults.pick(s.roll()); f {
 	case faultReset:
 		t.fault()
 		reset(w)
 		return
 	case faultTimeout:
 		t.fault()
-		hang := t.faults.Hang
+		hang := faults.Hang
 		if hang <= 0 {
 			hang = 30 * time.Second
 		}
@@ -229,11 +255,15 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case faultThrottle:
 		t.fault()
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(t.faults.RetryAfter/time.Second))))
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(faults.RetryAfter/time.Second))))
 		http.Error(w, "injected throttle", http.StatusTooManyRequests)
 		return
 	case faultSlow:
-		time.Sleep(t.faults.Slow)
+		select { // as a slow endpoint would, unless the client gives up
+		case <-r.Context().Done():
+			return
+		case <-time.After(faults.Slow):
+		}
 	}
 	var env struct {
 		Timestamp time.Time `json:"timestamp"`

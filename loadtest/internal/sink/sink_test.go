@@ -248,3 +248,37 @@ func TestDownRefusesConnectionsThenComesBack(t *testing.T) {
 		t.Errorf("counts %+v: want before and after delivered, during not", got)
 	}
 }
+
+// TestBehaveFaultsOneEndpoint: an endpoint given faults of its own answers
+// with them while the others answer with the scenario's, and each
+// endpoint's deliveries are tallied apart.
+func TestBehaveFaultsOneEndpoint(t *testing.T) {
+	s, sec := newSink(t)
+	s.Endpoint("/t/bad", sec)
+	if err := s.Behave("/t/bad", Faults{ErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Behave("/t/unknown", Faults{}); err == nil {
+		t.Error("Behave of an unregistered path did not fail")
+	}
+	tally := s.Begin(Faults{})
+	c := client(s, true)
+	if code, _, _ := post(t, c, s, "/t/bad", "dlv_bad", time.Now(), sec); code != http.StatusServiceUnavailable {
+		t.Errorf("the endpoint with its own faults answered %d, want 503", code)
+	}
+	for _, id := range []string{"dlv_1", "dlv_2"} {
+		if code, _, _ := post(t, c, s, "/t/e", id, time.Now().Add(-time.Second), sec); code != http.StatusNoContent {
+			t.Errorf("a healthy endpoint answered %d, want 204", code)
+		}
+	}
+	paths := tally.Paths(func(string) bool { return true })
+	if len(paths) != 1 || paths["/t/e"].Delivered != 2 || len(paths["/t/e"].Latencies) != 2 {
+		t.Errorf("per path %+v, want /t/e with 2 deliveries and their latencies", paths)
+	}
+	if got := tally.Counts(); got.Retries != 1 || got.Delivered != 2 {
+		t.Errorf("counts %+v, want 1 fault and 2 delivered", got)
+	}
+	if !s.Behaving("/t/bad") || s.Behaving("/t/e") {
+		t.Errorf("Behaving: /t/bad %v, /t/e %v; want only /t/bad", s.Behaving("/t/bad"), s.Behaving("/t/e"))
+	}
+}

@@ -69,10 +69,35 @@ type Tally struct {
 	inFlight   int
 	peak       int
 	samples    []Sample
+	paths      map[string]*PathTally
+}
+
+// PathTally is what one endpoint (sink path) received.
+type PathTally struct {
+	Delivered int
+	Latencies []time.Duration // of first deliveries
+	First     time.Time       // first and last first delivery
+	Last      time.Time
 }
 
 func newTally(f Faults) *Tally {
-	return &Tally{faults: f, seen: map[string]struct{}{}}
+	return &Tally{faults: f, seen: map[string]struct{}{}, paths: map[string]*PathTally{}}
+}
+
+// Paths returns a copy of what each endpoint received, by path, for the
+// paths where keep is true.
+func (t *Tally) Paths(keep func(path string) bool) map[string]PathTally {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]PathTally{}
+	for path, p := range t.paths {
+		if keep(path) {
+			c := *p
+			c.Latencies = append([]time.Duration(nil), p.Latencies...)
+			out[path] = c
+		}
+	}
+	return out
 }
 
 // Counts is a snapshot of a Tally.
@@ -190,8 +215,16 @@ func (t *Tally) delivered(id string, occurred, now time.Time, path string, body 
 		t.first = now
 	}
 	t.last = now
+	p := t.paths[path]
+	if p == nil {
+		p = &PathTally{First: now}
+		t.paths[path] = p
+	}
+	p.Delivered++
+	p.Last = now
 	if !occurred.IsZero() {
 		t.latencies = append(t.latencies, now.Sub(occurred))
+		p.Latencies = append(p.Latencies, now.Sub(occurred))
 	}
 	if len(t.samples) < maxSamples {
 		t.samples = append(t.samples, Sample{Path: path, Body: body})

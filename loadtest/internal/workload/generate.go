@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,10 @@ type Load struct {
 	// ctx, it lets the events already sent be acknowledged.
 	Stop <-chan struct{}
 	Seed uint64
+	// Owed, when set, says which subscriptions' deliveries are owed: the
+	// others go to endpoints that never take them (timing out, refusing
+	// connections) and count neither as expected nor as lost.
+	Owed func(subscription string) bool
 }
 
 // Producer writes events: straight to Kafka, or through the API.
@@ -55,8 +60,9 @@ type Progress struct {
 	Failed   atomic.Int64 // events that could not be written
 	Expected atomic.Int64 // deliveries the acknowledged events owe
 
-	mu  sync.Mutex
-	ids map[string]struct{}
+	mu    sync.Mutex
+	ids   map[string]struct{}
+	subOf map[string]string // delivery id -> subscription id
 }
 
 // ExpectedIDs returns the delivery ids owed; call it once Run returned.
@@ -66,13 +72,27 @@ func (p *Progress) ExpectedIDs() map[string]struct{} {
 	return p.ids
 }
 
+// ExpectedOf returns the delivery ids owed to the subscriptions keep
+// accepts; call it once Run returned.
+func (p *Progress) ExpectedOf(keep func(subscription string) bool) map[string]struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]struct{}{}
+	for id, sub := range p.subOf {
+		if keep(sub) {
+			out[id] = struct{}{}
+		}
+	}
+	return out
+}
+
 // Run sends the load through prod and records the deliveries each
 // acknowledged event owes. It stops at Count events, at MaxDuration, or
 // when ctx ends, and returns after prod has flushed.
 func (l *Load) Run(ctx context.Context, prod Producer, prog *Progress) {
 	prog.mu.Lock()
 	if prog.ids == nil {
-		prog.ids = map[string]struct{}{}
+		prog.ids, prog.subOf = map[string]struct{}{}, map[string]string{}
 	}
 	prog.mu.Unlock()
 	p := l.Subs.Plan
@@ -88,9 +108,13 @@ func (l *Load) Run(ctx context.Context, prod Producer, prog *Progress) {
 			return
 		}
 		owed := l.Subs.Matching(nil, ev.Tenant, ev.Bucket)
+		if l.Owed != nil {
+			owed = slices.DeleteFunc(owed, func(sub string) bool { return !l.Owed(sub) })
+		}
 		prog.mu.Lock()
 		for _, sub := range owed {
-			prog.ids[id.Delivery(ev.ID, sub)] = struct{}{}
+			dl := id.Delivery(ev.ID, sub)
+			prog.ids[dl], prog.subOf[dl] = struct{}{}, sub
 		}
 		prog.mu.Unlock()
 		prog.Expected.Add(int64(len(owed)))

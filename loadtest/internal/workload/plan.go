@@ -32,6 +32,10 @@ type Plan struct {
 	PayloadBytes  int // size of an event's data
 	MaxAttempts   int // of each subscription; 0 keeps the API's default
 	TimeoutMS     int // of each subscription; 0 keeps the API's default
+	// URL, when set, gives endpoint e of tenant t a URL of its own instead
+	// of the sink's (ok false keeps the sink's): an endpoint that refuses
+	// connections, say.
+	URL func(t, e int) (url string, ok bool)
 }
 
 // Check reports a plan that cannot work.
@@ -85,6 +89,29 @@ type Subs struct {
 	IDs  [][]string
 }
 
+// Path is the sink path of a subscription, "" for an id not among them.
+func (s *Subs) Path(id string) string {
+	for t, ids := range s.IDs {
+		for j, sub := range ids {
+			if sub == id {
+				return s.Plan.Path(t, j%s.Plan.Endpoints)
+			}
+		}
+	}
+	return ""
+}
+
+// Paths maps every subscription id to its sink path.
+func (s *Subs) Paths() map[string]string {
+	out := map[string]string{}
+	for t, ids := range s.IDs {
+		for j, sub := range ids {
+			out[sub] = s.Plan.Path(t, j%s.Plan.Endpoints)
+		}
+	}
+	return out
+}
+
 // Matching appends the subscriptions an event of tenant t in bucket b matches.
 func (s *Subs) Matching(dst []string, t, b int) []string {
 	k := s.Plan.MatchPerEvent
@@ -121,9 +148,15 @@ func Setup(ctx context.Context, api *API, sk *sink.Sink, p Plan, concurrency int
 	for range concurrency {
 		wg.Go(func() {
 			for jb := range jobs {
+				url := sk.URL + p.Path(jb.t, jb.j%p.Endpoints)
+				if p.URL != nil {
+					if own, ok := p.URL(jb.t, jb.j%p.Endpoints); ok {
+						url = own
+					}
+				}
 				body := map[string]any{
 					"name":        fmt.Sprintf("%s %d", p.Name, jb.j),
-					"url":         sk.URL + p.Path(jb.t, jb.j%p.Endpoints),
+					"url":         url,
 					"event_types": []string{"bench.*"},
 					"secret":      secrets[jb.t][jb.j%p.Endpoints],
 				}

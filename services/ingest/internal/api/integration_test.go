@@ -210,7 +210,7 @@ const fullBody = `{
 	"expression": "event.data.amount < 1000000",
 	"payload": "changed", "headers": {"X-Team": "billing"},
 	"auth": {"type":"bearer","token":"TOKEN-b3f1c9a7"},
-	"rate_limit_per_second": 50, "timeout_ms": 5000, "max_attempts": 12, "ordered": true,
+	"rate_limit_per_second": 50, "timeout_ms": 5000, "max_attempts": 12, "max_in_flight": 8, "ordered": true,
 	"metadata": {"env":"test"}, "allowed_hosts": ["*.example.com"],
 	"routes": [{"condition":{"field":"data.region","op":"eq","value":"eu"},"url":"https://eu.example.com/hooks"}],
 	"batch": {"max_events": 10, "max_wait_ms": 250},
@@ -232,7 +232,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 		if a, b := jsonBytes(t, created), jsonBytes(t, got); !bytes.Equal(a, b) {
 			t.Errorf("GET differs from the create answer:\n create %s\n get    %s", a, b)
 		}
-		if got.Name != "orders to billing" || got.Payload != "changed" || got.MaxAttempts != 12 || !got.Ordered ||
+		if got.Name != "orders to billing" || got.Payload != "changed" || got.MaxAttempts != 12 || got.MaxInFlight != 8 || !got.Ordered ||
 			got.Batch == nil || got.Batch.MaxEvents != 10 || len(got.Routes) != 1 || got.Auth == nil || got.Auth.Type != "bearer" ||
 			got.Headers["X-Team"] != "billing" || got.Metadata["env"] != "test" || got.Expression == "" || got.Condition == nil {
 			t.Errorf("GET %+v", got)

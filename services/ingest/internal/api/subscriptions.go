@@ -31,6 +31,7 @@ type subscriptionView struct {
 	RateLimitPerSecond int32             `json:"rate_limit_per_second"`
 	TimeoutMS          int32             `json:"timeout_ms"`
 	MaxAttempts        int32             `json:"max_attempts"`
+	MaxInFlight        int32             `json:"max_in_flight"`
 	Ordered            bool              `json:"ordered"`
 	Enabled            bool              `json:"enabled"`
 	DisabledReason     string            `json:"disabled_reason,omitempty"`
@@ -71,7 +72,7 @@ func viewOf(s *record.Subscription) subscriptionView {
 	v := subscriptionView{
 		ID: s.ID, Name: s.Name, Description: s.Description, URL: s.URL, EventTypes: s.EventTypes,
 		Payload: s.Payload, Headers: s.Headers, RateLimitPerSecond: s.RateLimitPerSecond,
-		TimeoutMS: s.TimeoutMS, MaxAttempts: s.MaxAttempts, Ordered: s.Ordered, Enabled: s.Enabled,
+		TimeoutMS: s.TimeoutMS, MaxAttempts: s.MaxAttempts, MaxInFlight: s.MaxInFlight, Ordered: s.Ordered, Enabled: s.Enabled,
 		DisabledReason: s.DisabledReason, Metadata: s.Metadata, AllowedHosts: s.AllowedHosts,
 		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Routes: []routeView{}, Derive: []deriveView{},
 		Compression: s.Compression, ClientTLS: clientTLSViewOf(s.ClientTLS),

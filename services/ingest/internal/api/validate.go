@@ -42,6 +42,10 @@ const (
 	// maxAlertEmails is as many as notify's per-tenant defaults, so an
 	// alert has a bounded number of recipients.
 	maxAlertEmails = 10
+	// maxInFlight bounds a subscription's max_in_flight: requests in
+	// flight to one endpoint at once. 0 leaves it to the sender's adaptive
+	// default.
+	maxInFlight = 256
 )
 
 // subscriptionInput is a create (every field) or a patch (only the fields
@@ -60,6 +64,7 @@ type subscriptionInput struct {
 	RateLimitPerSecond *int32             `json:"rate_limit_per_second"`
 	TimeoutMS          *int32             `json:"timeout_ms"`
 	MaxAttempts        *int32             `json:"max_attempts"`
+	MaxInFlight        *int32             `json:"max_in_flight"`
 	Ordered            *bool              `json:"ordered"`
 	Enabled            *bool              `json:"enabled"`
 	Metadata           *map[string]string `json:"metadata"`
@@ -217,6 +222,12 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 			bad("max_attempts", "must be 1 to 20")
 		}
 		sub.MaxAttempts = *in.MaxAttempts
+	}
+	if in.MaxInFlight != nil {
+		if v := *in.MaxInFlight; v < 0 || v > maxInFlight {
+			bad("max_in_flight", "must be 0 (the sender's adaptive default) to %d", maxInFlight)
+		}
+		sub.MaxInFlight = *in.MaxInFlight
 	}
 	if in.Ordered != nil {
 		sub.Ordered = *in.Ordered

@@ -140,6 +140,10 @@ func TestCreateValidation(t *testing.T) {
 		{"max attempts 20", `{"max_attempts":20}`, ""},
 		{"max attempts 0", `{"max_attempts":0}`, "max_attempts"},
 		{"max attempts 21", `{"max_attempts":21}`, "max_attempts"},
+		{"max in flight adaptive", `{"max_in_flight":0}`, ""},
+		{"max in flight 256", `{"max_in_flight":256}`, ""},
+		{"max in flight negative", `{"max_in_flight":-1}`, "max_in_flight"},
+		{"max in flight too many", `{"max_in_flight":257}`, "max_in_flight"},
 		{"ordered not bool", `{"ordered":"yes"}`, "ordered"},
 
 		// condition and expression

@@ -85,12 +85,19 @@ func (e *env) produce(recs ...*kgo.Record) {
 // the test ends).
 func (e *env) start(group, txnID string, extra ...kgo.Opt) (stop func()) {
 	e.t.Helper()
+	return e.startClocked(time.Now, group, txnID, extra...)
+}
+
+// startClocked is start with the scheduler reading the time from clock.
+func (e *env) startClocked(clock func() time.Time, group, txnID string, extra ...kgo.Opt) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	_, c, tx, err := newScheduler(ctx, e.cfg, group, txnID, []string{e.tier}, extra...)
+	s, c, tx, err := newScheduler(ctx, e.cfg, group, txnID, []string{e.tier}, extra...)
 	if err != nil {
 		cancel()
 		e.t.Fatal(err)
 	}
+	s.Now = clock
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	var once sync.Once
@@ -362,6 +369,13 @@ func TestUndecodableGoesToDLQ(t *testing.T) {
 // crashData is what the crash tests schedule: some records due already,
 // released by the first scheduler, and some due seconds later, which it
 // holds (paused) when it dies.
+//
+// The scheduler stopped or killed runs with its clock held at now
+// (stoppedAt): the due ones are due for it, the pending ones never are,
+// so it is always stopped while it waits for them, however long the
+// machine takes to start it. (With the real clock, a loaded machine that
+// took longer than later to release the due ones let it release the
+// pending ones too, and the test failed although nothing was early.)
 func crashData(now time.Time, later time.Duration) (due, pending []scheduled) {
 	for p := range int32(3) {
 		for i := range 3 {
@@ -380,23 +394,55 @@ func crashData(now time.Time, later time.Duration) (due, pending []scheduled) {
 // twice, none early.
 func TestStoppedMidWaitResumes(t *testing.T) {
 	e := newEnv(t)
-	due, pending := crashData(time.Now(), 4*time.Second)
+	now := time.Now()
+	due, pending := crashData(now, 4*time.Second)
 	e.schedule(append(due, pending...)...)
 	col := e.collect()
 	group, txnID := e.cfg.Topics.Prefix+"retry", e.cfg.Topics.Prefix+"txn-1"
-	stop := e.start(group, txnID)
+	stop := e.startClocked(stoppedAt(now), group, txnID)
 	col.waitFor(t, 20*time.Second, ids(due)...)
 	stop()
 	for _, s := range pending {
 		if len(col.released()[s.id]) != 0 {
-			t.Fatalf("%s released before its due time was near", s.id)
+			t.Fatalf("%s released by a scheduler for which it was not due", s.id)
 		}
 	}
+	restarted := time.Now()
 	e.start(group, txnID)
 	all := append(due, pending...)
 	col.waitFor(t, 30*time.Second, ids(all)...)
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive with the rest
-	checkReleases(t, all, col.released(), 10*time.Second)
+	got := col.released()
+	checkReleases(t, all, got, 0)
+	checkResumed(t, pending, got, restarted, 10*time.Second)
+}
+
+// stoppedAt is the clock of a scheduler that is stopped (or killed) while
+// it waits: held at now, when crashData's due deliveries are due and its
+// pending ones are not.
+func stoppedAt(now time.Time) func() time.Time {
+	return func() time.Time { return now }
+}
+
+// checkResumed asserts that the scheduler started at restarted released
+// each pending delivery no later than late after it was due, or after
+// the restart for one already due then: the time the first scheduler
+// took on a loaded machine is not held against the second.
+func checkResumed(t testing.TB, pending []scheduled, got map[string][]release, restarted time.Time, late time.Duration) {
+	t.Helper()
+	for _, s := range pending {
+		rs := got[s.id]
+		if len(rs) != 1 {
+			continue // checkReleases says so
+		}
+		from := s.due.Truncate(time.Millisecond)
+		if restarted.After(from) {
+			from = restarted
+		}
+		if d := rs[0].stamp.Sub(from); d > late {
+			t.Errorf("%s released %v after it was due to the resumed scheduler, want within %v", s.id, d, late)
+		}
+	}
 }
 
 // TestKilledSchedulerLosesNothing kills (SIGKILL) a scheduler process
@@ -404,14 +450,15 @@ func TestStoppedMidWaitResumes(t *testing.T) {
 // every delivery exactly once and none early.
 func TestKilledSchedulerLosesNothing(t *testing.T) {
 	e := newEnv(t)
-	due, pending := crashData(time.Now(), 6*time.Second)
+	now := time.Now()
+	due, pending := crashData(now, 6*time.Second)
 	e.schedule(append(due, pending...)...)
 	col := e.collect()
 	group, txnID := e.cfg.Topics.Prefix+"retry", e.cfg.Topics.Prefix+"txn-1"
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperScheduler$")
 	cmd.Env = append(os.Environ(), "HOOKLINE_SCHEDULER_HELPER=1", "HELPER_PREFIX="+e.cfg.Topics.Prefix,
-		"HELPER_GROUP="+group, "HELPER_TXN="+txnID, "HELPER_TIER="+e.tier)
+		"HELPER_GROUP="+group, "HELPER_TXN="+txnID, "HELPER_TIER="+e.tier, "HELPER_CLOCK="+now.Format(time.RFC3339Nano))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -431,15 +478,18 @@ func TestKilledSchedulerLosesNothing(t *testing.T) {
 	killed = true
 	for _, s := range pending {
 		if len(col.released()[s.id]) != 0 {
-			t.Fatalf("%s released before its due time was near", s.id)
+			t.Fatalf("%s released by a scheduler for which it was not due", s.id)
 		}
 	}
 
+	restarted := time.Now()
 	e.start(group, txnID)
 	all := append(due, pending...)
 	col.waitFor(t, 40*time.Second, ids(all)...)
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive with the rest
-	checkReleases(t, all, col.released(), 15*time.Second)
+	got := col.released()
+	checkReleases(t, all, got, 0)
+	checkResumed(t, pending, got, restarted, 15*time.Second)
 }
 
 // TestHelperScheduler is the process TestKilledSchedulerLosesNothing kills.
@@ -451,10 +501,15 @@ func TestHelperScheduler(t *testing.T) {
 		Topics: kafka.NewTopics(os.Getenv("HELPER_PREFIX")), Partitions: 3, ReplicationFactor: 1}
 	ctx := context.Background()
 	// A short session lets the group notice the kill quickly.
-	_, c, _, err := newScheduler(ctx, cfg, os.Getenv("HELPER_GROUP"), os.Getenv("HELPER_TXN"), []string{os.Getenv("HELPER_TIER")},
+	s, c, _, err := newScheduler(ctx, cfg, os.Getenv("HELPER_GROUP"), os.Getenv("HELPER_TXN"), []string{os.Getenv("HELPER_TIER")},
 		kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	now, err := time.Parse(time.RFC3339Nano, os.Getenv("HELPER_CLOCK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Now = stoppedAt(now)
 	_ = c.Run(ctx) // until killed
 }

@@ -1,4 +1,4 @@
-package send_test
+package dispatch_test
 
 import (
 	"context"
@@ -210,11 +210,14 @@ func TestBatchInterruptedInItsWindowSendsNothing(t *testing.T) {
 	rcv := testreceiver.New(t, nil)
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, batchOf(10, time.Minute, false))
 	e.publish(e.delivery(sub, `{"n":1}`), e.delivery(sub, `{"n":2}`))
-	batches := e.batches()
+	parts := e.partitions()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if err := e.sender(rcv).Handle(ctx, batches[0]); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Handle = %v, want the interruption reported so the batch is not committed", err)
+	if err := runOn(ctx, e.sender(rcv), parts[0], 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v, want the interruption reported", err)
+	}
+	if f := parts[0].Finished(); f >= 0 {
+		t.Errorf("records finished through offset %d, want none: their offsets must not be committed", f)
 	}
 	if n := len(rcv.Requests()); n != 0 {
 		t.Errorf("receiver got %d requests, want none", n)

@@ -1,16 +1,20 @@
-package send_test
+package dispatch_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -92,6 +96,50 @@ func TestRetryAndReplayGoToTheCurrentURL(t *testing.T) {
 	}
 }
 
+// TestParkedGoesToTheCurrentURL: deliveries parked while their endpoint
+// was saturated come back after the owner moved its URL, and go to the URL
+// as it is now: a parked delivery keeps its target, like a retry, not the
+// URL it was matched with.
+func TestParkedGoesToTheCurrentURL(t *testing.T) {
+	e := newEnv(t)
+	g := newGate(t, "/old")
+	rcv := testreceiver.New(t, g.respond)
+	sub, _ := e.subscribe(rcv.URL+"/old", []time.Duration{0}, func(s *record.Subscription) { s.MaxInFlight = 1 })
+	d := e.sender(rcv)
+	d.BacklogWait = 100 * time.Millisecond
+	run := e.run(d, "sender")
+	ds := make([]record.Delivery, 6)
+	for i := range ds {
+		ds[i] = e.delivery(sub, fmt.Sprintf(`{"n":%d}`, i))
+		ds[i].ResolveURL = true // as the matcher writes them
+	}
+	e.toPartition0(ds...)
+	waitUntil(t, "the backlog parked", func() bool {
+		parked, _ := e.parked()
+		return len(parked) >= 3
+	})
+
+	fixed := *sub
+	fixed.URL = rcv.URL + "/new"
+	fixed.UpdatedAt = time.Now().UTC()
+	e.putSubscription(&fixed)
+	g.release()
+	e.releaseParked(rcv, len(ds))
+	parked, all := e.parked()
+	run.waitHandled(t, len(ds)+len(all), 30*time.Second)
+
+	reqs := byID(rcv.Requests())
+	log := e.attempts()
+	for _, p := range parked {
+		if got := reqs[p.ID]; len(got) != 1 || got[0].Path != "/new" {
+			t.Errorf("parked %s: requests %+v, want one to /new", p.ID, got)
+		}
+		if as := log[p.ID]; len(as) != 1 || as[0].Outcome != record.OutcomeDelivered || !strings.HasSuffix(as[0].URL, "/new") {
+			t.Errorf("parked %s: attempts %+v, want one delivered to /new", p.ID, as)
+		}
+	}
+}
+
 // TestUnresolvableTargetIsRefused: when the route a delivery was matched
 // to is gone (other routes remain) or its URL can no longer be built, the
 // attempt fails at once as permanent, with the reason, and nothing is sent.
@@ -120,6 +168,57 @@ func TestUnresolvableTargetIsRefused(t *testing.T) {
 			t.Errorf("%s: dead letters %+v, want one saying %q", d, got, reason)
 		}
 	}
+}
+
+// TestRefusedTargetsLeaveTheLimitAlone: attempts refused before any
+// request (their route is gone) are dead-lettered, and the lane's adaptive
+// limit learns nothing from them: it does not grow as if the endpoint
+// had answered them at once.
+func TestRefusedTargetsLeaveTheLimitAlone(t *testing.T) {
+	e := newEnv(t)
+	g := newGate(t, "/held")
+	rcv := testreceiver.New(t, g.respond)
+	sub, _ := e.subscribe(rcv.URL+"/held", []time.Duration{0}, func(s *record.Subscription) {
+		s.Routes = []record.Route{{Condition: `{"field":"data.region","op":"eq","value":"us"}`, URL: rcv.URL + "/us"}}
+	})
+	gone := routeurl.ConditionID(`{"field":"data.region","op":"eq","value":"apac"}`)
+	var ds []record.Delivery
+	for i := range 20 {
+		d := e.delivery(sub, fmt.Sprintf(`{"n":%d}`, i))
+		d.ResolveURL, d.Route = true, &record.RouteRef{Condition: gone}
+		ds = append(ds, d)
+	}
+	held := e.delivery(sub, `{"held":true}`)
+	held.ResolveURL = true // to the subscription's url, which holds it
+	reg := prometheus.NewRegistry()
+	d := e.sender(rcv)
+	d.Metrics = dispatch.NewMetrics(reg, 10)
+	e.toPartition0(append(ds, held)...)
+	running := e.run(d, "sender")
+	running.waitHandled(t, len(ds), 30*time.Second)
+	waitUntil(t, "the held request in flight", func() bool { return g.holding() == 1 })
+
+	dead := e.deliveries(e.kafka.Topics.DLQ)
+	for _, dl := range ds {
+		if got := dead[dl.ID]; len(got) != 1 || !strings.Contains(got[0].LastError, "no longer on the subscription") {
+			t.Errorf("%s: dead letters %+v, want one refused", dl.ID, got)
+		}
+	}
+	limit := -1.0
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "hookline_sender_endpoint_limit" && len(f.Metric) == 1 {
+			limit = f.Metric[0].GetGauge().GetValue()
+		}
+	}
+	if limit != float64(d.PerEndpoint) {
+		t.Errorf("the lane's limit is %v after %d refused attempts, want its start %d", limit, len(ds), d.PerEndpoint)
+	}
+	g.release()
+	running.waitHandled(t, len(ds)+1, 30*time.Second)
 }
 
 // TestRouteOverHTTPToAnAllowlistedHost: a route URL filled from the event

@@ -1,4 +1,4 @@
-package send
+package dispatch
 
 import (
 	"context"
@@ -19,51 +19,41 @@ import (
 // the subscription's tenant, where operators subscribe to it like to any
 // other event, and past the disable window the subscription is disabled.
 // Health is best effort: a Redis failure here is counted, never fatal.
-func (s *Sender) track(ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
-	if s.Health == nil {
+func (d *Dispatcher) track(ctx context.Context, ep *endpoint, res deliver.Result, started time.Time, out *outbox) {
+	if d.Health == nil {
 		return
 	}
-	if res.Class == deliver.Delivered {
-		ep.healthy.Store(true)
-		return
-	}
-	now := s.Now()
-	st, err := s.Health.Failure(context.Background(), ep.sub.ID, now)
+	now := d.now()
+	st, err := d.Health.Failure(context.WithoutCancel(ctx), ep.sub.ID, now)
 	if err != nil {
-		s.Metrics.RedisErrors.Inc()
+		d.Metrics.RedisErrors.Inc()
 		return
 	}
 	for _, alert := range st.Alerts {
 		if alert == health.Disabled && ep.gone.Load() == nil {
-			reason := subscription.ReasonFailing(st.FailingSince, s.Health.Window())
-			if !s.disable(ep.sub.ID, started, reason, out) {
+			reason := subscription.ReasonFailing(st.FailingSince, d.Health.Window())
+			if !d.disable(ctx, ep.sub.ID, started, reason, out) {
 				continue
 			}
 			ep.gone.Store(&reason)
 		}
-		s.Metrics.EndpointAlerts.WithLabelValues(alert).Inc()
-		s.endpointEvent(ep.sub, alert, st, res, now, out)
+		d.Metrics.EndpointAlerts.WithLabelValues(alert).Inc()
+		d.endpointEvent(ep.sub, alert, st, res, now, out)
 	}
 }
 
-// endHealthy ends the failure streaks of the endpoints that delivered in
-// this batch, in one Redis call.
-func (s *Sender) endHealthy(eps []*endpoint) {
-	if s.Health == nil {
+// endStreaks ends the failure streaks of subscriptions whose endpoint
+// answered again, in one Redis call.
+func (d *Dispatcher) endStreaks(ctx context.Context, ids []string) {
+	if d.Health == nil || len(ids) == 0 {
 		return
 	}
-	var ids []string
-	for _, ep := range eps {
-		if ep != nil && ep.healthy.Load() {
-			ids = append(ids, ep.sub.ID)
-		}
-	}
-	if err := s.Health.Success(context.Background(), ids...); err != nil {
-		s.Metrics.RedisErrors.Inc()
+	if err := d.Health.Success(ctx, ids...); err != nil {
+		d.Metrics.RedisErrors.Inc()
 	}
 }
 
-func (s *Sender) endpointEvent(sub *record.Subscription, eventType string, st health.State, res deliver.Result, now time.Time, out *outbox) {
+func (d *Dispatcher) endpointEvent(sub *record.Subscription, eventType string, st health.State, res deliver.Result, now time.Time, out *outbox) {
 	data, _ := json.Marshal(map[string]any{
 		"subscription_id": sub.ID, "url": sub.URL, "consecutive_failures": st.Failures,
 		"failing_since": st.FailingSince.UTC(), "last_status": res.Status, "last_error": res.Err,
@@ -72,11 +62,11 @@ func (s *Sender) endpointEvent(sub *record.Subscription, eventType string, st he
 		ID: id.New("evt"), Tenant: sub.Tenant, Type: eventType, Subject: sub.ID, Source: "hookline",
 		OccurredAt: now, ReceivedAt: now, Data: string(data), Changed: []string{},
 	}
-	value, err := s.Codecs.Event.Marshal(&ev)
+	value, err := d.Codecs.Event.Marshal(&ev)
 	if err != nil {
 		out.fail(err)
 		return
 	}
-	s.Log.Warn().Str("subscription", sub.ID).Str("event", eventType).Int64("failures", st.Failures).Msg("endpoint health")
-	out.produce(&kgo.Record{Topic: s.Topics.Events, Key: []byte(sub.ID), Value: value})
+	d.Log.Warn().Str("subscription", sub.ID).Str("event", eventType).Int64("failures", st.Failures).Msg("endpoint health")
+	out.produce(&kgo.Record{Topic: d.Topics.Events, Key: []byte(sub.ID), Value: value})
 }

@@ -1,4 +1,4 @@
-package send_test
+package dispatch_test
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
-	"github.com/hookline/hookline/services/sender/internal/send"
+	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -93,18 +93,19 @@ func (e *env) ctx() context.Context {
 	return ctx
 }
 
-// sender is a Sender on the env's infrastructure, with its own metrics,
-// delivering through a client that trusts rcv and allowlists 127.0.0.1.
-func (e *env) sender(rcv *testreceiver.Receiver) *send.Sender {
+// sender is a Dispatcher on the env's infrastructure, with its own
+// metrics, delivering through a client that trusts rcv and allowlists
+// 127.0.0.1.
+func (e *env) sender(rcv *testreceiver.Receiver) *dispatch.Dispatcher {
 	return e.senderWith(rcv, e.rdb)
 }
 
-func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) *send.Sender {
+func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) *dispatch.Dispatcher {
 	opts := deliver.ClientOptions{Guard: testreceiver.Guard(e.t), RootCAs: rcv.Cert.Pool(), MaxConnsPerHost: 8}
 	client, certs := deliver.NewClient(opts), deliver.NewClients(opts, 4)
 	e.t.Cleanup(client.CloseIdleConnections)
 	e.t.Cleanup(certs.CloseIdleConnections)
-	return &send.Sender{
+	return &dispatch.Dispatcher{
 		Client:      client,
 		Certs:       certs,
 		View:        e.view,
@@ -114,11 +115,15 @@ func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) 
 		Producer:    e.producer,
 		Delivered:   idempotency.New(rdb, e.keys+"delivered:", time.Hour),
 		Limiter:     ratelimit.New(rdb),
+		Tails:       dispatch.NewTails(rdb, e.keys+"parked:", time.Hour),
 		Box:         e.box,
 		Guard:       testreceiver.Guard(e.t),
 		PerEndpoint: 16,
-		Slots:       make(chan struct{}, 64),
-		Metrics:     send.NewMetrics(prometheus.NewRegistry()),
+		MaxInFlight: 64,
+		// Nothing is parked unless a test asks: on a loaded machine a
+		// burst could otherwise be, and no retry service brings it back.
+		BacklogWait: time.Minute,
+		Metrics:     dispatch.NewMetrics(prometheus.NewRegistry(), 0),
 		Log:         testinfra.Logger(),
 		Now:         time.Now,
 	}
@@ -195,27 +200,60 @@ func (e *env) publish(ds ...record.Delivery) {
 
 // running is a sender consuming the deliveries topic in a consumer group.
 type running struct {
-	handled atomic.Int64  // records of batches Handle finished without error
-	failed  atomic.Int64  // Handle calls that returned an error
-	started chan struct{} // closed when the first batch arrives
+	failed  atomic.Int64  // Run calls that returned an error
+	started chan struct{} // closed when the first records are taken
 	once    sync.Once
+
+	mu    sync.Mutex
+	parts []*kafka.Partition // every partition a Run got
 }
 
-// run consumes the deliveries topic with s in group until the test ends.
-func (e *env) run(s *send.Sender, group string) *running {
+// handled is how many records of the deliveries topic are finished: their
+// outcomes are acknowledged by Kafka. Each test's topics are new, so
+// offsets count from 0.
+func (r *running) handled() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	through := map[int32]int64{}
+	for _, p := range r.parts {
+		if f := p.Finished(); f+1 > through[p.Partition] {
+			through[p.Partition] = f + 1
+		}
+	}
+	var n int64
+	for _, t := range through {
+		n += t
+	}
+	return n
+}
+
+// run consumes the deliveries topic with d in group until the test ends.
+func (e *env) run(d *dispatch.Dispatcher, group string) *running {
 	e.t.Helper()
 	r := &running{started: make(chan struct{})}
-	handle := func(ctx context.Context, b kafka.Batch) error {
-		r.once.Do(func() { close(r.started) })
-		err := s.Handle(ctx, b)
+	handle := func(ctx context.Context, p *kafka.Partition) error {
+		r.mu.Lock()
+		r.parts = append(r.parts, p)
+		r.mu.Unlock()
+		go func() {
+			for p.Finished() < 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-p.Stopping():
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+			r.once.Do(func() { close(r.started) })
+		}()
+		err := d.Run(ctx, p)
 		if err != nil {
 			r.failed.Add(1)
-		} else {
-			r.handled.Add(int64(len(b.Records)))
 		}
 		return err
 	}
-	c, err := kafka.NewConsumer(e.kafka, e.kafka.Topics.Prefix+group, []string{e.kafka.Topics.Deliveries}, handle, testinfra.Logger())
+	c, err := kafka.NewStreamConsumer(e.kafka, e.kafka.Topics.Prefix+group, []string{e.kafka.Topics.Deliveries}, handle, testinfra.Logger())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -241,9 +279,9 @@ func (e *env) run(s *send.Sender, group string) *running {
 func (r *running) waitHandled(t testing.TB, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for r.handled.Load() < int64(n) {
+	for r.handled() < int64(n) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d records handled within %v, want %d (%d failed batches)", r.handled.Load(), timeout, n, r.failed.Load())
+			t.Fatalf("%d records handled within %v, want %d (%d failed runs)", r.handled(), timeout, n, r.failed.Load())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -359,19 +397,41 @@ func (e *env) attempts() map[string][]record.DeliveryAttempt {
 	return out
 }
 
-// batch reads the deliveries topic into one batch per partition, for tests
-// that call Handle themselves.
-func (e *env) batches() []kafka.Batch {
+// partitions reads the deliveries topic into one Partition per partition,
+// for tests that run a Dispatcher themselves (runOn).
+func (e *env) partitions() []*kafka.Partition {
 	e.t.Helper()
 	byPartition := map[int32][]*kgo.Record{}
 	for _, r := range e.read(e.kafka.Topics.Deliveries) {
 		byPartition[r.Partition] = append(byPartition[r.Partition], r)
 	}
-	var out []kafka.Batch
+	var out []*kafka.Partition
 	for p, recs := range byPartition {
-		out = append(out, kafka.Batch{Topic: e.kafka.Topics.Deliveries, Partition: p, Records: recs})
+		out = append(out, kafka.NewPartition(e.kafka.Topics.Deliveries, p, recs))
 	}
 	return out
+}
+
+// runOn runs d on p until every record through offset last is finished,
+// then stops it and returns nil; or returns what Run returned when it
+// ended first (ctx ended, a write failed).
+func runOn(ctx context.Context, d *dispatch.Dispatcher, p *kafka.Partition, last int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ended := make(chan error, 1)
+	go func() { ended <- d.Run(ctx, p) }()
+	for {
+		select {
+		case err := <-ended:
+			return err
+		case <-time.After(2 * time.Millisecond):
+			if p.Finished() >= last {
+				cancel()
+				<-ended
+				return nil
+			}
+		}
+	}
 }
 
 // byID indexes receiver requests by webhook-id.

@@ -1,4 +1,4 @@
-package send
+package dispatch
 
 import (
 	"cmp"
@@ -12,43 +12,35 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookline/hookline/pkg/record"
-	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // record writes the outcome of a request for each delivery in it: one
 // attempt each in the delivery log, all with the request's status, and
 // each delivery moved on by itself: nowhere when delivered, to a retry
-// tier while its attempts remain, else to the DLQ. A 410 also disables the
-// subscription. The request counts once toward the endpoint's health.
-func (s *Sender) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
+// tier while its attempts remain, else to the DLQ.
+func (d *Dispatcher) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
 	for _, it := range items {
-		s.recordOne(ep, it, res, started, out)
+		d.recordOne(ep, it, res, started, out)
 	}
-	if res.Class == deliver.Gone {
-		if reason := subscription.ReasonGone; ep.gone.CompareAndSwap(nil, &reason) {
-			s.disable(ep.sub.ID, started, reason, out)
-		}
-	}
-	s.track(ep, res, started, out)
 }
 
-func (s *Sender) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
-	d := it.d
-	d.URL = cmp.Or(res.URL, d.URL) // where this attempt went
-	n := d.Attempt + 1
+func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
+	dl := it.d
+	dl.URL = cmp.Or(res.URL, dl.URL) // where this attempt went
+	n := dl.Attempt + 1
 	a := record.DeliveryAttempt{
-		DeliveryID: d.ID, Tenant: d.Tenant, SubscriptionID: d.SubscriptionID, EventID: d.EventID,
-		EventType: d.EventType, URL: d.URL, Attempt: n, Replay: d.Replay, StartedAt: started,
+		DeliveryID: dl.ID, Tenant: dl.Tenant, SubscriptionID: dl.SubscriptionID, EventID: dl.EventID,
+		EventType: dl.EventType, URL: dl.URL, Attempt: n, Replay: dl.Replay, StartedAt: started,
 		DurationMS: res.Duration.Milliseconds(), StatusCode: int32(res.Status), Error: res.Err,
 		ResponseSnippet: res.Snippet, RequestBytes: res.RequestBytes, ResponseBytes: res.ResponseBytes,
 		TraceID: traceID(it.rec.Context),
 	}
 	if batching(ep.sub) {
 		// Its share of the request, so that sums over the log stay true.
-		a.RequestBytes = int64(len(d.Payload))
+		a.RequestBytes = int64(len(dl.Payload))
 	}
-	d.Attempt, d.LastStatus, d.LastError = n, int32(res.Status), res.Err
+	dl.Attempt, dl.LastStatus, dl.LastError = n, int32(res.Status), res.Err
 	maxAttempts := ep.sub.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = defaultMaxAttempts
@@ -57,33 +49,42 @@ func (s *Sender) recordOne(ep *endpoint, it *item, res deliver.Result, started t
 	case res.Class == deliver.Delivered:
 		a.Outcome = record.OutcomeDelivered
 	case res.Class == deliver.Retryable && n < maxAttempts:
-		tier, delay := s.Schedule.Next(int(n), res.RetryAfter)
+		tier, delay := d.Schedule.Next(int(n), res.RetryAfter)
 		due := started.Add(res.Duration + delay)
-		d.DueAt = &due
+		dl.DueAt = &due
 		a.Outcome, a.NextAttemptAt = record.OutcomeRetrying, &due
-		s.emit(it.rec.Context, out, s.Topics.Retry(tier), &d)
+		d.emit(it.rec.Context, out, d.Topics.Retry(tier), &dl)
 	default:
 		if res.Class == deliver.Retryable {
-			d.LastError = fmt.Sprintf("gave up after %d attempts: %s", n, res.Err)
+			dl.LastError = fmt.Sprintf("gave up after %d attempts: %s", n, res.Err)
 		}
 		a.Outcome = record.OutcomeDeadLettered
-		d.DueAt = nil
-		s.emit(it.rec.Context, out, s.Topics.DLQ, &d)
+		dl.DueAt = nil
+		d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
 	}
-	s.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
-	value, err := s.Codecs.Attempt.Marshal(&a)
+	d.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
+	value, err := d.Codecs.Attempt.Marshal(&a)
 	if err != nil {
 		out.fail(err)
 		return
 	}
-	out.produce(&kgo.Record{Topic: s.Topics.DeliveryLog, Key: []byte(d.ID), Value: value, Context: it.rec.Context})
+	out.produce(&kgo.Record{Topic: d.Topics.DeliveryLog, Key: []byte(dl.ID), Value: value, Context: it.rec.Context})
 }
 
-func (s *Sender) deadLetter(it *item, reason string, out *outbox) {
-	d := it.d
-	d.LastError, d.DueAt = reason, nil
-	s.Metrics.Attempts.WithLabelValues("not_sent").Inc()
-	s.emit(it.rec.Context, out, s.Topics.DLQ, &d)
+// deadLetter writes a delivery to the DLQ with reason, unsent.
+func (d *Dispatcher) deadLetter(it *item, reason string, out *outbox) {
+	dl := it.d
+	dl.LastError, dl.DueAt = reason, nil
+	d.Metrics.Attempts.WithLabelValues("not_sent").Inc()
+	d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
+}
+
+// deadLetterRecord writes a record that cannot be decoded to the DLQ as
+// it was, with reason in HeaderError.
+func (d *Dispatcher) deadLetterRecord(r *kgo.Record, reason string, out *outbox) {
+	d.Log.Error().Str("reason", reason).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable delivery dead-lettered")
+	out.produce(&kgo.Record{Topic: d.Topics.DLQ, Key: r.Key, Value: r.Value, Context: r.Context,
+		Headers: append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(reason)}}, r.Headers...)})
 }
 
 // disableTimeout bounds how long disabling waits for the subscriptions
@@ -98,15 +99,16 @@ const disableTimeout = 5 * time.Second
 // If the owner changed the subscription after since (re-enabled it, moved
 // its URL), their change wins and nothing is written; so it is when the
 // view cannot catch up, rather than writing from a stale copy.
-func (s *Sender) disable(id string, since time.Time, reason string, out *outbox) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), disableTimeout)
+func (d *Dispatcher) disable(ctx context.Context, id string, since time.Time, reason string, out *outbox) bool {
+	// Not cut short by a revoke: the failure has happened and is written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), disableTimeout)
 	defer cancel()
-	log := s.Log.With().Str("subscription", id).Str("reason", reason).Logger()
-	if err := s.catchUp(ctx); err != nil {
+	log := d.Log.With().Str("subscription", id).Str("reason", reason).Logger()
+	if err := d.catchUp(ctx); err != nil {
 		log.Warn().Err(err).Msg("subscription not disabled: its current state is unknown")
 		return false
 	}
-	cur, ok := s.View.Get(id)
+	cur, ok := d.View.Get(id)
 	switch {
 	case !ok || !cur.Enabled:
 		return false // deleted or disabled meanwhile
@@ -117,27 +119,27 @@ func (s *Sender) disable(id string, since time.Time, reason string, out *outbox)
 		return false
 	}
 	next := *cur
-	next.Enabled, next.DisabledReason, next.UpdatedAt = false, reason, s.Now()
-	value, err := s.Codecs.Subscription.Marshal(&next)
+	next.Enabled, next.DisabledReason, next.UpdatedAt = false, reason, d.now()
+	value, err := d.Codecs.Subscription.Marshal(&next)
 	if err != nil {
 		out.fail(err)
 		return false
 	}
 	log.Warn().Msg("subscription disabled")
-	out.produce(&kgo.Record{Topic: s.Topics.Subscriptions, Key: []byte(id), Value: value})
+	out.produce(&kgo.Record{Topic: d.Topics.Subscriptions, Key: []byte(id), Value: value})
 	return true
 }
 
 // catchUp waits until the view has read everything written to the
 // subscriptions topic so far.
-func (s *Sender) catchUp(ctx context.Context) error {
-	ends, err := kadm.NewClient(s.Producer).ListEndOffsets(ctx, s.Topics.Subscriptions)
+func (d *Dispatcher) catchUp(ctx context.Context) error {
+	ends, err := kadm.NewClient(d.Producer).ListEndOffsets(ctx, d.Topics.Subscriptions)
 	if err == nil {
 		err = ends.Error()
 	}
 	ends.Each(func(o kadm.ListedOffset) {
 		if err == nil && o.Offset > 0 {
-			err = s.View.WaitFor(ctx, o.Partition, o.Offset-1)
+			err = d.View.WaitFor(ctx, o.Partition, o.Offset-1)
 		}
 	})
 	if err != nil {
@@ -146,15 +148,15 @@ func (s *Sender) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// emit writes a delivery to topic, keyed by its endpoint; ctx (the
-// record's, possibly nil) carries the trace on.
-func (s *Sender) emit(ctx context.Context, out *outbox, topic string, d *record.Delivery) {
-	value, err := s.Codecs.Delivery.Marshal(d)
+// emit writes a delivery to topic, keyed by its endpoint, with headers;
+// ctx (the record's, possibly nil) carries the trace on.
+func (d *Dispatcher) emit(ctx context.Context, out *outbox, topic string, dl *record.Delivery, headers ...kgo.RecordHeader) {
+	value, err := d.Codecs.Delivery.Marshal(dl)
 	if err != nil {
 		out.fail(err)
 		return
 	}
-	out.produce(&kgo.Record{Topic: topic, Key: []byte(d.SubscriptionID), Value: value, Context: ctx})
+	out.produce(&kgo.Record{Topic: topic, Key: []byte(dl.SubscriptionID), Value: value, Context: ctx, Headers: headers})
 }
 
 func traceID(ctx context.Context) string {
@@ -167,13 +169,20 @@ func traceID(ctx context.Context) string {
 	return ""
 }
 
-// outbox collects a batch's produced records and waits for their acks.
+// outbox collects the records one piece of work produces and waits for
+// their acks.
 type outbox struct {
 	producer *kgo.Client
 	ctx      context.Context
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	err      error
+}
+
+// outbox starts an outbox producing under ctx.
+// Once begun, a write is finished: ctx's cancellation does not reach it.
+func (d *Dispatcher) outbox(ctx context.Context) *outbox {
+	return &outbox{producer: d.Producer, ctx: context.WithoutCancel(ctx)}
 }
 
 func (o *outbox) produce(r *kgo.Record) {

@@ -1,4 +1,4 @@
-package send_test
+package dispatch_test
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package send_test
+package dispatch_test
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ var benchPayload = `{"id":"evt_2bT9xk3LQm7vR1pZ","type":"order.created","timesta
 // same bodies with the same concurrency (the sender's bound, 10 endpoints
 // x 16), measured before and after the sender. Run it with a fixed count, e.g.
 //
-//	go test -run '^$' -bench BenchmarkSender -benchtime 20000x ./internal/send
+//	go test -run '^$' -bench BenchmarkSender -benchtime 20000x ./internal/dispatch
 func BenchmarkSender(b *testing.B) {
 	for _, bc := range []struct {
 		name string
@@ -86,7 +86,7 @@ func benchmarkSender(b *testing.B, rate int32) {
 	var trips roundTrips
 	rdb.AddHook(&trips)
 	s := e.senderWith(sink, rdb)
-	s.PerEndpoint, s.Slots = benchPerEndpoint, make(chan struct{}, benchInFlight)
+	s.PerEndpoint, s.MaxInFlight = benchPerEndpoint, benchInFlight
 	before := sink.Count()
 	run := e.run(s, "bench")
 	select {

@@ -1,4 +1,4 @@
-package send
+package dispatch
 
 import (
 	"crypto/sha256"
@@ -13,8 +13,8 @@ import (
 // A subscription with batch settings gets its deliveries in requests whose
 // body is a JSON array of the deliveries' bodies, up to max_events per
 // request, each request to one URL. A batch that is not full waits until
-// max_wait_ms after its oldest delivery reached Kafka; the records the
-// partition brings meanwhile join it or go their way (Sender.Handle).
+// max_wait_ms after its oldest delivery reached Kafka; the deliveries of
+// the subscription that arrive meanwhile join it, in its lane's window.
 
 // batching reports whether sub sends batches.
 func batching(sub *record.Subscription) bool {
@@ -68,11 +68,11 @@ func target(d *record.Delivery) string {
 // oldest delivery reached Kafka (and no later than max_wait_ms from now,
 // should the record's clock be ahead). It is the zero time for a full
 // batch and for a subscription that does not batch.
-func windowEnd(sub *record.Subscription, items []*item) time.Time {
+func windowEnd(sub *record.Subscription, items []*item, now time.Time) time.Time {
 	if !batching(sub) || len(items) >= int(sub.Batch.MaxEvents) || sub.Batch.MaxWaitMS <= 0 {
 		return time.Time{}
 	}
-	oldest := time.Now()
+	oldest := now
 	for _, it := range items {
 		if ts := it.rec.Timestamp; !ts.IsZero() && ts.Before(oldest) {
 			oldest = ts

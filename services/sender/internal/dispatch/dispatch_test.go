@@ -1,4 +1,4 @@
-package send_test
+package dispatch_test
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/send"
+	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -325,7 +325,7 @@ func TestRateLimitAcrossSenders(t *testing.T) {
 	// Both senders must be in the group before any delivery is there, and
 	// both must get some: spread the endpoint's deliveries over every
 	// partition.
-	senders := []*send.Sender{e.sender(rcv), e.sender(rcv)}
+	senders := []*dispatch.Dispatcher{e.sender(rcv), e.sender(rcv)}
 	for _, s := range senders {
 		s.RateLimitWait = 20 * time.Second // no hand-off to the retry scheduler here
 		e.run(s, "sender")
@@ -487,17 +487,14 @@ func TestRedisDownPausesAndRecovers(t *testing.T) {
 	run := e.run(s, "sender")
 
 	deadline := time.Now().Add(20 * time.Second)
-	for run.failed.Load() < 2 {
+	for testutil.ToFloat64(s.Metrics.RedisErrors) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the batch was not retried while Redis was down (%d failures)", run.failed.Load())
+			t.Fatalf("the marks were not asked for again while Redis was down (%v failures counted)", testutil.ToFloat64(s.Metrics.RedisErrors))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := len(rcv.Requests()); n != 0 || run.handled.Load() != 0 {
-		t.Fatalf("while Redis was down: %d requests sent, %d records handled; want none", n, run.handled.Load())
-	}
-	if got := testutil.ToFloat64(s.Metrics.RedisErrors); got < 2 {
-		t.Errorf("redis errors metric %v, want the failures counted", got)
+	if n := len(rcv.Requests()); n != 0 || run.handled() != 0 {
+		t.Fatalf("while Redis was down: %d requests sent, %d records handled; want none", n, run.handled())
 	}
 
 	down.Store(false)
@@ -545,9 +542,9 @@ func TestInterruptedBatchWritesNoFalseOutcome(t *testing.T) {
 			})
 			ds := []record.Delivery{e.delivery(sub, `{"n":1}`), e.delivery(sub, `{"n":2}`)}
 			e.publish(ds...)
-			batches := e.batches()
-			if len(batches) != 1 {
-				t.Fatalf("%d batches, want one partition's", len(batches))
+			parts := e.partitions()
+			if len(parts) != 1 {
+				t.Fatalf("%d partitions hold the deliveries, want one", len(parts))
 			}
 			if !tc.hang {
 				go func() {
@@ -558,8 +555,11 @@ func TestInterruptedBatchWritesNoFalseOutcome(t *testing.T) {
 				}()
 			}
 			s := e.sender(rcv)
-			if err := s.Handle(ctx, batches[0]); !errors.Is(err, context.Canceled) {
-				t.Fatalf("Handle = %v, want the interruption reported so the batch is not committed", err)
+			if err := runOn(ctx, s, parts[0], 1); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run = %v, want the interruption reported", err)
+			}
+			if f, want := parts[0].Finished(), int64(tc.delivered)-1; f != want {
+				t.Errorf("records finished through offset %d, want %d: an interrupted delivery's offset must not be committed", f, want)
 			}
 			if n := len(rcv.Requests()); n != 1 {
 				t.Errorf("receiver got %d requests, want 1", n)
@@ -593,13 +593,15 @@ func TestTraceContextTravels(t *testing.T) {
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0})
 	d := e.delivery(sub, `{"n":1}`)
 	e.publish(d)
-	batches := e.batches()
+	parts := e.partitions()
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
 	})
 	// What the consumer's tracing hook does with the record's headers.
-	batches[0].Records[0].Context = trace.ContextWithSpanContext(context.Background(), sc)
-	if err := e.sender(rcv).Handle(e.ctx(), batches[0]); err != nil {
+	recs := parts[0].Next(e.ctx())
+	recs[0].Context = trace.ContextWithSpanContext(context.Background(), sc)
+	p := kafka.NewPartition(parts[0].Topic, parts[0].Partition, recs)
+	if err := runOn(e.ctx(), e.sender(rcv), p, recs[0].Offset); err != nil {
 		t.Fatal(err)
 	}
 	req := rcv.WaitFor(t, 1, 10*time.Second)[0]
@@ -661,8 +663,8 @@ func TestUndeliverable(t *testing.T) {
 		if len(undecodable) != 1 || string(undecodable[0].Value) != "not avro" {
 			t.Fatalf("%d undecodable dead letters, want the record as it was", len(undecodable))
 		}
-		if h := undecodable[0].Headers; len(h) == 0 || h[0].Key != send.HeaderError || len(h[0].Value) == 0 {
-			t.Errorf("headers %v, want the reason in %s", h, send.HeaderError)
+		if h := undecodable[0].Headers; len(h) == 0 || h[0].Key != dispatch.HeaderError || len(h[0].Value) == 0 {
+			t.Errorf("headers %v, want the reason in %s", h, dispatch.HeaderError)
 		}
 	})
 	if _, ok := byDelivery[good.ID]; ok {
@@ -713,8 +715,8 @@ func TestRebalanceHandsOverWithoutLoss(t *testing.T) {
 	reqs := rcv.WaitFor(t, len(ids), 40*time.Second)
 	waitCommitted(t, e, e.kafka.Topics.Prefix+"sender")
 
-	if second.handled.Load() == 0 {
-		t.Fatalf("the second sender took over nothing (first handled %d)", first.handled.Load())
+	if second.handled() == 0 {
+		t.Fatalf("the second sender took over nothing (first handled %d)", first.handled())
 	}
 	got := byID(rcv.Requests())
 	for _, id := range ids {

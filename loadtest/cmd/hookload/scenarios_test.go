@@ -1,0 +1,93 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hookline/hookline/loadtest/internal/report"
+)
+
+func find(t *testing.T, name string) scenario {
+	t.Helper()
+	all, err := scenarios("quick", 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range all {
+		if sc.name == name {
+			return sc
+		}
+	}
+	t.Fatalf("no scenario %s", name)
+	return scenario{}
+}
+
+func TestNeighboursScenario(t *testing.T) {
+	sc := find(t, "neighbours")
+	if sc.alone == nil || sc.alone.plan.Name == sc.plan.Name {
+		t.Fatal("neighbours has no baseline of its own")
+	}
+	if got := sc.rate / float64(sc.plan.Endpoints); got != 40 {
+		t.Errorf("%v events/s per endpoint, want 40", got)
+	}
+	owedByGroup := map[string]bool{}
+	for e := range sc.plan.Endpoints {
+		owedByGroup[sc.groups(e)] = sc.endpoints[e].owed()
+	}
+	want := map[string]bool{"fast": true, "slow": true, "timeout": false, "refused": false}
+	for g, owed := range want {
+		if got, ok := owedByGroup[g]; !ok || got != owed {
+			t.Errorf("group %s: owed %v (present %v), want %v", g, got, ok, owed)
+		}
+	}
+	tests := []struct {
+		name           string
+		alone, with    float64 // fast p99 ms
+		wantProblem    bool
+		wantNoteSubstr string
+	}{
+		{"within 2x", 100, 190, false, "p99 ratio 1.90"},
+		{"past 2x", 100, 250, true, "p99 ratio 2.50"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			alone := &report.Result{Groups: []report.Group{{Name: "fast", Latency: report.Latency{P99: tc.alone}}}}
+			with := &report.Result{Groups: []report.Group{{Name: "fast", Latency: report.Latency{P99: tc.with}}}}
+			sc.compare(alone, with)
+			if (len(with.Problems) > 0) != tc.wantProblem {
+				t.Errorf("problems %q, want a problem %v", with.Problems, tc.wantProblem)
+			}
+			if len(with.Actions) != 1 || !strings.Contains(with.Actions[0], tc.wantNoteSubstr) {
+				t.Errorf("notes %q, want one with %q", with.Actions, tc.wantNoteSubstr)
+			}
+		})
+	}
+}
+
+func TestAtScaleScenario(t *testing.T) {
+	sc := find(t, "at-scale")
+	if n := sc.plan.Subscriptions(); n != 1000 {
+		t.Errorf("%d subscriptions, want 1,000", n)
+	}
+	slow := 0
+	for e := range sc.plan.Endpoints {
+		if sc.groups(e) == "slow" {
+			slow++
+			if !sc.endpoints[e].owed() || sc.endpoints[e].faults.Slow == 0 {
+				t.Errorf("slow endpoint %d: %+v, want a slow one that is owed its deliveries", e, sc.endpoints[e])
+			}
+		}
+	}
+	if slow*10 != sc.plan.Endpoints {
+		t.Errorf("%d of %d endpoints slow, want 10%%", slow, sc.plan.Endpoints)
+	}
+	if tp := find(t, "throughput"); sc.events != tp.events || sc.rate != tp.rate {
+		t.Errorf("%d events at %v/s, want the throughput scenario's %d at %v/s", sc.events, sc.rate, tp.events, tp.rate)
+	}
+	alone := &report.Result{Groups: []report.Group{{Name: "healthy", PerSecond: 1000}}}
+	with := &report.Result{Groups: []report.Group{{Name: "healthy", PerSecond: 700}}}
+	sc.compare(alone, with)
+	if len(with.Problems) != 1 {
+		t.Errorf("problems %q, want one for 70%% of the throughput alone", with.Problems)
+	}
+}
