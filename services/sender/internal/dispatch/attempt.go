@@ -69,9 +69,9 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 	a := attempt{res: res, unsent: req.Refused != ""}
 	if res.Class == deliver.Delivered {
 		a.delivered = true
-		d.succeeded(ep, j.items, res, started, out)
+		d.succeeded(ep, j.items, req.Body, res, started, out)
 	} else {
-		a.gone = d.failed(ctx, ep, j.items, res, started, out)
+		a.gone = d.failed(ctx, ep, j.items, req.Body, res, started, out)
 	}
 	a.err = out.wait()
 	return a
@@ -96,9 +96,10 @@ func (d *Dispatcher) call(ctx context.Context, req deliver.Request, now time.Tim
 }
 
 // succeeded writes a delivered job: one attempt per delivery in the log.
-func (d *Dispatcher) succeeded(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
+// body is the request's body (before compression).
+func (d *Dispatcher) succeeded(ep *endpoint, items []*item, body []byte, res deliver.Result, started time.Time, out *outbox) {
 	d.observe(ep, items, res)
-	d.record(ep, items, res, started, out)
+	d.record(ep, items, body, res, started, out)
 }
 
 // failed writes a failed job: each delivery to a retry tier while its
@@ -106,9 +107,9 @@ func (d *Dispatcher) succeeded(ep *endpoint, items []*item, res deliver.Result, 
 // The request counts once toward the endpoint's health (a refused target
 // too: the owner has something to fix), which may disable it as well. It
 // returns why the subscription is disabled, "" when it is not.
-func (d *Dispatcher) failed(ctx context.Context, ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) (gone string) {
+func (d *Dispatcher) failed(ctx context.Context, ep *endpoint, items []*item, body []byte, res deliver.Result, started time.Time, out *outbox) (gone string) {
 	d.observe(ep, items, res)
-	d.record(ep, items, res, started, out)
+	d.record(ep, items, body, res, started, out)
 	if res.Class == deliver.Gone {
 		if reason := subscription.ReasonGone; ep.gone.CompareAndSwap(nil, &reason) {
 			d.disable(ctx, ep.sub.ID, started, reason, out)
