@@ -21,8 +21,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/services/sender/internal/deliver"

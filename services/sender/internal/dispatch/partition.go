@@ -63,9 +63,9 @@ type partition struct {
 	// unmarked counts the ids delivered whose marks are not in Redis yet
 	// (the next flushMarks): a repeat read meanwhile is dropped too.
 	unmarked map[string]int
-	events  chan func()     // outcomes of other goroutines, applied on the loop
-	wake    chan struct{}   // a pool slot freed
-	running int             // goroutines that will send an event
+	events   chan func()   // outcomes of other goroutines, applied on the loop
+	wake     chan struct{} // a pool slot freed
+	running  int           // goroutines that will send an event
 
 	dirty    map[*lane]struct{} // lanes to start requests from in the next pass
 	windows  map[*lane]struct{} // batching lanes whose window took deliveries
