@@ -24,6 +24,9 @@ type Topics struct {
 	DeliveryLog    string
 	EventTypes     string
 	Notifications  string
+	// Redeliveries holds old events to send again to one subscription
+	// (POST /v1/events/{id}/redeliver), which the matcher shapes for it.
+	Redeliveries string
 }
 
 // NewTopics names the topics under prefix ("hookline." by default).
@@ -39,6 +42,7 @@ func NewTopics(prefix string) Topics {
 		DeliveryLog:    prefix + "delivery-log",
 		EventTypes:     prefix + "event-types",
 		Notifications:  prefix + "notifications",
+		Redeliveries:   prefix + "redeliveries",
 	}
 }
 
@@ -89,6 +93,7 @@ func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 		{t.DLQ, retention(30 * day)},
 		{t.DeliveryLog, retention(30 * day)},
 		{t.Notifications, retention(30 * day)},
+		{t.Redeliveries, retention(7 * day)},
 	}
 	for _, tier := range tiers {
 		// A record waits in its tier for the tier's delay; keep it well past that.

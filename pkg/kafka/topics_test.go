@@ -63,6 +63,7 @@ func TestSpecs(t *testing.T) {
 		{"notifications keep 30 days", topics.Notifications, map[string]string{"retention.ms": ms(30 * day), "cleanup.policy": ""}},
 		{"dlq keeps 30 days", topics.DLQ, map[string]string{"retention.ms": ms(30 * day)}},
 		{"events keep 7 days", topics.Events, map[string]string{"retention.ms": ms(7 * day)}},
+		{"redeliveries keep 7 days", topics.Redeliveries, map[string]string{"retention.ms": ms(7 * day)}},
 		{"deliveries keep 7 days", topics.Deliveries, map[string]string{"retention.ms": ms(7 * day)}},
 		{"ingest json keeps 7 days", topics.IngestJSON, map[string]string{"retention.ms": ms(7 * day)}},
 		{"rejected ingest keeps 14 days", topics.IngestRejected, map[string]string{"retention.ms": ms(14 * day)}},

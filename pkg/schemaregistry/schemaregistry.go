@@ -61,6 +61,7 @@ func Subjects(t kafka.Topics, tiers []time.Duration) map[string]string {
 		t.DeliveryLog + "-value":   "dev.hookline.DeliveryAttempt",
 		t.EventTypes + "-value":    "dev.hookline.EventType",
 		t.Notifications + "-value": "dev.hookline.Notification",
+		t.Redeliveries + "-value":  "dev.hookline.Event",
 	}
 	for _, tier := range tiers {
 		m[t.Retry(tier)+"-value"] = "dev.hookline.Delivery"

@@ -193,7 +193,9 @@ func (s *Store) ListDeliveries(ctx context.Context, tenant string, q logstore.De
 	}
 	var out []logstore.Delivery
 	err = s.read(ctx, sql, args, func(rows pgx.Rows) error {
-		d, err := scanDelivery(rows)
+		var payload []byte
+		d, err := scanDelivery(rows, &payload)
+		d.Payload = payload
 		out = append(out, d)
 		return err
 	})
@@ -223,8 +225,16 @@ func deliveriesQuery(tenant string, q logstore.DeliveryQuery) (string, []any, in
 	if cur != nil {
 		w.and("(d.created_at, d.id) < (%s, %s)", cur.At, cur.ID)
 	}
-	sql := "SELECT " + deliveryColumns + " FROM deliveries d WHERE " + w.String() +
-		" ORDER BY d.created_at DESC, d.id DESC LIMIT " + strconv.Itoa(limit+1)
+	where := " FROM deliveries d WHERE " + w.String() + " ORDER BY d.created_at DESC, d.id DESC LIMIT " + strconv.Itoa(limit+1)
+	if !q.WithPayload {
+		return "SELECT " + deliveryColumns + ", NULL::bytea" + where, w.args, limit, nil
+	}
+	// The page first, then each row's payload: one probe of bodies'
+	// primary key per delivery of the page.
+	sql := "SELECT " + strings.ReplaceAll(deliveryColumns, "d.", "p.") + ", b.body FROM (SELECT " + deliveryColumns +
+		", d.payload_hash" + where + ") p" +
+		" LEFT JOIN bodies b ON b.hash = p.payload_hash AND b.day = (p.created_at AT TIME ZONE 'UTC')::date" +
+		" ORDER BY p.created_at DESC, p.id DESC"
 	return sql, w.args, limit, nil
 }
 

@@ -264,6 +264,19 @@ func testBodiesByReference(t *testing.T, open Open) {
 	if gb, err := s.GetDelivery(ctx(t), "acme", b1.ID); err != nil || gb.Route != nil {
 		t.Errorf("a delivery to the subscription's own URL read back with route %+v (%v), want none", gb.Route, err)
 	}
+	// Lists leave payloads out unless asked.
+	for _, with := range []bool{false, true} {
+		p, err := s.ListDeliveries(ctx(t), "acme", logstore.DeliveryQuery{SubscriptionID: "sub_1", WithPayload: with})
+		if err != nil || len(p.Items) != 3 {
+			t.Fatalf("deliveries of sub_1: %d, %v; want 3", len(p.Items), err)
+		}
+		payloads := map[string]string{d.ID: string(d.Payload), b1.ID: string(b1.Payload), b2.ID: string(b2.Payload)}
+		for _, got := range p.Items {
+			if with && string(got.Payload) != payloads[got.ID] || !with && got.Payload != nil {
+				t.Errorf("list (WithPayload %v): %s has payload %q", with, got.ID, got.Payload)
+			}
+		}
+	}
 
 	bad := named
 	bad.DeliveryID, bad.RequestBodyHash = "dlv_bad", []byte("short")
