@@ -135,6 +135,17 @@ type RouteRef struct {
 	Values    map[string]string `avro:"values" json:"values"`       // by placeholder path, unescaped
 }
 
+// Headers of a record of hookline.redeliveries: an Event to send again to
+// one subscription of its tenant, which the matcher shapes for it.
+const (
+	// HeaderSubscription names the subscription.
+	HeaderSubscription = "hookline-subscription"
+	// HeaderRedelivery, when present, is the redelivery id the Delivery
+	// gets (Delivery.Redelivery): the caller asked for a new attempt even
+	// if the event was delivered to that subscription before.
+	HeaderRedelivery = "hookline-redelivery"
+)
+
 // Outcomes of a delivery attempt, as written to DeliveryAttempt.Outcome.
 const (
 	OutcomeDelivered    = "delivered"
