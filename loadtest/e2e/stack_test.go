@@ -43,7 +43,7 @@ func buildServices(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for _, s := range []string{"ingest", "matcher", "sender", "retry"} {
+		for _, s := range []string{"ingest", "matcher", "sender", "retry", "logs"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, s), ".")
 			cmd.Dir = filepath.Join(repoRoot(), "services", s)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -58,17 +58,19 @@ func buildServices(t *testing.T) string {
 	return binDir
 }
 
-// stack is the four services running as separate processes against the
-// real broker and Redis, under a topic prefix of their own.
+// stack is the services running as separate processes against the real
+// broker, Redis and PostgreSQL (a database of its own), under a topic
+// prefix of their own.
 type stack struct {
-	t       *testing.T
-	API     string // http://host:port of ingest
-	Key     string
-	Kafka   kafka.Config
-	procs   map[string]*exec.Cmd
-	env     []string
-	bin     string
-	opsAddr map[string]string
+	t        *testing.T
+	API      string // http://host:port of ingest
+	Key      string
+	Kafka    kafka.Config
+	Postgres string // the delivery history's database
+	procs    map[string]*exec.Cmd
+	env      []string
+	bin      string
+	opsAddr  map[string]string
 }
 
 func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
@@ -83,7 +85,8 @@ func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	httpAddr := testinfra.FreeAddr(t)
-	s := &stack{t: t, API: "http://" + httpAddr, Key: "key-" + kcfg.Topics.Prefix, Kafka: kcfg, procs: map[string]*exec.Cmd{}, bin: bin, opsAddr: map[string]string{}}
+	s := &stack{t: t, API: "http://" + httpAddr, Key: "key-" + kcfg.Topics.Prefix, Kafka: kcfg, procs: map[string]*exec.Cmd{}, bin: bin, opsAddr: map[string]string{},
+		Postgres: testinfra.Postgres(t)}
 	s.env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(kcfg.Brokers, ","),
 		"HOOKLINE_TOPIC_PREFIX="+kcfg.Topics.Prefix,
@@ -99,13 +102,15 @@ func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
 		"HOOKLINE_RETRY_GROUP="+kcfg.Topics.Prefix+"retry",
 		"HOOKLINE_INGEST_GROUP="+kcfg.Topics.Prefix+"ingest",
 		"HOOKLINE_TRANSACTIONAL_ID="+kcfg.Topics.Prefix+"matcher-1",
+		"HOOKLINE_LOGS_GROUP="+kcfg.Topics.Prefix+"logs",
+		"HOOKLINE_POSTGRES_URL="+s.Postgres,
 		"HOOKLINE_LOG_LEVEL=warn",
 	)
-	for _, name := range []string{"ingest", "matcher", "sender", "retry"} {
+	for _, name := range []string{"ingest", "matcher", "sender", "retry", "logs"} {
 		s.Start(name)
 	}
 	t.Cleanup(s.stopAll)
-	for _, name := range []string{"ingest", "matcher", "sender"} {
+	for _, name := range []string{"ingest", "matcher", "sender", "logs"} {
 		s.waitReady(name)
 	}
 	return s
