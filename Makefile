@@ -1,7 +1,7 @@
 # Hookline's interface for people and CI: `make help` lists the targets.
 SHELL := /bin/bash
 GO    ?= go
-SERVICES := ingest matcher sender retry notify
+SERVICES := ingest matcher sender retry notify logs
 # Every module of the workspace, as package patterns.
 MODULES = $(shell $(GO) list -f '{{.Dir}}/...' -m)
 
@@ -18,7 +18,7 @@ build: ## build the services, hookctl and devstack into bin/
 	@cd cmd && $(GO) build -o ../bin/ ./...
 
 .PHONY: run
-run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BROKERS / REDIS_ADDR are set
+run: build ## run all of Hookline here: embedded Kafka, Redis and PostgreSQL unless KAFKA_BROKERS / REDIS_ADDR / HOOKLINE_POSTGRES_URL are set
 	@bin/devstack
 
 .PHONY: test

@@ -42,6 +42,19 @@ func TestMakeRunStory(t *testing.T) {
 	// The data dir is .hookline of a directory hookctl then runs in, as
 	// `make run` and hookctl do from the repository.
 	repo := t.TempDir()
+	if os.Geteuid() == 0 {
+		// As root, the embedded PostgreSQL runs as another user, which must
+		// reach its data folder; TempDir makes it and its parent private.
+		for _, d := range []string{repo, filepath.Dir(repo)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cache := os.Getenv("HOOKLINE_CACHE")
+	if cache == "" {
+		cache = filepath.Join(root, ".cache") // where embeddedpg's own test keeps the binaries
+	}
 	data := filepath.Join(repo, ".hookline")
 	api, recv := testinfra.FreeAddr(t), testinfra.FreeAddr(t)
 	env := []string{
@@ -49,6 +62,7 @@ func TestMakeRunStory(t *testing.T) {
 		"HOOKLINE_DEMO_RECEIVER_ADDR=" + recv,
 		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
 		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + testinfra.FreeAddr(t),
+		"HOOKLINE_EMBEDDED_POSTGRES_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1], "HOOKLINE_CACHE=" + cache,
 		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, len(services))),
 		// The catcher, whatever is installed: its output is what is checked.
 		"HOOKLINE_DEMO_MAIL=catcher", "HOOKLINE_DEMO_SMTP_ADDR=" + testinfra.FreeAddr(t),
@@ -149,6 +163,20 @@ func hookctlFindsTheStack(t *testing.T, out *output, hookctl, repo string) {
 	}
 	if len(attempts) != 1 || attempts[0]["outcome"] != "delivered" {
 		t.Errorf("hookctl tail: %v, want the one delivered attempt", attempts)
+	}
+	// The delivery history, on the embedded PostgreSQL, has it too.
+	subID, _ := attempts[0]["subscription_id"].(string)
+	var logged []map[string]any
+	for deadline := time.Now().Add(30 * time.Second); len(logged) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			out.fail(t, "hookctl logs %s: nothing within 30s", subID)
+		}
+		if err := json.Unmarshal(run("-o", "json", "logs", subID), &logged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(logged) != 1 || logged[0]["outcome"] != "delivered" || logged[0]["delivery_id"] != attempts[0]["delivery_id"] {
+		t.Errorf("hookctl logs: %v, want the delivered attempt", logged)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Command devstack runs all of Hookline on one machine for `make run`: an
-// embedded Kafka (franz-go's kfake, persisted under the data dir) and Redis
-// (miniredis) unless KAFKA_BROKERS / REDIS_ADDR name real ones, the five
-// services as child processes, a demo HTTPS receiver that prints each
+// embedded Kafka (franz-go's kfake, persisted under the data dir), Redis
+// (miniredis) and PostgreSQL (pkg/embeddedpg, for the delivery history)
+// unless KAFKA_BROKERS / REDIS_ADDR / HOOKLINE_POSTGRES_URL name real ones,
+// the six services as child processes, a demo HTTPS receiver that prints each
 // delivery and whether its signature verified (and fails on /fail, to show
 // the alert emails), and somewhere for notify's emails to go: the SMTP
 // server of HOOKLINE_SMTP_URL, else mailpit when installed, else a catcher
@@ -14,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/embeddedpg"
 )
 
 const apiKey = "dev"
@@ -35,6 +38,7 @@ var (
 	receiverAddr = envOr("HOOKLINE_DEMO_RECEIVER_ADDR", "127.0.0.1:9443")
 	embeddedKafk = envOr("HOOKLINE_EMBEDDED_KAFKA_PORT", "29092")
 	embeddedRdb  = envOr("HOOKLINE_EMBEDDED_REDIS_ADDR", "127.0.0.1:26379")
+	embeddedPg   = envOr("HOOKLINE_EMBEDDED_POSTGRES_PORT", "25432")
 )
 
 func main() {
@@ -87,6 +91,31 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		say("Redis: %s", redisAddr)
 	}
 
+	postgresURL := os.Getenv("HOOKLINE_POSTGRES_URL")
+	if postgresURL == "" {
+		port, err := strconv.Atoi(embeddedPg)
+		if err != nil {
+			return fmt.Errorf("HOOKLINE_EMBEDDED_POSTGRES_PORT: %w", err)
+		}
+		say("PostgreSQL: starting the embedded one (the first start fetches it from Maven Central, about 30 MB)")
+		// The binaries are kept with the Kafka jars (HOOKLINE_CACHE, else
+		// .cache/), so that make clean-data does not fetch them again.
+		cache := filepath.Join(envOr("HOOKLINE_CACHE", ".cache"), "embeddedpg")
+		pg, err := embeddedpg.Start(ctx, embeddedpg.Config{DataDir: filepath.Join(dataDir, "postgres"), CacheDir: cache, Port: port})
+		if err != nil {
+			return fmt.Errorf("embedded PostgreSQL: %w", err)
+		}
+		defer func() {
+			if err := pg.Stop(); err != nil {
+				say("%v", err)
+			}
+		}()
+		postgresURL = pg.URL
+		say("PostgreSQL: embedded on 127.0.0.1:%d, data in %s", port, filepath.Join(dataDir, "postgres"))
+	} else {
+		say("PostgreSQL: %s", redactURL(postgresURL))
+	}
+
 	secretKey, err := persisted(filepath.Join(dataDir, "secret-key"), 32)
 	if err != nil {
 		return err
@@ -129,6 +158,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		"HOOKLINE_SMTP_URL=" + smtpURL,
 		"HOOKLINE_ALERT_FROM=" + envOr("HOOKLINE_ALERT_FROM", demoFrom),
 		"HOOKLINE_CONSOLE_URL=" + envOr("HOOKLINE_CONSOLE_URL", "http://"+ingestAddr+"/console/"),
+		"HOOKLINE_POSTGRES_URL=" + postgresURL,
 	}
 	procs, err := startServices(ctx, binDir, env)
 	if err != nil {
@@ -167,6 +197,15 @@ func persisted(path string, n int) (string, error) {
 	}
 	v := base64.StdEncoding.EncodeToString(buf)
 	return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
+}
+
+// redactURL hides a URL's password, for printing.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func envOr(k, def string) string {
@@ -220,6 +259,11 @@ Send an event and watch it arrive below, with its signature checked:
   curl -s http://%[1]s/v1/events -H 'Authorization: Bearer %[3]s' \
     -H 'Content-Type: application/json' \
     -d '{"type":"order.created","subject":"ord_1","data":{"id":"ord_1","total":42}}'
+
+Every attempt, with what was sent and what came back, is in the delivery
+history (the console's Logs tab; the API; bin/hookctl logs <subscription-id>):
+
+  curl -s 'http://%[1]s/v1/deliveries?limit=5' -H 'Authorization: Bearer %[3]s'
 
 Create your own subscription (pass the demo secret so the receiver can verify it):
 

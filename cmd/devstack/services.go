@@ -21,7 +21,7 @@ type processes struct {
 }
 
 // services are what startServices starts, in the order of their ops ports.
-var services = []string{"ingest", "matcher", "sender", "retry", "notify"}
+var services = []string{"ingest", "matcher", "sender", "retry", "notify", "logs"}
 
 // startServices starts the services with env added to this process's
 // environment; their output goes to this terminal.
@@ -33,7 +33,7 @@ func startServices(ctx context.Context, binDir string, env []string) (*processes
 	}
 	for i, name := range services {
 		cmd := exec.Command(filepath.Join(binDir, name))
-		// Each service's /healthz, /readyz and /metrics: 9101 to 9105 by default.
+		// Each service's /healthz, /readyz and /metrics: 9101 to 9106 by default.
 		cmd.Env = append(append(os.Environ(), env...), fmt.Sprintf("HOOKLINE_OPS_ADDR=127.0.0.1:%d", base+i))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
