@@ -82,6 +82,9 @@ func TestMakeRunStory(t *testing.T) {
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("round %d: POST /v1/events answered %d", round, resp.StatusCode)
 		}
+		if line := out.find("PostgreSQL: embedded on"); line == "" {
+			out.fail(t, "round %d: devstack did not start the embedded PostgreSQL", round)
+		}
 		line := out.waitFor(t, "type=order.created", 60*time.Second)
 		if !strings.HasPrefix(line, "[receiver]") || !strings.Contains(line, "signature verified") || !strings.Contains(line, "HTTP/2.0") {
 			t.Fatalf("round %d: receiver printed %q", round, line)
@@ -262,7 +265,7 @@ func startDevstack(t *testing.T, path string, env []string) *output {
 	cmd := exec.Command(path)
 	// The embedded stack is the point: drop any real servers from the env.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "REDIS_ADDR=") {
+		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "REDIS_ADDR=") && !strings.HasPrefix(kv, "HOOKLINE_POSTGRES_URL=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -97,6 +97,12 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		if err != nil {
 			return fmt.Errorf("HOOKLINE_EMBEDDED_POSTGRES_PORT: %w", err)
 		}
+		// As root, the server runs as another user (PostgreSQL refuses
+		// root), which must pass through the data dir: others may enter it
+		// (o+x) but not list it, and its files stay the owner's (0600).
+		if err := os.Chmod(dataDir, 0o711); err != nil {
+			return err
+		}
 		say("PostgreSQL: starting the embedded one (the first start fetches it from Maven Central, about 30 MB)")
 		// The binaries are kept with the Kafka jars (HOOKLINE_CACHE, else
 		// .cache/), so that make clean-data does not fetch them again.
