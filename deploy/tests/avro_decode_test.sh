@@ -4,8 +4,10 @@
 # Two ways to run it:
 #
 # 1. End to end (no arguments): runs Hookline's ingest, matcher, sender,
-#    retry and notify (built from this checkout, or taken from $HOOKLINE_BIN) against
-#    the real Kafka and Redis (KAFKA_BROKERS, REDIS_ADDR; default 127.0.0.1),
+#    retry, notify and logs (built from this checkout, or taken from
+#    $HOOKLINE_BIN) against the real Kafka, Redis and PostgreSQL
+#    (KAFKA_BROKERS, REDIS_ADDR, HOOKLINE_POSTGRES_URL: a database of its own
+#    is created there and dropped after; default 127.0.0.1),
 #    on topics and groups of a fresh prefix. Two tenants, three subscriptions
 #    to an HTTPS test receiver answering 204, 400 and 503, five events; then
 #    it waits for the 8 attempts in <prefix>delivery-log and checks them with
@@ -14,8 +16,9 @@
 #    ingest as its schema registry, and kcat's raw bytes. Then it checks the
 #    answers of tools/analytics/report.py and, on a /metrics scrape of the
 #    running services, that every Hookline metric the dashboard and alerts
-#    use exists (monitoring_test.sh). Topics and groups are deleted at the
-#    end (KEEP=1 keeps them and the work directory).
+#    use exists (monitoring_test.sh), and that the delivery history holds
+#    the 8 attempts. Topics and groups are deleted at the end (KEEP=1 keeps
+#    them and the work directory).
 #
 #      eval "$(deploy/scripts/infra.sh up)"    # if Kafka and Redis are not running
 #      deploy/tests/avro_decode_test.sh
@@ -62,9 +65,16 @@ AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKER
 { exec 3<>"/dev/tcp/${REDIS%:*}/${REDIS##*:}" && printf 'PING\r\n' >&3 && read -r -t 2 pong <&3 && [[ $pong == +PONG* ]]; } 2>/dev/null ||
   fail "no Redis at $REDIS: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 exec 3>&-
+PGURL=${HOOKLINE_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/hookline?sslmode=disable}
+psql -X -q -d "$PGURL" -c 'SELECT 1' >/dev/null 2>&1 ||
+  fail "no PostgreSQL at $PGURL: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 
 work=$(mktemp -d)
 prefix="avrotest$(date +%s)$$."
+# A database of its own on that server, for the logs service.
+db="avrotest$(date +%s)$$"
+psql -X -q -d "$PGURL" -c "CREATE DATABASE $db" >/dev/null || fail "create database $db"
+DBURL=$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PGURL" "$db")
 declare -A pids=()
 
 cleanup() {
@@ -93,7 +103,7 @@ prefix = sys.argv[2]
 topics = [t for t in adm.list_topics(timeout=10).topics if t.startswith(prefix)]
 for f in (adm.delete_topics(topics, operation_timeout=30).values() if topics else []):
     f.result()
-groups = [prefix + g for g in ("matcher", "sender", "retry", "notify")]
+groups = [prefix + g for g in ("matcher", "sender", "retry", "notify", "logs")]
 for f in adm.delete_consumer_groups(groups, request_timeout=10).values():
     try:
         f.result()
@@ -101,6 +111,7 @@ for f in adm.delete_consumer_groups(groups, request_timeout=10).values():
         pass  # a group that never committed does not exist
 EOF
     rm -rf "$work"
+    psql -X -q -d "$PGURL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || log "drop database $db failed (harmless)"
   fi
   exit $rc
 }
@@ -109,14 +120,14 @@ trap cleanup EXIT
 # Binaries: this checkout's, unless HOOKLINE_BIN points at prebuilt ones.
 BIN=${HOOKLINE_BIN:-$work/bin}
 if [[ -z ${HOOKLINE_BIN:-} ]]; then
-  log "building ingest, matcher, sender, retry, notify from $REPO"
+  log "building ingest, matcher, sender, retry, notify, logs from $REPO"
   mkdir -p "$BIN"
-  for s in ingest matcher sender retry notify; do
+  for s in ingest matcher sender retry notify logs; do
     (cd "$REPO/services/$s" && go build -o "$BIN/$s" .) ||
       fail "go build services/$s failed (work in progress? pass prebuilt binaries with HOOKLINE_BIN=dir)"
   done
 fi
-for s in ingest matcher sender retry notify; do [[ -x $BIN/$s ]] || fail "$BIN/$s missing"; done
+for s in ingest matcher sender retry notify logs; do [[ -x $BIN/$s ]] || fail "$BIN/$s missing"; done
 
 # A self-signed certificate for 127.0.0.1; the sender trusts it through
 # HOOKLINE_SENDER_CA_FILE, and HOOKLINE_ALLOW_HOSTS lets it call 127.0.0.1.
@@ -125,7 +136,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   fail "openssl could not make a certificate"
 
 p_recv=$(free_port) p_api=$(free_port) p_iops=$(free_port) p_mops=$(free_port) p_sops=$(free_port) p_rops=$(free_port)
-p_nops=$(free_port)
+p_nops=$(free_port) p_lops=$(free_port)
 API=http://127.0.0.1:$p_api
 
 python3 "$REPO/deploy/tests/https_receiver.py" --port "$p_recv" --cert "$work/cert.pem" --key "$work/key.pem" \
@@ -148,7 +159,7 @@ start() { # name, then NAME=value settings of that service
   pids[$name]=$!
 }
 start ingest "HOOKLINE_HTTP_ADDR=127.0.0.1:$p_api" "HOOKLINE_OPS_ADDR=127.0.0.1:$p_iops" \
-  HOOKLINE_API_KEYS=acme=key-acme,globex=key-globex
+  HOOKLINE_API_KEYS=acme=key-acme,globex=key-globex "HOOKLINE_POSTGRES_URL=$DBURL"
 start matcher "HOOKLINE_OPS_ADDR=127.0.0.1:$p_mops" "HOOKLINE_MATCHER_GROUP=${prefix}matcher" \
   "HOOKLINE_TRANSACTIONAL_ID=${prefix}matcher-0"
 start sender "HOOKLINE_OPS_ADDR=127.0.0.1:$p_sops" "HOOKLINE_SENDER_GROUP=${prefix}sender" \
@@ -156,11 +167,12 @@ start sender "HOOKLINE_OPS_ADDR=127.0.0.1:$p_sops" "HOOKLINE_SENDER_GROUP=${pref
 start retry "HOOKLINE_OPS_ADDR=127.0.0.1:$p_rops" "HOOKLINE_RETRY_GROUP=${prefix}retry"
 # Without HOOKLINE_SMTP_URL: it logs what it would send. Here for its metrics.
 start notify "HOOKLINE_OPS_ADDR=127.0.0.1:$p_nops" "HOOKLINE_NOTIFY_GROUP=${prefix}notify"
+start logs "HOOKLINE_OPS_ADDR=127.0.0.1:$p_lops" "HOOKLINE_LOGS_GROUP=${prefix}logs" "HOOKLINE_POSTGRES_URL=$DBURL"
 
-for svc in ingest:$p_iops matcher:$p_mops sender:$p_sops retry:$p_rops notify:$p_nops; do
+for svc in ingest:$p_iops matcher:$p_mops sender:$p_sops retry:$p_rops notify:$p_nops logs:$p_lops; do
   wait_http "http://127.0.0.1:${svc#*:}/readyz" 120 || fail "${svc%%:*} not ready within 120 s"
 done
-wait_http "$API/schemas/ids/4" 10 || fail "ingest does not serve /schemas/ids/4"
+wait_http "$API/schemas/ids/12" 10 || fail "ingest does not serve /schemas/ids/12"
 log "services ready (prefix $prefix)"
 
 api() { # key, path, JSON body -> the answer's id
@@ -228,10 +240,18 @@ sys.exit(1 if errs else 0)
 EOF
 
 # Every Hookline metric the dashboard and the alerts use, in a real scrape.
-for port in $p_iops $p_mops $p_sops $p_rops $p_nops; do
+# The delivery history holds the same 8 attempts.
+for _ in $(seq 60); do
+  stored=$(psql -X -q -t -A -d "$DBURL" -c 'SELECT count(*) FROM attempts' 2>/dev/null || echo 0)
+  [[ $stored == 8 ]] && break
+  sleep 0.5
+done
+[[ $stored == 8 ]] || fail "the delivery history holds $stored attempts, want 8"
+
+for port in $p_iops $p_mops $p_sops $p_rops $p_nops $p_lops; do
   curl -fsS "http://127.0.0.1:$port/metrics" || fail "scrape of :$port/metrics failed"
 done >"$work/metrics.txt"
 HOOKLINE_METRICS_FILE=$work/metrics.txt "$REPO/deploy/tests/monitoring_test.sh" ||
   fail "the dashboard or alerts use metrics the services do not export"
 
-pass "8 delivery-log records produced by Hookline decoded by fastavro, confluent-kafka and kcat; report.py and metric names check out"
+pass "8 delivery-log records produced by Hookline decoded by fastavro, confluent-kafka and kcat, and stored in the delivery history; report.py and metric names check out"

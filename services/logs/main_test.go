@@ -37,19 +37,25 @@ type stack struct {
 	done   chan error
 }
 
-func start(t *testing.T, kcfg kafka.Config, dbURL string) *stack {
-	t.Helper()
+// testSettings are main's settings for a test on kcfg and dbURL.
+func testSettings(tb testing.TB, kcfg kafka.Config, dbURL string) settings {
+	tb.Helper()
 	sch, err := backoff.Parse("1s,2s")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	s := &stack{t: t, done: make(chan error, 1)}
-	s.cfg = settings{
-		Base:        service.Base{Name: "logs", LogLevel: "warn", OpsAddr: testinfra.FreeAddr(t), Kafka: kcfg, Schedule: sch},
+	return settings{
+		Base:        service.Base{Name: "logs", LogLevel: "warn", OpsAddr: testinfra.FreeAddr(tb), Kafka: kcfg, Schedule: sch},
 		Group:       kcfg.Topics.Prefix + "logs",
 		PostgresURL: dbURL, Retention: logstore.DefaultRetention, MaxConns: 4,
 		MaxBatch: 500, Linger: 20 * time.Millisecond, Writers: 2, Maintain: time.Hour,
 	}
+}
+
+func start(t *testing.T, kcfg kafka.Config, dbURL string) *stack {
+	t.Helper()
+	s := &stack{t: t, done: make(chan error, 1), cfg: testSettings(t, kcfg, dbURL)}
+	var err error
 	if s.codecs, err = record.LoadCodecs(); err != nil {
 		t.Fatal(err)
 	}

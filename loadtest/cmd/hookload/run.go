@@ -163,7 +163,11 @@ func start(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config) (*be
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	cfg.Prefix = "bench" + hex.EncodeToString(suffix) + "."
-	say("starting ingest, matcher, sender and retry (topics %s*, %d partitions, Kafka %s)", cfg.Prefix, cfg.Partitions, cfg.Brokers)
+	with := ""
+	if cfg.Postgres != "" {
+		with = " and logs"
+	}
+	say("starting ingest, matcher, sender, retry%s (topics %s*, %d partitions, Kafka %s)", with, cfg.Prefix, cfg.Partitions, cfg.Brokers)
 	st, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
-// Package stack builds Hookline's four services and runs them as separate
-// processes against a real Kafka broker and Redis, under a topic prefix and
-// consumer groups of their own, so that a benchmark shares the cluster with
-// other runs without seeing their records.
+// Package stack builds Hookline's services and runs them as separate
+// processes against a real Kafka broker and Redis (and, for the delivery
+// history, PostgreSQL), under a topic prefix and consumer groups of their
+// own, so that a benchmark shares the cluster with other runs without
+// seeing their records.
 package stack
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,12 +30,16 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 )
 
-// Services are Hookline's binaries, in start order.
+// Services are the binaries every stack runs, in start order.
 var Services = []string{"ingest", "matcher", "sender", "retry"}
+
+// History is the service a stack with Config.Postgres runs too: the
+// delivery history's writer.
+const History = "logs"
 
 // Build compiles the services of the repository at repo into dir.
 func Build(ctx context.Context, repo, dir string) error {
-	for _, s := range Services {
+	for _, s := range append(slices.Clone(Services), History) {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, s), ".")
 		cmd.Dir = filepath.Join(repo, "services", s)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -64,6 +70,19 @@ type Config struct {
 	// later, as Kubernetes would; Restarts counts these. Without it, such
 	// an instance stays down and Exited names it.
 	Supervise bool
+	// Postgres, when set, is the delivery history's database
+	// (HOOKLINE_POSTGRES_URL): the logs service runs too, and ingest
+	// serves the history API.
+	Postgres string
+}
+
+// services are the instances the stack starts: Services, and the logs
+// service with a history.
+func (c Config) services() []string {
+	if c.Postgres == "" {
+		return Services
+	}
+	return append(slices.Clone(Services), History)
 }
 
 // Stack is the running services.
@@ -103,13 +122,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range Services {
+	for _, name := range cfg.services() {
 		if err := s.Start(name); err != nil {
 			s.Stop()
 			return nil, err
 		}
 	}
-	for _, name := range Services {
+	for _, name := range cfg.services() {
 		if err := s.WaitReady(ctx, name, 90*time.Second); err != nil {
 			s.Stop()
 			return nil, err
@@ -136,7 +155,7 @@ func newStack(cfg Config) (*Stack, error) {
 		procs: map[string]*proc{}, ops: map[string]string{}, cpuDone: map[string]time.Duration{},
 		restarts: map[string]int{},
 	}
-	for _, name := range Services {
+	for _, name := range cfg.services() {
 		in := instance{service: name}
 		if cfg.StaticMembers {
 			in.env = []string{"HOOKLINE_INSTANCE_ID=" + name}
@@ -158,12 +177,16 @@ func newStack(cfg Config) (*Stack, error) {
 		"HOOKLINE_MATCHER_GROUP="+cfg.Prefix+"matcher",
 		"HOOKLINE_SENDER_GROUP="+cfg.Prefix+"sender",
 		"HOOKLINE_RETRY_GROUP="+cfg.Prefix+"retry",
+		"HOOKLINE_LOGS_GROUP="+cfg.Prefix+"logs",
 		"HOOKLINE_TRANSACTIONAL_ID="+cfg.Prefix+"matcher-1",
 		// Delivered marks live in the shared Redis: keep them only as long
 		// as a run lasts.
 		"HOOKLINE_DELIVERED_TTL=30m",
 		"HOOKLINE_LOG_LEVEL=warn",
 	)
+	if cfg.Postgres != "" {
+		s.env = append(s.env, "HOOKLINE_POSTGRES_URL="+cfg.Postgres)
+	}
 	s.env = append(s.env, cfg.Env...)
 	return s, nil
 }
@@ -440,9 +463,9 @@ func DeleteTopics(ctx context.Context, brokers, prefix string) error {
 			errs = append(errs, err)
 		}
 	}
-	groups := make([]string, len(Services))
-	for i, s := range Services {
-		groups[i] = prefix + s
+	var groups []string
+	for _, s := range append(slices.Clone(Services), History) {
+		groups = append(groups, prefix+s)
 	}
 	if _, err := adm.DeleteGroups(ctx, groups...); err != nil {
 		errs = append(errs, err)
