@@ -26,7 +26,7 @@ import (
 type faultRound struct {
 	name    string
 	about   string
-	brokers int      // nodes of the private Kafka cluster: 1 or 3
+	brokers int // nodes of the private Kafka cluster: 1 or 3
 	// history runs the logs service on a private PostgreSQL too, and
 	// checks at the end that the store holds every attempt of the topic.
 	history bool
