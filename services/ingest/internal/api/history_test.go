@@ -413,6 +413,25 @@ func TestRedeliver(t *testing.T) {
 		t.Errorf("recovered record %+v, want an ordinary replay", d)
 	}
 	_ = older
+
+	// The event to the subscription it was delivered to: that delivery,
+	// not a second one; a new attempt is a re-run of it.
+	var same redeliveryAnswer
+	body = `{"subscription_id":"` + sub.ID + `"}`
+	decodeInto(t, h.must(t, 200, "POST", "/v1/events/"+e1.ID+"/redeliver", "key-acme", body), &same)
+	if !same.Duplicate || same.DeliveryID != delivered.ID {
+		t.Errorf("the event to its own subscription: %+v, want a duplicate of %s", same, delivered.ID)
+	}
+	same = redeliveryAnswer{}
+	decodeInto(t, h.must(t, 202, "POST", "/v1/events/"+e1.ID+"/redeliver", "key-acme",
+		`{"subscription_id":"`+sub.ID+`","new_attempt":true}`), &same)
+	recs = testkafka.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 3, 30*time.Second)
+	if d := decodeDelivery(t, h, recs[2]); d.ID != delivered.ID || !d.CreatedAt.Equal(delivered.CreatedAt) || d.Redelivery != same.RedeliveryID || same.RedeliveryID == "" {
+		t.Errorf("new attempt of a stored delivery: %+v (answer %+v), want a re-run of %s", d, same, delivered.ID)
+	}
+	if n := len(testkafka.Records(t, h.cfg, h.cfg.Topics.Redeliveries)); n != 2 {
+		t.Errorf("%d records on the redeliveries topic, want still 2", n)
+	}
 	for _, bad := range []struct{ body, field string }{
 		{`{}`, "since"},
 		{`{"since":"` + now.Format(time.RFC3339) + `","until":"` + now.Add(-time.Hour).Format(time.RFC3339) + `"}`, "since"},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -128,7 +129,8 @@ type eventRedeliveryInput struct {
 // subscription of the tenant (one created since, say), shaped for it by
 // the matcher, with the delivery id a match gives (the event's and the
 // subscription's). Twice to one subscription sends it once, unless the
-// caller asks for a new attempt.
+// caller asks for a new attempt: the history or, before the history has
+// it, Redis remembers the pair.
 func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request) {
 	body, p := s.readJSON(w, r)
 	if p != nil {
@@ -167,6 +169,29 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answer := redeliveryAnswer{DeliveryID: id.Delivery(ev.ID, sub.ID)}
+	// The pair's delivery may be in the history already (the subscription
+	// matched the event, or it was sent there before): then it is one
+	// delivery, and a new attempt is a re-run of it, not a second delivery
+	// of the same id made at another time.
+	existing, err := s.History.GetDelivery(r.Context(), tenantOf(r), answer.DeliveryID)
+	switch {
+	case err == nil && !in.NewAttempt:
+		answer.Duplicate = true
+		writeJSON(w, http.StatusOK, answer)
+		return
+	case err == nil && existing.Payload != nil:
+		rd := redelivery(existing, id.New("rdl"))
+		if err := s.produceDeliveries(r, rd); err != nil {
+			s.unavailable(w, r, "Kafka", err)
+			return
+		}
+		answer.RedeliveryID = rd.Redelivery
+		writeJSON(w, http.StatusAccepted, answer)
+		return
+	case err != nil && !errors.Is(err, logstore.ErrNotFound):
+		s.historyFailed(w, r, "event "+eventID, err)
+		return
+	}
 	claim := tenantOf(r) + "/" + answer.DeliveryID
 	if in.NewAttempt {
 		answer.RedeliveryID = id.New("rdl")
