@@ -158,11 +158,15 @@ func TestRedactHeadersNames(t *testing.T) {
 		"X-Hub-Signature-256": {"sha256=ab"},
 		"X-Request-Id":        {"r"},
 		"x-apikey":            {"k"},
+		"X-Auth-Signature":    {"sig"},
+		"X-Signature-Secret":  {"s3cr3t"},
+		"X-Private-Key":       {"pk"},
 	}
 	got := RedactHeaders(h)
 	want := map[string]string{
 		"authorization": "Bearer " + Redacted, "X-AUTH-TOKEN": Redacted, "X-Client-Secret": Redacted, "Cookie": Redacted,
 		"Webhook-Signature": "v1,sig", "X-Hub-Signature-256": "sha256=ab", "X-Request-Id": "r", "x-apikey": Redacted,
+		"X-Auth-Signature": "sig", "X-Signature-Secret": Redacted, "X-Private-Key": Redacted,
 	}
 	for name, v := range want {
 		if got[name][0] != v {

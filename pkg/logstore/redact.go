@@ -10,12 +10,16 @@ import (
 const Redacted = "[redacted]"
 
 // Authorization, Proxy-Authorization, Cookie and Set-Cookie carry
-// credentials whatever their value looks like (isCredential); so does a
-// custom header with one of credentialWords in its name (X-Api-Key,
-// X-Auth-Token, X-Client-Secret...). Signature headers are
-// kept: a signature is not a credential, and seeing it is how an endpoint
-// owner debugs verification.
-var credentialWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "credential", "session", "auth"}
+// credentials whatever their value looks like (isCredential). So does a
+// custom header with one of secretWords in its name (X-Api-Key,
+// X-Client-Secret...), always, and one with one of credentialWords
+// (X-Auth-Token...) unless its name says it is a signature: a signature is
+// not a credential, and seeing it is how an endpoint owner debugs
+// verification (X-Auth-Signature), while X-Signature-Secret is a secret.
+var (
+	secretWords     = []string{"secret", "password", "passwd", "api-key", "apikey", "credential", "private"}
+	credentialWords = []string{"token", "session", "auth"}
+)
 
 // RedactHeaders returns a copy of h with the values of credential headers
 // replaced: Authorization keeps its scheme ("Bearer [redacted]"), so that
@@ -68,6 +72,11 @@ func isCredential(name string) bool {
 	switch string(lower) {
 	case "authorization", "proxy-authorization", "cookie", "set-cookie":
 		return true
+	}
+	for _, w := range secretWords {
+		if bytes.Contains(lower, []byte(w)) {
+			return true
+		}
 	}
 	if bytes.Contains(lower, []byte("signature")) {
 		return false
