@@ -2,9 +2,9 @@ package condition
 
 import (
 	"fmt"
+	"regexp/syntax"
 	"strconv"
 	"strings"
-	"regexp/syntax"
 	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
