@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -19,6 +20,7 @@ import (
 	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
 )
 
 // Bounds on subscription fields.
@@ -86,15 +88,6 @@ var (
 	// literal; resolvers read 127.1 or 2130706433 as addresses.
 	numericHost = regexp.MustCompile(`^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$`)
 	hostPattern = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
-	// reservedHeaders are set by Hookline itself or by HTTP: a subscription
-	// may not override them.
-	reservedHeaders = map[string]bool{
-		"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true, "x-hub-signature-256": true,
-		"authorization": true, "traceparent": true, "tracestate": true, "content-type": true, "content-length": true,
-		"content-encoding": true, "host": true, "connection": true, "keep-alive": true, "proxy-authorization": true,
-		"proxy-authenticate": true, "proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true,
-		"upgrade": true, "user-agent": true,
-	}
 )
 
 // apply validates in and writes it onto sub; on create, required fields
@@ -313,25 +306,26 @@ func checkHeaders(headers map[string]string) []problem.FieldError {
 	}
 	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(headers)) {
-		lower := strings.ToLower(k)
+		name := subscription.NormalHeader(k)
 		detail := ""
 		switch {
 		case !httpguts.ValidHeaderFieldName(k):
 			detail = "is not a valid header name"
-		case reservedHeaders[lower] || strings.HasPrefix(lower, "webhook-"):
+		case subscription.ReservedHeader(k):
 			detail = "is set by Hookline and cannot be overridden (use auth for credentials)"
-		case seen[lower] != "":
-			detail = "repeats header " + seen[lower] + " in another case"
+		case seen[name] != "":
+			detail = "repeats header " + seen[name] + " in another case or spelling"
 		case !httpguts.ValidHeaderFieldValue(headers[k]) || len(headers[k]) > maxHeaderValue:
 			detail = fmt.Sprintf("value must be at most %d characters without control characters", maxHeaderValue)
 		}
 		if detail != "" {
 			errs = append(errs, problem.FieldError{Field: "headers." + k, Detail: detail})
 		}
-		seen[lower] = k
+		seen[name] = k
 	}
 	return errs
 }
+
 
 // authOf validates an auth object and seals its credential, bound to the
 // subscription's id. JSON null removes the credential.
@@ -444,6 +438,8 @@ func (s *Server) checkURL(raw string) string {
 	host := u.Hostname()
 	allowed := s.Guard.AllowsHost(host)
 	switch {
+	case !validPort(u.Port()):
+		return fmt.Sprintf("port %q is not a port number from 1 to 65535", u.Port())
 	case u.User != nil:
 		return "must not hold credentials; use auth"
 	case u.Scheme == "http" && !allowed:
@@ -470,6 +466,16 @@ func (s *Server) checkURL(raw string) string {
 		return "is a numeric host that is not a plain IP address"
 	}
 	return ""
+}
+
+// validPort accepts an absent port (the scheme's) or 1 to 65535; url.Parse
+// lets :0 and :99999 through, and neither can be dialed.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535 && port[0] != '0'
 }
 
 // checkRouteURL checks a route's URL. A URL with {{field.path}}
