@@ -326,7 +326,6 @@ func checkHeaders(headers map[string]string) []problem.FieldError {
 	return errs
 }
 
-
 // authOf validates an auth object and seals its credential, bound to the
 // subscription's id. JSON null removes the credential.
 func (s *Server) authOf(raw json.RawMessage, sub *record.Subscription) (*record.Auth, []problem.FieldError) {

@@ -23,8 +23,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
-	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
