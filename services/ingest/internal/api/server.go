@@ -140,12 +140,20 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// readJSON checks the content type and reads a bounded body.
+// readJSON checks the content type, reads a bounded body and refuses JSON
+// nested deeper than problem.MaxNesting, naming the member where it is.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Details) {
 	if p := jsonContent(r); p != nil {
 		return nil, p
 	}
-	return s.readBody(w, r)
+	body, p := s.readBody(w, r)
+	if p != nil {
+		return nil, p
+	}
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return nil, problem.Invalid(fe)
+	}
+	return body, nil
 }
 
 // jsonContent accepts application/json, and for PATCH also

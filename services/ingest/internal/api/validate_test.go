@@ -228,6 +228,10 @@ func TestCreateValidation(t *testing.T) {
 		{"metadata too many", `{"metadata":{` + many(33, func(i int) string { return fmt.Sprintf(`"k%d":"v"`, i) }) + `}}`, "metadata"},
 		{"metadata not strings", `{"metadata":{"k":1}}`, "metadata"},
 
+		// nesting
+		{"condition nested too deep", `{"condition":{"all":[` + strings.Repeat(`{"not":`, 130) + leaf + strings.Repeat("}", 130) + `]}}`, "condition.all[0]"},
+		{"route condition nested too deep", `{"routes":[{"url":"https://example.com/r","condition":` + strings.Repeat("[", 130) + strings.Repeat("]", 130) + `}]}`, "routes[0].condition"},
+
 		// secret
 		{"secret", `{"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, ""},
 		{"secret without prefix", `{"secret":"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, "secret"},

@@ -56,6 +56,9 @@ func Parse(body []byte) (ins []Input, batch bool, errs []problem.FieldError) {
 		return nil, false, []problem.FieldError{{Field: "", Detail: "body is empty; send an event object or an array of them"}}
 	}
 	batch = body[0] == '['
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return nil, batch, []problem.FieldError{fe}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var err error
