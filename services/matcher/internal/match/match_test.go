@@ -226,35 +226,89 @@ func TestProcessDeterministicIDs(t *testing.T) {
 	}
 }
 
-func TestProcessRejectsTooLarge(t *testing.T) {
+// TestOversizedDeliveryIsDeadLettered: a delivery over the record limit
+// is dead-lettered with the reason, visibly (hookline.dlq and an attempt
+// on the delivery log), for its own subscription only; the event's other
+// subscriptions still get theirs. Before, the whole event went to the
+// rejected topic and no subscription heard of it.
+func TestOversizedDeliveryIsDeadLettered(t *testing.T) {
 	withMeta := testSub("acme", "meta", "order.created")
 	withMeta.Metadata = map[string]string{"pad": strings.Repeat("m", 20_000)}
 	m := testMatcher(t, testSub("acme", "plain", "order.created"), withMeta)
 	tests := []struct {
-		name       string
-		dataBytes  int
-		deliveries int
+		name      string
+		dataBytes int
+		delivered []string // the rest are dead-lettered
 	}{
-		{"fits", MaxDeliveryBytes - 30_000, 2},
-		{"delivery with metadata too large", MaxDeliveryBytes - 10_000, 0},
-		{"too large", MaxDeliveryBytes, 0},
+		{"fits", MaxDeliveryBytes - 30_000, []string{"meta", "plain"}},
+		{"delivery with metadata too large", MaxDeliveryBytes - 10_000, []string{"plain"}},
+		{"too large", MaxDeliveryBytes, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &record.Event{ID: "e", Tenant: "acme", Type: "order.created", OccurredAt: occurred,
 				Data: `{"x":"` + strings.Repeat("x", tc.dataBytes) + `"}`}
 			recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
-			if tc.deliveries > 0 {
-				if got := len(deliveries(t, m, ev, recs)); got != tc.deliveries {
-					t.Errorf("%d deliveries, want %d", got, tc.deliveries)
+			got := outcomes(t, m, recs)
+			for _, sub := range []string{"meta", "plain"} {
+				want := "dead-lettered"
+				if slices.Contains(tc.delivered, sub) {
+					want = "delivered"
 				}
-				return
-			}
-			if len(recs) != 1 || recs[0].Topic != m.Topics.IngestRejected || !strings.Contains(string(recs[0].Headers[0].Value), "bytes, more than") {
-				t.Errorf("got %d records, want the event rejected for its size", len(recs))
+				if !strings.HasPrefix(got[sub], want) {
+					t.Errorf("%s: %s, want %s", sub, got[sub], want)
+				}
+				if want == "dead-lettered" && !strings.Contains(got[sub], "bytes, more than") {
+					t.Errorf("%s: dead letter says %q, want the size", sub, got[sub])
+				}
 			}
 		})
 	}
+}
+
+// outcomes sorts the records Process returned by subscription: "delivered"
+// for a Delivery on the deliveries topic, "dead-lettered: <reason>" for a
+// dead letter that has its attempt on the delivery log. It fails on
+// anything else.
+func outcomes(t *testing.T, m *Matcher, recs []*kgo.Record) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	logged := map[string]record.DeliveryAttempt{}
+	for _, r := range recs {
+		switch r.Topic {
+		case m.Topics.Deliveries, m.Topics.DLQ:
+			if len(r.Value) > MaxDeliveryBytes {
+				t.Fatalf("a %d-byte record for %s", len(r.Value), r.Topic)
+			}
+			var d record.Delivery
+			if err := m.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+				t.Fatal(err)
+			}
+			if r.Topic == m.Topics.Deliveries {
+				out[d.SubscriptionID] = "delivered"
+			} else if d.LastError == "" {
+				t.Fatalf("dead letter of %s without a reason", d.SubscriptionID)
+			} else {
+				out[d.SubscriptionID] = "dead-lettered: " + d.LastError
+			}
+		case m.Topics.DeliveryLog:
+			var a record.DeliveryAttempt
+			if err := m.Codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
+				t.Fatal(err)
+			}
+			logged[a.SubscriptionID] = a
+		default:
+			t.Fatalf("record for %s", r.Topic)
+		}
+	}
+	for sub, o := range out {
+		a, ok := logged[sub]
+		dead := strings.HasPrefix(o, "dead-lettered")
+		if dead != ok || (ok && (a.Outcome != record.OutcomeDeadLettered || "dead-lettered: "+a.Error != o || a.Attempt != 0)) {
+			t.Fatalf("%s: %s with delivery-log attempt %+v (logged %v)", sub, o, a, ok)
+		}
+	}
+	return out
 }
 
 func TestProcessRejectsUndecodable(t *testing.T) {
