@@ -662,3 +662,41 @@ func TestProcessBatch(t *testing.T) {
 		t.Errorf("%d rejected and %d deliveries; want the 2 bad records rejected and deliveries for the rest", rejected, deliveries)
 	}
 }
+
+// TestPanicsAreContained: a panic in one subscription's work dead-letters
+// that subscription's delivery with the reason, and the event's other
+// subscriptions get theirs; a panic in an event's own work rejects that
+// event with the reason, and the other events of the batch are matched.
+func TestPanicsAreContained(t *testing.T) {
+	m := testMatcher(t, testSub("acme", "a", "order.*"), testSub("acme", "b", "order.*"), testSub("globex", "g", "order.*"))
+	m.Fault = func(ev *record.Event, e *index.Entry) {
+		switch {
+		case ev.Type == "order.poison" && e == nil:
+			panic("poison event")
+		case ev.Type == "order.bad" && e != nil && e.Sub.ID == "b":
+			panic("poison subscription")
+		}
+	}
+	events := []*record.Event{
+		{ID: "e1", Tenant: "acme", Type: "order.bad", OccurredAt: occurred, Data: `{}`},
+		{ID: "e2", Tenant: "acme", Type: "order.poison", OccurredAt: occurred, Data: `{}`},
+		{ID: "e3", Tenant: "globex", Type: "order.created", OccurredAt: occurred, Data: `{}`},
+	}
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		recs[i] = &kgo.Record{Key: []byte(ev.ID), Value: encodeEvent(t, m.Codecs, ev)}
+	}
+	out := m.ProcessBatch(recs)
+
+	got := outcomes(t, m, out[0])
+	if got["a"] != "delivered" || !strings.Contains(got["b"], "dead-lettered: the matcher panicked building this delivery: poison subscription") {
+		t.Errorf("event with a panicking subscription: %v", got)
+	}
+	if len(out[1]) != 1 || out[1][0].Topic != m.Topics.IngestRejected ||
+		!strings.Contains(string(out[1][0].Headers[0].Value), "the matcher panicked on this event: poison event") {
+		t.Errorf("panicking event: got %d records, want it rejected with the reason", len(out[1]))
+	}
+	if got := outcomes(t, m, out[2]); len(got) != 1 || got["g"] != "delivered" {
+		t.Errorf("another tenant's event after the panics: %v", got)
+	}
+}
