@@ -6,6 +6,7 @@ package routeurl
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -28,4 +29,19 @@ func HostAllowed(host string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// MaxURLLen is the longest URL a subscription or route may hold, and the
+// longest one filled from an event.
+const MaxURLLen = 2048
+
+// ValidPort accepts an absent port (the scheme's) or 1 to 65535 written
+// without leading zeros; url.Parse lets :0 and :99999 through, and
+// neither can be dialed.
+func ValidPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535 && port[0] != '0'
 }

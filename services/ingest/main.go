@@ -4,6 +4,7 @@
 package main
 
 import (
+	"fmt"
 	"context"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/ingest/internal/api"
+	"github.com/hookline/hookline/services/ingest/internal/event"
 	"github.com/hookline/hookline/services/ingest/internal/bridge"
 )
 
@@ -40,7 +42,11 @@ func main() {
 	cfg := settings{Base: service.BaseFromEnv(r, "ingest", "127.0.0.1:9101")}
 	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")
 	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", "hookline-ingest", "consumer group of the JSON ingest bridges")
-	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
+	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", event.MaxBodyBytes,
+		"largest request body accepted; at most 1048576, what the pipeline's record limits are sized for (docs/limits.md)"))
+	if cfg.MaxBody < 1 || cfg.MaxBody > event.MaxBodyBytes {
+		r.Fail("HOOKLINE_MAX_BODY_BYTES", fmt.Errorf("must be 1 to %d: every event accepted must fit through the pipeline", event.MaxBodyBytes))
+	}
 	cfg.Guard = service.GuardFromEnv(r)
 	cfg.DedupeTTL = r.Duration("HOOKLINE_EVENT_DEDUPE_TTL", 24*time.Hour, "how long a producer's event id is remembered")
 	keys, err := api.ParseKeys(r.List("HOOKLINE_API_KEYS", "", "tenant=key pairs (or tenant=sha256:<hex of the key>)"))

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -30,10 +29,13 @@ const (
 	maxEventTypes      = 100
 	maxHeaders         = 32
 	maxMetadata        = 32
+	// maxMetadataJSON bounds the metadata as it rides in every delivery
+	// body: the record limit is sized for it (docs/limits.md).
+	maxMetadataJSON = 16 << 10
 	maxRoutes          = 20
 	maxDerive          = 20
 	maxAllowedHosts    = 20
-	maxURLLen          = 2048
+	maxURLLen          = routeurl.MaxURLLen
 	maxTextLen         = 512
 	maxHeaderValue     = 4096
 	maxCredential      = 4096
@@ -220,6 +222,9 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 			if k == "" || len(k) > 128 || len((*in.Metadata)[k]) > maxTextLen {
 				bad("metadata."+k, "keys must be 1 to 128 characters and values at most %d", maxTextLen)
 			}
+		}
+		if raw, err := json.Marshal(*in.Metadata); err == nil && len(raw) > maxMetadataJSON {
+			bad("metadata", "is %d bytes as JSON, more than %d", len(raw), maxMetadataJSON)
 		}
 		sub.Metadata = *in.Metadata
 	}
@@ -437,7 +442,7 @@ func (s *Server) checkURL(raw string) string {
 	host := u.Hostname()
 	allowed := s.Guard.AllowsHost(host)
 	switch {
-	case !validPort(u.Port()):
+	case !routeurl.ValidPort(u.Port()):
 		return fmt.Sprintf("port %q is not a port number from 1 to 65535", u.Port())
 	case u.User != nil:
 		return "must not hold credentials; use auth"
@@ -467,15 +472,6 @@ func (s *Server) checkURL(raw string) string {
 	return ""
 }
 
-// validPort accepts an absent port (the scheme's) or 1 to 65535; url.Parse
-// lets :0 and :99999 through, and neither can be dialed.
-func validPort(port string) bool {
-	if port == "" {
-		return true
-	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n >= 1 && n <= 65535 && port[0] != '0'
-}
 
 // checkRouteURL checks a route's URL. A URL with {{field.path}}
 // placeholders is filled from the event when it is matched: the

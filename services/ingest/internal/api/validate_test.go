@@ -227,6 +227,8 @@ func TestCreateValidation(t *testing.T) {
 		{"metadata value too long", `{"metadata":{"k":"` + long(513) + `"}}`, "metadata.k"},
 		{"metadata too many", `{"metadata":{` + many(33, func(i int) string { return fmt.Sprintf(`"k%d":"v"`, i) }) + `}}`, "metadata"},
 		{"metadata not strings", `{"metadata":{"k":1}}`, "metadata"},
+		{"metadata too large as JSON", `{"metadata":{` + many(32, func(i int) string { return fmt.Sprintf(`"k%d":"%s"`, i, strings.Repeat(`\u0001`, 100)) }) + `}}`, "metadata"},
+		{"metadata largest as text", `{"metadata":{` + many(16, func(i int) string { return fmt.Sprintf(`"k%d":"%s"`, i, long(512)) }) + `}}`, ""},
 
 		// nesting
 		{"condition nested too deep", `{"condition":{"all":[` + strings.Repeat(`{"not":`, 130) + leaf + strings.Repeat("}", 130) + `]}}`, "condition.all[0]"},

@@ -48,9 +48,12 @@ func (e *Entry) fill(tmpl string, doc condition.Document) (string, error) {
 	if len(missing) > 0 {
 		return "", fmt.Errorf("route URL %s: no string or number at %s", tmpl, strings.Join(missing, ", "))
 	}
+	if len(filled) > routeurl.MaxURLLen {
+		return "", fmt.Errorf("route URL %s became %d bytes, more than %d", tmpl, len(filled), routeurl.MaxURLLen)
+	}
 	u, err := url.Parse(filled)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("route URL %s became %q, not an https URL", tmpl, filled)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || !routeurl.ValidPort(u.Port()) {
+		return "", fmt.Errorf("route URL %s became %q, not an https URL with a valid port", tmpl, filled)
 	}
 	if !routeurl.HostAllowed(u.Hostname(), e.Sub.AllowedHosts) {
 		return "", fmt.Errorf("route URL %s became host %q, which is not in allowed_hosts", tmpl, u.Hostname())

@@ -4,8 +4,10 @@
 package match
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -354,9 +356,13 @@ func (s *shaper) derive(data string, fields []*condition.Derived) (string, error
 		}
 		return data, nil
 	}
+	budget := condition.MaxDerivedBytes
 	for _, d := range fields {
 		v, err := d.Eval(s.doc)
-		if err != nil && d.Default == nil {
+		if err == nil && len(v) > budget {
+			err = errDerivedTooLarge
+		}
+		if err != nil && (d.Default == nil || len(d.Default) > budget) {
 			s.metrics.deriveFailed("omitted")
 			continue
 		}
@@ -366,14 +372,34 @@ func (s *shaper) derive(data string, fields []*condition.Derived) (string, error
 		}
 		if !setPath(obj, d.Path, v) {
 			s.metrics.deriveFailed("omitted")
+			continue
 		}
+		budget -= len(v)
 	}
-	b, err := json.Marshal(obj)
+	b, err := marshalJSON(obj)
 	if err != nil {
 		return "", fmt.Errorf("event %s data with derived fields: %w", s.ev.ID, err)
 	}
 	return string(b), nil
 }
+
+// marshalJSON is json.Marshal without its HTML escaping: json.Marshal
+// writes each <, > and & of the event's own JSON (in a RawMessage) as a
+// six-byte \u escape, so data re-encoded for derived fields or a changed
+// payload could grow sixfold past the record limit.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// errDerivedTooLarge is a derived value over what is left of
+// condition.MaxDerivedBytes.
+var errDerivedTooLarge = errors.New("derived fields larger than their bound")
 
 // setPath sets the member of obj at path to v, creating the objects on the
 // way where they are missing or null. It reports false, changing nothing,
@@ -393,7 +419,7 @@ func setPath(obj map[string]json.RawMessage, path []string, v json.RawMessage) b
 	if !setPath(child, path[1:], v) {
 		return false
 	}
-	b, err := json.Marshal(child)
+	b, err := marshalJSON(child)
 	if err != nil {
 		return false
 	}
@@ -444,7 +470,7 @@ func changedData(ev *record.Event, doc condition.Document) (string, error) {
 	} else {
 		only["id"] = appendString(nil, ev.Subject)
 	}
-	b, err := json.Marshal(only)
+	b, err := marshalJSON(only)
 	return string(b), err
 }
 

@@ -700,3 +700,56 @@ func TestPanicsAreContained(t *testing.T) {
 		t.Errorf("another tenant's event after the panics: %v", got)
 	}
 }
+
+// TestLargestEventFits builds the largest delivery an accepted event can
+// yield: a 1 MiB body (the API's limit) of characters JSON encoders like
+// to escape, every envelope field at its longest, the largest metadata
+// ingest accepts, derived fields up to condition.MaxDerivedBytes and a
+// URL of the longest length. It must be delivered, within
+// MaxDeliveryBytes, in every payload mode.
+func TestLargestEventFits(t *testing.T) {
+	long := func(c string, n int) string { return strings.Repeat(c, n) }
+	sub := testSub("acme", "sub_"+long("s", 60), "*")
+	sub.URL = "https://example.com/" + long("u", 2048-len("https://example.com/"))
+	sub.Metadata = map[string]string{}
+	for i := range 16 {
+		sub.Metadata[fmt.Sprintf("k%02d%s", i, long("k", 120))] = long("<", 170) // 6 bytes each as JSON: ~16 KiB
+	}
+	for i := range 20 {
+		sub.Derive = append(sub.Derive, record.Derive{
+			Field:      fmt.Sprintf("data.d%d", i),
+			Expression: `'` + long("x", condition.MaxDerivedBytes/20-16) + `'`,
+		})
+	}
+	changed := *sub
+	changed.ID, changed.Payload = "sub_changed", "changed"
+	m := testMatcher(t, sub, &changed)
+	// What POST /v1/events accepts at most: 1 MiB of body around data.
+	envelope := `{"id":"` + long("i", 128) + `","type":"` + long("t", 128) + `","subject":"` + long("j", 128) +
+		`","source":"` + long("o", 256) + `","changed":["s"],"data":{"s":""}}`
+	data := `{"s":"` + long("<", event1MiB-len(envelope)) + `"}`
+	ev := &record.Event{ID: long("i", 128), Tenant: "acme", Type: long("t", 128), Subject: long("j", 128), Source: long("o", 256),
+		OccurredAt: occurred, Data: data, Changed: []string{"s"}}
+	recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
+	got := outcomes(t, m, recs)
+	if got[sub.ID] != "delivered" || got[changed.ID] != "delivered" {
+		t.Fatalf("largest event: %.300v", got)
+	}
+	for _, r := range recs {
+		if len(r.Value) > MaxDeliveryBytes {
+			t.Errorf("delivery of %d bytes, more than %d", len(r.Value), MaxDeliveryBytes)
+		}
+		var d record.Delivery
+		if err := m.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if !strings.Contains(d.Payload, fmt.Sprintf(`"d%d":"xxx`, i)) {
+				t.Errorf("%s: derived field d%d missing", d.SubscriptionID, i)
+			}
+		}
+	}
+}
+
+// event1MiB is ingest's body limit (event.MaxBodyBytes, in another module).
+const event1MiB = 1 << 20
