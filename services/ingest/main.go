@@ -4,8 +4,8 @@
 package main
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,8 +22,8 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/ingest/internal/api"
-	"github.com/hookline/hookline/services/ingest/internal/event"
 	"github.com/hookline/hookline/services/ingest/internal/bridge"
+	"github.com/hookline/hookline/services/ingest/internal/event"
 )
 
 type settings struct {

@@ -32,15 +32,15 @@ const (
 	// maxMetadataJSON bounds the metadata as it rides in every delivery
 	// body: the record limit is sized for it (docs/limits.md).
 	maxMetadataJSON = 16 << 10
-	maxRoutes          = 20
-	maxDerive          = 20
-	maxAllowedHosts    = 20
-	maxURLLen          = routeurl.MaxURLLen
-	maxTextLen         = 512
-	maxHeaderValue     = 4096
-	maxCredential      = 4096
-	maxBatchEvents     = 500
-	maxBatchWaitMS     = 60000
+	maxRoutes       = 20
+	maxDerive       = 20
+	maxAllowedHosts = 20
+	maxURLLen       = routeurl.MaxURLLen
+	maxTextLen      = 512
+	maxHeaderValue  = 4096
+	maxCredential   = 4096
+	maxBatchEvents  = 500
+	maxBatchWaitMS  = 60000
 )
 
 // subscriptionInput is a create (every field) or a patch (only the fields
@@ -471,7 +471,6 @@ func (s *Server) checkURL(raw string) string {
 	}
 	return ""
 }
-
 
 // checkRouteURL checks a route's URL. A URL with {{field.path}}
 // placeholders is filled from the event when it is matched: the

@@ -28,10 +28,10 @@ const (
 	// subscription's metadata and derived fields, always fits.
 	MaxBodyBytes = 1 << 20
 	MaxBatch     = 500
-	maxIDLen    = 128
-	maxTypeLen  = 128
-	maxChanged  = 256
-	maxSourceLn = 256
+	maxIDLen     = 128
+	maxTypeLen   = 128
+	maxChanged   = 256
+	maxSourceLn  = 256
 )
 
 var (

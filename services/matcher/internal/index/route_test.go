@@ -9,7 +9,7 @@ import (
 )
 
 func TestRouteURLFromEventFields(t *testing.T) {
-	doc, err := condition.DecodeDocument([]byte(`{"type":"order.created","data":{"region":"eu","shop":"acme","n":7,"evil":"x.evil.example/","flag":true,"port":99999,"long":"`+strings.Repeat("x", 3000)+`"}}`))
+	doc, err := condition.DecodeDocument([]byte(`{"type":"order.created","data":{"region":"eu","shop":"acme","n":7,"evil":"x.evil.example/","flag":true,"port":99999,"long":"` + strings.Repeat("x", 3000) + `"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
