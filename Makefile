@@ -87,4 +87,4 @@ test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and
 
 .PHONY: test-deploy
 test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode by non-Go tools)
-	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh; do deploy/tests/$$t || exit 1; done
+	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh openapi_fuzz_test.sh; do deploy/tests/$$t || exit 1; done

@@ -57,7 +57,7 @@ go test -race -count=1 -timeout 20m "$@"
 
 # What deploy/ ships: manifests, dashboards and alert rules, and the delivery
 # log read by tools that are not Hookline's own (Python, kcat).
-for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh; do
+for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh openapi_fuzz_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"
 done

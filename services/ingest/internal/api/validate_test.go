@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -569,4 +570,28 @@ func mustDuration(t *testing.T, s string) time.Duration {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestPageParameters: an empty or malformed limit is refused, naming it,
+// as the OpenAPI document's integer says; an empty cursor is the first page.
+func TestPageParameters(t *testing.T) {
+	for query, want := range map[string]string{
+		"":                 "",
+		"limit=10":         "",
+		"cursor=":          "",
+		"limit=":           "limit",
+		"limit=x":          "limit",
+		"limit=0":          "limit",
+		"limit=251":        "limit",
+		"cursor=not_mine!": "cursor",
+	} {
+		q, _ := url.ParseQuery(query)
+		_, _, errs := pageOf(q)
+		switch {
+		case want == "" && len(errs) > 0:
+			t.Errorf("?%s: %+v, want none", query, errs)
+		case want != "" && (len(errs) != 1 || errs[0].Field != want):
+			t.Errorf("?%s: %+v, want an error naming %s", query, errs, want)
+		}
+	}
 }
