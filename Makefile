@@ -82,7 +82,7 @@ bench-quick: ## every load scenario, small (a few minutes)
 
 # Not part of `make test`: it takes 5 to 6 minutes of a 2-core machine.
 .PHONY: test-faults
-test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and brokers, sink down 30s, scale out and in; nothing lost
+test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and brokers, sink down 30s, scale out and in, poison events; nothing lost
 	@loadtest/bench.sh -faults -size full $(BENCH_FLAGS)
 
 .PHONY: test-deploy
