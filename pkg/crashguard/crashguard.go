@@ -3,23 +3,25 @@
 // memory kill, a fatal runtime error or a SIGKILL cannot, and a consumer
 // that restarts reads the same record again and dies again. The guard
 // remembers, in Redis, which offsets of each partition were being
-// processed when the process died: after a crash the records of that
-// batch are processed one at a time, and a record that was being
-// processed alone when the process died Limit-1 times is quarantined
-// (the caller diverts it to its dead-letter or rejected topic with the
-// reason) instead of being processed once more.
+// processed when the process died: the records of such a batch are then
+// processed one after another with each one marked before it is touched,
+// so a further crash points at one record, and a record that crashed the
+// process Limit times is quarantined (the caller diverts it to its
+// dead-letter or rejected topic with the reason) instead of being
+// processed once more.
 //
-// Use it around each partition's batch: Begin before processing, then
-// Done when the batch's results are committed or known to have failed.
-// A Begin without a Done is what a crash leaves behind.
+// Use it around each partition's batch: Begin before processing it; in a
+// suspect batch, Next before each record; Done when the batch's results
+// are committed or known to have failed. A Begin or Next without a Done is
+// what a crash leaves behind.
 //
 // The state is one Redis hash per partition,
 // <prefix>crash:<group>:<topic>:<partition>, with the fields
 //
 //	inflight  "first-last": the offsets being processed now
 //	suspect   the last offset of a batch that was in flight at a crash;
-//	          offsets up to it are processed alone
-//	n<offset> how often that offset was begun alone without a Done
+//	          batches up to it are processed record by record
+//	n<offset> how often that record was marked by Next and not passed
 //
 // and expires a day after its last change, so a partition that moved away
 // leaves nothing behind for long. Redis is used rather than a file so that
@@ -31,7 +33,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,15 +46,12 @@ const DefaultLimit = 3
 // stateTTL is how long a partition's state outlives its last change.
 const stateTTL = 24 * time.Hour
 
-// Guard tracks one consumer group's partitions. It is safe for concurrent
-// use by the partitions' workers.
+// Guard tracks one consumer group's partitions. It keeps no state in
+// memory and is safe for concurrent use.
 type Guard struct {
 	rdb   redis.Cmdable
 	key   string // <prefix>crash:<group>:
 	limit int
-
-	mu       sync.Mutex
-	suspects map[string]int64 // by partition key: last suspect offset
 }
 
 // New returns a guard for group's partitions; prefix separates
@@ -63,25 +61,20 @@ func New(rdb redis.Cmdable, prefix, group string, limit int) *Guard {
 	if limit < 1 {
 		limit = DefaultLimit
 	}
-	return &Guard{rdb: rdb, key: prefix + "crash:" + group + ":", limit: limit, suspects: map[string]int64{}}
+	return &Guard{rdb: rdb, key: prefix + "crash:" + group + ":", limit: limit}
 }
 
 // Limit is the crashes after which a record is quarantined.
 func (g *Guard) Limit() int { return g.limit }
 
-// Plan is what Begin decides for a batch.
+// Plan is what Next decides for one record of a suspect batch.
 type Plan struct {
-	// Isolate: the batch holds offsets that were in flight when the
-	// process died. Process its records one at a time, each finished
-	// (committed) before the next is begun, so that a crash points at one
-	// record. Only a batch of more than one record is told to isolate.
-	Isolate bool
-	// Quarantine: the batch is one record that crashed the process
-	// Crashes times. Do not process it: divert it with the reason and
-	// mark it done.
+	// Quarantine: the record crashed the process Crashes times. Do not
+	// process it: divert it with the reason, and go on.
 	Quarantine bool
-	// Crashes is how often the batch's record crashed the process, for
-	// a one-record batch after a crash.
+	// Crashes is how often the process died with this record in flight:
+	// the crash of the batch that held it, and each one since while it
+	// was the record marked.
 	Crashes int
 }
 
@@ -95,14 +88,16 @@ func (g *Guard) partitionKey(topic string, partition int32) string {
 }
 
 // Begin records that the offsets first to last of a partition are about
-// to be processed and says how. An error (Redis unreachable) leaves the
-// batch unprotected: the caller processes it as usual rather than stall
-// every tenant on Redis.
-func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first, last int64) (Plan, error) {
+// to be processed, and reports whether they are suspect: some were in
+// flight when the process last died. A suspect batch is processed one
+// record after another, calling Next before each. An error (Redis
+// unreachable) leaves the batch unprotected: the caller processes it as
+// usual rather than stall every tenant on Redis.
+func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first, last int64) (bool, error) {
 	k := g.partitionKey(topic, partition)
 	state, err := g.rdb.HGetAll(ctx, k).Result()
 	if err != nil {
-		return Plan{}, fmt.Errorf("crash guard %s: %w", k, err)
+		return false, fmt.Errorf("crash guard %s: %w", k, err)
 	}
 	suspect, known := int64(-1), false
 	if v, ok := state["suspect"]; ok {
@@ -117,56 +112,56 @@ func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first,
 			pipe.HSet(ctx, k, "suspect", suspect)
 		}
 	}
-	var plan Plan
-	var count *redis.IntCmd
-	switch {
-	case known && first > suspect:
+	if known && first > suspect {
 		// Past the crashed batch: back to normal.
 		pipe.HDel(ctx, k, "suspect")
-		suspect, known = -1, false
-	case known && last > first:
-		plan.Isolate = true
-	case known:
-		count = pipe.HIncrBy(ctx, k, "n"+strconv.FormatInt(first, 10), 1)
+		known = false
 	}
-	if !plan.Isolate {
-		pipe.HSet(ctx, k, "inflight", strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10))
+	pipe.HSet(ctx, k, "inflight", strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10))
+	pipe.Expire(ctx, k, stateTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("crash guard %s: %w", k, err)
 	}
+	return known, nil
+}
+
+// Next marks the record at offset as the one being processed in a
+// suspect batch, after prev (the record before it in this batch, or -1),
+// which it passed without a crash. It says whether to quarantine the
+// record instead. Only a record marked when the process dies counts a
+// crash, so the records around a poisonous one are never quarantined.
+func (g *Guard) Next(ctx context.Context, topic string, partition int32, offset, prev int64) (Plan, error) {
+	k := g.partitionKey(topic, partition)
+	pipe := g.rdb.TxPipeline()
+	if prev >= 0 {
+		pipe.HDel(ctx, k, countField(prev))
+	}
+	count := pipe.HIncrBy(ctx, k, countField(offset), 1)
+	pipe.HSet(ctx, k, "inflight", strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset, 10))
 	pipe.Expire(ctx, k, stateTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Plan{}, fmt.Errorf("crash guard %s: %w", k, err)
 	}
-	g.mu.Lock()
-	if known {
-		g.suspects[k] = suspect
-	} else {
-		delete(g.suspects, k)
-	}
-	g.mu.Unlock()
-	if count != nil {
-		// This is the count-th time the record is begun alone: each
-		// earlier one died, and so did the batch that held it.
-		plan.Crashes = int(count.Val())
-		plan.Quarantine = plan.Crashes >= g.limit
-	}
-	return plan, nil
+	// This is the count-th time the record is marked: each earlier one
+	// ended in a crash, and so did the batch that held it first.
+	crashes := int(count.Val())
+	return Plan{Quarantine: crashes >= g.limit, Crashes: crashes}, nil
 }
 
-// Done records that the partition's batch begun last is finished: its
-// results are committed (ok), or it failed in a way the process saw (an
-// aborted transaction, a revoked partition) and will be read again. Only
-// a finished record alone has its crash count cleared; a failure the
-// process saw is not a crash, and leaves the count as it was.
-func (g *Guard) Done(ctx context.Context, topic string, partition int32, first, last int64, ok bool) error {
+// Done records that the partition's batch is finished: its results are
+// committed (ok), or it failed in a way the process saw (an aborted
+// transaction, a revoked partition) and will be read again. last is the
+// last record Next marked in it, or -1. A failure the process saw is not
+// a crash: last's count is taken back.
+func (g *Guard) Done(ctx context.Context, topic string, partition int32, last int64, ok bool) error {
 	k := g.partitionKey(topic, partition)
 	pipe := g.rdb.TxPipeline()
 	pipe.HDel(ctx, k, "inflight")
-	if first == last {
-		n := "n" + strconv.FormatInt(first, 10)
+	if last >= 0 {
 		if ok {
-			pipe.HDel(ctx, k, n)
+			pipe.HDel(ctx, k, countField(last))
 		} else {
-			g.undoCount(ctx, pipe, k, n)
+			pipe.HIncrBy(ctx, k, countField(last), -1)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -175,36 +170,7 @@ func (g *Guard) Done(ctx context.Context, topic string, partition int32, first, 
 	return nil
 }
 
-// undoCount takes back the increment of a Begin that ended without a
-// crash, if the record was being counted.
-func (g *Guard) undoCount(ctx context.Context, pipe redis.Pipeliner, k, field string) {
-	g.mu.Lock()
-	_, counting := g.suspects[k]
-	g.mu.Unlock()
-	if counting {
-		pipe.HIncrBy(ctx, k, field, -1)
-	}
-}
-
-// Isolating reports whether some partition this guard has seen is still
-// inside a crashed batch's offsets, so that the caller should take its
-// records one at a time.
-func (g *Guard) Isolating() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.suspects) > 0
-}
-
-// Forget drops what the guard knows in memory about partitions this
-// process no longer owns (revoked or lost): their next owner reads the
-// state from Redis.
-func (g *Guard) Forget(topic string, partitions ...int32) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, p := range partitions {
-		delete(g.suspects, g.partitionKey(topic, p))
-	}
-}
+func countField(offset int64) string { return "n" + strconv.FormatInt(offset, 10) }
 
 func parseRange(v string) (first, last int64, ok bool) {
 	a, b, found := strings.Cut(v, "-")

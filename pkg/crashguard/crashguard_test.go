@@ -7,120 +7,138 @@ import (
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
-// consumer plays a consumer of one partition against the real Redis: each
-// call is one batch, and crash leaves it begun without a Done, as a
-// process killed mid-batch does.
+// consumer plays a consumer of one partition against the real Redis. A
+// crash is a Begin or Next left without its Done, as a process killed
+// mid-batch leaves it; restart is a new process (nothing in memory).
 type consumer struct {
-	t      *testing.T
-	g      *Guard
-	prefix string
+	t *testing.T
+	g *Guard
 }
 
-func (c consumer) begin(first, last int64) Plan {
+func newConsumer(t *testing.T, limit int) *consumer {
+	rdb := testinfra.Redis(t)
+	c := &consumer{t: t, g: New(rdb, testinfra.Prefix(t), "matcher", limit)}
+	t.Cleanup(func() { rdb.Del(context.Background(), c.g.partitionKey("events", 0)) })
+	return c
+}
+
+// restart is a new process: a new Guard over the same Redis state.
+func (c *consumer) restart() { c.g = &Guard{rdb: c.g.rdb, key: c.g.key, limit: c.g.limit} }
+
+func (c *consumer) begin(first, last int64) bool {
 	c.t.Helper()
-	p, err := c.g.Begin(context.Background(), "events", 0, first, last)
+	suspect, err := c.g.Begin(context.Background(), "events", 0, first, last)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return suspect
+}
+
+func (c *consumer) next(off, prev int64) Plan {
+	c.t.Helper()
+	p, err := c.g.Next(context.Background(), "events", 0, off, prev)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return p
 }
 
-func (c consumer) done(first, last int64, ok bool) {
+func (c *consumer) done(last int64, ok bool) {
 	c.t.Helper()
-	if err := c.g.Done(context.Background(), "events", 0, first, last, ok); err != nil {
+	if err := c.g.Done(context.Background(), "events", 0, last, ok); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
-// restart is a new process: the guard's memory is gone, Redis is not.
-func (c *consumer) restart() { c.g = New(c.g.rdb, c.prefix, "matcher", c.g.limit) }
+// suspectBatch processes first..last record by record, as a consumer
+// does after a crash, up to the record crashAt (where the process dies:
+// no Done), or to the end (Done). It returns the plans Next gave.
+func (c *consumer) suspectBatch(first, last, crashAt int64) map[int64]Plan {
+	c.t.Helper()
+	plans := map[int64]Plan{}
+	prev := int64(-1)
+	for off := first; off <= last; off++ {
+		plans[off] = c.next(off, prev)
+		if off == crashAt && !plans[off].Quarantine {
+			return plans
+		}
+		prev = off
+	}
+	c.done(prev, true)
+	return plans
+}
 
 // TestCrashSequence follows a poison record at offset 12 in a batch of
-// 10..19 through the crashes it causes: the batch is isolated, the records
-// before it are processed alone once each, and the poison is quarantined
-// on its third crash; the records after it and the batches after the
-// crashed one are processed normally again.
+// 10..19 through the crashes it causes: after the batch's crash its
+// records are processed one by one, the poison is quarantined on its
+// third crash, no other record is, and the batches after the crashed one
+// are processed normally again with nothing left in Redis.
 func TestCrashSequence(t *testing.T) {
-	rdb := testinfra.Redis(t)
-	prefix := testinfra.Prefix(t)
-	c := &consumer{t: t, g: New(rdb, prefix, "matcher", 3), prefix: prefix}
-	t.Cleanup(func() { rdb.Del(context.Background(), prefix+"crash:matcher:events:0") })
-
-	if p := c.begin(0, 9); p != (Plan{}) {
-		t.Fatalf("first batch: %+v", p)
+	c := newConsumer(t, 3)
+	if c.begin(0, 9) {
+		t.Fatal("first batch is suspect")
 	}
-	c.done(0, 9, true)
+	c.done(-1, true)
 
 	c.begin(10, 19) // crash 1: the process dies mid-batch
-	c.restart()
-	if p := c.begin(10, 19); !p.Isolate {
-		t.Fatalf("batch in flight at the crash: %+v, want Isolate", p)
-	}
-	if !c.g.Isolating() {
-		t.Fatal("Isolating() = false after an isolated batch")
-	}
-	for off := int64(10); off < 12; off++ {
-		if p := c.begin(off, off); p.Isolate || p.Quarantine || p.Crashes != 1 {
-			t.Fatalf("record %d alone: %+v", off, p)
-		}
-		c.done(off, off, true)
-	}
 	for crash := 2; crash <= 3; crash++ {
-		p := c.begin(12, 12) // crash 2 and 3: it dies again
-		if p.Quarantine || p.Crashes != crash-1 {
-			t.Fatalf("poison begun alone after %d crashes: %+v", crash-1, p)
-		}
 		c.restart()
-		if p := c.begin(12, 19); !p.Isolate {
-			t.Fatalf("after crash %d: %+v, want Isolate", crash, p)
+		if !c.begin(10, 19) {
+			t.Fatalf("after crash %d: the batch is not suspect", crash-1)
+		}
+		plans := c.suspectBatch(10, 19, 12) // crash 2 and 3: dies on 12 again
+		for off, p := range plans {
+			if p.Quarantine || p.Crashes != map[bool]int{true: crash - 1, false: 1}[off == 12] {
+				t.Fatalf("after crash %d, record %d: %+v", crash-1, off, p)
+			}
 		}
 	}
-	p := c.begin(12, 12)
-	if !p.Quarantine || p.Crashes != 3 || p.Reason("matcher") != "quarantined: this record crashed the matcher 3 times" {
+	c.restart()
+	if !c.begin(10, 19) {
+		t.Fatal("after crash 3: the batch is not suspect")
+	}
+	plans := c.suspectBatch(10, 19, -1)
+	for off, p := range plans {
+		if p.Quarantine != (off == 12) {
+			t.Fatalf("record %d: %+v; only 12 is quarantined", off, p)
+		}
+	}
+	if p := plans[12]; p.Crashes != 3 || p.Reason("matcher") != "quarantined: this record crashed the matcher 3 times" {
 		t.Fatalf("poison after 3 crashes: %+v %q", p, p.Reason("matcher"))
 	}
-	c.done(12, 12, true)
-	for off := int64(13); off <= 19; off++ {
-		if p := c.begin(off, off); p.Quarantine || p.Crashes != 1 {
-			t.Fatalf("record %d after the poison: %+v", off, p)
-		}
-		c.done(off, off, true)
+	if c.begin(20, 29) {
+		t.Fatal("the batch after the crashed one is suspect")
 	}
-	if p := c.begin(20, 29); p != (Plan{}) || c.g.Isolating() {
-		t.Fatalf("batch past the crashed one: %+v, isolating %v", p, c.g.Isolating())
-	}
-	c.done(20, 29, true)
-	n, err := rdb.HLen(context.Background(), prefix+"crash:matcher:events:0").Result()
+	c.done(-1, true)
+	n, err := c.g.rdb.HLen(context.Background(), c.g.partitionKey("events", 0)).Result()
 	if err != nil || n != 0 {
 		t.Fatalf("state left after recovery: %d fields, %v", n, err)
 	}
 }
 
 // TestFailuresSeenAreNotCrashes: a batch that fails in a way the process
-// sees (an aborted transaction) is read again normally, and a record alone
-// that fails so keeps its crash count rather than gaining one.
+// sees (an aborted transaction) is read again normally, and a record of a
+// suspect batch that fails so does not gain a crash.
 func TestFailuresSeenAreNotCrashes(t *testing.T) {
-	rdb := testinfra.Redis(t)
-	prefix := testinfra.Prefix(t)
-	c := &consumer{t: t, g: New(rdb, prefix, "matcher", 2), prefix: prefix}
-	t.Cleanup(func() { rdb.Del(context.Background(), prefix+"crash:matcher:events:0") })
-
+	c := newConsumer(t, 2)
 	for range 5 {
-		if p := c.begin(0, 9); p != (Plan{}) {
-			t.Fatalf("batch after aborts: %+v", p)
+		if c.begin(0, 9) {
+			t.Fatal("a batch after aborts is suspect")
 		}
-		c.done(0, 9, false)
+		c.done(-1, false)
 	}
 	c.begin(0, 9) // a crash
 	c.restart()
-	c.begin(0, 9)
 	for range 5 {
-		if p := c.begin(0, 0); p.Quarantine || p.Crashes != 1 {
-			t.Fatalf("record alone after aborts: %+v", p)
+		if !c.begin(0, 9) {
+			t.Fatal("the crashed batch is not suspect")
 		}
-		c.done(0, 0, false)
+		if p := c.next(0, -1); p.Quarantine || p.Crashes != 1 {
+			t.Fatalf("record after aborts: %+v", p)
+		}
+		c.done(0, false)
 	}
-	if ttl := rdb.TTL(context.Background(), prefix+"crash:matcher:events:0").Val(); ttl <= 0 || ttl > stateTTL {
+	if ttl := c.g.rdb.TTL(context.Background(), c.g.partitionKey("events", 0)).Val(); ttl <= 0 || ttl > stateTTL {
 		t.Fatalf("state TTL %v, want up to %v", ttl, stateTTL)
 	}
 }

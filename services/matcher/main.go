@@ -81,16 +81,9 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	view := subscription.NewView(codecs, log)
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry)}
-	var guardOpts []kgo.Opt
 	if cfg.Redis != nil {
 		defer cfg.Redis.Close()
 		m.Guard = crashguard.New(cfg.Redis, cfg.Kafka.Topics.Prefix, cfg.Group, cfg.CrashLimit)
-		forget := func(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
-			for topic, ps := range parts {
-				m.Guard.Forget(topic, ps...)
-			}
-		}
-		guardOpts = []kgo.Opt{kgo.OnPartitionsRevoked(forget), kgo.OnPartitionsLost(forget)}
 	}
 	if cfg.CrashEventType != "" {
 		log.Warn().Str("event_type", cfg.CrashEventType).Msg("HOOKLINE_TEST_CRASH_EVENT_TYPE is set: this matcher kills itself on such events")
@@ -119,8 +112,8 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		if err != nil {
 			return err
 		}
-		opts = append(append(append(opts, tel.KafkaHooks()),
-			match.SessionOptions(cfg.Kafka.Topics.Events, cfg.Group, cfg.TransactionID)...), guardOpts...)
+		opts = append(append(opts, tel.KafkaHooks()),
+			match.SessionOptions(cfg.Kafka.Topics.Events, cfg.Group, cfg.TransactionID)...)
 		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
 		for {
 			err := consume(ctx, m, opts, &matching, log)

@@ -9,8 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/hookline/hookline/pkg/crashguard"
 )
 
 const (
@@ -57,16 +55,12 @@ var ErrSessionBroken = errors.New("transactional session broken")
 // finished (for up to endTimeout) before Consume returns.
 //
 // With a Guard, a poll that holds offsets in flight when the process last
-// died is aborted and read again one record per transaction, and a record
-// that crashed the process Guard.Limit times goes to the rejected topic
-// with the reason instead of being matched again.
+// died is processed one event after another, each marked in Redis before
+// it is matched, and an event that crashed the process Guard.Limit times
+// goes to the rejected topic with the reason instead of being matched.
 func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, log zerolog.Logger) error {
 	for {
-		n := pollRecords
-		if m.Guard != nil && m.Guard.Isolating() {
-			n = 1
-		}
-		fetches := sess.PollRecords(ctx, n)
+		fetches := sess.PollRecords(ctx, pollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return nil
 		}
@@ -83,13 +77,11 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 		}
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 		commit := kgo.TryCommit
-		batches, isolate := m.begin(endCtx, fetches, log)
-		if isolate {
-			// Abort before producing anything: the session rewinds to the
-			// committed offsets and the next polls take one record each.
-			log.Warn().Msg("a poll holds records in flight when the matcher last died; reading them again one at a time")
-			commit = kgo.TryAbort
-		} else if err := m.produce(endCtx, sess, batches); err != nil {
+		batches, suspect := m.begin(endCtx, fetches, log)
+		if suspect {
+			log.Warn().Msg("a poll holds events in flight when the matcher last died; matching them one at a time")
+		}
+		if err := m.produce(endCtx, sess, batches, suspect, log); err != nil {
 			log.Error().Err(err).Msg("produce deliveries; aborting the transaction")
 			commit = kgo.TryAbort
 		}
@@ -102,48 +94,49 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 			// lost mid-commit, say): the caller makes a new one, whose
 			// transactional id aborts what this one left open.
 			return fmt.Errorf("%w: end transaction, the events will be read again: %w", ErrSessionBroken, err)
-		case !committed && !isolate:
+		case !committed:
 			log.Warn().Msg("transaction aborted; the events will be read again")
 		}
 	}
 }
 
-// batch is one partition's records of a poll and what the Guard decided
-// for them.
+// batch is one partition's records of a poll and what the Guard knows of
+// them.
 type batch struct {
 	topic     string
 	partition int32
 	records   []*kgo.Record
-	plan      crashguard.Plan
-	guarded   bool // Begin succeeded: Done is owed
+	guarded   bool  // Begin succeeded: Done is owed
+	marked    int64 // the last record Next marked, or -1
 }
 
 // begin tells the Guard about every partition's records of a poll; true
-// when some must be read again one at a time.
+// when some were in flight at a crash, so that the poll is matched one
+// event at a time.
 func (m *Matcher) begin(ctx context.Context, fetches kgo.Fetches, log zerolog.Logger) ([]*batch, bool) {
 	var (
 		out     []*batch
-		isolate bool
+		suspect bool
 	)
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
 		}
-		b := &batch{topic: p.Topic, partition: p.Partition, records: p.Records}
+		b := &batch{topic: p.Topic, partition: p.Partition, records: p.Records, marked: -1}
 		out = append(out, b)
 		if m.Guard == nil {
 			return
 		}
 		first, last := p.Records[0].Offset, p.Records[len(p.Records)-1].Offset
-		plan, err := m.Guard.Begin(ctx, p.Topic, p.Partition, first, last)
+		s, err := m.Guard.Begin(ctx, p.Topic, p.Partition, first, last)
 		if err != nil {
 			log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Partition).Msg("crash guard unavailable; matching without it")
 			return
 		}
-		b.plan, b.guarded = plan, !plan.Isolate
-		isolate = isolate || plan.Isolate
+		b.guarded = true
+		suspect = suspect || s
 	})
-	return out, isolate
+	return out, suspect
 }
 
 // done tells the Guard that the poll's batches ended, committed or not.
@@ -152,18 +145,20 @@ func (m *Matcher) done(ctx context.Context, batches []*batch, committed bool, lo
 		if !b.guarded {
 			continue
 		}
-		first, last := b.records[0].Offset, b.records[len(b.records)-1].Offset
-		if err := m.Guard.Done(ctx, b.topic, b.partition, first, last, committed); err != nil {
+		if err := m.Guard.Done(ctx, b.topic, b.partition, b.marked, committed); err != nil {
 			log.Warn().Err(err).Str("topic", b.topic).Int32("partition", b.partition).Msg("crash guard")
 		}
 	}
 }
 
-// produce processes the batches of one poll, a goroutine per partition,
-// and produces what they yield; it returns once every record produced is
-// acknowledged, with the first failure. A quarantined record goes to the
-// rejected topic instead of being matched.
-func (m *Matcher) produce(ctx context.Context, sess *kgo.GroupTransactSession, batches []*batch) error {
+// produce processes the batches of one poll and produces what they yield;
+// it returns once every record produced is acknowledged, with the first
+// failure. Normally each partition's batch has a goroutine of its own.
+// In a suspect poll the events are matched one after another, all
+// partitions in one goroutine, each marked first, so that a crash points
+// at the one event in flight; a quarantined event goes to the rejected
+// topic instead of being matched.
+func (m *Matcher) produce(ctx context.Context, sess *kgo.GroupTransactSession, batches []*batch, suspect bool, log zerolog.Logger) error {
 	var (
 		workers, acks sync.WaitGroup
 		mu            sync.Mutex
@@ -179,24 +174,47 @@ func (m *Matcher) produce(ctx context.Context, sess *kgo.GroupTransactSession, b
 		}
 		acks.Done()
 	}
-	for _, b := range batches {
-		workers.Go(func() {
-			var outs [][]*kgo.Record
-			if b.plan.Quarantine {
-				m.Metrics.quarantined()
-				outs = [][]*kgo.Record{{m.reject(b.records[0], errors.New(b.plan.Reason("matcher")))}}
-			} else {
-				outs = m.ProcessBatch(b.records)
+	emit := func(outs [][]*kgo.Record) {
+		for _, out := range outs {
+			for _, rec := range out {
+				acks.Add(1)
+				sess.Produce(ctx, rec, done)
 			}
-			for _, out := range outs {
-				for _, rec := range out {
-					acks.Add(1)
-					sess.Produce(ctx, rec, done)
-				}
+		}
+	}
+	if suspect {
+		for _, b := range batches {
+			for _, r := range b.records {
+				emit(m.processMarked(ctx, b, r, log))
 			}
-		})
+		}
+	} else {
+		for _, b := range batches {
+			workers.Go(func() { emit(m.ProcessBatch(b.records)) })
+		}
 	}
 	workers.Wait() // every acks.Add happened before
 	acks.Wait()
 	return failed
+}
+
+// processMarked matches one event of a suspect poll after marking it, or
+// quarantines it when it crashed the matcher Guard.Limit times.
+func (m *Matcher) processMarked(ctx context.Context, b *batch, r *kgo.Record, log zerolog.Logger) [][]*kgo.Record {
+	if !b.guarded {
+		return m.ProcessBatch([]*kgo.Record{r})
+	}
+	plan, err := m.Guard.Next(ctx, b.topic, b.partition, r.Offset, b.marked)
+	if err != nil {
+		log.Warn().Err(err).Str("topic", b.topic).Int32("partition", b.partition).Msg("crash guard unavailable; matching without it")
+		return m.ProcessBatch([]*kgo.Record{r})
+	}
+	b.marked = r.Offset
+	if plan.Quarantine {
+		m.Metrics.quarantined()
+		log.Error().Str("topic", b.topic).Int32("partition", b.partition).Int64("offset", r.Offset).
+			Int("crashes", plan.Crashes).Msg("event quarantined to the rejected topic")
+		return [][]*kgo.Record{{m.reject(r, errors.New(plan.Reason("matcher")))}}
+	}
+	return m.ProcessBatch([]*kgo.Record{r})
 }
