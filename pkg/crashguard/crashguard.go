@@ -4,32 +4,37 @@
 // that restarts reads the same record again and dies again. The guard
 // remembers, in Redis, which offsets of each partition were being
 // processed when the process died: the records of such a batch are then
-// processed one after another with each one marked before it is touched,
-// so a further crash points at one record, and a record that crashed the
-// process Limit times is quarantined (the caller diverts it to its
-// dead-letter or rejected topic with the reason) instead of being
-// processed once more.
+// processed one after another, each marked before it is touched, so that
+// a further crash is charged to the one record marked; a record charged
+// Limit-1 crashes (besides the crash of the batch that held it) is
+// quarantined: the caller diverts it to its dead-letter or rejected topic
+// with the reason instead of processing it once more.
 //
 // Use it around each partition's batch: Begin before processing it; in a
-// suspect batch, Next before each record; Done when the batch's results
-// are committed or known to have failed. A Begin or Next without a Done is
-// what a crash leaves behind.
+// suspect batch, Next before each record and Passed after the last; Done
+// when the batch's results are committed or known to have failed. A Begin
+// or Next without its Done is what a crash leaves behind. Records marked
+// with Next must be processed one at a time across all partitions, so
+// that the record marked when the process dies is the one that was
+// running.
 //
 // The state is one Redis hash per partition,
 // <prefix>crash:<group>:<topic>:<partition>, with the fields
 //
-//	inflight  "first-last": the offsets being processed now
+//	inflight  "first-last": the batch being processed now, or "offset":
+//	          the one record being processed now
 //	suspect   the last offset of a batch that was in flight at a crash;
 //	          batches up to it are processed record by record
-//	n<offset> how often that record was marked by Next and not passed
+//	n<offset> the crashes charged to that record
 //
 // and expires a day after its last change, so a partition that moved away
 // leaves nothing behind for long. Redis is used rather than a file so that
-// the count follows a partition to whichever instance owns it next.
+// the counts follow a partition to whichever instance owns it next.
 package crashguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -69,28 +74,33 @@ func (g *Guard) Limit() int { return g.limit }
 
 // Plan is what Next decides for one record of a suspect batch.
 type Plan struct {
-	// Quarantine: the record crashed the process Crashes times. Do not
+	// Quarantine: the record was running at Crashes crashes. Do not
 	// process it: divert it with the reason, and go on.
 	Quarantine bool
 	// Crashes is how often the process died with this record in flight:
-	// the crash of the batch that held it, and each one since while it
-	// was the record marked.
+	// the crash of the batch that held it, and each one charged to it
+	// since.
 	Crashes int
 }
 
 // Reason is the text a quarantined record carries.
 func (p Plan) Reason(service string) string {
-	return fmt.Sprintf("quarantined: this record crashed the %s %d times", service, p.Crashes)
+	return fmt.Sprintf("quarantined: the %s crashed %d times while processing this record", service, p.Crashes)
 }
 
 func (g *Guard) partitionKey(topic string, partition int32) string {
 	return g.key + topic + ":" + strconv.Itoa(int(partition))
 }
 
+func batchRange(first, last int64) string {
+	return strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10)
+}
+
 // Begin records that the offsets first to last of a partition are about
 // to be processed, and reports whether they are suspect: some were in
 // flight when the process last died. A suspect batch is processed one
-// record after another, calling Next before each. An error (Redis
+// record at a time, calling Next before each. Begin also charges the crash
+// it finds to the record that was marked, if one was. An error (Redis
 // unreachable) leaves the batch unprotected: the caller processes it as
 // usual rather than stall every tenant on Redis.
 func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first, last int64) (bool, error) {
@@ -107,17 +117,21 @@ func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first,
 	pipe := g.rdb.TxPipeline()
 	if v, ok := state["inflight"]; ok {
 		// Begun and never done: the process died while processing it.
-		if _, end, ok := parseRange(v); ok && end > suspect {
+		end, marked, ok := parseInflight(v)
+		if ok && marked {
+			pipe.HIncrBy(ctx, k, countField(end), 1)
+		}
+		if ok && end > suspect {
 			suspect, known = end, true
 			pipe.HSet(ctx, k, "suspect", suspect)
 		}
 	}
 	if known && first > suspect {
-		// Past the crashed batch: back to normal.
-		pipe.HDel(ctx, k, "suspect")
+		// Past the crashed batch: back to normal, counts forgotten.
+		pipe.Del(ctx, k)
 		known = false
 	}
-	pipe.HSet(ctx, k, "inflight", strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10))
+	pipe.HSet(ctx, k, "inflight", batchRange(first, last))
 	pipe.Expire(ctx, k, stateTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("crash guard %s: %w", k, err)
@@ -125,46 +139,42 @@ func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first,
 	return known, nil
 }
 
-// Next marks the record at offset as the one being processed in a
-// suspect batch, after prev (the record before it in this batch, or -1),
-// which it passed without a crash. It says whether to quarantine the
-// record instead. Only a record marked when the process dies counts a
-// crash, so the records around a poisonous one are never quarantined.
-func (g *Guard) Next(ctx context.Context, topic string, partition int32, offset, prev int64) (Plan, error) {
+// Next marks the record at offset as the one being processed, in a
+// suspect batch, and says whether to quarantine it instead.
+func (g *Guard) Next(ctx context.Context, topic string, partition int32, offset int64) (Plan, error) {
 	k := g.partitionKey(topic, partition)
 	pipe := g.rdb.TxPipeline()
-	if prev >= 0 {
-		pipe.HDel(ctx, k, countField(prev))
-	}
-	count := pipe.HIncrBy(ctx, k, countField(offset), 1)
-	pipe.HSet(ctx, k, "inflight", strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(offset, 10))
+	count := pipe.HGet(ctx, k, countField(offset))
+	pipe.HSet(ctx, k, "inflight", strconv.FormatInt(offset, 10))
 	pipe.Expire(ctx, k, stateTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Plan{}, fmt.Errorf("crash guard %s: %w", k, err)
 	}
-	// This is the count-th time the record is marked: each earlier one
-	// ended in a crash, and so did the batch that held it first.
-	crashes := int(count.Val())
+	charged, _ := count.Int()
+	crashes := charged + 1 // and the batch's
 	return Plan{Quarantine: crashes >= g.limit, Crashes: crashes}, nil
 }
 
-// Done records that the partition's batch is finished: its results are
-// committed (ok), or it failed in a way the process saw (an aborted
-// transaction, a revoked partition) and will be read again. last is the
-// last record Next marked in it, or -1. A failure the process saw is not
-// a crash: last's count is taken back.
-func (g *Guard) Done(ctx context.Context, topic string, partition int32, last int64, ok bool) error {
+// Passed records that the partition's records of a suspect batch, first
+// to last, were all processed: no record of it is running any more, and a
+// crash from now on (in another partition's records) charges none of
+// them.
+func (g *Guard) Passed(ctx context.Context, topic string, partition int32, first, last int64) error {
 	k := g.partitionKey(topic, partition)
-	pipe := g.rdb.TxPipeline()
-	pipe.HDel(ctx, k, "inflight")
-	if last >= 0 {
-		if ok {
-			pipe.HDel(ctx, k, countField(last))
-		} else {
-			pipe.HIncrBy(ctx, k, countField(last), -1)
-		}
+	if err := g.rdb.HSet(ctx, k, "inflight", batchRange(first, last)).Err(); err != nil {
+		return fmt.Errorf("crash guard %s: %w", k, err)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	return nil
+}
+
+// Done records that the partition's batch is finished: its results are
+// committed, or it failed in a way the process saw (an aborted
+// transaction, a revoked partition) and will be read again. Either way no
+// crash happened; the counts stay until the partition is past the crashed
+// batch, since an uncommitted quarantine is read (and decided) again.
+func (g *Guard) Done(ctx context.Context, topic string, partition int32) error {
+	k := g.partitionKey(topic, partition)
+	if err := g.rdb.HDel(ctx, k, "inflight").Err(); err != nil {
 		return fmt.Errorf("crash guard %s: %w", k, err)
 	}
 	return nil
@@ -172,12 +182,17 @@ func (g *Guard) Done(ctx context.Context, topic string, partition int32, last in
 
 func countField(offset int64) string { return "n" + strconv.FormatInt(offset, 10) }
 
-func parseRange(v string) (first, last int64, ok bool) {
-	a, b, found := strings.Cut(v, "-")
-	if !found {
-		return 0, 0, false
+// parseInflight reads an inflight field: the last offset in flight, and
+// whether it was one record marked by Next.
+func parseInflight(v string) (last int64, marked, ok bool) {
+	a, b, isRange := strings.Cut(v, "-")
+	if !isRange {
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, true, err == nil
 	}
-	first, err1 := strconv.ParseInt(a, 10, 64)
-	last, err2 := strconv.ParseInt(b, 10, 64)
-	return first, last, err1 == nil && err2 == nil
+	if _, err := strconv.ParseInt(a, 10, 64); err != nil {
+		return 0, false, false
+	}
+	n, err := strconv.ParseInt(b, 10, 64)
+	return n, false, err == nil
 }

@@ -2,6 +2,7 @@ package crashguard
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/hookline/hookline/pkg/testinfra"
@@ -34,82 +35,91 @@ func (c *consumer) begin(first, last int64) bool {
 	return suspect
 }
 
-func (c *consumer) next(off, prev int64) Plan {
+func (c *consumer) next(off int64) Plan {
 	c.t.Helper()
-	p, err := c.g.Next(context.Background(), "events", 0, off, prev)
+	p, err := c.g.Next(context.Background(), "events", 0, off)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return p
 }
 
-func (c *consumer) done(last int64, ok bool) {
+func (c *consumer) done() {
 	c.t.Helper()
-	if err := c.g.Done(context.Background(), "events", 0, last, ok); err != nil {
+	if err := c.g.Done(context.Background(), "events", 0); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
 // suspectBatch processes first..last record by record, as a consumer
-// does after a crash, up to the record crashAt (where the process dies:
-// no Done), or to the end (Done). It returns the plans Next gave.
-func (c *consumer) suspectBatch(first, last, crashAt int64) map[int64]Plan {
+// does after a crash, up to a record of crashAt that is not quarantined
+// (where the process dies: no Done), or to the end (Passed, Done). It
+// returns the plans Next gave.
+func (c *consumer) suspectBatch(first, last int64, crashAt ...int64) map[int64]Plan {
 	c.t.Helper()
 	plans := map[int64]Plan{}
-	prev := int64(-1)
 	for off := first; off <= last; off++ {
-		plans[off] = c.next(off, prev)
-		if off == crashAt && !plans[off].Quarantine {
+		plans[off] = c.next(off)
+		if slices.Contains(crashAt, off) && !plans[off].Quarantine {
 			return plans
 		}
-		prev = off
 	}
-	c.done(prev, true)
+	if err := c.g.Passed(context.Background(), "events", 0, first, last); err != nil {
+		c.t.Fatal(err)
+	}
+	c.done()
 	return plans
 }
 
-// TestCrashSequence follows a poison record at offset 12 in a batch of
-// 10..19 through the crashes it causes: after the batch's crash its
-// records are processed one by one, the poison is quarantined on its
-// third crash, no other record is, and the batches after the crashed one
-// are processed normally again with nothing left in Redis.
+// TestCrashSequence follows two poison records, 12 and 14, in a batch of
+// 10..19 through the crashes they cause: after the batch's crash its
+// records are processed one by one; 12 is quarantined on its third crash
+// (the batch's and two charged to it), and is still quarantined when the
+// crash of 14 makes the uncommitted quarantine be read again; no other
+// record is; the batches after the crashed one are processed normally
+// again, with nothing left in Redis.
 func TestCrashSequence(t *testing.T) {
 	c := newConsumer(t, 3)
 	if c.begin(0, 9) {
 		t.Fatal("first batch is suspect")
 	}
-	c.done(-1, true)
+	c.done()
 
 	c.begin(10, 19) // crash 1: the process dies mid-batch
-	for crash := 2; crash <= 3; crash++ {
+	deaths := 1
+	for {
 		c.restart()
 		if !c.begin(10, 19) {
-			t.Fatalf("after crash %d: the batch is not suspect", crash-1)
+			t.Fatalf("after %d crashes the batch is not suspect", deaths)
 		}
-		plans := c.suspectBatch(10, 19, 12) // crash 2 and 3: dies on 12 again
+		plans := c.suspectBatch(10, 19, 12, 14)
 		for off, p := range plans {
-			if p.Quarantine || p.Crashes != map[bool]int{true: crash - 1, false: 1}[off == 12] {
-				t.Fatalf("after crash %d, record %d: %+v", crash-1, off, p)
+			if p.Quarantine && off != 12 && off != 14 {
+				t.Fatalf("innocent record %d quarantined: %+v", off, p)
 			}
 		}
-	}
-	c.restart()
-	if !c.begin(10, 19) {
-		t.Fatal("after crash 3: the batch is not suspect")
-	}
-	plans := c.suspectBatch(10, 19, -1)
-	for off, p := range plans {
-		if p.Quarantine != (off == 12) {
-			t.Fatalf("record %d: %+v; only 12 is quarantined", off, p)
+		if len(plans) == 10 {
+			if !plans[12].Quarantine || !plans[14].Quarantine || plans[12].Crashes != 3 || plans[14].Crashes != 3 {
+				t.Fatalf("the poison records at the end: 12 %+v, 14 %+v", plans[12], plans[14])
+			}
+			break
+		}
+		deaths++
+		if deaths > 5 {
+			t.Fatalf("%d crashes and the poison records are not quarantined", deaths)
 		}
 	}
-	if p := plans[12]; p.Crashes != 3 || p.Reason("matcher") != "quarantined: this record crashed the matcher 3 times" {
-		t.Fatalf("poison after 3 crashes: %+v %q", p, p.Reason("matcher"))
+	if deaths != 5 {
+		t.Errorf("%d crashes, want 5: the batch's and two for each poison record", deaths)
 	}
+	if want := "quarantined: the matcher crashed 3 times while processing this record"; c.next(12).Reason("matcher") != want {
+		t.Errorf("reason %q, want %q", c.next(12).Reason("matcher"), want)
+	}
+	c.done()
 	if c.begin(20, 29) {
 		t.Fatal("the batch after the crashed one is suspect")
 	}
-	c.done(-1, true)
+	c.done()
 	n, err := c.g.rdb.HLen(context.Background(), c.g.partitionKey("events", 0)).Result()
 	if err != nil || n != 0 {
 		t.Fatalf("state left after recovery: %d fields, %v", n, err)
@@ -118,25 +128,30 @@ func TestCrashSequence(t *testing.T) {
 
 // TestFailuresSeenAreNotCrashes: a batch that fails in a way the process
 // sees (an aborted transaction) is read again normally, and a record of a
-// suspect batch that fails so does not gain a crash.
+// suspect batch that fails so is charged no crash; nor is one that passed
+// when another partition's record crashes the process later.
 func TestFailuresSeenAreNotCrashes(t *testing.T) {
 	c := newConsumer(t, 2)
 	for range 5 {
 		if c.begin(0, 9) {
 			t.Fatal("a batch after aborts is suspect")
 		}
-		c.done(-1, false)
+		c.done()
 	}
 	c.begin(0, 9) // a crash
-	c.restart()
 	for range 5 {
+		c.restart()
 		if !c.begin(0, 9) {
 			t.Fatal("the crashed batch is not suspect")
 		}
-		if p := c.next(0, -1); p.Quarantine || p.Crashes != 1 {
+		if p := c.next(0); p.Quarantine || p.Crashes != 1 {
 			t.Fatalf("record after aborts: %+v", p)
 		}
-		c.done(0, false)
+		if err := c.g.Passed(context.Background(), "events", 0, 0, 9); err != nil {
+			t.Fatal(err)
+		}
+		// The process dies now, in another partition's record, or the
+		// transaction aborts: either way record 0 is not charged.
 	}
 	if ttl := c.g.rdb.TTL(context.Background(), c.g.partitionKey("events", 0)).Val(); ttl <= 0 || ttl > stateTTL {
 		t.Fatalf("state TTL %v, want up to %v", ttl, stateTTL)

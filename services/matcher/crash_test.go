@@ -167,7 +167,7 @@ func TestCrashQuarantine(t *testing.T) {
 			reason = string(h.Value)
 		}
 	}
-	if reason != fmt.Sprintf("quarantined: this record crashed the matcher %d times", limit) {
+	if reason != fmt.Sprintf("quarantined: the matcher crashed %d times while processing this record", limit) {
 		t.Errorf("rejected with reason %q", reason)
 	}
 }

@@ -86,7 +86,7 @@ func (m *Matcher) Consume(ctx context.Context, sess *kgo.GroupTransactSession, l
 			commit = kgo.TryAbort
 		}
 		committed, err := sess.End(endCtx, commit)
-		m.done(endCtx, batches, committed && err == nil, log)
+		m.done(endCtx, batches, log)
 		cancel()
 		switch {
 		case err != nil:
@@ -106,8 +106,7 @@ type batch struct {
 	topic     string
 	partition int32
 	records   []*kgo.Record
-	guarded   bool  // Begin succeeded: Done is owed
-	marked    int64 // the last record Next marked, or -1
+	guarded   bool // Begin succeeded: Done is owed
 }
 
 // begin tells the Guard about every partition's records of a poll; true
@@ -122,7 +121,7 @@ func (m *Matcher) begin(ctx context.Context, fetches kgo.Fetches, log zerolog.Lo
 		if len(p.Records) == 0 {
 			return
 		}
-		b := &batch{topic: p.Topic, partition: p.Partition, records: p.Records, marked: -1}
+		b := &batch{topic: p.Topic, partition: p.Partition, records: p.Records}
 		out = append(out, b)
 		if m.Guard == nil {
 			return
@@ -139,13 +138,14 @@ func (m *Matcher) begin(ctx context.Context, fetches kgo.Fetches, log zerolog.Lo
 	return out, suspect
 }
 
-// done tells the Guard that the poll's batches ended, committed or not.
-func (m *Matcher) done(ctx context.Context, batches []*batch, committed bool, log zerolog.Logger) {
+// done tells the Guard that the poll's batches ended, committed or not:
+// either way the process did not crash on them.
+func (m *Matcher) done(ctx context.Context, batches []*batch, log zerolog.Logger) {
 	for _, b := range batches {
 		if !b.guarded {
 			continue
 		}
-		if err := m.Guard.Done(ctx, b.topic, b.partition, b.marked, committed); err != nil {
+		if err := m.Guard.Done(ctx, b.topic, b.partition); err != nil {
 			log.Warn().Err(err).Str("topic", b.topic).Int32("partition", b.partition).Msg("crash guard")
 		}
 	}
@@ -187,6 +187,12 @@ func (m *Matcher) produce(ctx context.Context, sess *kgo.GroupTransactSession, b
 			for _, r := range b.records {
 				emit(m.processMarked(ctx, b, r, log))
 			}
+			if b.guarded {
+				first, last := b.records[0].Offset, b.records[len(b.records)-1].Offset
+				if err := m.Guard.Passed(ctx, b.topic, b.partition, first, last); err != nil {
+					log.Warn().Err(err).Str("topic", b.topic).Int32("partition", b.partition).Msg("crash guard")
+				}
+			}
 		}
 	} else {
 		for _, b := range batches {
@@ -204,12 +210,11 @@ func (m *Matcher) processMarked(ctx context.Context, b *batch, r *kgo.Record, lo
 	if !b.guarded {
 		return m.ProcessBatch([]*kgo.Record{r})
 	}
-	plan, err := m.Guard.Next(ctx, b.topic, b.partition, r.Offset, b.marked)
+	plan, err := m.Guard.Next(ctx, b.topic, b.partition, r.Offset)
 	if err != nil {
 		log.Warn().Err(err).Str("topic", b.topic).Int32("partition", b.partition).Msg("crash guard unavailable; matching without it")
 		return m.ProcessBatch([]*kgo.Record{r})
 	}
-	b.marked = r.Offset
 	if plan.Quarantine {
 		m.Metrics.quarantined()
 		log.Error().Str("topic", b.topic).Int32("partition", b.partition).Int64("offset", r.Offset).
