@@ -87,7 +87,7 @@
 // unit per ten bytes, matches() takes literal patterns of at most
 // MaxRegexProgram instructions, and an evaluation is interrupted after
 // MaxEvalTime. One evaluation over the largest event allocates at most
-// about 12 MiB (FuzzExpressionMemory); docs/limits.md explains each bound.
+// 16 MiB (FuzzExpressionMemory); docs/limits.md explains each bound.
 //
 // # Derived fields
 //
