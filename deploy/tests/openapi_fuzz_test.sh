@@ -84,6 +84,9 @@ log "ingest ready at $API (prefix $prefix); fuzzing for ${SECONDS_BUDGET}s, seed
 # hypothesis's ast.parse hits a CPython 3.11 bug ("AST constructor recursion
 # depth mismatch") and schemathesis reports it as an error of the API.
 rc=0
+# From the work directory: schemathesis keeps state in .schemathesis/ of
+# the current directory.
+cd "$work"
 timeout --kill-after=10 $((SECONDS_BUDGET + 120)) "$ST" run "$API/openapi.json" \
   --header "Authorization: Bearer key-acme" \
   --checks all --exclude-checks positive_data_acceptance \
