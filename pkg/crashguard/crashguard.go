@@ -10,9 +10,9 @@
 // quarantined: the caller diverts it to its dead-letter or rejected topic
 // with the reason instead of processing it once more.
 //
-// Use it around each partition's batch: Begin before processing it; in a
+// Use it around each poll's batches: Begin before processing them; in a
 // suspect batch, Next before each record and Passed after the last; Done
-// when the batch's results are committed or known to have failed. A Begin
+// when the batches' results are committed or known to have failed. A Begin
 // or Next without its Done is what a crash leaves behind. Records marked
 // with Next must be processed one at a time across all partitions, so
 // that the record marked when the process dies is the one that was
@@ -96,47 +96,66 @@ func batchRange(first, last int64) string {
 	return strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10)
 }
 
-// Begin records that the offsets first to last of a partition are about
-// to be processed, and reports whether they are suspect: some were in
-// flight when the process last died. A suspect batch is processed one
-// record at a time, calling Next before each. Begin also charges the crash
-// it finds to the record that was marked, if one was. An error (Redis
-// unreachable) leaves the batch unprotected: the caller processes it as
-// usual rather than stall every tenant on Redis.
-func (g *Guard) Begin(ctx context.Context, topic string, partition int32, first, last int64) (bool, error) {
-	k := g.partitionKey(topic, partition)
-	state, err := g.rdb.HGetAll(ctx, k).Result()
-	if err != nil {
-		return false, fmt.Errorf("crash guard %s: %w", k, err)
+// Span is one partition's batch: the offsets First to Last of Topic's
+// Partition.
+type Span struct {
+	Topic     string
+	Partition int32
+	First     int64
+	Last      int64
+}
+
+// Begin records that the spans (each a partition's batch of one poll) are
+// about to be processed, and reports for each whether it is suspect: some
+// of its offsets were in flight when the process last died. A suspect
+// batch is processed one record at a time, calling Next before each.
+// Begin also charges the crash it finds to the record that was marked, if
+// one was. It costs two Redis round trips whatever the number of spans.
+// An error (Redis unreachable) leaves the batches unprotected: the caller
+// processes them as usual rather than stall every tenant on Redis.
+func (g *Guard) Begin(ctx context.Context, spans ...Span) ([]bool, error) {
+	read := g.rdb.Pipeline()
+	states := make([]*redis.MapStringStringCmd, len(spans))
+	for i, sp := range spans {
+		states[i] = read.HGetAll(ctx, g.partitionKey(sp.Topic, sp.Partition))
 	}
-	suspect, known := int64(-1), false
-	if v, ok := state["suspect"]; ok {
-		suspect, _ = strconv.ParseInt(v, 10, 64)
-		known = true
+	if _, err := read.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("crash guard: %w", err)
 	}
-	pipe := g.rdb.TxPipeline()
-	if v, ok := state["inflight"]; ok {
-		// Begun and never done: the process died while processing it.
-		end, marked, ok := parseInflight(v)
-		if ok && marked {
-			pipe.HIncrBy(ctx, k, countField(end), 1)
+	suspects := make([]bool, len(spans))
+	write := g.rdb.TxPipeline()
+	for i, sp := range spans {
+		k := g.partitionKey(sp.Topic, sp.Partition)
+		state := states[i].Val()
+		suspect, known := int64(-1), false
+		if v, ok := state["suspect"]; ok {
+			suspect, _ = strconv.ParseInt(v, 10, 64)
+			known = true
 		}
-		if ok && end > suspect {
-			suspect, known = end, true
-			pipe.HSet(ctx, k, "suspect", suspect)
+		if v, ok := state["inflight"]; ok {
+			// Begun and never done: the process died while processing it.
+			end, marked, ok := parseInflight(v)
+			if ok && marked {
+				write.HIncrBy(ctx, k, countField(end), 1)
+			}
+			if ok && end > suspect {
+				suspect, known = end, true
+				write.HSet(ctx, k, "suspect", suspect)
+			}
 		}
+		if known && sp.First > suspect {
+			// Past the crashed batch: back to normal, counts forgotten.
+			write.Del(ctx, k)
+			known = false
+		}
+		write.HSet(ctx, k, "inflight", batchRange(sp.First, sp.Last))
+		write.Expire(ctx, k, stateTTL)
+		suspects[i] = known
 	}
-	if known && first > suspect {
-		// Past the crashed batch: back to normal, counts forgotten.
-		pipe.Del(ctx, k)
-		known = false
+	if _, err := write.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("crash guard: %w", err)
 	}
-	pipe.HSet(ctx, k, "inflight", batchRange(first, last))
-	pipe.Expire(ctx, k, stateTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return false, fmt.Errorf("crash guard %s: %w", k, err)
-	}
-	return known, nil
+	return suspects, nil
 }
 
 // Next marks the record at offset as the one being processed, in a
@@ -167,15 +186,19 @@ func (g *Guard) Passed(ctx context.Context, topic string, partition int32, first
 	return nil
 }
 
-// Done records that the partition's batch is finished: its results are
-// committed, or it failed in a way the process saw (an aborted
+// Done records that the spans' batches are finished: their results are
+// committed, or they failed in a way the process saw (an aborted
 // transaction, a revoked partition) and will be read again. Either way no
-// crash happened; the counts stay until the partition is past the crashed
-// batch, since an uncommitted quarantine is read (and decided) again.
-func (g *Guard) Done(ctx context.Context, topic string, partition int32) error {
-	k := g.partitionKey(topic, partition)
-	if err := g.rdb.HDel(ctx, k, "inflight").Err(); err != nil {
-		return fmt.Errorf("crash guard %s: %w", k, err)
+// crash happened; the counts stay until a partition is past the crashed
+// batch, since an uncommitted quarantine is read (and decided) again. It
+// costs one Redis round trip.
+func (g *Guard) Done(ctx context.Context, spans ...Span) error {
+	pipe := g.rdb.Pipeline()
+	for _, sp := range spans {
+		pipe.HDel(ctx, g.partitionKey(sp.Topic, sp.Partition), "inflight")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("crash guard: %w", err)
 	}
 	return nil
 }

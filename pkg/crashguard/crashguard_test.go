@@ -28,11 +28,11 @@ func (c *consumer) restart() { c.g = &Guard{rdb: c.g.rdb, key: c.g.key, limit: c
 
 func (c *consumer) begin(first, last int64) bool {
 	c.t.Helper()
-	suspect, err := c.g.Begin(context.Background(), "events", 0, first, last)
+	suspect, err := c.g.Begin(context.Background(), Span{"events", 0, first, last})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return suspect
+	return suspect[0]
 }
 
 func (c *consumer) next(off int64) Plan {
@@ -46,7 +46,7 @@ func (c *consumer) next(off int64) Plan {
 
 func (c *consumer) done() {
 	c.t.Helper()
-	if err := c.g.Done(context.Background(), "events", 0); err != nil {
+	if err := c.g.Done(context.Background(), Span{Topic: "events"}); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -123,6 +123,25 @@ func TestCrashSequence(t *testing.T) {
 	n, err := c.g.rdb.HLen(context.Background(), c.g.partitionKey("events", 0)).Result()
 	if err != nil || n != 0 {
 		t.Fatalf("state left after recovery: %d fields, %v", n, err)
+	}
+}
+
+// TestSpansArePartitions: one Begin covers several partitions, each with
+// its own state.
+func TestSpansArePartitions(t *testing.T) {
+	c := newConsumer(t, 3)
+	ctx := context.Background()
+	t.Cleanup(func() { c.g.rdb.Del(ctx, c.g.partitionKey("events", 1)) })
+	spans := []Span{{"events", 0, 0, 9}, {"events", 1, 100, 109}}
+	if _, err := c.g.Begin(ctx, spans...); err != nil { // a crash
+		t.Fatal(err)
+	}
+	if err := c.g.Done(ctx, spans[1]); err != nil { // partition 1 had finished
+		t.Fatal(err)
+	}
+	got, err := c.g.Begin(ctx, Span{"events", 0, 0, 9}, Span{"events", 1, 110, 119})
+	if err != nil || !got[0] || got[1] {
+		t.Fatalf("Begin after a crash in partition 0 = %v, %v; want [true false]", got, err)
 	}
 }
 

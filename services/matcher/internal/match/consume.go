@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/crashguard"
 )
 
 const (
@@ -113,41 +115,45 @@ type batch struct {
 // when some were in flight at a crash, so that the poll is matched one
 // event at a time.
 func (m *Matcher) begin(ctx context.Context, fetches kgo.Fetches, log zerolog.Logger) ([]*batch, bool) {
-	var (
-		out     []*batch
-		suspect bool
-	)
+	var out []*batch
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if len(p.Records) == 0 {
-			return
+		if len(p.Records) > 0 {
+			out = append(out, &batch{topic: p.Topic, partition: p.Partition, records: p.Records})
 		}
-		b := &batch{topic: p.Topic, partition: p.Partition, records: p.Records}
-		out = append(out, b)
-		if m.Guard == nil {
-			return
-		}
-		first, last := p.Records[0].Offset, p.Records[len(p.Records)-1].Offset
-		s, err := m.Guard.Begin(ctx, p.Topic, p.Partition, first, last)
-		if err != nil {
-			log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Partition).Msg("crash guard unavailable; matching without it")
-			return
-		}
-		b.guarded = true
-		suspect = suspect || s
 	})
+	if m.Guard == nil || len(out) == 0 {
+		return out, false
+	}
+	suspects, err := m.Guard.Begin(ctx, spans(out)...)
+	if err != nil {
+		log.Warn().Err(err).Msg("crash guard unavailable; matching without it")
+		return out, false
+	}
+	suspect := false
+	for i, b := range out {
+		b.guarded = true
+		suspect = suspect || suspects[i]
+	}
 	return out, suspect
+}
+
+// spans are the batches as the Guard counts them.
+func spans(batches []*batch) []crashguard.Span {
+	out := make([]crashguard.Span, len(batches))
+	for i, b := range batches {
+		out[i] = crashguard.Span{Topic: b.topic, Partition: b.partition, First: b.records[0].Offset, Last: b.records[len(b.records)-1].Offset}
+	}
+	return out
 }
 
 // done tells the Guard that the poll's batches ended, committed or not:
 // either way the process did not crash on them.
 func (m *Matcher) done(ctx context.Context, batches []*batch, log zerolog.Logger) {
-	for _, b := range batches {
-		if !b.guarded {
-			continue
-		}
-		if err := m.Guard.Done(ctx, b.topic, b.partition); err != nil {
-			log.Warn().Err(err).Str("topic", b.topic).Int32("partition", b.partition).Msg("crash guard")
-		}
+	if m.Guard == nil || len(batches) == 0 || !batches[0].guarded {
+		return
+	}
+	if err := m.Guard.Done(ctx, spans(batches)...); err != nil {
+		log.Warn().Err(err).Msg("crash guard")
 	}
 }
 
