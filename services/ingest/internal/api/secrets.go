@@ -65,6 +65,9 @@ func (s *Server) readGrace(w http.ResponseWriter, r *http.Request) (time.Duratio
 	if p := jsonContent(r); p != nil {
 		return 0, p
 	}
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return 0, problem.Invalid(fe)
+	}
 	var in rotateInput
 	if errs := decodeStrict(body, &in); errs != nil {
 		return 0, problem.Invalid(errs...)
