@@ -620,3 +620,55 @@ func TestPageParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyQueryParameters: a documented integer, boolean or date-time
+// query parameter sent empty is refused naming it, on every list that has
+// one, rather than read as left out.
+func TestEmptyQueryParameters(t *testing.T) {
+	h := offlineServer(t).Handler()
+	for path, field := range map[string]string{
+		"/v1/event-types?limit=":     "limit",
+		"/v1/dead-letters?limit=":    "limit",
+		"/v1/dead-letters?since=":    "since",
+		"/v1/dead-letters?until=":    "until",
+		"/v1/dead-letters?since=now": "since",
+	} {
+		rec := do(t, h, http.MethodGet, path, "key-acme", "")
+		p := problemOf(t, http.StatusBadRequest, rec.Header(), rec.Body.Bytes())
+		if len(p.Errors) != 1 || p.Errors[0].Field != field {
+			t.Errorf("%s: %+v, want %s named", path, p.Errors, field)
+		}
+	}
+}
+
+// TestNullBodies: a body of JSON null is refused, naming the body, where
+// an object is documented (encoding/json would read it as {}, and a PATCH
+// of null answered 200 changing nothing), and so is a null route or
+// derived field; a rotation's optional body may be null.
+func TestNullBodies(t *testing.T) {
+	for name, v := range map[string]any{
+		"subscription":   &subscriptionInput{},
+		"update":         &updateInput{},
+		"event type":     &eventTypeInput{},
+		"portal session": &portalSessionInput{},
+		"replay":         &replayInput{},
+	} {
+		if errs := decodeStrict([]byte(" null "), v); len(errs) != 1 || errs[0].Field != "" {
+			t.Errorf("%s: null gave %+v, want one error about the body", name, errs)
+		}
+	}
+	s := offlineServer(t)
+	var in subscriptionInput
+	if errs := decodeStrict([]byte(`{"routes":[null],"derive":[null]}`), &in); errs != nil {
+		t.Fatal(errs)
+	}
+	errs := s.apply(&in, newSubscription("sub_1", "acme", testNow), false)
+	if !hasField(errs, "routes[0]") || !hasField(errs, "derive[0]") {
+		t.Errorf("null route and derived field: %+v, want routes[0] and derive[0] named", errs)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/v1/subscriptions/sub_1/secrets/rotate", strings.NewReader("null"))
+	req.Header.Set("Content-Type", "application/json")
+	if grace, p := s.readGrace(httptest.NewRecorder(), req); p != nil || grace != defaultGrace {
+		t.Errorf("rotation body null: %v, %+v; want the default grace", grace, p)
+	}
+}
