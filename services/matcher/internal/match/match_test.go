@@ -19,6 +19,7 @@ import (
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
@@ -260,6 +261,51 @@ func TestOversizedDeliveryIsDeadLettered(t *testing.T) {
 				}
 				if want == "dead-lettered" && !strings.Contains(got[sub], "bytes, more than") {
 					t.Errorf("%s: dead letter says %q, want the size", sub, got[sub])
+				}
+			}
+		})
+	}
+}
+
+// TestRouteTargetsAndTheirDeadLetters: a delivery names its target for
+// the sender to resolve at each attempt (resolve_url, and the route by
+// its condition with the values its URL was filled with). A route URL the
+// event cannot fill is dead-lettered for that subscription alone, visibly,
+// still naming the route, so that a replay after the owner fixed the
+// subscription finds it; the event's other subscriptions get theirs.
+func TestRouteTargetsAndTheirDeadLetters(t *testing.T) {
+	const cond = `{"field":"data.region","op":"eq","value":"eu"}`
+	routed := testSub("acme", "routed", "order.created")
+	routed.AllowedHosts = []string{"*.hooks.example"}
+	routed.Routes = []record.Route{{Condition: cond, URL: "https://{{data.shop}}.hooks.example/in"}}
+	m := testMatcher(t, routed, testSub("acme", "plain", "order.created"))
+	tests := []struct {
+		name, data, url, values string // values: the route's recorded values as JSON
+		deadLettered            bool
+	}{
+		{"route filled", `{"region":"eu","shop":"acme"}`, "https://acme.hooks.example/in", `{"data.shop":"acme"}`, false},
+		{"route value missing", `{"region":"eu"}`, "", `{}`, true},
+		{"route URL refused", `{"region":"eu","shop":"a.b/c"}`, "", `{"data.shop":"a.b/c"}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: "order.created", OccurredAt: occurred, Data: tc.data}
+			recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
+			got := outcomes(t, m, recs)
+			if got["plain"] != "delivered" {
+				t.Errorf("plain: %s, want delivered", got["plain"])
+			}
+			if dead := strings.HasPrefix(got["routed"], "dead-lettered"); dead != tc.deadLettered {
+				t.Fatalf("routed: %s, dead-lettered %v wanted", got["routed"], tc.deadLettered)
+			}
+			for _, r := range recs {
+				var d record.Delivery
+				if r.Topic == m.Topics.DeliveryLog || m.Codecs.Delivery.Unmarshal(r.Value, &d) != nil || d.SubscriptionID != "routed" {
+					continue
+				}
+				values, _ := json.Marshal(d.Route.Values)
+				if !d.ResolveURL || d.Route == nil || d.Route.Condition != routeurl.ConditionID(cond) || string(values) != tc.values || d.URL != tc.url {
+					t.Errorf("delivery %+v route %+v: want resolve_url, the route's id, values %s and URL %q", d, d.Route, tc.values, tc.url)
 				}
 			}
 		})
