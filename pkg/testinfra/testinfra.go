@@ -69,21 +69,69 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	specs := cfg.Topics.Specs(tiers)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
 	if err := kafka.EnsureTopics(ctx, adm, specs, cfg.Partitions, cfg.ReplicationFactor); err != nil {
 		cl.Close()
 		t.Fatalf("create topics on %s: %v", brokers, err)
 	}
+	if err := awaitTopics(ctx, adm, cfg.Partitions, names); err != nil {
+		cl.Close()
+		t.Fatalf("topics created on %s: %v", brokers, err)
+	}
 	t.Cleanup(func() {
 		defer cl.Close()
-		names := make([]string, len(specs))
-		for i, s := range specs {
-			names[i] = s.Name
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = adm.DeleteTopics(ctx, names...)
 	})
 	return cfg
+}
+
+// awaitTopics returns once the broker's metadata has every topic with its
+// partitions led. CreateTopics returns when the controller has the
+// topics, before the broker has applied them: a produce right after could
+// then fail with UNKNOWN_TOPIC_OR_PARTITION once the client's few
+// metadata retries ran out, which happened on a loaded machine.
+func awaitTopics(ctx context.Context, adm *kadm.Client, partitions int32, names []string) error {
+	for {
+		md, err := adm.Metadata(ctx, names...)
+		if err == nil {
+			err = topicsReady(md, partitions, names)
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not all ready: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// topicsReady says which of names md lacks, or has without a leader for
+// every partition.
+func topicsReady(md kadm.Metadata, partitions int32, names []string) error {
+	for _, name := range names {
+		td, ok := md.Topics[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("topic %s not in the metadata", name)
+		case td.Err != nil:
+			return fmt.Errorf("topic %s: %w", name, td.Err)
+		case int32(len(td.Partitions)) != partitions:
+			return fmt.Errorf("topic %s has %d of %d partitions", name, len(td.Partitions), partitions)
+		}
+		for _, p := range td.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Errorf("topic %s partition %d has no leader (%v)", name, p.Partition, p.Err)
+			}
+		}
+	}
+	return nil
 }
 
 // Redis returns a client of the test Redis.

@@ -1,10 +1,12 @@
 package schedule_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,8 +87,15 @@ func (e *env) produce(recs ...*kgo.Record) {
 // the test ends).
 func (e *env) start(group, txnID string, extra ...kgo.Opt) (stop func()) {
 	e.t.Helper()
+	return e.startWatched(group, txnID, nil, extra...)
+}
+
+// startWatched is start with handed called with the id of each delivery
+// the scheduler is handed, before it waits for its due time.
+func (e *env) startWatched(group, txnID string, handed func(id string), extra ...kgo.Opt) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	_, c, tx, err := newScheduler(ctx, e.cfg, group, txnID, []string{e.tier}, extra...)
+	_, c, tx, err := newScheduler(ctx, e.cfg, group, txnID, []string{e.tier}, handed, extra...)
 	if err != nil {
 		cancel()
 		e.t.Fatal(err)
@@ -109,14 +118,28 @@ func (e *env) start(group, txnID string, extra ...kgo.Opt) (stop func()) {
 	return stop
 }
 
-func newScheduler(ctx context.Context, cfg kafka.Config, group, txnID string, topics []string, extra ...kgo.Opt) (*schedule.Scheduler, *kafka.Consumer, *kafka.Transactor, error) {
+// newScheduler builds a scheduler; handed, when not nil, is called with
+// the id of each delivery in a batch before the scheduler handles it.
+func newScheduler(ctx context.Context, cfg kafka.Config, group, txnID string, topics []string, handed func(id string), extra ...kgo.Opt) (*schedule.Scheduler, *kafka.Consumer, *kafka.Transactor, error) {
 	codecs, err := record.LoadCodecs()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	s := &schedule.Scheduler{Codecs: codecs, Topics: cfg.Topics, Log: testinfra.Logger(), Now: time.Now,
 		Lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lateness"})}
-	c, err := kafka.NewConsumer(cfg, group, topics, s.Handle, testinfra.Logger(), extra...)
+	handle := s.Handle
+	if handed != nil {
+		handle = func(ctx context.Context, b kafka.Batch) error {
+			for _, r := range b.Records {
+				var d record.Delivery
+				if codecs.Delivery.Unmarshal(r.Value, &d) == nil {
+					handed(d.ID)
+				}
+			}
+			return s.Handle(ctx, b)
+		}
+	}
+	c, err := kafka.NewConsumer(cfg, group, topics, handle, testinfra.Logger(), extra...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -360,8 +383,8 @@ func TestUndecodableGoesToDLQ(t *testing.T) {
 }
 
 // crashData is what the crash tests schedule: some records due already,
-// released by the first scheduler, and some due seconds later, which it
-// holds (paused) when it dies.
+// released by the first scheduler, and some due later, which it holds
+// (paused) when it stops or dies.
 func crashData(now time.Time, later time.Duration) (due, pending []scheduled) {
 	for p := range int32(3) {
 		for i := range 3 {
@@ -375,23 +398,81 @@ func crashData(now time.Time, later time.Duration) (due, pending []scheduled) {
 	return due, pending
 }
 
+// handed is the set of deliveries a scheduler was handed.
+type handed struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (h *handed) add(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ids == nil {
+		h.ids = map[string]bool{}
+	}
+	h.ids[id] = true
+}
+
+// waitFor returns once every one of ds was handed to the scheduler.
+func (h *handed) waitFor(t testing.TB, timeout time.Duration, ds []scheduled) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		h.mu.Lock()
+		missing := slices.IndexFunc(ds, func(s scheduled) bool { return !h.ids[s.id] })
+		h.mu.Unlock()
+		if missing < 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scheduler was not handed %s within %v", ds[missing].id, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// crashSetup is how the crash tests reach the moment they stop or kill the
+// first scheduler: it releases the due deliveries (so it runs), then
+// holds pending ones, queued only now and due 4 s later. Queuing them
+// only once the scheduler runs keeps its start (a group join and a
+// transactional producer: seconds on a loaded machine) out of their
+// delay; queued up front, they fell due during a slow start and were
+// rightly released by the scheduler that was to be stopped mid-wait.
+func crashSetup(t *testing.T, e *env, col *collector, got *handed) (due, pending []scheduled) {
+	t.Helper()
+	due, _ = crashData(time.Now(), 0)
+	e.schedule(due...)
+	col.waitFor(t, 30*time.Second, ids(due)...)
+	_, pending = crashData(time.Now(), 4*time.Second)
+	e.schedule(pending...)
+	got.waitFor(t, 20*time.Second, pending)
+	return due, pending
+}
+
+// checkHeld fails unless some pending delivery was still held, not
+// released, when the first scheduler stopped: otherwise the test did not
+// stop it mid-wait. Those it did release must not have been early, which
+// checkReleases checks with the rest.
+func checkHeld(t *testing.T, col *collector, pending []scheduled) {
+	t.Helper()
+	released := col.released()
+	if !slices.ContainsFunc(pending, func(s scheduled) bool { return len(released[s.id]) == 0 }) {
+		t.Fatal("every pending delivery was released before the scheduler stopped: it did not stop mid-wait")
+	}
+}
+
 // TestStoppedMidWaitResumes stops a scheduler while it waits for due
 // times; a new one in the same group releases the rest: none lost, none
 // twice, none early.
 func TestStoppedMidWaitResumes(t *testing.T) {
 	e := newEnv(t)
-	due, pending := crashData(time.Now(), 4*time.Second)
-	e.schedule(append(due, pending...)...)
 	col := e.collect()
 	group, txnID := e.cfg.Topics.Prefix+"retry", e.cfg.Topics.Prefix+"txn-1"
-	stop := e.start(group, txnID)
-	col.waitFor(t, 20*time.Second, ids(due)...)
+	var got handed
+	stop := e.startWatched(group, txnID, got.add)
+	due, pending := crashSetup(t, e, col, &got)
 	stop()
-	for _, s := range pending {
-		if len(col.released()[s.id]) != 0 {
-			t.Fatalf("%s released before its due time was near", s.id)
-		}
-	}
+	checkHeld(t, col, pending)
 	e.start(group, txnID)
 	all := append(due, pending...)
 	col.waitFor(t, 30*time.Second, ids(all)...)
@@ -404,36 +485,51 @@ func TestStoppedMidWaitResumes(t *testing.T) {
 // every delivery exactly once and none early.
 func TestKilledSchedulerLosesNothing(t *testing.T) {
 	e := newEnv(t)
-	due, pending := crashData(time.Now(), 6*time.Second)
-	e.schedule(append(due, pending...)...)
 	col := e.collect()
 	group, txnID := e.cfg.Topics.Prefix+"retry", e.cfg.Topics.Prefix+"txn-1"
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperScheduler$")
 	cmd.Env = append(os.Environ(), "HOOKLINE_SCHEDULER_HELPER=1", "HELPER_PREFIX="+e.cfg.Topics.Prefix,
 		"HELPER_GROUP="+group, "HELPER_TXN="+txnID, "HELPER_TIER="+e.tier)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The helper says which deliveries it was handed ("handed <id>"); the
+	// rest of its output is passed on.
+	var got handed
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), helperHanded); ok {
+				got.add(id)
+			} else {
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+		}
+	}()
 	killed := false
 	t.Cleanup(func() {
 		if !killed {
 			_ = cmd.Process.Kill()
+			<-read
 			_ = cmd.Wait()
 		}
 	})
-	col.waitFor(t, 30*time.Second, ids(due)...)
+	due, pending := crashSetup(t, e, col, &got)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	<-read
 	_ = cmd.Wait()
 	killed = true
-	for _, s := range pending {
-		if len(col.released()[s.id]) != 0 {
-			t.Fatalf("%s released before its due time was near", s.id)
-		}
-	}
+	checkHeld(t, col, pending)
 
 	e.start(group, txnID)
 	all := append(due, pending...)
@@ -441,6 +537,9 @@ func TestKilledSchedulerLosesNothing(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive with the rest
 	checkReleases(t, all, col.released(), 15*time.Second)
 }
+
+// helperHanded starts the helper's line for each delivery it was handed.
+const helperHanded = "handed "
 
 // TestHelperScheduler is the process TestKilledSchedulerLosesNothing kills.
 func TestHelperScheduler(t *testing.T) {
@@ -450,8 +549,9 @@ func TestHelperScheduler(t *testing.T) {
 	cfg := kafka.Config{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ","), ClientID: "hookline-helper",
 		Topics: kafka.NewTopics(os.Getenv("HELPER_PREFIX")), Partitions: 3, ReplicationFactor: 1}
 	ctx := context.Background()
+	handed := func(id string) { fmt.Println(helperHanded + id) }
 	// A short session lets the group notice the kill quickly.
-	_, c, _, err := newScheduler(ctx, cfg, os.Getenv("HELPER_GROUP"), os.Getenv("HELPER_TXN"), []string{os.Getenv("HELPER_TIER")},
+	_, c, _, err := newScheduler(ctx, cfg, os.Getenv("HELPER_GROUP"), os.Getenv("HELPER_TXN"), []string{os.Getenv("HELPER_TIER")}, handed,
 		kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(time.Second))
 	if err != nil {
 		t.Fatal(err)
