@@ -150,3 +150,60 @@ func jsonFields(t reflect.Type) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestOpenAPIDocumentsWhoMayCall checks each operation's security against
+// the server: portalToken is listed exactly on the routes a portal
+// session may call (portalRoutes), every operation that takes a
+// credential documents 401, and those a portal token is refused document
+// 403.
+func TestOpenAPIDocumentsWhoMayCall(t *testing.T) {
+	type operation struct {
+		Security  *[]map[string][]string     `json:"security"`
+		Responses map[string]json.RawMessage `json:"responses"`
+	}
+	var doc struct {
+		Security []map[string][]string                 `json:"security"`
+		Paths    map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["apiKey"] == nil {
+		t.Fatalf("top-level security %v, want the API key", doc.Security)
+	}
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			if method == "parameters" {
+				continue
+			}
+			var op operation
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			pattern := strings.ToUpper(method) + " " + path
+			security := doc.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			var schemes []string
+			for _, s := range security {
+				schemes = append(schemes, slices.Collect(maps.Keys(s))...)
+			}
+			slices.Sort(schemes)
+			switch {
+			case len(schemes) == 0:
+				continue // public: the registry, this document, the console's page
+			case portalRoutes[pattern] && !slices.Equal(schemes, []string{"apiKey", "portalToken"}):
+				t.Errorf("%s: security %v, want apiKey and portalToken: a portal session may call it", pattern, schemes)
+			case !portalRoutes[pattern] && !slices.Equal(schemes, []string{"apiKey"}):
+				t.Errorf("%s: security %v, want apiKey only: a portal token gets 403", pattern, schemes)
+			}
+			if op.Responses["401"] == nil {
+				t.Errorf("%s takes a credential but documents no 401", pattern)
+			}
+			if !portalRoutes[pattern] && op.Responses["403"] == nil {
+				t.Errorf("%s refuses portal tokens but documents no 403", pattern)
+			}
+		}
+	}
+}
