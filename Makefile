@@ -100,9 +100,9 @@ bench-logstore: ## delivery-history store on a real PostgreSQL: write throughput
 
 # Not part of `make test`: it takes 5 to 6 minutes of a 2-core machine.
 .PHONY: test-faults
-test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and brokers, sink down 30s, scale out and in; nothing lost
+test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and brokers, sink down 30s, scale out and in, poison events; nothing lost
 	@loadtest/bench.sh -faults -size full $(BENCH_FLAGS)
 
 .PHONY: test-deploy
-test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode and signatures by non-Go tools)
-	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh; do deploy/tests/$$t || exit 1; done
+test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode and signatures by non-Go tools, OpenAPI fuzzing)
+	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do deploy/tests/$$t || exit 1; done

@@ -82,11 +82,12 @@ echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_POSTGRE
 go test -race -count=1 -timeout 20m "$@"
 
 # What deploy/ ships: manifests, dashboards and alert rules, the delivery
-# log read by tools that are not Hookline's own (Python, kcat), and webhooks
-# verified by signature libraries that are not Hookline's (Python, Node).
+# log read by tools that are not Hookline's own (Python, kcat), webhooks
+# verified by signature libraries that are not Hookline's (Python, Node), and
+# the OpenAPI document checked against a real ingest by schemathesis.
 # HOOKLINE_TEST_GO_ONLY=1 (make console-screenshots) runs the Go tests only.
 [ -n "${HOOKLINE_TEST_GO_ONLY:-}" ] && exit 0
-for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh; do
+for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"
 done

@@ -20,11 +20,19 @@ skip() { printf '%s: SKIP: %s\n' "$NAME" "$*" >&2; }
 # (which includes tools/analytics/requirements.txt) installed, creating
 # .cache/venv on first use or when a requirements file changed (PyPI, pip).
 venv_python() {
-  local venv=$CACHE/venv req=$REPO/deploy/tests/requirements.txt
+  venv_for venv "$REPO/deploy/tests/requirements.txt" "$REPO/tools/analytics/requirements.txt"
+}
+
+# venv_for NAME REQUIREMENTS [MORE FILES THE FIRST INCLUDES] prints the path
+# of the Python of .cache/NAME with REQUIREMENTS installed, creating it on
+# first use or when one of the files changed. Tools whose dependencies
+# would clash with the others (schemathesis) get a venv of their own.
+venv_for() {
+  local venv=$CACHE/$1 req=$2
   local stamp=$venv/.requirements.sha256 want
-  want=$(cat "$req" "$REPO/tools/analytics/requirements.txt" | sha256sum | cut -d' ' -f1)
+  want=$(cat "${@:2}" | sha256sum | cut -d' ' -f1)
   if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    log "installing Python packages into $venv (deploy/tests/requirements.txt)"
+    log "installing Python packages into $venv ($req)"
     python3 -m venv "$venv" >&2 || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 || fail "pip install -r $req failed"
     echo "$want" >"$stamp"

@@ -35,6 +35,8 @@ type View[T any] struct {
 	ready    bool
 	progress chan struct{} // closed and replaced whenever next advances
 	onChange []ChangeFunc[T]
+	topic    string
+	adm      *kadm.Client // Run's client, for Sync; nil when not running
 }
 
 // New returns an empty view whose values decode is Unmarshal of the
@@ -69,6 +71,14 @@ func (v *View[T]) Run(ctx context.Context, cfg kafka.Config, topic string, extra
 		return err
 	}
 	defer cl.Close()
+	v.mu.Lock()
+	v.topic, v.adm = topic, kadm.NewClient(cl)
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.adm = nil
+		v.mu.Unlock()
+	}()
 
 	ends, err := endOffsets(ctx, kadm.NewClient(cl), topic, v.log)
 	if err != nil {
@@ -219,6 +229,35 @@ func (v *View[T]) WaitFor(ctx context.Context, partition int32, offset int64) er
 			return ctx.Err()
 		}
 	}
+}
+
+// Sync blocks until the view has read everything written to its topic
+// before the call. A reader that learns of a key from elsewhere (an event
+// naming a subscription created a moment ago) and does not find it calls
+// Sync before deciding that the key is gone: the view follows its topic
+// on its own and may be behind, seconds behind on a loaded machine. It
+// fails when the view is not running or the end offsets cannot be read.
+func (v *View[T]) Sync(ctx context.Context) error {
+	v.mu.RLock()
+	adm, topic := v.adm, v.topic
+	v.mu.RUnlock()
+	if adm == nil {
+		return ErrNotReady
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("%s end offsets: %w", topic, err)
+	}
+	var errs []error
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			errs = append(errs, v.WaitFor(ctx, o.Partition, o.Offset-1))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // Get returns the value of a key.

@@ -56,7 +56,9 @@ func (f Filter) match(d *record.Delivery, at time.Time) bool {
 
 // Replay copies the picked dead letters to the deliveries topic and
 // returns the ids it replayed (a delivery dead-lettered twice is replayed
-// once). It reads the DLQ up to its end at the time of the call.
+// once). It reads the DLQ up to its end at the time of the call. A dead
+// letter without a body (the matcher could not build one that fits a
+// record) is not replayed.
 func Replay(ctx context.Context, cfg kafka.Config, codecs *record.Codecs, producer *kgo.Client, f Filter) ([]string, error) {
 	if f.Tenant == "" || (len(f.DeliveryIDs) == 0 && f.SubscriptionID == "") {
 		return nil, ErrNoSelection
@@ -98,6 +100,11 @@ func Replay(ctx context.Context, cfg kafka.Config, codecs *record.Codecs, produc
 			}
 			var d record.Delivery
 			if codecs.Delivery.Unmarshal(r.Value, &d) != nil || seen[d.ID] || !f.match(&d, r.Timestamp) {
+				return
+			}
+			if d.Payload == "" {
+				// Dead-lettered by the matcher without a body (it was over
+				// the record limit): there is nothing to send again.
 				return
 			}
 			seen[d.ID] = true

@@ -19,6 +19,15 @@ import (
 	"github.com/hookline/hookline/pkg/config"
 )
 
+// MaxRecordBytes is the largest record batch every Hookline topic takes
+// (its max.message.bytes) and every client produces and fetches. The
+// broker's and franz-go's default, about 1 MB, is less than a 1 MiB event
+// in its envelope, so bodies near the API's documented limit failed to
+// produce and were answered 503 ("retry") for a permanent condition. 2 MiB
+// holds the largest delivery: a 1 MiB event's data plus the bounded
+// envelope, metadata and derived fields (docs/limits.md has the sum).
+const MaxRecordBytes = 2 << 20
+
 // Config says how to reach the cluster and how to lay out topics.
 type Config struct {
 	Brokers       []string
@@ -76,6 +85,11 @@ func (c Config) Options(log zerolog.Logger) ([]kgo.Opt, error) {
 		// a typo must not create a topic with broker defaults.
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.RecordRetries(20),
+		// A record up to the topics' limit must fit a batch; a fetch
+		// takes at least one batch whatever these say (KIP-74), but a
+		// partition's share is sized so one full record is the usual case.
+		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
+		kgo.FetchMaxPartitionBytes(MaxRecordBytes),
 	}
 	if c.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -77,14 +77,14 @@ const day = 24 * time.Hour
 // and audits, the rest keep 7 days.
 func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 	retention := func(d time.Duration) map[string]*string {
-		return map[string]*string{"retention.ms": ptr(strconv.FormatInt(d.Milliseconds(), 10))}
+		return map[string]*string{"retention.ms": ptr(strconv.FormatInt(d.Milliseconds(), 10)), maxMessageBytes: ptr(recordLimit)}
 	}
 	specs := []TopicSpec{
 		{t.IngestJSON, retention(7 * day)},
 		{t.IngestRejected, retention(14 * day)},
 		{t.Events, retention(7 * day)},
-		{t.Subscriptions, map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("60000")}},
-		{t.EventTypes, map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("60000")}},
+		{t.Subscriptions, map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("60000"), maxMessageBytes: ptr(recordLimit)}},
+		{t.EventTypes, map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("60000"), maxMessageBytes: ptr(recordLimit)}},
 		{t.Deliveries, retention(7 * day)},
 		{t.DLQ, retention(30 * day)},
 		{t.DeliveryLog, retention(30 * day)},
@@ -97,8 +97,14 @@ func (t Topics) Specs(tiers []time.Duration) []TopicSpec {
 	return specs
 }
 
+// maxMessageBytes is the topic config that limits a record batch.
+const maxMessageBytes = "max.message.bytes"
+
+var recordLimit = strconv.Itoa(MaxRecordBytes)
+
 // EnsureTopics creates the topics that do not exist yet. Existing topics
-// are left as they are: changing partitions or configs is an operator's call.
+// keep their partitions and settings, an operator's call, with one
+// exception: see RaiseRecordLimit.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec, partitions int32, replication int16) error {
 	var errs []error
 	for _, s := range specs {
@@ -109,4 +115,48 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec, part
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RaiseRecordLimit sets max.message.bytes to MaxRecordBytes on each topic
+// whose limit is lower, such as a topic created by an older Hookline with
+// the broker's default of about 1 MB: without it, the largest events and
+// deliveries Hookline accepts would be refused by the broker. It only ever
+// raises the limit, and reports the topics it changed. It needs the
+// ALTER_CONFIGS permission on the topics; without it, an operator sets the
+// limit by hand (docs/operations.md).
+func RaiseRecordLimit(ctx context.Context, adm *kadm.Client, topics ...string) ([]string, error) {
+	described, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("describe topic configs: %w", err)
+	}
+	var low []string
+	for _, rc := range described {
+		if rc.Err != nil {
+			return nil, fmt.Errorf("describe topic %s: %w", rc.Name, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key != maxMessageBytes || c.Value == nil {
+				continue
+			}
+			if n, err := strconv.Atoi(*c.Value); err == nil && n < MaxRecordBytes {
+				low = append(low, rc.Name)
+			}
+		}
+	}
+	if len(low) == 0 {
+		return nil, nil
+	}
+	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: maxMessageBytes, Value: ptr(recordLimit)}}
+	res, err := adm.AlterTopicConfigs(ctx, alter, low...)
+	if err == nil {
+		for _, r := range res {
+			if r.Err != nil {
+				err = errors.Join(err, fmt.Errorf("topic %s: %w", r.Name, r.Err))
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raise %s to %d: %w", maxMessageBytes, MaxRecordBytes, err)
+	}
+	return low, nil
 }

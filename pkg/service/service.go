@@ -71,6 +71,22 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err = kafka.EnsureTopics(ctx, adm, specs, b.Kafka.Partitions, b.Kafka.ReplicationFactor)
 		if err == nil {
+			names := make([]string, len(specs))
+			for i, s := range specs {
+				names[i] = s.Name
+			}
+			// Topics made by an older Hookline keep the broker's ~1 MB
+			// record limit; without the permission to raise it the
+			// service still runs, and the largest events are refused
+			// with 413 instead of accepted.
+			raised, err := kafka.RaiseRecordLimit(ctx, adm, names...)
+			switch {
+			case err != nil:
+				log.Warn().Err(err).Int("max_record_bytes", kafka.MaxRecordBytes).
+					Msg("could not raise max.message.bytes of existing topics; set it by hand (docs/operations.md)")
+			case len(raised) > 0:
+				log.Info().Strs("topics", raised).Int("max_record_bytes", kafka.MaxRecordBytes).Msg("raised max.message.bytes")
+			}
 			return nil
 		}
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("creating topics")

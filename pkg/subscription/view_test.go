@@ -274,6 +274,42 @@ func TestViewWaitForReadsOwnWrite(t *testing.T) {
 	}
 }
 
+// TestViewSyncReadsOthersWrites: a reader that learns of a subscription
+// from elsewhere (notify, from an endpoint event) finds it after Sync,
+// whoever wrote it and in whichever partition; before Run, and after it,
+// Sync says the view is not running.
+func TestViewSyncReadsOthersWrites(t *testing.T) {
+	f := newFixture(t)
+	v := subscription.NewView(f.codecs, testinfra.Logger())
+	if err := v.Sync(context.Background()); !errors.Is(err, subscription.ErrNotReady) {
+		t.Fatalf("Sync before Run = %v, want ErrNotReady", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx, f.cfg, f.cfg.Topics.Subscriptions) }()
+	waitReady(t, v)
+	for i := range 12 {
+		id := fmt.Sprintf("sub_sync_%d", i)
+		f.put(id, sub(id, "written elsewhere"), nil)
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := v.Sync(sctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if _, ok := v.Get(id); !ok {
+			t.Fatalf("after Sync, %s is not in the view", id)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Sync(context.Background()); !errors.Is(err, subscription.ErrNotReady) {
+		t.Errorf("Sync after Run = %v, want ErrNotReady", err)
+	}
+}
+
 // TestViewSkipsUndecodable keeps a subscription whose newer record cannot
 // be decoded, and goes on reading after it.
 func TestViewSkipsUndecodable(t *testing.T) {

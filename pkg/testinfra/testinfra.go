@@ -79,6 +79,10 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 		cl.Close()
 		t.Fatalf("create topics on %s: %v", brokers, err)
 	}
+	if err := awaitTopics(ctx, adm, cfg.Partitions, names); err != nil {
+		cl.Close()
+		t.Fatalf("topics created on %s: %v", brokers, err)
+	}
 	if err := served(ctx, adm, names); err != nil {
 		cl.Close()
 		t.Fatalf("topics created on %s are not served: %v", brokers, err)
@@ -92,11 +96,33 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	return cfg
 }
 
-// served waits until the broker answers for every partition of topics.
-// A KRaft broker applies a topic the controller created a moment later,
-// and until then ListOffsets answers UNKNOWN_TOPIC_OR_PARTITION; tests
-// that read end offsets at once (kadm does not retry that) would fail on
-// a loaded machine.
+// awaitTopics returns once the broker's metadata has every topic with its
+// partitions led. CreateTopics returns when the controller has the
+// topics, before the broker has applied them: a produce right after could
+// then fail with UNKNOWN_TOPIC_OR_PARTITION once the client's few
+// metadata retries ran out, which happened on a loaded machine.
+func awaitTopics(ctx context.Context, adm *kadm.Client, partitions int32, names []string) error {
+	for {
+		md, err := adm.Metadata(ctx, names...)
+		if err == nil {
+			err = topicsReady(md, partitions, names)
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not all ready: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// served waits until the broker answers ListOffsets for every partition
+// of topics: a leader in the metadata is not enough on a loaded machine,
+// where the broker may still answer UNKNOWN_TOPIC_OR_PARTITION for a
+// moment, and tests that read end offsets at once (kadm does not retry
+// that) would fail.
 func served(ctx context.Context, adm *kadm.Client, topics []string) error {
 	for {
 		ends, err := adm.ListEndOffsets(ctx, topics...)
@@ -112,6 +138,28 @@ func served(ctx context.Context, adm *kadm.Client, topics []string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// topicsReady says which of names md lacks, or has without a leader for
+// every partition.
+func topicsReady(md kadm.Metadata, partitions int32, names []string) error {
+	for _, name := range names {
+		td, ok := md.Topics[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("topic %s not in the metadata", name)
+		case td.Err != nil:
+			return fmt.Errorf("topic %s: %w", name, td.Err)
+		case int32(len(td.Partitions)) != partitions:
+			return fmt.Errorf("topic %s has %d of %d partitions", name, len(td.Partitions), partitions)
+		}
+		for _, p := range td.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Errorf("topic %s partition %d has no leader (%v)", name, p.Partition, p.Err)
+			}
+		}
+	}
+	return nil
 }
 
 // Redis returns a client of the test Redis.

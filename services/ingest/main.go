@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,6 +27,7 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/console"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
+	"github.com/hookline/hookline/services/ingest/internal/event"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -50,7 +52,11 @@ func main() {
 	cfg := settings{Base: service.BaseFromEnv(r, "ingest", "127.0.0.1:9101")}
 	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")
 	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", "hookline-ingest", "consumer group of the JSON ingest bridges")
-	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
+	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", event.MaxBodyBytes,
+		"largest request body accepted; at most 1048576, what the pipeline's record limits are sized for (docs/limits.md)"))
+	if cfg.MaxBody < 1 || cfg.MaxBody > event.MaxBodyBytes {
+		r.Fail("HOOKLINE_MAX_BODY_BYTES", fmt.Errorf("must be 1 to %d: every event accepted must fit through the pipeline", event.MaxBodyBytes))
+	}
 	cfg.Guard = service.GuardFromEnv(r)
 	cfg.PingWaiters = r.Int("HOOKLINE_PING_WAITERS", outcome.DefaultMaxWaiting, "test pings waiting for their outcome at once (?wait), per instance; beyond, they answer 202 at once")
 	cfg.PingWaitersTenant = r.Int("HOOKLINE_PING_WAITERS_PER_TENANT", outcome.DefaultMaxWaitingTenant, "of those, per tenant")

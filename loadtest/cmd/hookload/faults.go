@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/loadtest/internal/infra"
 	"github.com/hookline/hookline/loadtest/internal/report"
@@ -92,7 +93,111 @@ var faultRounds = []faultRound{{
 			{"restart Kafka broker 1", func(ctx context.Context) error { return f.kafka.Start(ctx, 1) }},
 		}
 	},
+}, {
+	name: "faults-poison",
+	about: "one tenant sends crafted events: two that kill the matcher (a test hook SIGKILLs it, as an OOM kill would), " +
+		"quarantined after 3 deaths each; then 1 MiB events for its CEL expression that squares a string; the other tenants' events keep being delivered",
+	brokers: 1,
+	env:     []string{"HOOKLINE_TEST_CRASH_EVENT_TYPE=" + poisonCrashType},
+	script: func(f *faultKit) []step {
+		return []step{
+			{"a tenant sends 2 events that kill the matcher", f.poisonCrash},
+			{"a tenant's CEL expression squares the 1 MiB strings of its events", f.poisonCEL},
+		}
+	},
 }}
+
+// poisonCrashType is the event type the faults-poison round's matcher
+// kills itself on (HOOKLINE_TEST_CRASH_EVENT_TYPE).
+const poisonCrashType = "poison.crash"
+
+// crashLimit is the matcher's HOOKLINE_CRASH_LIMIT (its default).
+const crashLimit = 3
+
+// poisoner is the tenant of the faults-poison round that sends crafted
+// events: the round plan's first tenant, whose other events are owed
+// their deliveries like everyone else's.
+func (f *faultKit) poisoner() string { return workload.Plan{Name: "faults-poison"}.Tenant(0) }
+
+// poisonCrash sends two events that kill the matcher and waits until both
+// are on the rejected topic, quarantined, having cost at most crashLimit
+// deaths each.
+func (f *faultKit) poisonCrash(ctx context.Context) error {
+	before := f.b.stack.Restarts()["matcher"]
+	events := []map[string]any{
+		{"id": "poison-1", "type": poisonCrashType, "subject": "poison-1", "data": map[string]any{"n": 1}},
+		{"id": "poison-2", "type": poisonCrashType, "subject": "poison-2", "data": map[string]any{"n": 2}},
+	}
+	if err := f.b.api.Post(ctx, f.poisoner(), "/v1/events", events, nil); err != nil {
+		return err
+	}
+	quarantined, err := f.quarantined(ctx, len(events), recoverWithin)
+	deaths := f.b.stack.Restarts()["matcher"] - before
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w (the matcher died %d times)", err, deaths)
+	case deaths < crashLimit || deaths > len(events)*crashLimit:
+		return fmt.Errorf("the matcher died %d times for %d poison events, want %d to %d", deaths, len(events), crashLimit, len(events)*crashLimit)
+	}
+	say("faults-poison: %s quarantined after %d matcher deaths", strings.Join(quarantined, ", "), deaths)
+	return nil
+}
+
+// quarantined waits until n records on the rejected topic say they were
+// quarantined, and returns their keys.
+func (f *faultKit) quarantined(ctx context.Context, n int, within time.Duration) ([]string, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.kafka.Brokers(), ",")...),
+		kgo.ConsumeTopics(f.b.topics.IngestRejected), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	var keys []string
+	for len(keys) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return keys, fmt.Errorf("%d of %d poison events quarantined within %s", len(keys), n, within)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "hookline-error" && strings.HasPrefix(string(h.Value), "quarantined:") {
+					keys = append(keys, string(r.Key))
+				}
+			}
+		})
+	}
+	return keys, nil
+}
+
+// poisonCEL gives the poisoner a subscription whose expression replaces
+// every character of a string with the whole string, and sends it events
+// with a 1 MiB string: |s|² bytes, a terabyte, which killed the matcher
+// with "out of memory" over and over before evaluations were bounded. The
+// matcher must not exit.
+func (f *faultKit) poisonCEL(ctx context.Context) error {
+	before := f.b.stack.Restarts()["matcher"]
+	sub := map[string]any{"url": "https://example.com/poison", "event_types": []string{"poison.cel"},
+		"expression": "event.data.s.replace('a', event.data.s) == ''"}
+	if err := f.b.api.Post(ctx, f.poisoner(), "/v1/subscriptions", sub, nil); err != nil {
+		return err
+	}
+	sleepCtx(ctx, 3*time.Second) // the matcher's index learns of it
+	big := strings.Repeat("a", 1_000_000)
+	for i := range 3 {
+		ev := map[string]any{"type": "poison.cel", "subject": fmt.Sprintf("poison-cel-%d", i), "data": map[string]any{"s": big}}
+		if err := f.b.api.Post(ctx, f.poisoner(), "/v1/events", ev, nil); err != nil {
+			return err
+		}
+	}
+	sleepCtx(ctx, 15*time.Second)
+	if deaths := f.b.stack.Restarts()["matcher"] - before; deaths > 0 {
+		return fmt.Errorf("the matcher died %d times evaluating the expression", deaths)
+	}
+	return nil
+}
 
 // faultScenario is the load the fault suite runs under: a steady stream
 // through the API (so that killing ingest matters) for as long as the

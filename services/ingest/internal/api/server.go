@@ -122,9 +122,30 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// The catch-all also gets known paths with another method
+		// (ServeMux answers 405 itself only without a catch-all).
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method-not-allowed",
+				r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allowed, ", ")))
+			return
+		}
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
 	})
 	return mux
+}
+
+// allowedMethods lists the methods mux routes r's path with, other than
+// its catch-all; none for an unknown path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodPatch, http.MethodPost, http.MethodPut} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Keys maps the SHA-256 of each API key to its tenant, so that the keys
@@ -182,12 +203,20 @@ func contextWith(r *http.Request, p *principal) context.Context {
 	return context.WithValue(r.Context(), tenantKey{}, p)
 }
 
-// readJSON checks the content type and reads a bounded body.
+// readJSON checks the content type, reads a bounded body and refuses JSON
+// nested deeper than problem.MaxNesting, naming the member where it is.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Details) {
 	if p := jsonContent(r); p != nil {
 		return nil, p
 	}
-	return s.readBody(w, r)
+	body, p := s.readBody(w, r)
+	if p != nil {
+		return nil, p
+	}
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return nil, problem.Invalid(fe)
+	}
+	return body, nil
 }
 
 // jsonContent accepts application/json, and for PATCH also

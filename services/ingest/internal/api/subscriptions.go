@@ -309,8 +309,13 @@ func (s *Server) viewReady(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// decodeStrict decodes one JSON object and refuses unknown fields.
+// decodeStrict decodes one JSON object and refuses unknown fields, and
+// null, which encoding/json would read as an empty object: a PATCH of
+// null would otherwise change nothing and answer 200.
 func decodeStrict(body []byte, v any) []problem.FieldError {
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return []problem.FieldError{{Field: "", Detail: "must be a JSON object, not null"}}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

@@ -30,15 +30,18 @@ const (
 	maxEventTypes      = 100
 	maxHeaders         = 32
 	maxMetadata        = 32
-	maxRoutes          = 20
-	maxDerive          = 20
-	maxAllowedHosts    = 20
-	maxURLLen          = 2048
-	maxTextLen         = 512
-	maxHeaderValue     = 4096
-	maxCredential      = 4096
-	maxBatchEvents     = 500
-	maxBatchWaitMS     = 60000
+	// maxMetadataJSON bounds the metadata as it rides in every delivery
+	// body: the record limit is sized for it (docs/limits.md).
+	maxMetadataJSON = 16 << 10
+	maxRoutes       = 20
+	maxDerive       = 20
+	maxAllowedHosts = 20
+	maxURLLen       = routeurl.MaxURLLen
+	maxTextLen      = 512
+	maxHeaderValue  = 4096
+	maxCredential   = 4096
+	maxBatchEvents  = 500
+	maxBatchWaitMS  = 60000
 	// maxAlertEmails is as many as notify's per-tenant defaults, so an
 	// alert has a bounded number of recipients.
 	maxAlertEmails = 10
@@ -99,15 +102,6 @@ var (
 	// literal; resolvers read 127.1 or 2130706433 as addresses.
 	numericHost = regexp.MustCompile(`^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$`)
 	hostPattern = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
-	// reservedHeaders are set by Hookline itself or by HTTP: a subscription
-	// may not override them.
-	reservedHeaders = map[string]bool{
-		"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true, "x-hub-signature-256": true,
-		"authorization": true, "traceparent": true, "tracestate": true, "content-type": true, "content-length": true,
-		"content-encoding": true, "host": true, "connection": true, "keep-alive": true, "proxy-authorization": true,
-		"proxy-authenticate": true, "proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true,
-		"upgrade": true, "user-agent": true,
-	}
 )
 
 // apply validates in and writes it onto sub; on create, required fields
@@ -251,6 +245,9 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 				bad("metadata."+k, "keys must be 1 to 128 characters and values at most %d", maxTextLen)
 			}
 		}
+		if raw, err := json.Marshal(*in.Metadata); err == nil && len(raw) > maxMetadataJSON {
+			bad("metadata", "is %d bytes as JSON, more than %d", len(raw), maxMetadataJSON)
+		}
 		sub.Metadata = *in.Metadata
 	}
 	if in.Routes != nil {
@@ -365,22 +362,22 @@ func checkHeaders(headers map[string]string) []problem.FieldError {
 	}
 	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(headers)) {
-		lower := strings.ToLower(k)
+		name := subscription.NormalHeader(k)
 		detail := ""
 		switch {
 		case !httpguts.ValidHeaderFieldName(k):
 			detail = "is not a valid header name"
-		case reservedHeaders[lower] || strings.HasPrefix(lower, "webhook-"):
+		case subscription.ReservedHeader(k):
 			detail = "is set by Hookline and cannot be overridden (use auth for credentials)"
-		case seen[lower] != "":
-			detail = "repeats header " + seen[lower] + " in another case"
+		case seen[name] != "":
+			detail = "repeats header " + seen[name] + " in another case or spelling"
 		case !httpguts.ValidHeaderFieldValue(headers[k]) || len(headers[k]) > maxHeaderValue:
 			detail = fmt.Sprintf("value must be at most %d characters without control characters", maxHeaderValue)
 		}
 		if detail != "" {
 			errs = append(errs, problem.FieldError{Field: "headers." + k, Detail: detail})
 		}
-		seen[lower] = k
+		seen[name] = k
 	}
 	return errs
 }
@@ -496,6 +493,8 @@ func (s *Server) checkURL(raw string) string {
 	host := u.Hostname()
 	allowed := s.Guard.AllowsHost(host)
 	switch {
+	case !routeurl.ValidPort(u.Port()):
+		return fmt.Sprintf("port %q is not a port number from 1 to 65535", u.Port())
 	case u.User != nil:
 		return "must not hold credentials; use auth"
 	case u.Scheme == "http" && !allowed:

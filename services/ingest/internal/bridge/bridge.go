@@ -29,7 +29,7 @@ const (
 )
 
 // MaxRecordBytes bounds one JSON event, like the API's body limit.
-const MaxRecordBytes = 1 << 20
+const MaxRecordBytes = event.MaxBodyBytes
 
 // Bridge is the kafka.Handler of the JSON ingest topic.
 type Bridge struct {

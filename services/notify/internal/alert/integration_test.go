@@ -22,10 +22,14 @@ import (
 	"github.com/hookline/hookline/services/notify/internal/email"
 )
 
-// subs is the subscriptions a test's dispatcher sees.
+// subs is the subscriptions a test's dispatcher sees. Those in late are
+// written but not read yet, as by a view behind its topic: Sync reads
+// them.
 type subs struct {
-	mu sync.Mutex
-	m  map[string]*record.Subscription
+	mu    sync.Mutex
+	m     map[string]*record.Subscription
+	late  map[string]*record.Subscription
+	syncs int
 }
 
 func (s *subs) Get(id string) (*record.Subscription, bool) {
@@ -33,6 +37,17 @@ func (s *subs) Get(id string) (*record.Subscription, bool) {
 	defer s.mu.Unlock()
 	sub, ok := s.m[id]
 	return sub, ok
+}
+
+func (s *subs) Sync(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncs++
+	for id, sub := range s.late {
+		s.m[id] = sub
+	}
+	s.late = nil
+	return nil
 }
 
 func (s *subs) put(sub *record.Subscription) {
