@@ -276,6 +276,31 @@ func TestExhaustedWhenGivenUp(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("%d exhausted events, want 2", len(got))
 	}
+
+	// A second group reads the deliveries again, as after a consumer reset
+	// or a partition run again after a failed write: the same attempts
+	// give each given-up delivery up again, with the same event id, which
+	// notify and the matcher recognise as the same occurrence.
+	first := map[string]string{}
+	for _, ev := range e.hooklineEvents() {
+		var x health.DeliveryExhausted
+		_ = json.Unmarshal([]byte(ev.Data), &x)
+		first[x.DeliveryID] = ev.ID
+	}
+	e.run(s, "again").waitHandled(t, len(ds), 30*time.Second)
+	ids := map[string][]string{}
+	for _, ev := range e.hooklineEvents() {
+		var x health.DeliveryExhausted
+		if err := json.Unmarshal([]byte(ev.Data), &x); err != nil {
+			t.Fatal(err)
+		}
+		ids[x.DeliveryID] = append(ids[x.DeliveryID], ev.ID)
+	}
+	for _, d := range []record.Delivery{lastTry, permanent} {
+		if got := ids[d.ID]; len(got) != 2 || got[0] != first[d.ID] || got[1] != first[d.ID] {
+			t.Errorf("exhausted events of %s after a second reading: ids %v, want %s twice", d.ID, got, first[d.ID])
+		}
+	}
 }
 
 // hooklineEvents decodes what the sender wrote to hookline.events, in
