@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,7 +26,8 @@ import (
 // embedded Kafka and Redis, sends an event with the README's curl request
 // and waits for the demo receiver to print it as verified. Then it follows
 // the welcome text's alert demo: five events to the receiver's /fail make
-// the endpoint failing, and the SMTP catcher prints the email notify sends.
+// the endpoint failing, and the SMTP catcher prints the email notify sends;
+// fixing the endpoint as the text says brings the "recovered" email.
 // A second start on the same data dir must find the persisted subscription
 // and deliver again, through one subscription only.
 func TestMakeRunStory(t *testing.T) {
@@ -153,8 +155,8 @@ func hookctlFindsTheStack(t *testing.T, out *output, hookctl, repo string) {
 }
 
 // alertDemo runs the alert demo of the welcome text and waits for the
-// email, then deletes the failing subscription so that its retries do not
-// go on.
+// failing email, fixes the endpoint and waits for the recovered one, then
+// deletes the subscription.
 func alertDemo(t *testing.T, out *output, api, receiver string) {
 	t.Helper()
 	call := func(method, path, body string, want int) []byte {
@@ -187,6 +189,26 @@ func alertDemo(t *testing.T, out *output, api, receiver string) {
 		out.fail(t, "the catcher printed %q", line)
 	}
 	out.waitFor(t, "#/subscriptions/"+sub.ID+"/logs", 5*time.Second)
+
+	// The welcome text's fix: the next retry is delivered and the owner
+	// hears that the endpoint recovered, once.
+	fix := "https://" + receiver + "/fail/fix"
+	if out.find("curl -sk "+fix) == "" {
+		out.fail(t, "the welcome text does not show how to fix the endpoint (%s)", fix)
+	}
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the demo receiver's own certificate
+	resp, err := insecure.Get(fix)
+	if err != nil {
+		out.fail(t, "GET %s: %v", fix, err)
+	}
+	resp.Body.Close()
+	line = out.waitFor(t, "[Hookline] Webhook endpoint recovered", 90*time.Second)
+	if !strings.HasPrefix(line, "[mail]") || !strings.Contains(line, "to you@example.com") {
+		out.fail(t, "the catcher printed %q", line)
+	}
+	if n := out.count("[Hookline] Webhook endpoint recovered"); n != 1 {
+		out.fail(t, "%d recovered emails, want 1", n)
+	}
 	call(http.MethodDelete, "/v1/subscriptions/"+sub.ID, "", http.StatusNoContent)
 }
 

@@ -2,8 +2,8 @@
 // embedded Kafka (franz-go's kfake, persisted under the data dir) and Redis
 // (miniredis) unless KAFKA_BROKERS / REDIS_ADDR name real ones, the five
 // services as child processes, a demo HTTPS receiver that prints each
-// delivery and whether its signature verified (and fails on /fail, to show
-// the alert emails), and somewhere for notify's emails to go: the SMTP
+// delivery and whether its signature verified (and fails on /fail until
+// GET /fail/fix, to show the alert emails), and somewhere for notify's emails to go: the SMTP
 // server of HOOKLINE_SMTP_URL, else mailpit when installed, else a catcher
 // that prints them.
 package main
@@ -239,6 +239,12 @@ this subscription make its endpoint "failing", and you@example.com is emailed:
     -d '{"url":"https://%[2]s/fail","event_types":["alert.demo"],"alert_emails":["you@example.com"],"secret":"%[4]s"}'
   for i in 1 2 3 4 5; do curl -s http://%[1]s/v1/events -H 'Authorization: Bearer %[3]s' \
     -H 'Content-Type: application/json' -d '{"type":"alert.demo","data":{"n":'$i'}}'; done
+
+Then fix the endpoint: the receiver answers 204 on /fail from now on, the
+next retry (a few seconds later) is delivered, and you@example.com is told
+the endpoint recovered (curl -sk https://%[2]s/fail/break breaks it again):
+
+  curl -sk https://%[2]s/fail/fix
 
 Ctrl-C stops everything; data stays in .hookline/ (make clean-data wipes it).
 `, ingestAddr, receiverAddr, apiKey, secret, envFile, exports.String())

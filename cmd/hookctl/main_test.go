@@ -218,7 +218,7 @@ func TestHealthShowsTheFailureStreak(t *testing.T) {
 	sub := "sub_hookctl_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
 	tr := health.New(rdb, time.Hour)
 	for range 6 {
-		if _, err := tr.Failure(context.Background(), sub, time.Now()); err != nil {
+		if _, err := tr.Failure(context.Background(), sub, health.Failed{At: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

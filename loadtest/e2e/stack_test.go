@@ -43,7 +43,7 @@ func buildServices(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for _, s := range []string{"ingest", "matcher", "sender", "retry"} {
+		for _, s := range []string{"ingest", "matcher", "sender", "retry", "notify"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, s), ".")
 			cmd.Dir = filepath.Join(repoRoot(), "services", s)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -58,20 +58,50 @@ func buildServices(t *testing.T) string {
 	return binDir
 }
 
-// stack is the four services running as separate processes against the
-// real broker and Redis, under a topic prefix of their own.
+// stack is the four services (and notify, withAlerts) running as
+// separate processes against the real broker and Redis, under a topic
+// prefix of their own.
 type stack struct {
-	t       *testing.T
-	API     string // http://host:port of ingest
-	Key     string
-	Kafka   kafka.Config
-	procs   map[string]*exec.Cmd
-	env     []string
-	bin     string
-	opsAddr map[string]string
+	t        *testing.T
+	API      string // http://host:port of ingest
+	Key      string
+	Kafka    kafka.Config
+	procs    map[string]*exec.Cmd
+	env      []string
+	bin      string
+	opsAddr  map[string]string
+	services []string // what startStack starts
 }
 
-func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
+// stackOption changes the stack startStack starts.
+type stackOption func(*stack)
+
+// alertsRedisDB is the Redis database of a stack withAlerts. notify's
+// queue has fixed key names shared by every notify instance on a Redis, so
+// a notify of another test (services/notify's, on database 0) would take
+// this stack's notifications and settle them without knowing their
+// subscriptions.
+const alertsRedisDB = "9"
+
+// withAlerts adds notify, emailing through m with a digest window of 2 s
+// and a queue polled every 100 ms, in a Redis database of its own
+// (alertsRedisDB).
+func withAlerts(m *testinfra.Mailpit) stackOption {
+	return func(s *stack) {
+		s.services = append(s.services, "notify")
+		s.env = append(s.env,
+			"REDIS_DB="+alertsRedisDB,
+			"HOOKLINE_SMTP_URL="+m.SMTPURL(),
+			"HOOKLINE_ALERT_FROM=Hookline <alerts@hookline.example>",
+			"HOOKLINE_CONSOLE_URL="+s.API+"/console/",
+			"HOOKLINE_NOTIFY_GROUP="+s.Kafka.Topics.Prefix+"notify",
+			"HOOKLINE_ALERT_DIGEST_WINDOW=2s",
+			"HOOKLINE_ALERT_POLL=100ms",
+		)
+	}
+}
+
+func startStack(t *testing.T, receiverCA []byte, schedule string, opts ...stackOption) *stack {
 	t.Helper()
 	bin := buildServices(t)
 	kcfg := testinfra.Kafka(t)
@@ -101,12 +131,18 @@ func startStack(t *testing.T, receiverCA []byte, schedule string) *stack {
 		"HOOKLINE_TRANSACTIONAL_ID="+kcfg.Topics.Prefix+"matcher-1",
 		"HOOKLINE_LOG_LEVEL=warn",
 	)
-	for _, name := range []string{"ingest", "matcher", "sender", "retry"} {
+	s.services = []string{"ingest", "matcher", "sender", "retry"}
+	for _, opt := range opts {
+		opt(s)
+	}
+	for _, name := range s.services {
 		s.Start(name)
 	}
 	t.Cleanup(s.stopAll)
-	for _, name := range []string{"ingest", "matcher", "sender"} {
-		s.waitReady(name)
+	for _, name := range s.services {
+		if name != "retry" { // ready as soon as it runs
+			s.waitReady(name)
+		}
 	}
 	return s
 }

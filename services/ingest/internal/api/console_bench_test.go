@@ -119,7 +119,7 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 		recs = append(recs, &kgo.Record{Topic: cfg.Topics.DLQ, Key: []byte(id), Value: v, Timestamp: at})
 		if i%10 == 0 { // a tenth of them failing
 			for range health.FailingAfter {
-				if _, err := tr.Failure(ctx, id, at); err != nil {
+				if _, err := tr.Failure(ctx, id, health.Failed{At: at}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -175,11 +175,11 @@ func TestPortalSessionsAreConfined(t *testing.T) {
 		tr := health.New(rdb, time.Hour)
 		first := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 		for i := range health.FailingAfter {
-			if _, err := tr.Failure(context.Background(), a1.ID, first.Add(time.Duration(i)*time.Second)); err != nil {
+			if _, err := tr.Failure(context.Background(), a1.ID, health.Failed{At: first.Add(time.Duration(i) * time.Second)}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		t.Cleanup(func() { _ = tr.Success(context.Background(), a1.ID) })
+		t.Cleanup(func() { _, _ = tr.Success(context.Background(), a1.ID) })
 		s.must(t, 200, "PATCH", "/v1/subscriptions/"+a2.ID, "key-acme", `{"enabled":false}`)
 		got := s.get(t, "key-acme", a1.ID).Health
 		if got == nil || got.State != HealthFailing || got.ConsecutiveFailures != health.FailingAfter || got.Since == nil || !got.Since.Equal(first) {

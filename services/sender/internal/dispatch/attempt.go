@@ -69,7 +69,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 	a := attempt{res: res, unsent: req.Refused != ""}
 	if res.Class == deliver.Delivered {
 		a.delivered = true
-		d.succeeded(ep, j.items, res, started, out)
+		d.succeeded(ctx, ep, j, res, started, out)
 	} else {
 		a.gone = d.failed(ctx, ep, j.items, res, started, out)
 	}
@@ -95,10 +95,16 @@ func (d *Dispatcher) call(ctx context.Context, req deliver.Request, now time.Tim
 	return deliver.Send(ctx, d.Client, req, now)
 }
 
-// succeeded writes a delivered job: one attempt per delivery in the log.
-func (d *Dispatcher) succeeded(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
-	d.observe(ep, items, res)
-	d.record(ep, items, res, started, out)
+// succeeded writes a delivered job: one attempt per delivery in the log;
+// a job started while its lane was failing also ends the endpoint's
+// streak, before the lane starts another, so that no later failure is
+// counted into the streak it ends.
+func (d *Dispatcher) succeeded(ctx context.Context, ep *endpoint, j *job, res deliver.Result, started time.Time, out *outbox) {
+	d.observe(ep, j.items, res)
+	d.record(ep, j.items, res, started, out)
+	if j.mayRecover {
+		d.recovered(ctx, ep, started, out)
+	}
 }
 
 // failed writes a failed job: each delivery to a retry tier while its

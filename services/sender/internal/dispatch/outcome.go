@@ -18,7 +18,8 @@ import (
 // record writes the outcome of a request for each delivery in it: one
 // attempt each in the delivery log, all with the request's status, and
 // each delivery moved on by itself: nowhere when delivered, to a retry
-// tier while its attempts remain, else to the DLQ.
+// tier while its attempts remain, else to the DLQ, given up
+// (hookline.delivery.exhausted).
 func (d *Dispatcher) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
 	for _, it := range items {
 		d.recordOne(ep, it, res, started, out)
@@ -61,6 +62,7 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 		a.Outcome = record.OutcomeDeadLettered
 		dl.DueAt = nil
 		d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
+		d.exhausted(it, &dl, res, out)
 	}
 	d.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
 	value, err := d.Codecs.Attempt.Marshal(&a)
@@ -71,7 +73,9 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 	out.produce(&kgo.Record{Topic: d.Topics.DeliveryLog, Key: []byte(dl.ID), Value: value, Context: it.rec.Context})
 }
 
-// deadLetter writes a delivery to the DLQ with reason, unsent.
+// deadLetter writes a delivery to the DLQ with reason, unsent. It raises
+// no hookline.delivery.exhausted: no last attempt was made, and why is
+// told otherwise (hookline.endpoint.disabled, the owner's own change).
 func (d *Dispatcher) deadLetter(it *item, reason string, out *outbox) {
 	dl := it.d
 	dl.LastError, dl.DueAt = reason, nil
