@@ -18,17 +18,30 @@ import (
 // Reader looks settings up in flags first, then the environment, then the
 // default. Read every setting, then call Err.
 type Reader struct {
-	flags  map[string]string
-	lookup func(string) (string, bool)
-	used   map[string]setting
-	errs   []error
-	help   bool
+	flags   map[string]string
+	lookup  func(string) (string, bool)
+	used    map[string]setting
+	errs    []error
+	help    bool
+	noFlags bool // FromEnv: the arguments are not settings
 }
 
-type setting struct{ def, doc string }
+type setting struct {
+	def, doc string
+	required bool
+}
 
 // FromOS reads os.Args and the process environment.
 func FromOS() *Reader { return New(os.Args[1:], os.LookupEnv) }
+
+// FromEnv reads settings from lookup only, for commands whose arguments
+// are their own (hookctl's subcommands, hookload's flags): no flag mirrors
+// a setting, and Usage lists none.
+func FromEnv(lookup func(string) (string, bool)) *Reader {
+	r := New(nil, lookup)
+	r.noFlags = true
+	return r
+}
 
 // New reads the given arguments (-name=value or -name value) and lookup.
 func New(args []string, lookup func(string) (string, bool)) *Reader {
@@ -79,6 +92,7 @@ func (r *Reader) String(env, def, doc string) string {
 // Required returns a text setting that has no default.
 func (r *Reader) Required(env, doc string) string {
 	v, ok := r.raw(env, "", doc)
+	r.used[env] = setting{doc: doc, required: true}
 	if !ok {
 		r.errs = append(r.errs, fmt.Errorf("%s is required: %s", env, doc))
 	}
@@ -148,7 +162,7 @@ func (r *Reader) Fail(env string, err error) {
 // it writes the settings table to w and returns ErrHelp.
 func (r *Reader) Err(w io.Writer) error {
 	if r.help {
-		r.usage(w)
+		r.Usage(w)
 		return ErrHelp
 	}
 	known := map[string]bool{}
@@ -166,15 +180,38 @@ func (r *Reader) Err(w io.Writer) error {
 // ErrHelp is returned by Err when help was asked for.
 var ErrHelp = errors.New("help requested")
 
-func (r *Reader) usage(w io.Writer) {
+// Usage writes the settings read so far, sorted by name, in the format
+// ParseHelp reads back: a header line, then per setting a line with its
+// environment variable, its flag (unless FromEnv) and its default (quoted,
+// or the word required), and an indented line of its description. A
+// default derived from the host name ends in -<hostname> rather than this
+// machine's name, so that the help, and the README's settings table made
+// from it, read the same everywhere.
+func (r *Reader) Usage(w io.Writer) {
 	names := make([]string, 0, len(r.used))
 	for env := range r.used {
 		names = append(names, env)
 	}
 	sort.Strings(names)
-	fmt.Fprintln(w, "Settings (environment variable, flag, default):")
+	header := helpHeader
+	if r.noFlags {
+		header = helpHeaderNoFlags
+	}
+	fmt.Fprintln(w, header)
+	host, _ := os.Hostname()
 	for _, env := range names {
 		s := r.used[env]
-		fmt.Fprintf(w, "  %-32s -%-28s %q\n      %s\n", env, flagName(env), s.def, s.doc)
+		def := strconv.Quote(s.def)
+		if host != "" && strings.HasSuffix(s.def, "-"+host) {
+			def = strconv.Quote(strings.TrimSuffix(s.def, host) + hostnamePlaceholder)
+		}
+		if s.required {
+			def = "required"
+		}
+		if r.noFlags {
+			fmt.Fprintf(w, "  %-40s %s\n      %s\n", env, def, s.doc)
+			continue
+		}
+		fmt.Fprintf(w, "  %-40s -%-36s %s\n      %s\n", env, flagName(env), def, s.doc)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,63 @@ func TestHelp(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "-http-addr") || !strings.Contains(b.String(), "where the API listens") {
 		t.Fatalf("usage = %q", b.String())
+	}
+}
+
+// TestHelpReadsBack: what Usage writes, ParseHelp reads back, with and
+// without flags, after a command's own text; required settings are marked
+// as such, and a default made from the host name shows <hostname>.
+func TestHelpReadsBack(t *testing.T) {
+	host, _ := os.Hostname()
+	if host == "" {
+		t.Fatal("no host name")
+	}
+	read := func(r *Reader) {
+		r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "where the API listens")
+		r.Required("HOOKLINE_SECRET_KEY", "base64 of 32 bytes")
+		r.String("HOOKLINE_TRANSACTIONAL_ID", "hookline-matcher-"+host, "stable per instance")
+		r.List("HOOKLINE_ALLOW_HOSTS", "", `hosts, "quoted" too`)
+	}
+	want := []Doc{
+		{Env: "HOOKLINE_ALLOW_HOSTS", Flag: "allow-hosts", Doc: `hosts, "quoted" too`},
+		{Env: "HOOKLINE_HTTP_ADDR", Flag: "http-addr", Default: "127.0.0.1:8080", Doc: "where the API listens"},
+		{Env: "HOOKLINE_SECRET_KEY", Flag: "secret-key", Required: true, Doc: "base64 of 32 bytes"},
+		{Env: "HOOKLINE_TRANSACTIONAL_ID", Flag: "transactional-id", Default: "hookline-matcher-<hostname>", Doc: "stable per instance"},
+	}
+	tests := []struct {
+		name  string
+		r     *Reader
+		flags bool
+	}{
+		{"flags", New([]string{"-h"}, env(nil)), true},
+		{"environment only", FromEnv(env(nil)), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			read(tc.r)
+			var b strings.Builder
+			b.WriteString("Usage: some command\n\nCommands:\n  one   does one thing\n\n")
+			tc.r.Usage(&b)
+			b.WriteString("\nMore text after the list.\n")
+			got, err := ParseHelp(b.String())
+			if err != nil {
+				t.Fatalf("%v in\n%s", err, b.String())
+			}
+			for i := range want {
+				w := want[i]
+				if !tc.flags {
+					w.Flag = ""
+				}
+				if i >= len(got) || got[i] != w {
+					t.Fatalf("setting %d: got %+v, want %+v\n%s", i, got, w, b.String())
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d settings read back, want %d", len(got), len(want))
+			}
+		})
+	}
+	if _, err := ParseHelp("Usage: no settings here\n"); err == nil {
+		t.Error("ParseHelp accepted a help without settings")
 	}
 }
