@@ -20,11 +20,11 @@ const hostnamePlaceholder = "<hostname>"
 
 // Doc is one setting as a binary's -h lists it.
 type Doc struct {
-	Env      string // the environment variable
-	Flag     string // its flag without the dash; empty when the binary takes settings from the environment only
-	Default  string
-	Required bool
-	Doc      string // what it is for
+	Env      string `json:"env"`            // the environment variable
+	Flag     string `json:"flag,omitempty"` // its flag without the dash; empty when the binary takes settings from the environment only
+	Default  string `json:"default"`
+	Required bool   `json:"required,omitempty"`
+	Doc      string `json:"doc"` // what it is for
 }
 
 // ParseHelp reads back the settings Usage wrote into a binary's -h output,
