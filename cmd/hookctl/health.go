@@ -16,7 +16,7 @@ func healthCommand(ctx context.Context, e env, out *printer, ids []string) error
 	if len(ids) == 0 {
 		return fmt.Errorf("%w: health <subscription-id>...", errUsage)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: e.Redis})
+	rdb := redis.NewClient(e.Redis)
 	defer rdb.Close()
 	tr := health.New(rdb, 0)
 	rows := make([][]string, 0, len(ids))

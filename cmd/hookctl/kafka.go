@@ -27,7 +27,7 @@ import (
 // partition starts at its beginning, or with last > 0 at most last records
 // before its end.
 func read(ctx context.Context, e env, topic string, follow bool, last int64, fn func(*kgo.Record) bool, caughtUp func()) error {
-	adm, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	adm, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func read(ctx context.Context, e env, topic string, follow bool, last int64, fn 
 			remaining[o.Partition] = o.Offset
 		}
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+	cl, err := kafka.NewClient(e.Kafka, zerolog.Nop(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 		}
 		_ = out.table(headers, rows)
 	}
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DeliveryLog, *follow, last, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.DeliveryLog, *follow, last, func(r *kgo.Record) bool {
 		var a record.DeliveryAttempt
 		if err := codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
 			return true
@@ -194,7 +194,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 	}
 	var rows [][]string
 	var all []record.Delivery
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DLQ, false, 0, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.DLQ, false, 0, func(r *kgo.Record) bool {
 		var d record.Delivery
 		if err := codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
 			return true
@@ -216,7 +216,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 }
 
 func lagCommand(ctx context.Context, e env, out *printer) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	cl, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
@@ -283,13 +283,12 @@ func replayCommand(ctx context.Context, e env, out *printer, args []string) erro
 	if err != nil {
 		return err
 	}
-	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: kafka.NewTopics(e.Prefix)}
-	producer, err := kafka.NewClient(cfg, zerolog.Nop())
+	producer, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	ids, err := dlq.Replay(ctx, cfg, codecs, producer, f)
+	ids, err := dlq.Replay(ctx, e.Kafka, codecs, producer, f)
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,11 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 }
 
 // RedisFromEnv reads the Redis settings and returns an unconnected client.
-func RedisFromEnv(r *config.Reader) *redis.Client {
+func RedisFromEnv(r *config.Reader) *redis.Client { return redis.NewClient(RedisOptionsFromEnv(r)) }
+
+// RedisOptionsFromEnv reads the Redis settings every Hookline program
+// shares (hookctl's too).
+func RedisOptionsFromEnv(r *config.Reader) *redis.Options {
 	opts := &redis.Options{
 		Addr:         r.String("REDIS_ADDR", "127.0.0.1:6379", "Redis host:port"),
 		Username:     r.String("REDIS_USERNAME", "", "Redis ACL user"),
@@ -113,7 +117,7 @@ func RedisFromEnv(r *config.Reader) *redis.Client {
 	if r.Bool("REDIS_TLS", false, "connect to Redis with TLS") {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return redis.NewClient(opts)
+	return opts
 }
 
 // Main ends a service's main function: it stops the process when the
