@@ -289,7 +289,7 @@ func (s *Stack) end(name string, sig syscall.Signal) bool {
 	// A process's CPU time is gone once it is reaped: keep the last
 	// reading, at most 100 ms short.
 	sample := func() {
-		if cpu, err := processCPU(p.cmd.Process.Pid); err == nil {
+		if cpu, err := ProcessCPU(p.cmd.Process.Pid); err == nil {
 			p.cpu = cpu
 		}
 	}
@@ -365,20 +365,17 @@ func (s *Stack) Exited() []string {
 }
 
 // CPU is the CPU time each service has used so far, over all its
-// instances, plus "self" for this process.
+// instances.
 func (s *Stack) CPU() map[string]time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]time.Duration{}
 	maps.Copy(out, s.cpuDone)
 	for _, p := range s.procs {
-		if d, err := processCPU(p.cmd.Process.Pid); err == nil {
+		if d, err := ProcessCPU(p.cmd.Process.Pid); err == nil {
 			p.cpu = d
 		}
 		out[p.service] += p.cpu
-	}
-	if d, err := processCPU(os.Getpid()); err == nil {
-		out["self"] = d
 	}
 	return out
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/hookline/hookline/loadtest/internal/infra"
 	"github.com/hookline/hookline/loadtest/internal/report"
 	"github.com/hookline/hookline/loadtest/internal/sink"
-	"github.com/hookline/hookline/loadtest/internal/stack"
 	"github.com/hookline/hookline/loadtest/internal/workload"
+	"github.com/hookline/hookline/pkg/stack"
 )
 
 // faultRound is one part of the fault suite. Each runs on a private Kafka
@@ -256,10 +256,9 @@ var scaledOut = []struct{ name, service string }{
 // has given partitions to both of its members.
 func (f *faultKit) scaleOut(ctx context.Context) error {
 	for _, x := range scaledOut {
-		// Two matchers with one transactional id would fence each other.
-		// At info, their logs show them start and stop working.
-		err := f.b.stack.Add(x.name, x.service,
-			"HOOKLINE_TRANSACTIONAL_ID="+f.b.topics.Prefix+x.name, "HOOKLINE_LOG_LEVEL=info")
+		// At info, their logs show them start and stop working. (Each
+		// instance's transactional id is its own: the stack names it.)
+		err := f.b.stack.Add(x.name, x.service, "HOOKLINE_LOG_LEVEL=info")
 		if err != nil {
 			return err
 		}
@@ -436,7 +435,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	stop := make(chan struct{})
 	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Stop: stop, Seed: b.o.seed, Owed: owed(sc, subs)}
 	var prog workload.Progress
-	cpu0 := b.stack.CPU()
+	cpu0 := b.cpu()
 	start := time.Now()
 	sent := make(chan struct{})
 	go func() {
@@ -488,7 +487,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	})
 	b.await(ctx, sc.name, tally, &prog, sent, sc.drain, start)
 	wg.Wait()
-	cpu1 := b.stack.CPU()
+	cpu1 := b.cpu()
 	if note := restarted(map[string]int{}, b.stack.Restarts()); note != "" {
 		actions = append(actions, "in all"+note)
 	}
