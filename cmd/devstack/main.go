@@ -212,8 +212,8 @@ func run(ctx context.Context, s settings) error {
 	case <-ctx.Done():
 		say("stopping")
 		return nil
-	case name := <-st.Exits():
-		return fmt.Errorf("%s exited", name)
+	case x := <-st.Exits():
+		return fmt.Errorf("%s exited: %v", x.Name, x.Err)
 	}
 }
 

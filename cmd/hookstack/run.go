@@ -128,8 +128,8 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	case <-ctx.Done():
 		say(stderr, "stopping")
 		return nil
-	case name := <-st.Exits():
-		return fmt.Errorf("%s exited by itself:\n%s", name, st.LogTail(name, 3000))
+	case x := <-st.Exits():
+		return fmt.Errorf("%s exited by itself (%v):\n%s", x.Name, x.Err, st.LogTail(x.Name, 3000))
 	}
 }
 

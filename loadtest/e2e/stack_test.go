@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,38 +82,23 @@ func withAlerts(m *testinfra.Mailpit) stackOption {
 // Key) have API keys.
 func startStack(t *testing.T, receiverCA []byte, schedule string, opts ...stackOption) *pipeline {
 	t.Helper()
-	bin := buildServices(t)
 	kcfg := testinfra.Kafka(t)
-	rdb := testinfra.Redis(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, receiverCA, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &pipeline{t: t, Key: "key-" + kcfg.Topics.Prefix, Kafka: kcfg}
-	cfg := stack.Config{
-		Bin: bin, Services: []string{"ingest", "matcher", "sender", "retry"},
-		Brokers: strings.Join(kcfg.Brokers, ","), Redis: rdb.Options().Addr, Prefix: kcfg.Topics.Prefix, Partitions: 3,
-		Schedule: schedule, Keys: map[string]string{"acme": p.Key, "globex": "other-" + p.Key},
-		AllowHosts: "127.0.0.1", CAFile: caFile, LogLevel: "warn", LogDir: t.TempDir(),
-	}
+	cfg := testinfra.StackConfig(t, kcfg)
+	cfg.Bin, cfg.Services = buildServices(t), []string{"ingest", "matcher", "sender", "retry"}
+	cfg.Schedule, cfg.CAFile = schedule, caFile
+	cfg.Keys = map[string]string{"acme": p.Key, "globex": "other-" + p.Key}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	st, err := stack.Start(context.Background(), cfg)
-	if err != nil {
+	st := testinfra.Stack(t, cfg)
+	if err := st.StartAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// Each service must stop gracefully when asked.
-		if err := st.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			for _, name := range cfg.Services {
-				t.Logf("%s log:\n%s", name, st.LogTail(name, 4000))
-			}
-		}
-	})
 	p.API = st.API
 	return p
 }

@@ -51,8 +51,13 @@ type Config struct {
 	// instance gets a free port.
 	OpsBasePort int
 	// Env holds more settings, NAME=value, after (so winning over) those
-	// made from the fields above; the process environment comes first.
+	// made from the fields above, which come after BaseEnv.
 	Env []string
+	// BaseEnv is what the services' environment starts from; nil: this
+	// process's environment, so that any setting in it reaches them
+	// (devstack, hookstack). A test that wants nothing of its shell to
+	// leak in gives only PATH and HOME.
+	BaseEnv []string
 
 	// LogDir gets one <instance>.log per instance; without it, every
 	// instance writes to Output (nowhere when nil).

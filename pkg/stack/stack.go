@@ -38,7 +38,13 @@ type Stack struct {
 	cpuDone   map[string]time.Duration // service -> CPU of its instances that exited
 	restarts  map[string]int           // instance -> times Supervise restarted it
 	stopping  bool                     // Stop was called: no more restarts
-	exits     chan string              // instances that exited by themselves
+	exits     chan Exit                // instances that exited by themselves
+}
+
+// Exit is an instance whose process ended although nobody stopped it.
+type Exit struct {
+	Name string
+	Err  error // as exec.Cmd.Wait says: nil for exit status 0
 }
 
 // instance is a process the stack runs: one of the Services, by default
@@ -52,6 +58,7 @@ type proc struct {
 	service string
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
+	err     error         // cmd.Wait's, once done is closed
 	ended   bool          // stopped on purpose (Kill, Term, Stop)
 	cpu     time.Duration // last reading, for when it is gone
 }
@@ -65,12 +72,16 @@ func New(cfg Config) (*Stack, error) {
 	s := &Stack{
 		API: cfg.API(), cfg: cfg, instances: map[string]instance{},
 		procs: map[string]*proc{}, ops: map[string]string{}, cpuDone: map[string]time.Duration{},
-		restarts: map[string]int{}, exits: make(chan string, 64),
+		restarts: map[string]int{}, exits: make(chan Exit, 64),
 	}
 	for _, name := range ServiceNames() {
 		s.instances[name] = instance{service: name}
 	}
-	s.env = append(os.Environ(), cfg.Settings()...)
+	base := cfg.BaseEnv
+	if base == nil {
+		base = os.Environ()
+	}
+	s.env = append(append([]string{}, base...), cfg.Settings()...)
 	return s, nil
 }
 
@@ -81,19 +92,27 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.StartAll(ctx); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartAll runs every service of Config.Services and waits until each is
+// ready, for at most ReadyTimeout each.
+func (s *Stack) StartAll(ctx context.Context) error {
 	for _, name := range s.cfg.Services {
 		if err := s.Start(name); err != nil {
-			_ = s.Stop()
-			return nil, err
+			return err
 		}
 	}
 	for _, name := range s.cfg.Services {
 		if err := s.WaitReady(ctx, name, s.cfg.ReadyTimeout); err != nil {
-			_ = s.Stop()
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // Config is the stack's configuration, with the defaults New filled in
@@ -125,12 +144,19 @@ func (s *Stack) Add(name, service string, env ...string) error {
 	return s.Start(name)
 }
 
-// Start runs an instance (again, after Kill or Term), appending to its log.
+// Start runs an instance (again, after Kill, Term or its own exit),
+// appending to its log.
 func (s *Stack) Start(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := s.procs[name]; p != nil {
-		return fmt.Errorf("%s is already running", name)
+		select {
+		case <-p.done: // it exited by itself, unsupervised
+			delete(s.procs, name)
+			s.cpuDone[p.service] += p.cpu
+		default:
+			return fmt.Errorf("%s is already running", name)
+		}
 	}
 	if s.stopping {
 		return fmt.Errorf("start %s: the stack is stopping", name)
@@ -164,7 +190,7 @@ func (s *Stack) Start(name string) error {
 	}
 	p := &proc{service: in.service, cmd: cmd, done: make(chan struct{})}
 	go func() {
-		_ = cmd.Wait()
+		p.err = cmd.Wait()
 		closeOut()
 		close(p.done)
 		s.exited(name, p)
@@ -200,7 +226,7 @@ func (s *Stack) exited(name string, p *proc) {
 		return
 	}
 	select {
-	case s.exits <- name:
+	case s.exits <- Exit{Name: name, Err: p.err}:
 	default: // nobody is listening
 	}
 	if !s.cfg.Supervise {
@@ -215,9 +241,9 @@ func (s *Stack) exited(name string, p *proc) {
 	_ = s.Start(name)
 }
 
-// Exits names each instance whose process ended although nobody stopped
-// it (a crash, a fatal error), as it happens.
-func (s *Stack) Exits() <-chan string { return s.exits }
+// Exits reports each instance whose process ended although nobody
+// stopped it (a crash, a fatal error), as it happens.
+func (s *Stack) Exits() <-chan Exit { return s.exits }
 
 // Restarts is how many times Supervise restarted each instance that
 // exited by itself.
@@ -265,17 +291,18 @@ func (s *Stack) WaitReady(ctx context.Context, name string, timeout time.Duratio
 }
 
 // Kill stops an instance with SIGKILL: no graceful shutdown at all.
-func (s *Stack) Kill(name string) { s.end(name, syscall.SIGKILL) }
+func (s *Stack) Kill(name string) { _ = s.end(name, syscall.SIGKILL) }
 
 // Term stops an instance with SIGTERM, as a scale-in does, and waits until
-// it has exited: it finishes its work, commits and leaves its group. It
-// reports false when the instance had to be killed after StopTimeout.
-func (s *Stack) Term(name string) bool { return s.end(name, syscall.SIGTERM) }
+// it has exited: it finishes its work, commits and leaves its group. The
+// error says when it did not stop so: killed StopTimeout after the SIGTERM,
+// or an exit status other than 0.
+func (s *Stack) Term(name string) error { return s.end(name, syscall.SIGTERM) }
 
 // end signals an instance and waits for it, killing it if it is still
-// running StopTimeout after a SIGTERM; it reports whether the signal
-// alone ended it.
-func (s *Stack) end(name string, sig syscall.Signal) bool {
+// running StopTimeout after a SIGTERM; it returns how the process ended
+// unless that was a clean exit.
+func (s *Stack) end(name string, sig syscall.Signal) error {
 	s.mu.Lock()
 	p := s.procs[name]
 	delete(s.procs, name)
@@ -284,7 +311,7 @@ func (s *Stack) end(name string, sig syscall.Signal) bool {
 	}
 	s.mu.Unlock()
 	if p == nil {
-		return true
+		return nil
 	}
 	// A process's CPU time is gone once it is reaped: keep the last
 	// reading, at most 100 ms short.
@@ -298,13 +325,13 @@ func (s *Stack) end(name string, sig syscall.Signal) bool {
 	kill := time.After(s.cfg.StopTimeout)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	clean := true
+	killed := false
 	for exited := false; !exited; {
 		select {
 		case <-p.done:
 			exited = true
 		case <-kill:
-			clean = false
+			killed = true
 			_ = p.cmd.Process.Kill()
 		case <-tick.C:
 			sample()
@@ -313,11 +340,19 @@ func (s *Stack) end(name string, sig syscall.Signal) bool {
 	s.mu.Lock()
 	s.cpuDone[p.service] += p.cpu
 	s.mu.Unlock()
-	return clean
+	switch {
+	case killed:
+		return fmt.Errorf("%s still ran %s after SIGTERM: killed", name, s.cfg.StopTimeout)
+	case p.err != nil:
+		return fmt.Errorf("%s: %w", name, p.err)
+	}
+	return nil
 }
 
 // Stop ends every instance with SIGTERM, and SIGKILL for those still
-// running StopTimeout later, which the error names.
+// running StopTimeout later. The error names each instance that did not
+// stop cleanly (see Term), and each that had exited by itself with an
+// error before.
 func (s *Stack) Stop() error {
 	s.mu.Lock()
 	s.stopping = true
@@ -327,24 +362,13 @@ func (s *Stack) Stop() error {
 	}
 	s.mu.Unlock()
 	sort.Strings(names)
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var killed []string
-	for _, name := range names {
-		wg.Go(func() {
-			if !s.Term(name) {
-				mu.Lock()
-				killed = append(killed, name)
-				mu.Unlock()
-			}
-		})
+	for i, name := range names {
+		wg.Go(func() { errs[i] = s.Term(name) })
 	}
 	wg.Wait()
-	if len(killed) > 0 {
-		sort.Strings(killed)
-		return fmt.Errorf("still running %s after SIGTERM, killed: %s", s.cfg.StopTimeout, strings.Join(killed, ", "))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Exited names the instances that are no longer running although nobody

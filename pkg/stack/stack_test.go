@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // fakeService modes: "" serves until SIGTERM; "exit" exits 1 after 200 ms;
-// "stubborn" ignores SIGTERM.
+// "stubborn" ignores SIGTERM; "failing" exits 3 on SIGTERM.
 func fakeService() {
 	fmt.Printf("service=%s instance=%s txn=%s retrytxn=%s group=%s ops=%s\n", os.Getenv("FAKE_SERVICE"),
 		os.Getenv("HOOKLINE_INSTANCE_ID"), os.Getenv("HOOKLINE_TRANSACTIONAL_ID"), os.Getenv("HOOKLINE_RETRY_TRANSACTIONAL_ID"),
@@ -43,6 +43,9 @@ func fakeService() {
 		for range term {
 			fmt.Println("ignoring SIGTERM")
 		}
+	case "failing":
+		<-term
+		os.Exit(3)
 	}
 	srv := &http.Server{Addr: os.Getenv("HOOKLINE_OPS_ADDR"), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/readyz" {
@@ -223,16 +226,16 @@ func TestInstancesGetTheirOwnSettings(t *testing.T) {
 		t.Errorf("CPU() has no entry for the matcher: %v", cpu)
 	}
 
-	if !s.Term("matcher-2") {
-		t.Error("Term had to kill matcher-2")
+	if err := s.Term("matcher-2"); err != nil {
+		t.Errorf("Term(matcher-2) = %v", err)
 	}
 	s.Kill("sender")
 	if gone := s.Exited(); len(gone) != 0 {
 		t.Errorf("Exited() = %v after stopping on purpose, want none", gone)
 	}
 	select {
-	case name := <-s.Exits():
-		t.Errorf("Exits() reported %s, stopped on purpose", name)
+	case x := <-s.Exits():
+		t.Errorf("Exits() reported %s, stopped on purpose", x.Name)
 	default:
 	}
 	if err := s.Start("matcher-2"); err != nil {
@@ -260,20 +263,71 @@ func TestOpsBasePort(t *testing.T) {
 	}
 }
 
-func TestStopNamesWhatHadToBeKilled(t *testing.T) {
-	cfg := fakeConfig(t, "stubborn")
-	cfg.StopTimeout = 300 * time.Millisecond
-	s := newStack(t, cfg)
-	if err := s.Start("retry"); err != nil {
+// TestStopNamesWhatDidNotStopCleanly: an instance that has to be killed
+// after SIGTERM, or exits with an error, is named by Stop; one that stops
+// cleanly is not.
+func TestStopNamesWhatDidNotStopCleanly(t *testing.T) {
+	tests := []struct {
+		mode, want string
+	}{
+		{"stubborn", "retry still ran 300ms after SIGTERM: killed"},
+		{"failing", "retry: exit status 3"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		t.Run("mode "+tc.mode, func(t *testing.T) {
+			cfg := fakeConfig(t, tc.mode)
+			if tc.mode == "stubborn" {
+				cfg.StopTimeout = 300 * time.Millisecond
+			}
+			s := newStack(t, cfg)
+			for _, name := range []string{"retry", "ingest"} {
+				if err := s.Start(name); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the fake to start", logged(s, name, "service="))
+			}
+			if err := s.Term("ingest"); (err == nil) != (tc.want == "") {
+				t.Errorf("Term(ingest) = %v", err)
+			}
+			err := s.Stop()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Stop() = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Stop() = %v, want %q", err, tc.want)
+			}
+			if tc.mode == "stubborn" && !strings.Contains(s.LogTail("retry", 1000), "ignoring SIGTERM") {
+				t.Error("retry got no SIGTERM before it was killed")
+			}
+		})
+	}
+}
+
+// TestStartAfterAnExit: an instance that exited by itself, unsupervised,
+// is reported with how it ended and may be started again by hand.
+func TestStartAfterAnExit(t *testing.T) {
+	s := newStack(t, fakeConfig(t, "exit"))
+	if err := s.Start("matcher"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the fake to start", logged(s, "retry", "service="))
-	err := s.Stop()
-	if err == nil || !strings.Contains(err.Error(), "retry") {
-		t.Fatalf("Stop() = %v, want it to name retry", err)
-	}
-	if !strings.Contains(s.LogTail("retry", 1000), "ignoring SIGTERM") {
-		t.Error("retry got no SIGTERM before it was killed")
+	for i := range 2 {
+		select {
+		case x := <-s.Exits():
+			if x.Name != "matcher" || x.Err == nil || !strings.Contains(x.Err.Error(), "exit status 1") {
+				t.Fatalf("Exits() reported %+v", x)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("exit %d was not reported", i+1)
+		}
+		if i == 0 {
+			if err := s.Start("matcher"); err != nil {
+				t.Fatalf("start again: %v", err)
+			}
+		}
 	}
 }
 
@@ -294,9 +348,9 @@ func TestSuperviseRestartsWhatExitsByItself(t *testing.T) {
 				t.Fatal(err)
 			}
 			select {
-			case name := <-s.Exits():
-				if name != "retry" {
-					t.Errorf("Exits() reported %s", name)
+			case x := <-s.Exits():
+				if x.Name != "retry" {
+					t.Errorf("Exits() reported %s", x.Name)
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatal("the exit was not reported")

@@ -289,7 +289,11 @@ func (f *faultKit) scaleOut(ctx context.Context) error {
 func (f *faultKit) scaleIn(context.Context) error {
 	var wg sync.WaitGroup
 	for _, x := range scaledOut {
-		wg.Go(func() { f.b.stack.Term(x.name) })
+		wg.Go(func() {
+			if err := f.b.stack.Term(x.name); err != nil {
+				say("scale in: %v", err)
+			}
+		})
 	}
 	wg.Wait()
 	return nil
