@@ -1,7 +1,6 @@
 # Hookline's interface for people and CI: `make help` lists the targets.
 SHELL := /bin/bash
 GO    ?= go
-SERVICES := ingest matcher sender retry notify
 # Every module of the workspace, as package patterns.
 MODULES = $(shell $(GO) list -f '{{.Dir}}/...' -m)
 
@@ -12,10 +11,12 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build the services, hookctl and devstack into bin/
-	@mkdir -p bin
-	@for s in $(SERVICES); do (cd services/$$s && $(GO) build -o ../../bin/$$s .) || exit 1; done
-	@cd cmd && $(GO) build -o ../bin/ ./...
+build: ## build every binary (the services, hookctl, devstack, hookstack, hookload) into bin/
+	@$(GO) run ./cmd/hookstack build -o bin
+
+.PHONY: settings-table
+settings-table: build ## rewrite README.md's settings table from every binary's -h
+	@bin/hookstack settings -bin bin -readme README.md
 
 .PHONY: run
 run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BROKERS / REDIS_ADDR are set

@@ -90,6 +90,10 @@ func helpOutput(ctx context.Context, path string) (string, error) {
 
 // readSettings is every binary's settings, by binary name.
 func readSettings(ctx context.Context, dir string) (map[string][]config.Doc, error) {
+	dir, err := filepath.Abs(dir) // the binaries run elsewhere
+	if err != nil {
+		return nil, err
+	}
 	out := map[string][]config.Doc{}
 	for _, b := range stack.Binaries {
 		text, err := helpOutput(ctx, filepath.Join(dir, b.Name))
@@ -206,8 +210,11 @@ func defaults(rs []reading) string {
 	return strings.Join(parts, "; ")
 }
 
-// cell makes text safe inside a table cell.
-func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+// cell makes text safe inside a table cell: no column break, and no
+// <placeholder> taken for an HTML tag.
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
+}
 
 // The README's table sits between these two lines.
 const (

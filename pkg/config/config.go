@@ -29,6 +29,7 @@ type Reader struct {
 type setting struct {
 	def, doc string
 	required bool
+	envOnly  bool // EnvOnly: no flag
 }
 
 // FromOS reads os.Args and the process environment.
@@ -89,6 +90,18 @@ func (r *Reader) String(env, def, doc string) string {
 	return v
 }
 
+// EnvOnly returns a text setting that a library reads from the
+// environment by itself (OpenTelemetry's SDK): it is listed by Usage, so
+// that -h and the docs show it, but no flag mirrors it, since the library
+// would not see the flag.
+func (r *Reader) EnvOnly(env, def, doc string) string {
+	r.used[env] = setting{def: def, doc: doc, envOnly: true}
+	if v, ok := r.lookup(env); ok && v != "" {
+		return v
+	}
+	return def
+}
+
 // Required returns a text setting that has no default.
 func (r *Reader) Required(env, doc string) string {
 	v, ok := r.raw(env, "", doc)
@@ -129,7 +142,7 @@ func (r *Reader) Bool(env string, def bool, doc string) bool {
 
 // Duration returns a duration setting such as 250ms or 5s.
 func (r *Reader) Duration(env string, def time.Duration, doc string) time.Duration {
-	v, ok := r.raw(env, def.String(), doc)
+	v, ok := r.raw(env, shortDuration(def), doc)
 	if !ok {
 		return def
 	}
@@ -139,6 +152,19 @@ func (r *Reader) Duration(env string, def time.Duration, doc string) time.Durati
 		return def
 	}
 	return d
+}
+
+// shortDuration writes d as time.ParseDuration reads it, without the zero
+// units Duration.String adds: 24h rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // List returns a comma-separated setting with blanks dropped.
@@ -166,8 +192,10 @@ func (r *Reader) Err(w io.Writer) error {
 		return ErrHelp
 	}
 	known := map[string]bool{}
-	for env := range r.used {
-		known[flagName(env)] = true
+	for env, s := range r.used {
+		if !s.envOnly {
+			known[flagName(env)] = true
+		}
 	}
 	for name := range r.flags {
 		if !known[name] {
@@ -208,7 +236,7 @@ func (r *Reader) Usage(w io.Writer) {
 		if s.required {
 			def = "required"
 		}
-		if r.noFlags {
+		if r.noFlags || s.envOnly {
 			fmt.Fprintf(w, "  %-40s %s\n      %s\n", env, def, s.doc)
 			continue
 		}

@@ -52,6 +52,11 @@ func BaseFromEnv(r *config.Reader, name, opsAddr string) Base {
 		r.Fail("HOOKLINE_RETRY_SCHEDULE", err)
 	}
 	b.Schedule = sch
+	// OpenTelemetry's SDK reads these itself (telemetry.New); listed here
+	// so that -h and the README show them.
+	r.EnvOnly("OTEL_EXPORTER_OTLP_ENDPOINT", "", "export traces over OTLP/HTTP to this collector; empty: spans are made (their ids reach Kafka headers and receivers), not exported. The SDK reads its other OTEL_* variables too")
+	r.EnvOnly("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the same for traces alone")
+	r.EnvOnly("OTEL_TRACES_SAMPLER", "", "OpenTelemetry's sampler; empty: 1% of traces, unless the parent was sampled")
 	return b
 }
 
