@@ -105,5 +105,5 @@ test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and
 	@loadtest/bench.sh -faults -size full $(BENCH_FLAGS)
 
 .PHONY: test-deploy
-test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode and signatures by non-Go tools, OpenAPI fuzzing)
-	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do deploy/tests/$$t || exit 1; done
+test-deploy: ## only the deploy/ checks (kustomize render, deployments vs the services' settings, dashboards and alerts, Avro decode and signatures by non-Go tools, OpenAPI fuzzing)
+	@for t in kustomize_test.sh settings_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do deploy/tests/$$t || exit 1; done

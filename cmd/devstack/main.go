@@ -87,9 +87,13 @@ func main() {
 	r := config.FromOS()
 	s := readSettings(r)
 	if err := r.Err(io.Discard); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		switch {
+		case errors.Is(err, config.ErrHelp):
 			fmt.Print(usage)
 			r.Usage(os.Stdout)
+			return
+		case errors.Is(err, config.ErrChecked):
+			fmt.Println("devstack:", err)
 			return
 		}
 		fmt.Fprintf(os.Stderr, "devstack: configuration:\n%s\n", err)

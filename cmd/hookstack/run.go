@@ -59,9 +59,13 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	r := config.New(args, os.LookupEnv)
 	s := readRunSettings(r)
 	if err := r.Err(io.Discard); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		switch {
+		case errors.Is(err, config.ErrHelp):
 			fmt.Fprint(stdout, usage)
 			r.Usage(stdout)
+			return exitCode(0)
+		case errors.Is(err, config.ErrChecked):
+			fmt.Fprintln(stdout, "hookstack:", err)
 			return exitCode(0)
 		}
 		fmt.Fprintf(stderr, "hookstack: configuration:\n%s\n", err)

@@ -24,7 +24,7 @@ func settingsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("hookstack settings", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "", "folder of the built binaries (default: build them from the repository into a temporary one)")
-	asJSON := fs.Bool("json", false, "print each binary's settings as JSON ({binary: [{env, flag, default, required, doc}]})")
+	asJSON := fs.Bool("json", false, `print the services and each binary's settings as JSON: {"services": [...], "settings": {binary: [{env, flag, default, required, doc}]}}`)
 	readme := fs.String("readme", "", "rewrite the settings table of this markdown file in place")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hookstack settings [-bin DIR] [-json | -readme FILE]\n\nEvery setting of %s, from each one's -h.\n\n", binaryNames())
@@ -55,7 +55,10 @@ func settingsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	case *asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(docs)
+		return enc.Encode(struct {
+			Services []string                `json:"services"`
+			Settings map[string][]config.Doc `json:"settings"`
+		}{stack.ServiceNames(), docs})
 	case *readme != "":
 		b, err := os.ReadFile(*readme)
 		if err != nil {

@@ -87,7 +87,7 @@ go test -race -count=1 -timeout 20m "$@"
 # the OpenAPI document checked against a real ingest by schemathesis.
 # HOOKLINE_TEST_GO_ONLY=1 (make console-screenshots) runs the Go tests only.
 [ -n "${HOOKLINE_TEST_GO_ONLY:-}" ] && exit 0
-for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do
+for t in kustomize_test.sh settings_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"
 done

@@ -23,6 +23,7 @@ type Reader struct {
 	used    map[string]setting
 	errs    []error
 	help    bool
+	check   bool // -check: validate the settings, run nothing
 	noFlags bool // FromEnv: the arguments are not settings
 }
 
@@ -51,6 +52,10 @@ func New(args []string, lookup func(string) (string, bool)) *Reader {
 		a := strings.TrimLeft(args[i], "-")
 		if a == "h" || a == "help" {
 			r.help = true
+			continue
+		}
+		if a == "check" {
+			r.check = true
 			continue
 		}
 		name, val, ok := strings.Cut(a, "=")
@@ -185,7 +190,9 @@ func (r *Reader) Fail(env string, err error) {
 }
 
 // Err reports every problem seen, and flags that no setting uses. With -h
-// it writes the settings table to w and returns ErrHelp.
+// it writes the settings table to w and returns ErrHelp; with -check and
+// no problem it returns ErrChecked, so that a deployment's settings can be
+// validated by the binary itself without running it.
 func (r *Reader) Err(w io.Writer) error {
 	if r.help {
 		r.Usage(w)
@@ -202,11 +209,18 @@ func (r *Reader) Err(w io.Writer) error {
 			r.errs = append(r.errs, fmt.Errorf("unknown flag -%s", name))
 		}
 	}
-	return errors.Join(r.errs...)
+	if err := errors.Join(r.errs...); err != nil || !r.check {
+		return err
+	}
+	return ErrChecked
 }
 
 // ErrHelp is returned by Err when help was asked for.
 var ErrHelp = errors.New("help requested")
+
+// ErrChecked is returned by Err when -check was asked for and the
+// settings are valid.
+var ErrChecked = errors.New("the settings are valid")
 
 // Usage writes the settings read so far, sorted by name, in the format
 // ParseHelp reads back: a header line, then per setting a line with its

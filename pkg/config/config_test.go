@@ -167,3 +167,20 @@ func TestEnvOnly(t *testing.T) {
 		t.Errorf("a flag for an environment-only setting: %v", err)
 	}
 }
+
+// TestCheck: -check validates the settings and says so, or reports the
+// problems as without it.
+func TestCheck(t *testing.T) {
+	r := New([]string{"-check", "-http-addr", ":1"}, env(map[string]string{"N": "1"}))
+	r.String("HOOKLINE_HTTP_ADDR", "", "")
+	r.Int("N", 0, "")
+	if err := r.Err(io.Discard); !errors.Is(err, ErrChecked) {
+		t.Errorf("valid settings with -check: %v", err)
+	}
+	r = New([]string{"--check"}, env(map[string]string{"N": "x"}))
+	r.Int("N", 0, "")
+	r.Required("K", "")
+	if err := r.Err(io.Discard); err == nil || errors.Is(err, ErrChecked) || !strings.Contains(err.Error(), "K is required") {
+		t.Errorf("invalid settings with -check: %v", err)
+	}
+}

@@ -126,12 +126,17 @@ func RedisOptionsFromEnv(r *config.Reader) *redis.Options {
 }
 
 // Main ends a service's main function: it stops the process when the
-// settings are wrong (exit 2, every problem listed) or help was asked for
-// (exit 0), then calls run with a context that SIGINT and SIGTERM cancel,
-// so the service shuts down gracefully, and exits 1 if run fails.
+// settings are wrong (exit 2, every problem listed), help was asked for or
+// -check found them valid (exit 0), then calls run with a context that
+// SIGINT and SIGTERM cancel, so the service shuts down gracefully, and
+// exits 1 if run fails.
 func Main(r *config.Reader, b Base, run func(ctx context.Context, log zerolog.Logger) error) {
 	if err := r.Err(os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		switch {
+		case errors.Is(err, config.ErrHelp):
+			os.Exit(0)
+		case errors.Is(err, config.ErrChecked):
+			fmt.Fprintf(os.Stderr, "%s: %v\n", b.Name, err)
 			os.Exit(0)
 		}
 		fmt.Fprintf(os.Stderr, "%s: configuration:\n%s\n", b.Name, err)
