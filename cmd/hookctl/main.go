@@ -103,6 +103,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out.noColor = env.NoColor
 	switch rest[0] {
 	case "subs":
 		return subsCommand(ctx, env, out, rest[1:])
@@ -140,6 +141,7 @@ type env struct {
 	Kafka    kafka.Config
 	Redis    *redis.Options
 	Registry schemaregistry.Config
+	NoColor  bool
 }
 
 // DefaultEnvFile is where `make run` writes where its stack listens.
@@ -179,6 +181,7 @@ func readEnv(lookup func(string) (string, bool)) (env, *config.Reader, error) {
 		Kafka:    kafka.ConfigFromEnv(r, "hookctl"),
 		Redis:    service.RedisOptionsFromEnv(r),
 		Registry: schemaregistry.ConfigFromEnv(r),
+		NoColor:  r.String("NO_COLOR", "", "any value: no bold headers on a terminal (no-color.org)") != "",
 	}
 	// hookctl only looks schemas up: the services register them.
 	e.Registry.Register = false
