@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +38,8 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, io.Discard, io.Discard) }()
+	var said syncBuffer // hookstack's own lines
+	go func() { done <- run(ctx, nil, io.Discard, &said) }()
 
 	var lookup func(string) (string, bool)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
@@ -48,7 +51,7 @@ func TestRun(t *testing.T) {
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("hookstack ended before it was ready: %v", err)
+			t.Fatalf("hookstack ended before it was ready: %v\n%s", err, said.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -88,8 +91,9 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	// The brokers learn of a deletion a moment after the controller.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	// The brokers learn of a deletion a moment after the controller (more
+	// than a moment on a loaded machine).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		topics, err := kadm.NewClient(cl).ListTopics(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -104,10 +108,28 @@ func TestRun(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("topics left after hookstack stopped: %v", left)
+			t.Fatalf("topics left after hookstack stopped: %v; it said:\n%s", left, said.String())
 		}
 	}
 	if _, err := http.Get("http://" + ops + "/healthz"); err == nil {
 		t.Error("ingest still answers after hookstack stopped")
 	}
+}
+
+// syncBuffer is a bytes.Buffer written from another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -14,8 +14,8 @@ import (
 
 // Config says which services a stack runs and the settings they share.
 // The services read their environment, so a Config is turned into
-// environment variables (Env); whatever has no field here goes into Env
-// as NAME=value.
+// environment variables (Settings, Instance); a setting with no field
+// here goes into Env as NAME=value.
 type Config struct {
 	// Bin is the folder of the binaries (Build). Programs overrides it per
 	// service, e.g. with a test binary that runs the service's main.
@@ -51,7 +51,8 @@ type Config struct {
 	// instance gets a free port.
 	OpsBasePort int
 	// Env holds more settings, NAME=value, after (so winning over) those
-	// made from the fields above, which come after BaseEnv.
+	// made from the fields above, which come after BaseEnv; an instance's
+	// own (Instance, Stack.Add) come last.
 	Env []string
 	// BaseEnv is what the services' environment starts from; nil: this
 	// process's environment, so that any setting in it reaches them
@@ -64,7 +65,7 @@ type Config struct {
 	LogDir string
 	Output io.Writer
 	// StaticMembers gives each service's first instance a group instance
-	// id (HOOKLINE_INSTANCE_ID=<service>), so that a killed instance that
+	// id (HOOKLINE_INSTANCE_ID=<prefix><service>), so that a killed instance that
 	// restarts gets its partitions back at once. Instances added later
 	// stay dynamic, as autoscaled ones would.
 	StaticMembers bool
@@ -114,8 +115,7 @@ func (c Config) API() string { return "http://" + c.HTTPAddr }
 
 // Settings are the settings every service of the stack gets, NAME=value,
 // the fields' first and Config.Env last; each instance adds its own
-// (Instance).
-// Fields left empty set nothing, leaving the services' defaults.
+// (Instance). Fields left empty set nothing: the services' defaults hold.
 func (c Config) Settings() []string {
 	var env []string
 	set := func(name, value string) {
@@ -165,14 +165,12 @@ func (c Config) Instance(name, service string, opsAddr string) []string {
 		env = append(env, s.TransactionEnv+"="+c.Prefix+name)
 	}
 	if c.StaticMembers && name == service {
-		env = append(env, "HOOKLINE_INSTANCE_ID="+c.instanceID(name))
+		// Under the prefix: two stacks on one cluster never claim the
+		// same member.
+		env = append(env, "HOOKLINE_INSTANCE_ID="+c.Prefix+name)
 	}
 	return env
 }
-
-// instanceID names a static group member; under a prefix it carries it,
-// so that two stacks on one cluster never claim the same member.
-func (c Config) instanceID(name string) string { return c.Prefix + name }
 
 // opsAddr is where an instance's ops endpoints go: under OpsBasePort for
 // a service's first instance, else a free port.

@@ -453,8 +453,16 @@ func DeleteTopics(ctx context.Context, brokers, prefix string) error {
 	}
 	var errs []error
 	if len(mine) > 0 {
-		if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
+		resps, err := adm.DeleteTopics(ctx, mine...)
+		if err != nil {
 			errs = append(errs, err)
+		}
+		// A topic's own error (a timeout on a loaded broker) is in its
+		// response, not in err.
+		for _, r := range resps.Sorted() {
+			if r.Err != nil {
+				errs = append(errs, fmt.Errorf("delete %s: %w", r.Topic, r.Err))
+			}
 		}
 	}
 	groups := make([]string, len(Services))
