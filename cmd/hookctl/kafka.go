@@ -19,6 +19,7 @@ import (
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // read consumes topic, calling fn for each record, until it has reached
@@ -144,7 +145,7 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 		}
 		_ = out.table(headers, rows)
 	}
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DeliveryLog, *follow, last, func(r *kgo.Record) bool {
+	err = read(ctx, e, wire.NewTopics(e.Prefix).DeliveryLog, *follow, last, func(r *kgo.Record) bool {
 		var a record.DeliveryAttempt
 		if err := codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
 			return true
@@ -194,7 +195,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 	}
 	var rows [][]string
 	var all []record.Delivery
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DLQ, false, 0, func(r *kgo.Record) bool {
+	err = read(ctx, e, wire.NewTopics(e.Prefix).DLQ, false, 0, func(r *kgo.Record) bool {
 		var d record.Delivery
 		if err := codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
 			return true
@@ -283,7 +284,7 @@ func replayCommand(ctx context.Context, e env, out *printer, args []string) erro
 	if err != nil {
 		return err
 	}
-	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: kafka.NewTopics(e.Prefix)}
+	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: wire.NewTopics(e.Prefix)}
 	producer, err := kafka.NewClient(cfg, zerolog.Nop())
 	if err != nil {
 		return err

@@ -244,7 +244,7 @@ func TestTailWithSchemaRegistry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	reg := schemaregistry.Config{URLs: []string{url}, Register: true}
-	codecs, err := schemaregistry.LoadCodecs(ctx, reg, schemaregistry.Subjects(cfg.Topics, nil), testinfra.Logger())
+	codecs, err := schemaregistry.LoadCodecs(ctx, reg, cfg.Topics.Subjects(nil), testinfra.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/backoff"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 func need(t testing.TB, env string) string {
@@ -55,7 +56,7 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	cfg := kafka.Config{
 		Brokers:           []string{brokers},
 		ClientID:          "hookline-test",
-		Topics:            kafka.NewTopics(Prefix(t)),
+		Topics:            wire.NewTopics(Prefix(t)),
 		Partitions:        3,
 		ReplicationFactor: 1,
 	}
@@ -68,7 +69,7 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 		t.Fatal(err)
 	}
 	adm := kadm.NewClient(cl)
-	specs := cfg.Topics.Specs(tiers)
+	specs := cfg.Topics.All(tiers)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	names := make([]string, len(specs))

@@ -18,6 +18,7 @@ import (
 	"github.com/hookline/hookline/loadtest/internal/sink"
 	"github.com/hookline/hookline/loadtest/internal/stack"
 	"github.com/hookline/hookline/loadtest/internal/workload"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // faultRound is one part of the fault suite. Each runs on a private Kafka
@@ -163,7 +164,7 @@ func (f *faultKit) quarantined(ctx context.Context, n int, within time.Duration)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key == "hookline-error" && strings.HasPrefix(string(h.Value), "quarantined:") {
+				if h.Key == wire.HeaderError && strings.HasPrefix(string(h.Value), "quarantined:") {
 					keys = append(keys, string(r.Key))
 				}
 			}

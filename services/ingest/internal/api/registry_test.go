@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/avro"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/schemas"
 )
 
@@ -70,7 +70,7 @@ func fixedIDs(t *testing.T) map[string][]uint32 {
 // versions as the record has ids, version N under its Nth id.
 func TestRegistryServesHistory(t *testing.T) {
 	s := offlineServer(t)
-	s.Topics = kafka.NewTopics("hookline.")
+	s.Topics = wire.NewTopics("hookline.")
 	s.Tiers = []time.Duration{5 * time.Second, time.Minute}
 	h := s.Handler()
 
@@ -144,7 +144,7 @@ func TestRegistryServesNewVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := offlineServer(t)
-	s.Topics = kafka.NewTopics("hookline.")
+	s.Topics = wire.NewTopics("hookline.")
 	s.Codecs = &record.Codecs{Registry: reg} // the registry paths use nothing else
 	h := s.Handler()
 	const subject = "/subjects/hookline.delivery-log-value"

@@ -23,12 +23,12 @@ import (
 
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/idempotency"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
@@ -39,7 +39,7 @@ type Server struct {
 	Producer *kgo.Client
 	View     *subscription.View
 	Codecs   *record.Codecs
-	Topics   kafka.Topics
+	Topics   wire.Topics
 	Keys     Keys
 	Events   *idempotency.Store // event ids seen, per tenant
 	Box      *secretbox.Box

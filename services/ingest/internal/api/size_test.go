@@ -14,6 +14,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/event"
 	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
@@ -90,7 +91,7 @@ func TestBodiesUpToTheLimit(t *testing.T) {
 	if err != nil || len(raised) != 1 || raised[0] != st.cfg.Topics.Events {
 		t.Fatalf("RaiseRecordLimit = %v, %v; want the events topic raised alone", raised, err)
 	}
-	waitTopicLimit(ctx, t, adm, st.cfg.Topics.Events, strconv.Itoa(kafka.MaxRecordBytes))
+	waitTopicLimit(ctx, t, adm, st.cfg.Topics.Events, strconv.Itoa(wire.MaxRecordBytes))
 	st.must(t, http.StatusAccepted, "POST", "/v1/events", "key-acme", bodyOf(t, event.MaxBodyBytes))
 }
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
-	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
@@ -103,7 +103,9 @@ func header(r *kgo.Record, key string) (string, bool) {
 
 func TestBridge(t *testing.T) {
 	b := runBridge(t)
-	tenant := func(v string) []kgo.RecordHeader { return []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(v)}} }
+	tenant := func(v string) []kgo.RecordHeader {
+		return []kgo.RecordHeader{{Key: wire.HeaderTenant, Value: []byte(v)}}
+	}
 	valid := []struct {
 		name, value string
 		headers     []kgo.RecordHeader
@@ -184,16 +186,18 @@ func TestBridge(t *testing.T) {
 				if string(r.Value) != v.value {
 					t.Errorf("value %q, want the original %q", r.Value, v.value)
 				}
-				reason, ok := header(r, HeaderError)
-				var errs []problem.FieldError
-				if !ok || json.Unmarshal([]byte(reason), &errs) != nil || len(errs) == 0 {
-					t.Fatalf("%s header %q", HeaderError, reason)
+				// One line of text, the same format as every diverted
+				// record's (wire.Divert): the first problem names its field.
+				reason, ok := header(r, wire.HeaderError)
+				want := "invalid event: "
+				if v.field != "" {
+					want += v.field + ": "
 				}
-				if errs[0].Field != v.field || errs[0].Detail == "" {
-					t.Errorf("reason %s, want field %q", reason, v.field)
+				if !ok || !strings.HasPrefix(reason, want) || len(reason) == len(want) || strings.Contains(reason, "\n") {
+					t.Fatalf("%s header %q, want a line starting %q", wire.HeaderError, reason, want)
 				}
-				if src, _ := header(r, HeaderSource); !strings.HasPrefix(src, b.cfg.Topics.IngestJSON+"/") {
-					t.Errorf("%s header %q", HeaderSource, src)
+				if src, _ := header(r, wire.HeaderSource); !strings.HasPrefix(src, b.cfg.Topics.IngestJSON+"/") {
+					t.Errorf("%s header %q", wire.HeaderSource, src)
 				}
 				if v.field == "tenant" {
 					if origin, _ := header(r, "x-origin"); origin != "test" {

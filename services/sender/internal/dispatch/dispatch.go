@@ -33,17 +33,9 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
-
-// HeaderError carries the reason on a record the sender dead-letters
-// without being able to decode it.
-const HeaderError = "hookline-error"
-
-// HeaderParked marks a delivery parked by a lane: its value is how many
-// times it was parked. A lane tells a parked delivery coming back from a
-// fresh one by it (ordered subscriptions keep FIFO through it).
-const HeaderParked = "hookline-parked"
 
 // Defaults of the Dispatcher's settings, each used when its field is zero.
 const (
@@ -96,7 +88,7 @@ type Dispatcher struct {
 	Certs     *deliver.Clients // one client per subscription certificate (mutual TLS); nil: such subscriptions are dead-lettered
 	View      *subscription.View
 	Codecs    *record.Codecs
-	Topics    kafka.Topics
+	Topics    wire.Topics
 	Schedule  backoff.Schedule
 	Producer  *kgo.Client
 	Delivered *idempotency.Store

@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
@@ -176,7 +177,7 @@ func TestOutcomes(t *testing.T) {
 	log, dead, reqs := e.attempts(), e.deliveries(e.kafka.Topics.DLQ), byID(rcv.Requests())
 	tiers := map[string]map[string][]record.Delivery{}
 	for _, tier := range e.schedule.Tiers() {
-		tiers[kafka.TierName(tier)] = e.deliveries(e.kafka.Topics.Retry(tier))
+		tiers[wire.TierName(tier)] = e.deliveries(e.kafka.Topics.Retry(tier))
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -663,8 +664,8 @@ func TestUndeliverable(t *testing.T) {
 		if len(undecodable) != 1 || string(undecodable[0].Value) != "not avro" {
 			t.Fatalf("%d undecodable dead letters, want the record as it was", len(undecodable))
 		}
-		if h := undecodable[0].Headers; len(h) == 0 || h[0].Key != dispatch.HeaderError || len(h[0].Value) == 0 {
-			t.Errorf("headers %v, want the reason in %s", h, dispatch.HeaderError)
+		if h := undecodable[0].Headers; len(h) == 0 || h[0].Key != wire.HeaderError || len(h[0].Value) == 0 {
+			t.Errorf("headers %v, want the reason in %s", h, wire.HeaderError)
 		}
 	})
 	if _, ok := byDelivery[good.ID]; ok {

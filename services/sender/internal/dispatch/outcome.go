@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
@@ -83,12 +84,11 @@ func (d *Dispatcher) deadLetter(it *item, reason string, out *outbox) {
 	d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
 }
 
-// deadLetterRecord writes a record that cannot be decoded to the DLQ as
-// it was, with reason in HeaderError.
+// deadLetterRecord diverts a record that cannot be decoded to the DLQ as
+// it was, with reason (wire.Divert).
 func (d *Dispatcher) deadLetterRecord(r *kgo.Record, reason string, out *outbox) {
 	d.Log.Error().Str("reason", reason).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable delivery dead-lettered")
-	out.produce(&kgo.Record{Topic: d.Topics.DLQ, Key: r.Key, Value: r.Value, Context: r.Context,
-		Headers: append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(reason)}}, r.Headers...)})
+	out.produce(wire.Divert(r, d.Topics.DLQ, reason))
 }
 
 // disableTimeout bounds how long disabling waits for the subscriptions
