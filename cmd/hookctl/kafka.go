@@ -229,7 +229,7 @@ func lagCommand(ctx context.Context, e env, out *printer) error {
 	}
 	var names []string
 	for _, g := range groups.Groups() {
-		if strings.HasPrefix(g, "hookline-") {
+		if strings.HasPrefix(g, wire.NewTopics(e.Prefix).Group("")) { // this installation's
 			names = append(names, g)
 		}
 	}

@@ -84,7 +84,7 @@ func TierName(d time.Duration) string {
 func (t Topics) stem() string { return strings.TrimRight(t.Prefix, ".-_:") }
 
 // Group is the default consumer group of a service: hookline-<service>
-// under the default prefix.
+// under the default prefix. Group("") is what every one starts with.
 func (t Topics) Group(service string) string { return t.stem() + "-" + service }
 
 // TransactionalID is the default transactional id of one instance of a

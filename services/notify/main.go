@@ -57,7 +57,7 @@ const noSMTPFrom = "Hookline <alerts@hookline.invalid>"
 func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "notify", "127.0.0.1:9105")}
-	cfg.Group = r.String("HOOKLINE_NOTIFY_GROUP", "hookline-notify", "consumer group of the notify instances on hookline.events")
+	cfg.Group = r.String("HOOKLINE_NOTIFY_GROUP", cfg.Kafka.Topics.Group("notify"), "consumer group of the notify instances on hookline.events")
 	smtpURL := r.String("HOOKLINE_SMTP_URL", "", "smtp://user:pass@host:587 (STARTTLS when offered; ?starttls=required to insist) or smtps://user:pass@host:465 (implicit TLS); empty: emails are logged, not sent")
 	caFile := r.String("HOOKLINE_SMTP_CA_FILE", "", "PEM file of CAs to trust for the SMTP server instead of the system pool")
 	from := r.String("HOOKLINE_ALERT_FROM", "", "sender of alert emails, e.g. 'Hookline <alerts@example.com>'; required with HOOKLINE_SMTP_URL")
@@ -149,7 +149,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		log.Warn().Msg("no HOOKLINE_SMTP_URL: alert emails are written to this log, not sent")
 	}
 	view := subscription.NewView(codecs, log)
-	outbox := alert.NewOutbox(rdb, alert.KeyPrefix)
+	outbox := alert.NewOutbox(rdb, cfg.Kafka.Topics.Keys().Notify())
 	metrics := alert.NewMetrics(tel.Registry)
 	d := &alert.Dispatcher{
 		Outbox: outbox, Mailer: mailer, From: cfg.From, Renderer: &alert.Renderer{ConsoleURL: cfg.ConsoleURL},

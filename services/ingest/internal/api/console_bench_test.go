@@ -100,7 +100,7 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var recs []*kgo.Record
-	tr := health.New(rdb, time.Hour)
+	tr := health.New(rdb, cfg.Topics.Keys().Health(), time.Hour)
 	for i := range consoleBenchSize {
 		id := fmt.Sprintf("sub_bench_%05d", i)
 		at := time.UnixMilli(1_700_000_000_000 + int64(i)).UTC()
@@ -156,7 +156,7 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 	}
 	srv := &Server{
 		Producer: prod, View: view, Codecs: codecs, Topics: cfg.Topics, Keys: keys, Box: box, Guard: guard,
-		MaxBody: 1 << 20, Log: log, Now: time.Now, Catalog: types, Redis: rdb, DeadLetters: letters,
+		MaxBody: 1 << 20, Log: log, Now: time.Now, Catalog: types, Health: health.New(rdb, cfg.Topics.Keys().Health(), 0), DeadLetters: letters,
 		Portal: NewPortal(box.Derive(PortalKeyPurpose), ""), Console: ui,
 	}
 	if n := len(view.List("acme")); n != consoleBenchSize {

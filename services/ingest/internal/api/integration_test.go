@@ -75,7 +75,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatalf("catalog not ready: %v", err)
 	}
 	srv.Producer, srv.View, srv.Topics, srv.Catalog = producer, view, cfg.Topics, types
-	srv.Events = idempotency.New(rdb, "hookline:test:"+cfg.Topics.Prefix+"event:", time.Hour)
+	srv.Events = idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &stack{cfg: cfg, srv: srv, url: ts.URL}

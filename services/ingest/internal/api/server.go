@@ -17,11 +17,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/dlq"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
@@ -60,9 +60,9 @@ type Server struct {
 
 	// Portal signs and checks portal session tokens; nil: no portal.
 	Portal *Portal
-	// Redis holds the sender's endpoint health streaks, shown in
-	// subscription views; nil: no health shown.
-	Redis redis.UniversalClient
+	// Health reads the sender's endpoint health streaks in Redis, shown
+	// in subscription views; nil: no health shown.
+	Health *health.Tracker
 	// DeadLetters lists the dead letters; nil: GET /v1/dead-letters is
 	// unavailable.
 	DeadLetters *deadletters.Index

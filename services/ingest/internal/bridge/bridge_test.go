@@ -42,7 +42,7 @@ func runBridge(t *testing.T) *running {
 	t.Cleanup(producer.Close)
 	br := &Bridge{
 		Producer: producer, Codecs: codecs, Topics: cfg.Topics, Log: log, Now: time.Now,
-		Events: idempotency.New(rdb, "hookline:test:"+cfg.Topics.Prefix+"event:", time.Hour),
+		Events: idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour),
 	}
 	consumer, err := kafka.NewConsumer(cfg, cfg.Topics.Prefix+"ingest", []string{cfg.Topics.IngestJSON}, br.Handle, log)
 	if err != nil {

@@ -229,7 +229,7 @@ func benchThroughput(b *testing.B, guarded bool, hooks ...kgo.Opt) {
 	values := benchEvents(b, c, 10_000)
 	m := &Matcher{Index: ix, Codecs: c, Topics: cfg.Topics, Now: time.Now}
 	if guarded {
-		m.Guard = crashguard.New(testinfra.Redis(b), cfg.Topics.Prefix, "matcher", 0)
+		m.Guard = crashguard.New(testinfra.Redis(b), cfg.Topics.Keys().Crash(), "matcher", 0)
 	}
 	// The events cycle through values, so each value's delivery count,
 	// found once, gives the total.

@@ -114,7 +114,7 @@ func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) 
 		Schedule:    e.schedule,
 		Producer:    e.producer,
 		Delivered:   idempotency.New(rdb, e.keys+"delivered:", time.Hour),
-		Limiter:     ratelimit.New(rdb),
+		Limiter:     ratelimit.New(rdb, e.keys+"rate:"),
 		Tails:       dispatch.NewTails(rdb, e.keys+"parked:", time.Hour),
 		Box:         e.box,
 		Guard:       testreceiver.Guard(e.t),

@@ -27,7 +27,7 @@ func TestEndpointHealthEvents(t *testing.T) {
 	rcv := testreceiver.New(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.MaxAttempts = 1; s.Ordered = true })
 	s := e.sender(rcv)
-	s.Health = health.New(e.rdb, 3*time.Second)
+	s.Health = health.New(e.rdb, e.keys+"health:", 3*time.Second)
 	r := e.run(s, "sender")
 
 	start := time.Now().Truncate(time.Millisecond)
@@ -113,7 +113,7 @@ func TestRecoveredOncePerStreak(t *testing.T) {
 	})
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.MaxAttempts = 1; s.Ordered = true })
 	s := e.sender(rcv)
-	s.Health = health.New(e.rdb, time.Hour)
+	s.Health = health.New(e.rdb, e.keys+"health:", time.Hour)
 	var ds []record.Delivery
 	for i := range 11 {
 		ds = append(ds, e.delivery(sub, `{"n":`+strconv.Itoa(i)+`}`))
@@ -168,7 +168,7 @@ func TestRecoveredOnceAcrossSenders(t *testing.T) {
 	e := newEnv(t)
 	rcv := testreceiver.New(t, nil)
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0})
-	tr := health.New(e.rdb, time.Hour)
+	tr := health.New(e.rdb, e.keys+"health:", time.Hour)
 	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	for i := range health.FailingAfter + 2 {
 		if _, err := tr.Failure(context.Background(), sub.ID, health.Failed{At: since.Add(time.Duration(i) * time.Second), Status: 502, Error: "502 Bad Gateway"}); err != nil {
@@ -186,7 +186,7 @@ func TestRecoveredOnceAcrossSenders(t *testing.T) {
 			t.Fatalf("%d partitions hold the deliveries, want one", len(parts))
 		}
 		s := e.sender(rcv)
-		s.Health = health.New(e.rdb, time.Hour)
+		s.Health = health.New(e.rdb, e.keys+"health:", time.Hour)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -239,7 +239,7 @@ func TestExhaustedWhenGivenUp(t *testing.T) {
 	ds := []record.Delivery{lastTry, permanent, retried, ofExhausted, unsent}
 	e.publish(ds...)
 	s := e.sender(rcv)
-	s.Health = health.New(e.rdb, time.Hour)
+	s.Health = health.New(e.rdb, e.keys+"health:", time.Hour)
 	e.run(s, "sender").waitHandled(t, len(ds), 30*time.Second)
 
 	got := exhaustedOf(t, e.hooklineEvents())
