@@ -70,6 +70,7 @@ func codecIDs(c *record.Codecs) map[string]uint32 {
 	return map[string]uint32{
 		"dev.hookline.Event":           c.Event.ID(),
 		"dev.hookline.Subscription":    c.Subscription.ID(),
+		"dev.hookline.EndpointStatus":  c.Status.ID(),
 		"dev.hookline.Delivery":        c.Delivery.ID(),
 		"dev.hookline.DeliveryAttempt": c.Attempt.ID(),
 		"dev.hookline.EventType":       c.EventType.ID(),
