@@ -92,8 +92,8 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 	defer producer.Close()
 
-	view := subscription.NewView(codecs, log)
-	types := catalog.New(codecs, log)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
+	types := catalog.New(cfg.Kafka.Topics, codecs, log)
 	keys := cfg.Kafka.Topics.Keys()
 	events := idempotency.New(rdb, keys.EventIDs(), cfg.DedupeTTL)
 	srv := &api.Server{
@@ -122,10 +122,10 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return consumer.Run(ctx) })
 	g.Go(func() error { return outcomes.Run(ctx) })
-	g.Go(func() error { return types.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.EventTypes) })
+	g.Go(func() error { return types.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return letters.Run(ctx) })
 	ready := func() error { return errors.Join(view.Ready(), types.Ready()) }
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, ready)) })

@@ -78,7 +78,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	ix := index.New(log)
-	view := subscription.NewView(codecs, log)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry)}
 	if cfg.Redis != nil {
@@ -98,7 +98,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	var matching atomic.Bool
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error {
 		return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, readiness(view.Ready, &matching)))
 	})

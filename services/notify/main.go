@@ -148,7 +148,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	} else {
 		log.Warn().Msg("no HOOKLINE_SMTP_URL: alert emails are written to this log, not sent")
 	}
-	view := subscription.NewView(codecs, log)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
 	outbox := alert.NewOutbox(rdb, cfg.Kafka.Topics.Keys().Notify())
 	metrics := alert.NewMetrics(tel.Registry)
 	d := &alert.Dispatcher{
@@ -169,7 +169,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		DigestWindow: cfg.Window, MaxAge: cfg.MaxAge, Queued: d.Wake,
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
 	g.Go(func() error {
 		// Recipients come from the subscriptions: start once the view has

@@ -21,7 +21,6 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/console"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // consoleBenchSize is the size the console's pages are measured at: a
@@ -93,9 +92,9 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(prod.Close)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.Subscriptions)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.DLQ)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.EventTypes)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.Subscriptions)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.DLQ)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.EventTypes)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -129,13 +128,13 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 		b.Fatal(err)
 	}
 
-	view := subscription.NewView(codecs, log)
-	types := catalog.New(codecs, log)
+	view := subscription.NewView(cfg.Topics, codecs, log)
+	types := catalog.New(cfg.Topics, codecs, log)
 	letters := deadletters.New(cfg, codecs, log, 0)
 	run, stop := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)
-	go func() { _ = view.Run(run, cfg, cfg.Topics.Subscriptions); done <- struct{}{} }()
-	go func() { _ = types.Run(run, cfg, cfg.Topics.EventTypes); done <- struct{}{} }()
+	go func() { _ = view.Run(run, cfg); done <- struct{}{} }()
+	go func() { _ = types.Run(run, cfg); done <- struct{}{} }()
 	go func() { _ = letters.Run(run); done <- struct{}{} }()
 	b.Cleanup(func() { stop(); <-done; <-done; <-done })
 	if err := view.WaitReady(ctx); err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/event"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // bodyOf is an event body of exactly n bytes, its data padded with
@@ -57,7 +56,7 @@ func TestBodiesUpToTheLimit(t *testing.T) {
 		t.Fatalf("a body of 1 MiB + 1: %d %s, want 413", status, out)
 	}
 	var largest int
-	for _, r := range testkafka.Records(t, st.cfg, st.cfg.Topics.Events) {
+	for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Events) {
 		var ev record.Event
 		if err := st.srv.Codecs.Event.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/pkg/wire"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // running is the bridge consuming the JSON ingest topic of a fresh topic
@@ -76,7 +75,7 @@ func (b *running) send(t *testing.T, recs ...*kgo.Record) {
 func (b *running) events(t *testing.T, n int) map[string]record.Event {
 	t.Helper()
 	out := map[string]record.Event{}
-	for _, r := range testkafka.WaitRecords(t, b.cfg, b.cfg.Topics.Events, n, 30*time.Second) {
+	for _, r := range testinfra.WaitRecords(t, b.cfg, b.cfg.Topics.Events, n, 30*time.Second) {
 		var ev record.Event
 		if err := b.codecs.Event.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatalf("event record: %v", err)
@@ -145,7 +144,7 @@ func TestBridge(t *testing.T) {
 	b.send(t, recs...)
 
 	events := b.events(t, len(valid))
-	rejected := testkafka.WaitRecords(t, b.cfg, b.cfg.Topics.IngestRejected, len(invalid), 30*time.Second)
+	rejected := testinfra.WaitRecords(t, b.cfg, b.cfg.Topics.IngestRejected, len(invalid), 30*time.Second)
 	if len(events)+len(rejected) != len(recs) {
 		t.Fatalf("%d records in, %d events and %d rejected out", len(recs), len(events), len(rejected))
 	}
@@ -227,7 +226,7 @@ func TestBridge(t *testing.T) {
 		if _, ok := events["s-after"]; !ok {
 			t.Error("the event after the repeat is missing")
 		}
-		if got := len(testkafka.Records(t, b.cfg, b.cfg.Topics.IngestRejected)); got != len(invalid) {
+		if got := len(testinfra.Records(t, b.cfg, b.cfg.Topics.IngestRejected)); got != len(invalid) {
 			t.Errorf("%d rejected records, want %d", got, len(invalid))
 		}
 	})

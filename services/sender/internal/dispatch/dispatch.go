@@ -122,6 +122,10 @@ type Dispatcher struct {
 	// parked until then, without counting an attempt.
 	RateLimitWait time.Duration
 
+	// beforeDisable, for tests only, runs between disable's read of the
+	// subscription and its write: where an owner's change can land.
+	beforeDisable func(id string)
+
 	once  sync.Once
 	slots *pool
 
