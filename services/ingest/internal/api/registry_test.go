@@ -75,15 +75,16 @@ func TestRegistryServesHistory(t *testing.T) {
 	h := s.Handler()
 
 	want := map[string]string{
-		"hookline.events-value":        "dev.hookline.Event",
-		"hookline.subscriptions-value": "dev.hookline.Subscription",
-		"hookline.deliveries-value":    "dev.hookline.Delivery",
-		"hookline.retry.5s-value":      "dev.hookline.Delivery",
-		"hookline.retry.1m-value":      "dev.hookline.Delivery",
-		"hookline.dlq-value":           "dev.hookline.Delivery",
-		"hookline.delivery-log-value":  "dev.hookline.DeliveryAttempt",
-		"hookline.event-types-value":   "dev.hookline.EventType",
-		"hookline.notifications-value": "dev.hookline.Notification",
+		"hookline.events-value":          "dev.hookline.Event",
+		"hookline.subscriptions-value":   "dev.hookline.Subscription",
+		"hookline.endpoint-status-value": "dev.hookline.EndpointStatus",
+		"hookline.deliveries-value":      "dev.hookline.Delivery",
+		"hookline.retry.5s-value":        "dev.hookline.Delivery",
+		"hookline.retry.1m-value":        "dev.hookline.Delivery",
+		"hookline.dlq-value":             "dev.hookline.Delivery",
+		"hookline.delivery-log-value":    "dev.hookline.DeliveryAttempt",
+		"hookline.event-types-value":     "dev.hookline.EventType",
+		"hookline.notifications-value":   "dev.hookline.Notification",
 	}
 	var subjects []string
 	registryGet(t, h, "/subjects", http.StatusOK, &subjects)
