@@ -259,18 +259,22 @@ func TestGoneDisablesSubscription(t *testing.T) {
 	if as := e.attempts(); len(as[first.ID]) != 1 || as[first.ID][0].StatusCode != 410 || len(as[second.ID]) != 0 {
 		t.Errorf("log: %d attempts for the 410, %d for the unsent one", len(as[first.ID]), len(as[second.ID]))
 	}
-	var disabled []record.Subscription
-	for _, r := range e.read(e.kafka.Topics.Subscriptions) {
-		var s record.Subscription
-		if err := e.codecs.Subscription.Unmarshal(r.Value, &s); err != nil {
+	var statuses []record.EndpointStatus
+	for _, r := range e.read(e.kafka.Topics.EndpointStatus) {
+		var st record.EndpointStatus
+		if err := e.codecs.Status.Unmarshal(r.Value, &st); err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Key) == sub.ID && !s.Enabled {
-			disabled = append(disabled, s)
+		if string(r.Key) == sub.ID {
+			statuses = append(statuses, st)
 		}
 	}
-	if len(disabled) != 1 || !strings.Contains(disabled[0].DisabledReason, "410") || disabled[0].URL != sub.URL || len(disabled[0].Secrets) != 1 {
-		t.Fatalf("want one disabled copy of the subscription giving 410 as the reason, got %+v", disabled)
+	if len(statuses) != 1 || !strings.Contains(statuses[0].DisabledReason, "410") || !statuses[0].SubscriptionUpdatedAt.Equal(sub.UpdatedAt) {
+		t.Fatalf("want one status disabling the subscription as it was, giving 410 as the reason, got %+v", statuses)
+	}
+	got := lastState(t, e, sub.ID)
+	if got.Enabled || !strings.Contains(got.DisabledReason, "410") || got.URL != sub.URL || len(got.Secrets) != 1 {
+		t.Fatalf("the subscription as every reader sees it: %+v, want it disabled for the 410, its settings kept", got)
 	}
 }
 

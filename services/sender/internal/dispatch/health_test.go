@@ -79,18 +79,10 @@ func TestEndpointHealthEvents(t *testing.T) {
 	if _, ok := exhaustedOf(t, events)[after.ID]; ok {
 		t.Error("the delivery dead-lettered unsent behind the disable was reported as exhausted")
 	}
-	disabled := false
-	for _, rec := range e.read(e.kafka.Topics.Subscriptions) {
-		var s record.Subscription
-		if err := e.codecs.Subscription.Unmarshal(rec.Value, &s); err == nil && s.ID == sub.ID && !s.Enabled {
-			disabled = true
-			if !strings.HasPrefix(s.DisabledReason, "disabled by Hookline: the endpoint has failed without a success since ") {
-				t.Errorf("disabled_reason %q does not say who and why", s.DisabledReason)
-			}
-		}
-	}
-	if !disabled {
+	if s := lastState(t, e, sub.ID); s.Enabled {
 		t.Error("the subscription was not disabled after failing past the window")
+	} else if !strings.HasPrefix(s.DisabledReason, "disabled by Hookline: the endpoint has failed without a success since ") {
+		t.Errorf("disabled_reason %q does not say who and why", s.DisabledReason)
 	}
 }
 
