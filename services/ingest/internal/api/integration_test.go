@@ -347,7 +347,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 			t.Errorf("PUT kept or set the wrong things: %+v", got)
 		}
 		if got.Name != "" || got.Condition != nil || got.Expression != "" || got.Auth != nil || got.Batch != nil || len(got.Routes) != 0 ||
-			len(got.Headers) != 0 || len(got.Metadata) != 0 || got.TimeoutMS != defaultTimeoutMS || got.MaxAttempts != defaultMaxAttempts ||
+			len(got.Headers) != 0 || len(got.Metadata) != 0 || got.TimeoutMS != subscription.DefaultTimeoutMS || got.MaxAttempts != subscription.DefaultMaxAttempts ||
 			got.Payload != "full" || got.Ordered || !got.Enabled {
 			t.Errorf("PUT did not reset fields left out: %+v", got)
 		}

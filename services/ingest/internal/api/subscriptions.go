@@ -13,6 +13,7 @@ import (
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/subscription"
 )
 
 // subscriptionView is a subscription as the API shows it: credentials are
@@ -109,8 +110,8 @@ func viewOf(s *record.Subscription) subscriptionView {
 // newSubscription is a subscription of tenant with every default set.
 func newSubscription(subID, tenant string, created time.Time) *record.Subscription {
 	return &record.Subscription{
-		ID: subID, Tenant: tenant, Enabled: true, Payload: "full",
-		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
+		ID: subID, Tenant: tenant, Enabled: true, Payload: subscription.DefaultPayload,
+		TimeoutMS: subscription.DefaultTimeoutMS, MaxAttempts: subscription.DefaultMaxAttempts,
 		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
 		AllowedHosts: []string{}, Derive: []record.Derive{}, AlertEmails: []string{}, CreatedAt: created, UpdatedAt: created,
 	}

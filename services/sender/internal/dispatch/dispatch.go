@@ -74,10 +74,6 @@ const (
 	// deliveries are dead-lettered: the matcher may see a new subscription
 	// a moment before this sender's view does.
 	viewLag = 3 * time.Second
-	// defaultTimeout applies when a subscription sets none.
-	defaultTimeout = 15 * time.Second
-	// defaultMaxAttempts applies when a subscription sets none.
-	defaultMaxAttempts = 8
 )
 
 // Dispatcher holds the handler's dependencies and settings. Set its fields,

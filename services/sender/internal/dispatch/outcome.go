@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
@@ -42,10 +43,7 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 		a.RequestBytes = int64(len(dl.Payload))
 	}
 	dl.Attempt, dl.LastStatus, dl.LastError = n, int32(res.Status), res.Err
-	maxAttempts := ep.sub.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = defaultMaxAttempts
-	}
+	maxAttempts := subscription.MaxAttempts(ep.sub)
 	switch {
 	case res.Class == deliver.Delivered:
 		a.Outcome = record.OutcomeDelivered
