@@ -82,12 +82,14 @@ func (r *Reader) ReadToEnd(ctx context.Context, cfg Config, log zerolog.Logger, 
 }
 
 func (r *Reader) read(ctx context.Context, cfg Config, log zerolog.Logger, fn func(*kgo.Record) bool, follow bool, extra []kgo.Opt) error {
+	// The consumer's options need the offsets: a short-lived client lists
+	// them first.
 	adm, err := NewClient(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
 	starts, ends, err := r.bounds(ctx, kadm.NewClient(adm), log, follow)
+	adm.Close()
 	if err != nil {
 		if follow {
 			return nil // ctx ended

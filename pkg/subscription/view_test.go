@@ -48,14 +48,20 @@ func sub(id, name string) *record.Subscription {
 // and returns where it landed.
 func (f *fixture) put(id string, s *record.Subscription, raw []byte) *kgo.Record {
 	f.t.Helper()
-	r := &kgo.Record{Topic: f.cfg.Topics.Subscriptions, Key: []byte(id), Value: raw}
 	if s != nil {
 		v, err := f.codecs.Subscription.Marshal(s)
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		r.Value = v
+		raw = v
 	}
+	return f.produce(f.cfg.Topics.Subscriptions, id, raw)
+}
+
+// produce writes value under id to topic and returns where it landed.
+func (f *fixture) produce(topic, id string, value []byte) *kgo.Record {
+	f.t.Helper()
+	r := &kgo.Record{Topic: topic, Key: []byte(id), Value: value}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := f.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
@@ -391,20 +397,15 @@ func TestViewList(t *testing.T) {
 // and returns where it landed.
 func (f *fixture) putStatus(id string, st *record.EndpointStatus) *kgo.Record {
 	f.t.Helper()
-	r := &kgo.Record{Topic: f.cfg.Topics.EndpointStatus, Key: []byte(id)}
+	var value []byte
 	if st != nil {
 		v, err := f.codecs.Status.Marshal(st)
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		r.Value = v
+		value = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := f.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
-		f.t.Fatal(err)
-	}
-	return r
+	return f.produce(f.cfg.Topics.EndpointStatus, id, value)
 }
 
 func disabledAt(s *record.Subscription, at time.Time) *record.EndpointStatus {
