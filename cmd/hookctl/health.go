@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookline/hookline/pkg/health"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // healthCommand shows each subscription's current failure streak, as the
@@ -18,7 +19,7 @@ func healthCommand(ctx context.Context, e env, out *printer, ids []string) error
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: e.Redis})
 	defer rdb.Close()
-	tr := health.New(rdb, 0)
+	tr := health.New(rdb, wire.NewTopics(e.Prefix).Keys().Health(), 0)
 	rows := make([][]string, 0, len(ids))
 	for _, id := range ids {
 		st, err := tr.Get(ctx, id)

@@ -20,9 +20,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hookline/hookline/pkg/config"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/schemaregistry"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 const usage = `hookctl: manage and inspect Hookline
@@ -167,6 +167,6 @@ func envFromOS() (env, error) {
 // codecs decodes and encodes records with the ids the services write: the
 // fixed ones, or the schema registry's when one is configured.
 func (e env) codecs(ctx context.Context) (*record.Codecs, error) {
-	topics := kafka.NewTopics(e.Prefix)
-	return schemaregistry.LoadCodecs(ctx, e.Registry, schemaregistry.Subjects(topics, nil), zerolog.Nop())
+	topics := wire.NewTopics(e.Prefix)
+	return schemaregistry.LoadCodecs(ctx, e.Registry, topics.Subjects(nil), zerolog.Nop())
 }
