@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,68 +26,33 @@ import (
 // partition starts at its beginning, or with last > 0 at most last records
 // before its end.
 func read(ctx context.Context, e env, topic string, follow bool, last int64, fn func(*kgo.Record) bool, caughtUp func()) error {
-	adm, err := kafka.NewClient(e.Kafka, zerolog.Nop())
+	cfg := e.Kafka
+	r := kafka.NewReader(topic).FromLast(last)
+	if !follow {
+		err := r.ReadToEnd(ctx, cfg, zerolog.Nop(), fn)
+		switch {
+		case ctx.Err() != nil:
+			return nil // interrupted
+		case err == nil && caughtUp != nil:
+			caughtUp()
+		}
+		return err
+	}
+	// Following retries a topic the cluster does not know (a service
+	// waits for its topics); a person is told at once instead.
+	adm, err := kafka.NewClient(cfg, zerolog.Nop())
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	_, err = kafka.EndOffsets(ctx, kadm.NewClient(adm), topic)
+	adm.Close()
 	if err != nil {
 		return err
 	}
-	if err := ends.Error(); err != nil {
-		return fmt.Errorf("topic %s: %w", topic, err)
+	if caughtUp != nil {
+		r.OnCaughtUp(caughtUp)
 	}
-	remaining := map[int32]int64{}
-	start := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		start[o.Partition] = kgo.NewOffset().AtStart()
-		if last > 0 && o.Offset > last {
-			start[o.Partition] = kgo.NewOffset().At(o.Offset - last)
-		}
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
-	cl, err := kafka.NewClient(e.Kafka, zerolog.Nop(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	caught := false
-	for follow || len(remaining) > 0 {
-		if !caught && len(remaining) == 0 {
-			caught = true
-			if caughtUp != nil {
-				caughtUp()
-			}
-		}
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		stop := false
-		fs.EachRecord(func(r *kgo.Record) {
-			if stop {
-				return
-			}
-			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
-				delete(remaining, r.Partition)
-			}
-			stop = !fn(r)
-		})
-		if stop {
-			return nil
-		}
-	}
-	if !caught && caughtUp != nil {
-		caughtUp()
-	}
-	return nil
+	return r.Run(ctx, cfg, zerolog.Nop(), fn)
 }
 
 // tailCommand prints delivery-log records in the order of their
@@ -228,7 +192,7 @@ func lagCommand(ctx context.Context, e env, out *printer) error {
 	}
 	var names []string
 	for _, g := range groups.Groups() {
-		if strings.HasPrefix(g, "hookline-") {
+		if strings.HasPrefix(g, e.Kafka.Topics.Group("")) { // this installation's
 			names = append(names, g)
 		}
 	}

@@ -191,5 +191,5 @@ func readEnv(lookup func(string) (string, bool)) (env, *config.Reader, error) {
 // codecs decodes and encodes records with the ids the services write: the
 // fixed ones, or the schema registry's when one is configured.
 func (e env) codecs(ctx context.Context) (*record.Codecs, error) {
-	return schemaregistry.LoadCodecs(ctx, e.Registry, schemaregistry.Subjects(e.Kafka.Topics, nil), zerolog.Nop())
+	return schemaregistry.LoadCodecs(ctx, e.Registry, e.Kafka.Topics.Subjects(nil), zerolog.Nop())
 }

@@ -19,7 +19,8 @@
 // running.
 //
 // The state is one Redis hash per partition,
-// <prefix>crash:<group>:<topic>:<partition>, with the fields
+// <prefix><group>:<topic>:<partition> (prefix: wire.Keys.Crash, e.g.
+// hookline:crash:), with the fields
 //
 //	inflight  "first-last": the batch being processed now, or "offset":
 //	          the one record being processed now
@@ -55,18 +56,19 @@ const stateTTL = 24 * time.Hour
 // memory and is safe for concurrent use.
 type Guard struct {
 	rdb   redis.Cmdable
-	key   string // <prefix>crash:<group>:
+	key   string // <prefix><group>:
 	limit int
 }
 
-// New returns a guard for group's partitions; prefix separates
-// installations sharing a Redis (the topic prefix). A record is
-// quarantined on its limit-th crash; limit < 1 means DefaultLimit.
+// New returns a guard for group's partitions, keeping its state under
+// prefix (wire.Keys.Crash: it separates installations sharing a Redis).
+// A record is quarantined on its limit-th crash; limit < 1 means
+// DefaultLimit.
 func New(rdb redis.Cmdable, prefix, group string, limit int) *Guard {
 	if limit < 1 {
 		limit = DefaultLimit
 	}
-	return &Guard{rdb: rdb, key: prefix + "crash:" + group + ":", limit: limit}
+	return &Guard{rdb: rdb, key: prefix + group + ":", limit: limit}
 }
 
 // Limit is the crashes after which a record is quarantined.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // consumer plays a consumer of one partition against the real Redis. A
@@ -18,7 +19,7 @@ type consumer struct {
 
 func newConsumer(t *testing.T, limit int) *consumer {
 	rdb := testinfra.Redis(t)
-	c := &consumer{t: t, g: New(rdb, testinfra.Prefix(t), "matcher", limit)}
+	c := &consumer{t: t, g: New(rdb, wire.NewTopics(testinfra.Prefix(t)).Keys().Crash(), "matcher", limit)}
 	t.Cleanup(func() { rdb.Del(context.Background(), c.g.partitionKey("events", 0)) })
 	return c
 }

@@ -34,13 +34,16 @@ const (
 // Tracker counts failures per subscription.
 type Tracker struct {
 	rdb           redis.UniversalClient
+	prefix        string
 	disableWindow time.Duration
 }
 
-// New returns a tracker; disableWindow is how long an endpoint may fail
-// without a single success before it is disabled (5 days by default).
-func New(rdb redis.UniversalClient, disableWindow time.Duration) *Tracker {
-	return &Tracker{rdb: rdb, disableWindow: disableWindow}
+// New returns a tracker keeping each streak at prefix + subscription id
+// (wire.Keys.Health); disableWindow is how long an endpoint may fail
+// without a single success before it is disabled (5 days by default). A
+// tracker that only reads (Get, Peek) needs no window.
+func New(rdb redis.UniversalClient, prefix string, disableWindow time.Duration) *Tracker {
+	return &Tracker{rdb: rdb, prefix: prefix, disableWindow: disableWindow}
 }
 
 // Window is the disable window: how long an endpoint may fail without a
@@ -87,14 +90,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {n, since, disable}
 `)
 
-func key(subscriptionID string) string { return "hookline:health:" + subscriptionID }
+func (t *Tracker) key(subscriptionID string) string { return t.prefix + subscriptionID }
 
 // Failure records a failed attempt.
 func (t *Tracker) Failure(ctx context.Context, subscriptionID string, f Failed) (State, error) {
 	// The streak outlives the window comfortably but not forever.
 	ttl := max(2*t.disableWindow, 24*time.Hour)
 	errText := truncate(f.Error, maxErrorBytes)
-	res, err := fail.Run(ctx, t.rdb, []string{key(subscriptionID)},
+	res, err := fail.Run(ctx, t.rdb, []string{t.key(subscriptionID)},
 		f.At.UnixMilli(), t.disableWindow.Milliseconds(), ttl.Milliseconds(), f.Status, errText).Int64Slice()
 	if err != nil {
 		return State{}, fmt.Errorf("health of %s: %w", subscriptionID, err)
@@ -135,8 +138,8 @@ func (t *Tracker) Success(ctx context.Context, subscriptionIDs ...string) ([]Rec
 	reads := make([]*redis.SliceCmd, len(subscriptionIDs))
 	dels := make([]*redis.IntCmd, len(subscriptionIDs))
 	for i, id := range subscriptionIDs {
-		reads[i] = pipe.HMGet(ctx, key(id), "n", "since", "st", "err", "disabled")
-		dels[i] = pipe.Del(ctx, key(id))
+		reads[i] = pipe.HMGet(ctx, t.key(id), "n", "since", "st", "err", "disabled")
+		dels[i] = pipe.Del(ctx, t.key(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("end the failure streaks of %d subscriptions: %w", len(subscriptionIDs), err)
@@ -181,7 +184,7 @@ func truncate(s string, n int) string {
 
 // Get returns a subscription's current streak (zero when healthy).
 func (t *Tracker) Get(ctx context.Context, subscriptionID string) (State, error) {
-	vals, err := t.rdb.HMGet(ctx, key(subscriptionID), "n", "since").Result()
+	vals, err := t.rdb.HMGet(ctx, t.key(subscriptionID), "n", "since").Result()
 	if err != nil {
 		return State{}, fmt.Errorf("health of %s: %w", subscriptionID, err)
 	}

@@ -12,11 +12,12 @@ import (
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 func TestThresholdsOnRealRedis(t *testing.T) {
-	rdb := testinfra.Redis(t)
-	tr := health.New(rdb, time.Hour)
+	rdb, keys := testinfra.Redis(t), wire.NewTopics(testinfra.Prefix(t)).Keys().Health()
+	tr := health.New(rdb, keys, time.Hour)
 	ctx := context.Background()
 	sub := id.New("sub")
 	start := time.Now()
@@ -62,8 +63,8 @@ func TestThresholdsOnRealRedis(t *testing.T) {
 }
 
 func TestSendersShareTheCount(t *testing.T) {
-	rdb := testinfra.Redis(t)
-	a, b := health.New(rdb, time.Hour), health.New(rdb, time.Hour)
+	rdb, keys := testinfra.Redis(t), wire.NewTopics(testinfra.Prefix(t)).Keys().Health()
+	a, b := health.New(rdb, keys, time.Hour), health.New(rdb, keys, time.Hour)
 	sub := id.New("sub")
 	ctx := context.Background()
 	failing := 0
@@ -88,8 +89,8 @@ func TestSendersShareTheCount(t *testing.T) {
 // TestPeekReadsManyInOrder: Peek sees the streaks Failure wrote, in the
 // order asked, and a subscription without one as healthy.
 func TestPeekReadsManyInOrder(t *testing.T) {
-	rdb := testinfra.Redis(t)
-	tr := health.New(rdb, time.Hour)
+	rdb, keys := testinfra.Redis(t), wire.NewTopics(testinfra.Prefix(t)).Keys().Health()
+	tr := health.New(rdb, keys, time.Hour)
 	ctx := context.Background()
 	failing, healthy, critical := id.New("sub"), id.New("sub"), id.New("sub")
 	at := time.UnixMilli(time.Now().UnixMilli())
@@ -103,7 +104,7 @@ func TestPeekReadsManyInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := health.Peek(ctx, rdb, failing, healthy, critical)
+	got, err := tr.Peek(ctx, failing, healthy, critical)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestPeekReadsManyInOrder(t *testing.T) {
 		!got[1].FailingSince.IsZero() || got[2].Failures != 21 {
 		t.Fatalf("Peek = %+v, want 5 failures since %v, none, 21", got, at)
 	}
-	if empty, err := health.Peek(ctx, rdb); err != nil || len(empty) != 0 {
+	if empty, err := tr.Peek(ctx); err != nil || len(empty) != 0 {
 		t.Fatalf("Peek of nothing = %v, %v", empty, err)
 	}
 }
@@ -121,11 +122,11 @@ func TestPeekReadsManyInOrder(t *testing.T) {
 // failure), and however many senders end the same streak at once only one
 // of them is told.
 func TestRecoveryReportedOnce(t *testing.T) {
-	rdb := testinfra.Redis(t)
+	rdb, keys := testinfra.Redis(t), wire.NewTopics(testinfra.Prefix(t)).Keys().Health()
 	ctx := context.Background()
 	sub := id.New("sub")
 	start := time.UnixMilli(time.Now().Add(-time.Minute).UnixMilli())
-	tr := health.New(rdb, time.Hour)
+	tr := health.New(rdb, keys, time.Hour)
 	for i := range 7 {
 		f := health.Failed{At: start.Add(time.Duration(i) * time.Second), Status: 502, Error: "502 Bad Gateway"}
 		if i == 6 {
@@ -146,7 +147,7 @@ func TestRecoveryReportedOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := health.New(rdb, time.Hour).Success(ctx, sub)
+			got, err := health.New(rdb, keys, time.Hour).Success(ctx, sub)
 			if err != nil {
 				t.Error(err)
 				return
@@ -178,9 +179,9 @@ func TestRecoveryReportedOnce(t *testing.T) {
 // before reaching FailingAfter is a recovery, since its owner was told.
 // Several subscriptions end in one call.
 func TestRecoveryOnlyAfterAnAlert(t *testing.T) {
-	rdb := testinfra.Redis(t)
+	rdb, keys := testinfra.Redis(t), wire.NewTopics(testinfra.Prefix(t)).Keys().Health()
 	ctx := context.Background()
-	tr := health.New(rdb, time.Minute)
+	tr := health.New(rdb, keys, time.Minute)
 	short, disabled, failing, healthy := id.New("sub"), id.New("sub"), id.New("sub"), id.New("sub")
 	start := time.Now().Add(-time.Hour)
 	fail := func(sub string, at time.Time) health.State {
@@ -222,9 +223,9 @@ func TestRecoveryOnlyAfterAnAlert(t *testing.T) {
 // TestLongErrorsAreCut: the error kept with a streak is bounded, cut on a
 // character boundary.
 func TestLongErrorsAreCut(t *testing.T) {
-	rdb := testinfra.Redis(t)
+	rdb, keys := testinfra.Redis(t), wire.NewTopics(testinfra.Prefix(t)).Keys().Health()
 	ctx := context.Background()
-	tr := health.New(rdb, time.Hour)
+	tr := health.New(rdb, keys, time.Hour)
 	sub := id.New("sub")
 	long := "x" + strings.Repeat("é", 1000)
 	for range health.FailingAfter {

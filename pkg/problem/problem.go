@@ -54,6 +54,20 @@ func Write(w http.ResponseWriter, r *http.Request, d *Details) {
 	_ = json.NewEncoder(w).Encode(d)
 }
 
+// Text writes errs on one line for a log or a record header:
+// "<field>: <detail>" each ("<detail>" alone for the body as a whole),
+// separated by "; ".
+func Text(errs []FieldError) string {
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Detail
+		if e.Field != "" {
+			parts[i] = e.Field + ": " + e.Detail
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // JSONError turns an encoding/json decoding error into a FieldError naming
 // the field where it can.
 func JSONError(err error) FieldError {

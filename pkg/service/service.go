@@ -25,6 +25,7 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/telemetry"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Base is the configuration every service reads.
@@ -72,7 +73,7 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	specs := b.Kafka.Topics.Specs(b.Schedule.Tiers())
+	specs := b.Kafka.Topics.All(b.Schedule.Tiers())
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err = kafka.EnsureTopics(ctx, adm, specs, b.Kafka.Partitions, b.Kafka.ReplicationFactor)
 		if err == nil {
@@ -87,10 +88,10 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 			raised, err := kafka.RaiseRecordLimit(ctx, adm, names...)
 			switch {
 			case err != nil:
-				log.Warn().Err(err).Int("max_record_bytes", kafka.MaxRecordBytes).
+				log.Warn().Err(err).Int("max_record_bytes", wire.MaxRecordBytes).
 					Msg("could not raise max.message.bytes of existing topics; set it by hand (docs/operations.md)")
 			case len(raised) > 0:
-				log.Info().Strs("topics", raised).Int("max_record_bytes", kafka.MaxRecordBytes).Msg("raised max.message.bytes")
+				log.Info().Strs("topics", raised).Int("max_record_bytes", wire.MaxRecordBytes).Msg("raised max.message.bytes")
 			}
 			return nil
 		}
@@ -160,7 +161,7 @@ func (b Base) Start(ctx context.Context, log zerolog.Logger) (*telemetry.Telemet
 	if err != nil {
 		return nil, nil, err
 	}
-	codecs, err := schemaregistry.LoadCodecs(ctx, b.SchemaRegistry, schemaregistry.Subjects(b.Kafka.Topics, b.Schedule.Tiers()), log)
+	codecs, err := schemaregistry.LoadCodecs(ctx, b.SchemaRegistry, b.Kafka.Topics.Subjects(b.Schedule.Tiers()), log)
 	if err == nil {
 		err = b.Bootstrap(ctx, log)
 	}

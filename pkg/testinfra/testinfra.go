@@ -20,9 +20,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 func need(t testing.TB, env string) string {
@@ -55,7 +57,7 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	cfg := kafka.Config{
 		Brokers:           []string{brokers},
 		ClientID:          "hookline-test",
-		Topics:            kafka.NewTopics(Prefix(t)),
+		Topics:            wire.NewTopics(Prefix(t)),
 		Partitions:        3,
 		ReplicationFactor: 1,
 	}
@@ -68,7 +70,7 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 		t.Fatal(err)
 	}
 	adm := kadm.NewClient(cl)
-	specs := cfg.Topics.Specs(tiers)
+	specs := cfg.Topics.All(tiers)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	names := make([]string, len(specs))
@@ -125,10 +127,7 @@ func awaitTopics(ctx context.Context, adm *kadm.Client, partitions int32, names 
 // that) would fail.
 func served(ctx context.Context, adm *kadm.Client, topics []string) error {
 	for {
-		ends, err := adm.ListEndOffsets(ctx, topics...)
-		if err == nil {
-			err = ends.Error()
-		}
+		_, err := kafka.EndOffsets(ctx, adm, topics...)
 		if err == nil {
 			return nil
 		}
@@ -252,4 +251,50 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Records returns every record of topic, from the start to the end
+// offsets at the time of the call, read with kafka.Reader.
+func Records(t testing.TB, cfg kafka.Config, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	if err := kafka.NewReader(topic).ReadToEnd(ctx, cfg, Logger(), func(r *kgo.Record) bool {
+		out = append(out, r)
+		return true
+	}); err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
+	}
+	return out
+}
+
+// WaitRecords reads topic until it holds at least n records or within
+// has passed, and returns what it holds then.
+func WaitRecords(t testing.TB, cfg kafka.Config, topic string, n int, within time.Duration) []*kgo.Record {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		recs := Records(t, cfg, topic)
+		if len(recs) >= n || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// WaitTopic waits until the brokers answer for topic's partitions: a topic
+// just created may be unknown to a broker for a moment.
+func WaitTopic(t testing.TB, cfg kafka.Config, topic string) {
+	t.Helper()
+	cl, err := kafka.NewClient(cfg, Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := served(ctx, kadm.NewClient(cl), []string{topic}); err != nil {
+		t.Fatalf("topic %s: %v", topic, err)
+	}
 }

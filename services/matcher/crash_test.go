@@ -16,7 +16,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/matcher/internal/match"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // childEnv marks the test binary run as the matcher itself (TestMain).
@@ -144,7 +144,7 @@ func TestCrashQuarantine(t *testing.T) {
 	}
 	reason := ""
 	for _, h := range rejected[0].Headers {
-		if h.Key == match.HeaderError {
+		if h.Key == wire.HeaderError {
 			reason = string(h.Value)
 		}
 	}

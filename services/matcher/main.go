@@ -56,8 +56,8 @@ func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "matcher", "127.0.0.1:9102")}
 	host, _ := os.Hostname()
-	cfg.Group = r.String("HOOKLINE_MATCHER_GROUP", "hookline-matcher", "consumer group of the matchers")
-	cfg.TransactionID = r.String("HOOKLINE_TRANSACTIONAL_ID", "hookline-matcher-"+host,
+	cfg.Group = r.String("HOOKLINE_MATCHER_GROUP", cfg.Kafka.Topics.Group("matcher"), "consumer group of the matchers")
+	cfg.TransactionID = r.String("HOOKLINE_TRANSACTIONAL_ID", cfg.Kafka.Topics.TransactionalID("matcher", host),
 		"transactional.id; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
 	cfg.CrashLimit = r.Int("HOOKLINE_CRASH_LIMIT", crashguard.DefaultLimit,
 		"crashes of the process on one event after which it is quarantined to the rejected topic; 0 turns the crash guard off (it keeps its counts in Redis)")
@@ -78,12 +78,12 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	ix := index.New(log)
-	view := subscription.NewView(codecs, log)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry)}
 	if cfg.Redis != nil {
 		defer cfg.Redis.Close()
-		m.Guard = crashguard.New(cfg.Redis, cfg.Kafka.Topics.Prefix, cfg.Group, cfg.CrashLimit)
+		m.Guard = crashguard.New(cfg.Redis, cfg.Kafka.Topics.Keys().Crash(), cfg.Group, cfg.CrashLimit)
 	}
 	if cfg.CrashEventType != "" {
 		log.Warn().Str("event_type", cfg.CrashEventType).Msg("HOOKLINE_TEST_CRASH_EVENT_TYPE is set: this matcher kills itself on such events")
@@ -98,7 +98,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	var matching atomic.Bool
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error {
 		return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, readiness(view.Ready, &matching)))
 	})

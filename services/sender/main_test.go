@@ -96,7 +96,7 @@ func TestKilledSenderLosesNothingAndResendsNothingDelivered(t *testing.T) {
 		t.Helper()
 		keys := make([]string, len(ids))
 		for i, id := range ids {
-			keys[i] = "hookline:delivered:" + id
+			keys[i] = kcfg.Topics.Keys().Delivered() + id // the installation's namespace
 		}
 		vals, err := rdb.MGet(ctx, keys...).Result()
 		if err != nil {

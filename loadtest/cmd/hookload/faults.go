@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -17,7 +18,9 @@ import (
 	"github.com/hookline/hookline/loadtest/internal/report"
 	"github.com/hookline/hookline/loadtest/internal/sink"
 	"github.com/hookline/hookline/loadtest/internal/workload"
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/stack"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // faultRound is one part of the fault suite. Each runs on a private Kafka
@@ -146,30 +149,20 @@ func (f *faultKit) poisonCrash(ctx context.Context) error {
 // quarantined waits until n records on the rejected topic say they were
 // quarantined, and returns their keys.
 func (f *faultKit) quarantined(ctx context.Context, n int, within time.Duration) ([]string, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.kafka.Brokers(), ",")...),
-		kgo.ConsumeTopics(f.b.topics.IngestRejected), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
+	cfg := kafka.Config{Brokers: strings.Split(f.kafka.Brokers(), ","), ClientID: "hookload", Topics: f.b.topics}
 	var keys []string
-	for len(keys) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return keys, fmt.Errorf("%d of %d poison events quarantined within %s", len(keys), n, within)
+	err := kafka.NewReader(f.b.topics.IngestRejected).Run(ctx, cfg, zerolog.Nop(), func(r *kgo.Record) bool {
+		if strings.HasPrefix(wire.Reason(r), "quarantined:") {
+			keys = append(keys, string(r.Key))
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if h.Key == "hookline-error" && strings.HasPrefix(string(h.Value), "quarantined:") {
-					keys = append(keys, string(r.Key))
-				}
-			}
-		})
+		return len(keys) < n
+	})
+	if err == nil && len(keys) < n {
+		err = fmt.Errorf("%d of %d poison events quarantined within %s", len(keys), n, within)
 	}
-	return keys, nil
+	return keys, err
 }
 
 // poisonCEL gives the poisoner a subscription whose expression replaces

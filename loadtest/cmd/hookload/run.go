@@ -26,6 +26,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/stack"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // ceilingMin is the fewest requests a ceiling measurement makes.
@@ -39,7 +40,7 @@ type bench struct {
 	api    *workload.API
 	kafka  *kgo.Client
 	codecs *record.Codecs
-	topics kafka.Topics
+	topics wire.Topics
 }
 
 func run(ctx context.Context, o options) error {
@@ -187,7 +188,7 @@ func start(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config) (*be
 	}
 	o.brokers = cfg.Brokers // for diagnose
 	return &bench{
-		o: o, sink: sk, stack: st, kafka: kcl, codecs: codecs, topics: kafka.NewTopics(cfg.Prefix),
+		o: o, sink: sk, stack: st, kafka: kcl, codecs: codecs, topics: wire.NewTopics(cfg.Prefix),
 		api: &workload.API{Base: st.API, Keys: cfg.Keys, Client: &http.Client{
 			Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64},
 		}},

@@ -82,8 +82,8 @@ func applyEventType(in *eventTypeInput, et *record.EventType, create bool) []pro
 		et.Name = *in.Name
 	}
 	if in.Description != nil {
-		if len(*in.Description) > 4*maxTextLen {
-			bad("description", "must be at most %d characters", 4*maxTextLen)
+		if !descriptionLength.holds(len(*in.Description)) {
+			bad("description", "must be at most %d characters", descriptionLength.Max)
 		}
 		et.Description = *in.Description
 	}

@@ -46,7 +46,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	next := *old
 	fresh := record.Secret{Sealed: s.Box.Seal([]byte(whsec), []byte(old.ID)), CreatedAt: now}
 	next.Secrets = rotated(old.Secrets, fresh, now, grace)
-	next.UpdatedAt = now
+	next.UpdatedAt = s.versionAfter(old.UpdatedAt)
 	if err := s.writeSubscription(r, next.ID, &next); err != nil {
 		s.unavailable(w, r, "Kafka", err)
 		return

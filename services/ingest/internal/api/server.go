@@ -17,18 +17,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/dlq"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
@@ -39,7 +39,7 @@ type Server struct {
 	Producer *kgo.Client
 	View     *subscription.View
 	Codecs   *record.Codecs
-	Topics   kafka.Topics
+	Topics   wire.Topics
 	Keys     Keys
 	Events   *idempotency.Store // event ids seen, per tenant
 	Box      *secretbox.Box
@@ -60,9 +60,9 @@ type Server struct {
 
 	// Portal signs and checks portal session tokens; nil: no portal.
 	Portal *Portal
-	// Redis holds the sender's endpoint health streaks, shown in
-	// subscription views; nil: no health shown.
-	Redis redis.UniversalClient
+	// Health reads the sender's endpoint health streaks in Redis, shown
+	// in subscription views; nil: no health shown.
+	Health *health.Tracker
 	// DeadLetters lists the dead letters; nil: GET /v1/dead-letters is
 	// unavailable.
 	DeadLetters *deadletters.Index

@@ -14,8 +14,8 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/event"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // bodyOf is an event body of exactly n bytes, its data padded with
@@ -56,7 +56,7 @@ func TestBodiesUpToTheLimit(t *testing.T) {
 		t.Fatalf("a body of 1 MiB + 1: %d %s, want 413", status, out)
 	}
 	var largest int
-	for _, r := range testkafka.Records(t, st.cfg, st.cfg.Topics.Events) {
+	for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Events) {
 		var ev record.Event
 		if err := st.srv.Codecs.Event.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatal(err)
@@ -90,7 +90,7 @@ func TestBodiesUpToTheLimit(t *testing.T) {
 	if err != nil || len(raised) != 1 || raised[0] != st.cfg.Topics.Events {
 		t.Fatalf("RaiseRecordLimit = %v, %v; want the events topic raised alone", raised, err)
 	}
-	waitTopicLimit(ctx, t, adm, st.cfg.Topics.Events, strconv.Itoa(kafka.MaxRecordBytes))
+	waitTopicLimit(ctx, t, adm, st.cfg.Topics.Events, strconv.Itoa(wire.MaxRecordBytes))
 	st.must(t, http.StatusAccepted, "POST", "/v1/events", "key-acme", bodyOf(t, event.MaxBodyBytes))
 }
 

@@ -23,7 +23,7 @@ import (
 const (
 	// MaxBodyBytes is the largest body of POST /v1/events and the
 	// largest record on hookline.ingest.json: 1 MiB. The record limits of
-	// every topic (kafka.MaxRecordBytes) are sized so that an event of
+	// every topic (wire.MaxRecordBytes) are sized so that an event of
 	// this size, in its envelope and then in each delivery with the
 	// subscription's metadata and derived fields, always fits.
 	MaxBodyBytes = 1 << 20

@@ -13,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/crashguard"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
@@ -140,7 +140,7 @@ func benchIndex(tb testing.TB) *index.Index {
 // all three.
 func BenchmarkProcess(b *testing.B) {
 	c := codecs(b)
-	m := &Matcher{Index: benchIndex(b), Codecs: c, Topics: kafka.NewTopics("bench."), Now: time.Now}
+	m := &Matcher{Index: benchIndex(b), Codecs: c, Topics: wire.NewTopics("bench."), Now: time.Now}
 	values := benchEvents(b, c, 10_000)
 	recs := make([]*kgo.Record, len(values))
 	for i, v := range values {
@@ -229,7 +229,7 @@ func benchThroughput(b *testing.B, guarded bool, hooks ...kgo.Opt) {
 	values := benchEvents(b, c, 10_000)
 	m := &Matcher{Index: ix, Codecs: c, Topics: cfg.Topics, Now: time.Now}
 	if guarded {
-		m.Guard = crashguard.New(testinfra.Redis(b), cfg.Topics.Prefix, "matcher", 0)
+		m.Guard = crashguard.New(testinfra.Redis(b), cfg.Topics.Keys().Crash(), "matcher", 0)
 	}
 	// The events cycle through values, so each value's delivery count,
 	// found once, gives the total.

@@ -19,21 +19,18 @@ import (
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/id"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
-// HeaderError carries the reason on a record diverted to the rejected topic.
-const HeaderError = "hookline-error"
-
 // MaxDeliveryBytes is the largest Delivery value produced: the record limit
-// of every Hookline topic and client (kafka.MaxRecordBytes) less room for
+// of every Hookline topic and client (wire.MaxRecordBytes) less room for
 // the key, the headers and the record batch around it. Every event ingest
 // accepts fits, with the subscription's metadata and derived fields
 // (TestLargestEventFits); a larger delivery would fail its transaction on
 // every retry and stall the partition, so it is dead-lettered instead.
-const MaxDeliveryBytes = kafka.MaxRecordBytes - 16<<10
+const MaxDeliveryBytes = wire.MaxRecordBytes - 16<<10
 
 // maxReasonBytes bounds the reason a dead letter carries.
 const maxReasonBytes = 4 << 10
@@ -42,7 +39,7 @@ const maxReasonBytes = 4 << 10
 type Matcher struct {
 	Index   *index.Index
 	Codecs  *record.Codecs
-	Topics  kafka.Topics
+	Topics  wire.Topics
 	Now     func() time.Time
 	Metrics *Metrics // nil: not counted
 	// Guard counts crashes per partition and offset so that a record that
@@ -225,15 +222,9 @@ func (m *Matcher) deadLetter(r *kgo.Record, e *index.Entry, d record.Delivery, r
 }
 
 // reject diverts an event record, unchanged, to the rejected topic with
-// the reason in the hookline-error header.
+// the reason (wire.Divert).
 func (m *Matcher) reject(r *kgo.Record, err error) *kgo.Record {
-	return &kgo.Record{
-		Topic:   m.Topics.IngestRejected,
-		Key:     r.Key,
-		Value:   r.Value,
-		Context: r.Context,
-		Headers: append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(err.Error())}}, r.Headers...),
-	}
+	return wire.Divert(r, m.Topics.IngestRejected, err.Error())
 }
 
 // Document decodes an event once for every condition evaluated on it.

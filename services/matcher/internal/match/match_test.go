@@ -17,9 +17,9 @@ import (
 
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/id"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
@@ -60,7 +60,7 @@ func testMatcher(tb testing.TB, subs ...*record.Subscription) *Matcher {
 	if ix.Len() != len(subs) {
 		tb.Fatalf("indexed %d of %d subscriptions", ix.Len(), len(subs))
 	}
-	return &Matcher{Index: ix, Codecs: codecs(tb), Topics: kafka.NewTopics("test."), Now: func() time.Time { return fixedNow }}
+	return &Matcher{Index: ix, Codecs: codecs(tb), Topics: wire.NewTopics("test."), Now: func() time.Time { return fixedNow }}
 }
 
 func testSub(tenant, id string, types ...string) *record.Subscription {
@@ -382,8 +382,9 @@ func TestProcessRejectsUndecodable(t *testing.T) {
 			if r.Topic != m.Topics.IngestRejected || string(r.Key) != "k" || !bytes.Equal(r.Value, tc.value) || r.Context != ctx {
 				t.Errorf("rejected record %+v is not the original for %s", r, m.Topics.IngestRejected)
 			}
-			if len(r.Headers) != 2 || r.Headers[0].Key != HeaderError || len(r.Headers[0].Value) == 0 || r.Headers[1].Key != "traceparent" {
-				t.Errorf("headers %v, want %s with the reason, then the original headers", r.Headers, HeaderError)
+			if len(r.Headers) != 3 || r.Headers[0].Key != wire.HeaderError || len(r.Headers[0].Value) == 0 ||
+				r.Headers[1].Key != wire.HeaderSource || r.Headers[2].Key != "traceparent" {
+				t.Errorf("headers %v, want %s with the reason, %s, then the original headers", r.Headers, wire.HeaderError, wire.HeaderSource)
 			}
 		})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/retry/internal/schedule"
 )
 
@@ -372,7 +373,7 @@ func TestUndecodableGoesToDLQ(t *testing.T) {
 	}{
 		{"in the dlq", strings.HasSuffix(bad[0].topic, "dlq")},
 		{"original value kept", string(bad[0].value) == "not a delivery"},
-		{"error header set", bad[0].headers[schedule.HeaderError] != ""},
+		{"error header set", bad[0].headers[wire.HeaderError] != ""},
 		{"original headers kept", bad[0].headers["origin"] == "test"},
 	}
 	for _, tc := range tests {
@@ -547,7 +548,7 @@ func TestHelperScheduler(t *testing.T) {
 		t.Skip("run by TestKilledSchedulerLosesNothing")
 	}
 	cfg := kafka.Config{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ","), ClientID: "hookline-helper",
-		Topics: kafka.NewTopics(os.Getenv("HELPER_PREFIX")), Partitions: 3, ReplicationFactor: 1}
+		Topics: wire.NewTopics(os.Getenv("HELPER_PREFIX")), Partitions: 3, ReplicationFactor: 1}
 	ctx := context.Background()
 	handed := func(id string) { fmt.Println(helperHanded + id) }
 	// A short session lets the group notice the kill quickly.

@@ -27,7 +27,7 @@ func TestEndpointHealthEvents(t *testing.T) {
 	rcv := testreceiver.New(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.MaxAttempts = 1; s.Ordered = true })
 	s := e.sender(rcv)
-	s.Health = health.New(e.rdb, 3*time.Second)
+	s.Health = health.New(e.rdb, e.keys+"health:", 3*time.Second)
 	r := e.run(s, "sender")
 
 	start := time.Now().Truncate(time.Millisecond)
@@ -79,18 +79,10 @@ func TestEndpointHealthEvents(t *testing.T) {
 	if _, ok := exhaustedOf(t, events)[after.ID]; ok {
 		t.Error("the delivery dead-lettered unsent behind the disable was reported as exhausted")
 	}
-	disabled := false
-	for _, rec := range e.read(e.kafka.Topics.Subscriptions) {
-		var s record.Subscription
-		if err := e.codecs.Subscription.Unmarshal(rec.Value, &s); err == nil && s.ID == sub.ID && !s.Enabled {
-			disabled = true
-			if !strings.HasPrefix(s.DisabledReason, "disabled by Hookline: the endpoint has failed without a success since ") {
-				t.Errorf("disabled_reason %q does not say who and why", s.DisabledReason)
-			}
-		}
-	}
-	if !disabled {
+	if s := lastState(t, e, sub.ID); s.Enabled {
 		t.Error("the subscription was not disabled after failing past the window")
+	} else if !strings.HasPrefix(s.DisabledReason, "disabled by Hookline: the endpoint has failed without a success since ") {
+		t.Errorf("disabled_reason %q does not say who and why", s.DisabledReason)
 	}
 }
 
@@ -113,7 +105,7 @@ func TestRecoveredOncePerStreak(t *testing.T) {
 	})
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.MaxAttempts = 1; s.Ordered = true })
 	s := e.sender(rcv)
-	s.Health = health.New(e.rdb, time.Hour)
+	s.Health = health.New(e.rdb, e.keys+"health:", time.Hour)
 	var ds []record.Delivery
 	for i := range 11 {
 		ds = append(ds, e.delivery(sub, `{"n":`+strconv.Itoa(i)+`}`))
@@ -168,7 +160,7 @@ func TestRecoveredOnceAcrossSenders(t *testing.T) {
 	e := newEnv(t)
 	rcv := testreceiver.New(t, nil)
 	sub, _ := e.subscribe(rcv.URL, []time.Duration{0})
-	tr := health.New(e.rdb, time.Hour)
+	tr := health.New(e.rdb, e.keys+"health:", time.Hour)
 	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	for i := range health.FailingAfter + 2 {
 		if _, err := tr.Failure(context.Background(), sub.ID, health.Failed{At: since.Add(time.Duration(i) * time.Second), Status: 502, Error: "502 Bad Gateway"}); err != nil {
@@ -186,7 +178,7 @@ func TestRecoveredOnceAcrossSenders(t *testing.T) {
 			t.Fatalf("%d partitions hold the deliveries, want one", len(parts))
 		}
 		s := e.sender(rcv)
-		s.Health = health.New(e.rdb, time.Hour)
+		s.Health = health.New(e.rdb, e.keys+"health:", time.Hour)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -239,7 +231,7 @@ func TestExhaustedWhenGivenUp(t *testing.T) {
 	ds := []record.Delivery{lastTry, permanent, retried, ofExhausted, unsent}
 	e.publish(ds...)
 	s := e.sender(rcv)
-	s.Health = health.New(e.rdb, time.Hour)
+	s.Health = health.New(e.rdb, e.keys+"health:", time.Hour)
 	e.run(s, "sender").waitHandled(t, len(ds), 30*time.Second)
 
 	got := exhaustedOf(t, e.hooklineEvents())

@@ -13,7 +13,7 @@ import (
 type item struct {
 	rec   *kgo.Record
 	d     record.Delivery
-	parks int // times it was parked before (HeaderParked)
+	parks int // times it was parked before (wire.HeaderParked)
 }
 
 // job is one request to make: one delivery, or a batch of one

@@ -14,6 +14,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 const (
@@ -784,7 +785,7 @@ func (pt *partition) park(l *lane, items []*item, reason string, due time.Time) 
 		for _, it := range items {
 			d := it.d
 			d.DueAt = &due
-			pt.d.emit(it.rec.Context, out, topic, &d, kgo.RecordHeader{Key: HeaderParked, Value: []byte(strconv.Itoa(it.parks + 1))})
+			pt.d.emit(it.rec.Context, out, topic, &d, kgo.RecordHeader{Key: wire.HeaderParked, Value: []byte(strconv.Itoa(it.parks + 1))})
 		}
 	}, save)
 	l.updateStats()
@@ -966,7 +967,7 @@ func (d *Dispatcher) decode(recs []*kgo.Record) (items []*item, poison []*kgo.Re
 			continue
 		}
 		for _, h := range r.Headers {
-			if h.Key == HeaderParked {
+			if h.Key == wire.HeaderParked {
 				it.parks, _ = strconv.Atoi(string(h.Value))
 			}
 		}
