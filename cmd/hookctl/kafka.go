@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,68 +26,33 @@ import (
 // partition starts at its beginning, or with last > 0 at most last records
 // before its end.
 func read(ctx context.Context, e env, topic string, follow bool, last int64, fn func(*kgo.Record) bool, caughtUp func()) error {
-	adm, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	cfg := e.Kafka
+	r := kafka.NewReader(topic).FromLast(last)
+	if !follow {
+		err := r.ReadToEnd(ctx, cfg, zerolog.Nop(), fn)
+		switch {
+		case ctx.Err() != nil:
+			return nil // interrupted
+		case err == nil && caughtUp != nil:
+			caughtUp()
+		}
+		return err
+	}
+	// Following retries a topic the cluster does not know (a service
+	// waits for its topics); a person is told at once instead.
+	adm, err := kafka.NewClient(cfg, zerolog.Nop())
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	_, err = kafka.EndOffsets(ctx, kadm.NewClient(adm), topic)
+	adm.Close()
 	if err != nil {
 		return err
 	}
-	if err := ends.Error(); err != nil {
-		return fmt.Errorf("topic %s: %w", topic, err)
+	if caughtUp != nil {
+		r.OnCaughtUp(caughtUp)
 	}
-	remaining := map[int32]int64{}
-	start := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		start[o.Partition] = kgo.NewOffset().AtStart()
-		if last > 0 && o.Offset > last {
-			start[o.Partition] = kgo.NewOffset().At(o.Offset - last)
-		}
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	caught := false
-	for follow || len(remaining) > 0 {
-		if !caught && len(remaining) == 0 {
-			caught = true
-			if caughtUp != nil {
-				caughtUp()
-			}
-		}
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		stop := false
-		fs.EachRecord(func(r *kgo.Record) {
-			if stop {
-				return
-			}
-			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
-				delete(remaining, r.Partition)
-			}
-			stop = !fn(r)
-		})
-		if stop {
-			return nil
-		}
-	}
-	if !caught && caughtUp != nil {
-		caughtUp()
-	}
-	return nil
+	return r.Run(ctx, cfg, zerolog.Nop(), fn)
 }
 
 // tailCommand prints delivery-log records in the order of their
@@ -144,7 +108,7 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 		}
 		_ = out.table(headers, rows)
 	}
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DeliveryLog, *follow, last, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.DeliveryLog, *follow, last, func(r *kgo.Record) bool {
 		var a record.DeliveryAttempt
 		if err := codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
 			return true
@@ -194,7 +158,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 	}
 	var rows [][]string
 	var all []record.Delivery
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).DLQ, false, 0, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.DLQ, false, 0, func(r *kgo.Record) bool {
 		var d record.Delivery
 		if err := codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
 			return true
@@ -216,7 +180,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 }
 
 func lagCommand(ctx context.Context, e env, out *printer) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	cl, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
@@ -228,7 +192,7 @@ func lagCommand(ctx context.Context, e env, out *printer) error {
 	}
 	var names []string
 	for _, g := range groups.Groups() {
-		if strings.HasPrefix(g, "hookline-") {
+		if strings.HasPrefix(g, e.Kafka.Topics.Group("")) { // this installation's
 			names = append(names, g)
 		}
 	}
@@ -283,13 +247,12 @@ func replayCommand(ctx context.Context, e env, out *printer, args []string) erro
 	if err != nil {
 		return err
 	}
-	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: kafka.NewTopics(e.Prefix)}
-	producer, err := kafka.NewClient(cfg, zerolog.Nop())
+	producer, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	ids, err := dlq.Replay(ctx, cfg, codecs, producer, f)
+	ids, err := dlq.Replay(ctx, e.Kafka, codecs, producer, f)
 	if err != nil {
 		return err
 	}

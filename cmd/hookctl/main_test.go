@@ -19,6 +19,7 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/schemaregistry"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -215,10 +216,14 @@ func TestNotificationsListsTheRecentOnes(t *testing.T) {
 func TestHealthShowsTheFailureStreak(t *testing.T) {
 	rdb := testinfra.Redis(t)
 	t.Setenv("REDIS_ADDR", rdb.Options().Addr)
+	// The streak is read under the installation's key namespace, which
+	// follows the topic prefix.
+	prefix := testinfra.Prefix(t)
+	t.Setenv("HOOKLINE_TOPIC_PREFIX", prefix)
 	sub := "sub_hookctl_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
-	tr := health.New(rdb, time.Hour)
+	tr := health.New(rdb, wire.NewTopics(prefix).Keys().Health(), time.Hour)
 	for range 6 {
-		if _, err := tr.Failure(context.Background(), sub, time.Now()); err != nil {
+		if _, err := tr.Failure(context.Background(), sub, health.Failed{At: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,7 +249,7 @@ func TestTailWithSchemaRegistry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	reg := schemaregistry.Config{URLs: []string{url}, Register: true}
-	codecs, err := schemaregistry.LoadCodecs(ctx, reg, schemaregistry.Subjects(cfg.Topics, nil), testinfra.Logger())
+	codecs, err := schemaregistry.LoadCodecs(ctx, reg, cfg.Topics.Subjects(nil), testinfra.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

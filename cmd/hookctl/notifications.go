@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 )
 
@@ -35,7 +34,7 @@ func notificationsCommand(ctx context.Context, e env, out *printer, args []strin
 		return err
 	}
 	var all []record.Notification
-	err = read(ctx, e, kafka.NewTopics(e.Prefix).Notifications, false, 0, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.Notifications, false, 0, func(r *kgo.Record) bool {
 		var nt record.Notification
 		if err := codecs.Notification.Unmarshal(r.Value, &nt); err != nil {
 			return true

@@ -154,6 +154,7 @@ format() { # node count
   done
   echo "$n" >"$DATA/nodes"
   echo "$KAFKA_VERSION" >"$DATA/version"
+  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" >"$DATA/ports"
   log "formatted $n node(s), cluster id $id"
 }
 
@@ -231,10 +232,12 @@ cmd_up() {
   [[ $n == 1 || $n == 3 ]] || die "up takes 1 or 3 nodes, not '$n'"
   ensure_libs
   mkdir -p "$RUN"
-  # Data formatted for another size or Kafka version is test data: start over.
+  # Data formatted for another size, Kafka version or ports is test data:
+  # start over (a cluster's listeners are in its formatted config).
   if [[ $(nodes) != "$n" || $(cat "$DATA/version" 2>/dev/null) != "$KAFKA_VERSION" ||
+    $(cat "$DATA/ports" 2>/dev/null) != "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ||
     ! -f $RUN/node-1.properties ]]; then
-    [[ $(nodes) != 0 ]] && log "re-creating the cluster: $(nodes) node(s) of Kafka $(cat "$DATA/version" 2>/dev/null) -> $n of $KAFKA_VERSION"
+    [[ $(nodes) != 0 ]] && log "re-creating the cluster: $(nodes) node(s) of Kafka $(cat "$DATA/version" 2>/dev/null) on $(cat "$DATA/ports" 2>/dev/null) -> $n of $KAFKA_VERSION on $KAFKA_PORT $KAFKA_CONTROLLER_PORT"
     cmd_down
     format "$n"
   fi

@@ -42,13 +42,16 @@ if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${REDIS_ADDR:-}" ]; then
   echo "test: starting Kafka, Redis and PostgreSQL" >&2
   started=yes
   pg_url=${HOOKLINE_POSTGRES_URL:-}
-  eval "$("$HERE/infra.sh" up)"
+  # Not eval "$(...)": that would hide a failed start behind an empty eval.
+  infra_env=$("$HERE/infra.sh" up) || { echo "test: Kafka, Redis or PostgreSQL did not start" >&2; exit 1; }
+  eval "$infra_env"
   # A PostgreSQL named by the caller wins over the one infra.sh started.
   [ -n "$pg_url" ] && HOOKLINE_POSTGRES_URL=$pg_url
 elif [ -z "${HOOKLINE_POSTGRES_URL:-}" ]; then
   echo "test: starting PostgreSQL" >&2
   postgres=yes
-  HOOKLINE_POSTGRES_URL=$("$HERE/postgres.sh" up | sed -n 's/^HOOKLINE_POSTGRES_URL=//p')
+  pg_env=$("$HERE/postgres.sh" up) || { echo "test: PostgreSQL did not start" >&2; exit 1; }
+  HOOKLINE_POSTGRES_URL=$(sed -n 's/^HOOKLINE_POSTGRES_URL=//p' <<<"$pg_env")
 fi
 export KAFKA_BROKERS REDIS_ADDR HOOKLINE_POSTGRES_URL
 # Mailpit: notify's tests send real email to it and read it back over its
@@ -58,7 +61,8 @@ if [ -z "${MAILPIT_URL:-}" ]; then
     echo "test: starting mailpit" >&2
     mailpit=yes
   fi
-  eval "$("$HERE/mailpit.sh" up)"
+  mailpit_env=$("$HERE/mailpit.sh" up) || { echo "test: mailpit did not start" >&2; exit 1; }
+  eval "$mailpit_env"
 fi
 export MAILPIT_SMTP_ADDR MAILPIT_URL MAILPIT_BIN
 if [ -n "$registry_env" ]; then
@@ -73,7 +77,8 @@ if [ -n "$registry_env" ]; then
 fi
 export HOOKLINE_TEST_SCHEMA_REGISTRY_URL
 # The console's browser tests drive Debian's chromium (installed when missing).
-eval "$("$HERE/chromium.sh" ensure)"
+chromium_env=$("$HERE/chromium.sh" ensure) || { echo "test: chromium is missing and could not be installed" >&2; exit 1; }
+eval "$chromium_env"
 export HOOKLINE_CHROMIUM
 # Integration tests fail instead of skipping when a server is missing.
 export HOOKLINE_REQUIRE_INFRA=1
@@ -82,11 +87,19 @@ echo "test: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR HOOKLINE_POSTGRE
 go test -race -count=1 -timeout 20m "$@"
 
 # What deploy/ ships: manifests, dashboards and alert rules, the delivery
-# log read by tools that are not Hookline's own (Python, kcat), and webhooks
-# verified by signature libraries that are not Hookline's (Python, Node).
+# log read by tools that are not Hookline's own (Python, kcat), webhooks
+# verified by signature libraries that are not Hookline's (Python, Node), and
+# the OpenAPI document checked against a real ingest by schemathesis.
 # HOOKLINE_TEST_GO_ONLY=1 (make console-screenshots) runs the Go tests only.
 [ -n "${HOOKLINE_TEST_GO_ONLY:-}" ] && exit 0
-for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh; do
+# Every binary, built once for all of them (unless HOOKLINE_BIN names some).
+if [ -z "${HOOKLINE_BIN:-}" ]; then
+  HOOKLINE_BIN=$(mktemp -d)
+  trap 'rm -rf "$HOOKLINE_BIN"; stop' EXIT
+  (cd "$HERE/../.." && go run ./cmd/hookstack build -o "$HOOKLINE_BIN")
+fi
+export HOOKLINE_BIN
+for t in kustomize_test.sh settings_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"
 done

@@ -131,11 +131,29 @@ func eval[T any](b *browser, expr string) T {
 // waitFor polls a JavaScript predicate until it holds.
 func (b *browser) waitFor(what, predicate string, timeout time.Duration) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		b.t.Fatalf("waiting for %s (%s): %v", what, predicate, err)
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Until(deadline)+5*time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(50*time.Millisecond)))
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case navigating(err) && time.Now().Before(deadline):
+			// The page was replaced while the poll ran in it (a link
+			// whose hash starts the console anew): poll the new one.
+			time.Sleep(50 * time.Millisecond)
+		default:
+			b.t.Fatalf("waiting for %s (%s): %v", what, predicate, err)
+		}
 	}
+}
+
+// navigating reports an evaluation lost to a navigation: its JavaScript
+// context was destroyed before it answered.
+func navigating(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") || strings.Contains(msg, "Execution context was destroyed")
 }
 
 // waitText waits until the page's main text contains text.
@@ -218,7 +236,7 @@ type portalSession struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func (s *stack) portal(t *testing.T, key string, body map[string]any) portalSession {
+func (s *pipeline) portal(t *testing.T, key string, body map[string]any) portalSession {
 	t.Helper()
 	raw, _ := json.Marshal(body)
 	var p portalSession

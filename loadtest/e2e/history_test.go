@@ -71,7 +71,7 @@ func TestDeliveryHistory(t *testing.T) {
 		}
 		return nil
 	}
-	s := startStack(t, rc.Cert.PEM, "1s,2s")
+	s := startStack(t, rc.Cert.PEM, "1s,2s", withHistory(t))
 	var sub created
 	if code := s.postJSON("/v1/subscriptions", map[string]any{"url": rc.URL + "/hooks", "event_types": []string{"order.*"},
 		"max_attempts": 2, "auth": map[string]any{"type": "bearer", "token": "t0ken-e2e"}}, &sub); code != http.StatusCreated {
@@ -201,7 +201,7 @@ func TestDeliveryHistory(t *testing.T) {
 }
 
 // waitDelivery polls a deliveries list until cond holds.
-func (s *stack) waitDelivery(t *testing.T, path string, cond func(historyPage) bool) historyPage {
+func (s *pipeline) waitDelivery(t *testing.T, path string, cond func(historyPage) bool) historyPage {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -217,7 +217,7 @@ func (s *stack) waitDelivery(t *testing.T, path string, cond func(historyPage) b
 	}
 }
 
-func (s *stack) delivery(t *testing.T, id string) historyDelivery {
+func (s *pipeline) delivery(t *testing.T, id string) historyDelivery {
 	t.Helper()
 	var d historyDelivery
 	if code, _ := s.call(http.MethodGet, "/v1/deliveries/"+id, s.Key, "", nil, &d); code != http.StatusOK {
@@ -227,7 +227,7 @@ func (s *stack) delivery(t *testing.T, id string) historyDelivery {
 }
 
 // countRecords is how many records topic holds.
-func countRecords(t *testing.T, s *stack, topic string) int64 {
+func countRecords(t *testing.T, s *pipeline, topic string) int64 {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka.Brokers...))
 	if err != nil {

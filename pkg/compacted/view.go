@@ -1,17 +1,14 @@
 // Package compacted keeps a materialized view of a compacted Kafka topic
-// in memory: the latest value of every key, a tombstone deleting it. The
-// subscriptions view and ingest's event type catalog are built on it.
+// in memory: the latest value of every key, a tombstone deleting it.
+// Ingest's event type catalog is built on it; the subscriptions view
+// (pkg/subscription) reads two topics with the same reader.
 package compacted
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/kafka"
@@ -22,31 +19,28 @@ import (
 // wait for the view (WaitFor, WaitReady) or for anything that does.
 type ChangeFunc[T any] func(prev, next *T)
 
+// ErrNotReady is returned by Ready until the view has caught up.
+var ErrNotReady = kafka.ErrNotReady
+
 // View is the current value of every key of a topic. Values it holds are
 // never mutated: an update replaces the pointer.
 type View[T any] struct {
+	topic  string
 	decode func([]byte, *T) error
 	log    zerolog.Logger
+	reader *kafka.Reader
 
 	mu       sync.RWMutex
 	byKey    map[string]*T
-	next     map[int32]int64 // next offset to read per partition
-	target   map[int32]int64 // end offsets at start; ready once next reaches them
-	ready    bool
-	progress chan struct{} // closed and replaced whenever next advances
 	onChange []ChangeFunc[T]
 }
 
-// New returns an empty view whose values decode is Unmarshal of the
-// record's codec; Run fills it.
-func New[T any](decode func([]byte, *T) error, log zerolog.Logger) *View[T] {
-	return &View[T]{
-		decode:   decode,
-		log:      log,
-		byKey:    map[string]*T{},
-		next:     map[int32]int64{},
-		progress: make(chan struct{}),
-	}
+// New returns an empty view of topic whose values decode is Unmarshal of
+// the record's codec; Run fills it.
+func New[T any](topic string, decode func([]byte, *T) error, log zerolog.Logger) *View[T] {
+	v := &View[T]{topic: topic, decode: decode, log: log, byKey: map[string]*T{}, reader: kafka.NewReader(topic)}
+	v.reader.OnCaughtUp(func() { log.Info().Str("topic", topic).Int("keys", v.Len()).Msg("view caught up") })
+	return v
 }
 
 // OnChange registers fn; register before Run.
@@ -54,75 +48,11 @@ func (v *View[T]) OnChange(fn ChangeFunc[T]) { v.onChange = append(v.onChange, f
 
 // Run reads the topic from the start and follows it until ctx is done.
 // The view is ready once it has read everything that existed when Run began.
-func (v *View[T]) Run(ctx context.Context, cfg kafka.Config, topic string, extra ...kgo.Opt) error {
-	opts := append([]kgo.Opt{
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// Only committed writes count, and the markers of transactions
-		// arrive too: a marker can be a partition's last offset, which
-		// the view must pass to become ready.
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	}, extra...)
-	cl, err := kafka.NewClient(cfg, v.log, opts...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-
-	ends, err := endOffsets(ctx, kadm.NewClient(cl), topic, v.log)
-	if err != nil {
-		return nil // ctx ended
-	}
-	v.mu.Lock()
-	v.target = map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { v.target[o.Partition] = o.Offset })
-	v.checkReadyLocked(topic)
-	v.mu.Unlock()
-
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil || fetches.IsClientClosed() {
-			return nil
-		}
-		fetches.EachError(func(t string, p int32, err error) {
-			v.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("compacted topic fetch")
-		})
-		fetches.EachRecord(v.apply)
-		v.mu.Lock()
-		v.checkReadyLocked(topic)
-		close(v.progress)
-		v.progress = make(chan struct{})
-		v.mu.Unlock()
-	}
+func (v *View[T]) Run(ctx context.Context, cfg kafka.Config, extra ...kgo.Opt) error {
+	return v.reader.Run(ctx, cfg, v.log, v.apply, extra...)
 }
 
-// endOffsets lists the topic's end offsets, retrying while the cluster
-// cannot answer yet: a topic created moments ago may be unknown to the
-// broker that answers for a short while. It fails only when ctx ends.
-func endOffsets(ctx context.Context, adm *kadm.Client, topic string, log zerolog.Logger) (kadm.ListedOffsets, error) {
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		ends, err := adm.ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			return ends, nil
-		}
-		log.Warn().Err(err).Str("topic", topic).Dur("retry_in", wait).Msg("compacted topic end offsets")
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s end offsets: %w", topic, err)
-		case <-time.After(wait):
-		}
-	}
-}
-
-func (v *View[T]) apply(r *kgo.Record) {
-	if r.Attrs.IsControl() {
-		v.advance(r)
-		return
-	}
+func (v *View[T]) apply(r *kgo.Record) bool {
 	key := string(r.Key)
 	var next *T
 	if r.Value != nil {
@@ -131,8 +61,7 @@ func (v *View[T]) apply(r *kgo.Record) {
 			// Skipped, not taken for a deletion: the key keeps its last
 			// readable value.
 			v.log.Error().Err(err).Str("topic", r.Topic).Str("key", key).Int64("offset", r.Offset).Msg("undecodable record skipped")
-			v.advance(r)
-			return
+			return true
 		}
 	}
 	v.mu.Lock()
@@ -142,84 +71,31 @@ func (v *View[T]) apply(r *kgo.Record) {
 	} else {
 		v.byKey[key] = next
 	}
-	v.next[r.Partition] = r.Offset + 1
 	v.mu.Unlock()
 	if prev == nil && next == nil {
-		return
+		return true
 	}
 	for _, fn := range v.onChange {
 		fn(prev, next)
 	}
+	return true
 }
-
-// advance records that r was read without changing the view.
-func (v *View[T]) advance(r *kgo.Record) {
-	v.mu.Lock()
-	v.next[r.Partition] = r.Offset + 1
-	v.mu.Unlock()
-}
-
-func (v *View[T]) checkReadyLocked(topic string) {
-	if v.ready || v.target == nil {
-		return
-	}
-	for p, end := range v.target {
-		if v.next[p] < end {
-			return
-		}
-	}
-	v.ready = true
-	v.log.Info().Str("topic", topic).Int("keys", len(v.byKey)).Msg("view caught up")
-}
-
-// ErrNotReady is returned by Ready until the view has caught up.
-var ErrNotReady = errors.New("view is still catching up with its topic")
 
 // Ready reports whether the view has caught up with the topic.
-func (v *View[T]) Ready() error {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if !v.ready {
-		return ErrNotReady
-	}
-	return nil
-}
+func (v *View[T]) Ready() error { return v.reader.Ready() }
 
 // WaitReady blocks until the view has caught up or ctx ends.
-func (v *View[T]) WaitReady(ctx context.Context) error {
-	for {
-		v.mu.RLock()
-		ready, progress := v.ready, v.progress
-		v.mu.RUnlock()
-		if ready {
-			return nil
-		}
-		select {
-		case <-progress:
-		case <-time.After(50 * time.Millisecond): // an empty topic makes no progress
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (v *View[T]) WaitReady(ctx context.Context) error { return v.reader.WaitReady(ctx) }
 
 // WaitFor blocks until the view has read the record at offset of partition,
 // so a writer can read its own write.
 func (v *View[T]) WaitFor(ctx context.Context, partition int32, offset int64) error {
-	for {
-		v.mu.RLock()
-		done, progress := v.next[partition] > offset, v.progress
-		v.mu.RUnlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-progress:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return v.reader.WaitFor(ctx, v.topic, partition, offset)
 }
+
+// Sync blocks until the view has read everything written to its topic
+// before the call (kafka.Reader.Sync).
+func (v *View[T]) Sync(ctx context.Context) error { return v.reader.Sync(ctx) }
 
 // Get returns the value of a key.
 func (v *View[T]) Get(key string) (*T, bool) {

@@ -1,15 +1,16 @@
 package condition
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
-	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -25,22 +26,36 @@ const (
 	ExpressionCostLimit = 10_000
 	// maxExpressionNodes bounds the parsed AST, macros expanded.
 	maxExpressionNodes = 1000
+	// MaxEvalTime bounds one evaluation's wall time, checked every
+	// interruptEvery comprehension steps. The cost limit is the bound that
+	// decides, the same way on every machine; this is only the backstop
+	// for a step slower than its cost says, so it is far above what the
+	// cost limit allows (a few milliseconds, 0.15 s under the race detector
+	// on a loaded machine): a deadline that a busy machine could reach would
+	// make matching depend on load.
+	MaxEvalTime = time.Second
+	// interruptEvery is how many comprehension steps run between checks
+	// of MaxEvalTime.
+	interruptEvery = 100
 )
 
 // celEnv declares the one variable expressions see, event, holding the
 // Document's root. Its members are dyn, so expressions are type-checked
 // for their shape and output but field types are checked at run time.
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
-	return cel.NewEnv(
+	strs, err := guardedStrings()
+	if err != nil {
+		return nil, err
+	}
+	return cel.NewEnv(append([]cel.EnvOption{
 		cel.Variable("event", cel.MapType(cel.StringType, cel.DynType)),
 		// Event numbers are doubles; let them compare with int literals
 		// (event.data.total > 100) the way users expect.
 		cel.CrossTypeNumericComparisons(true),
 		cel.OptionalTypes(),
-		ext.Strings(),
 		cel.ParserExpressionSizeLimit(MaxExpressionLen),
 		cel.ExpressionNodeLimit(maxExpressionNodes),
-	)
+	}, strs...)...)
 })
 
 // Expression is a compiled CEL rule over an event, for subscriptions whose
@@ -111,6 +126,8 @@ func compileCEL(src string) (*cel.Ast, cel.Program, error) {
 	}
 	prg, err := env.Program(ast,
 		cel.CostLimit(ExpressionCostLimit),
+		cel.CostTracking(builtBytes{}),
+		cel.InterruptCheckFrequency(interruptEvery),
 		cel.EvalOptions(cel.OptOptimize),
 	)
 	if err != nil {
@@ -129,7 +146,7 @@ func (v *ValueExpr) String() string { return v.src }
 // key, a type mismatch, the cost limit) is returned with false; callers
 // treat it as no match.
 func (e *Expression) Match(doc Document) (bool, error) {
-	out, _, err := e.prg.Eval(eventActivation{root: doc.root})
+	out, err := eval(e.prg, doc)
 	if err != nil {
 		return false, fmt.Errorf("evaluate expression: %w", err)
 	}
@@ -146,11 +163,22 @@ func (e *Expression) Match(doc Document) (bool, error) {
 // durations become strings, bytes become base64, and an empty optional
 // becomes nil.
 func (v *ValueExpr) Eval(doc Document) (any, error) {
-	out, _, err := v.prg.Eval(eventActivation{root: doc.root})
+	out, err := eval(v.prg, doc)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate expression: %w", err)
 	}
 	return nativeJSON(out)
+}
+
+// evalTimeout is MaxEvalTime; tests shorten it.
+var evalTimeout = MaxEvalTime
+
+// eval runs prg on doc within evalTimeout.
+func eval(prg cel.Program, doc Document) (ref.Val, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), evalTimeout)
+	defer cancel()
+	out, _, err := prg.ContextEval(ctx, eventActivation{root: doc.root})
+	return out, err
 }
 
 var structValueType = reflect.TypeFor[*structpb.Value]()

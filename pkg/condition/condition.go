@@ -594,6 +594,9 @@ func (c *compiler) leaf(obj map[string]any, path string) (node, error) {
 			return node{}, errAt(path, "value", "regex longer than %d bytes", MaxRegexLen)
 		}
 		re, err := regexp.Compile(sv.str)
+		if err == nil {
+			err = regexProgramSize(sv.str)
+		}
 		if err != nil {
 			return node{}, errAt(path, "value", "invalid regex: %s", err)
 		}

@@ -478,6 +478,8 @@ func TestBounds(t *testing.T) {
 		{"list over limit", leafJSON("data.x", "nin", listOf(MaxListLen+1)), `op "nin" list has 1001 values, more than 1000`},
 		{"regex at limit", leafJSON("data.x", "regex", strings.Repeat("a", MaxRegexLen)), ""},
 		{"regex over limit", leafJSON("data.x", "regex", strings.Repeat("a", MaxRegexLen+1)), "regex longer than 1024 bytes"},
+		{"regex program over limit", leafJSON("data.x", "regex", `\\pL{1000}\\pN{1000}\\pL{1000}`),
+			"invalid regex: regex compiles to 3008 instructions, more than 2048 (counted repeats multiply it)"},
 		{"field at segment limit", leafJSON(strings.Repeat("a.", MaxFieldSegments-1)+"a", "exists", true), ""},
 		{"field over segment limit", leafJSON(strings.Repeat("a.", MaxFieldSegments)+"a", "exists", true),
 			fmt.Sprintf("field path %q has more than 32 segments", strings.Repeat("a.", MaxFieldSegments)+"a")},

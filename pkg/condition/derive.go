@@ -11,6 +11,13 @@ import (
 // MaxDefaultSize is the largest default of a derived field, in bytes of JSON.
 const MaxDefaultSize = 4096
 
+// MaxDerivedBytes bounds what a subscription's derived fields add to one
+// delivery, in bytes of JSON, values and defaults together: the record
+// limit is sized for an event of the largest size plus this much
+// (docs/limits.md). A field whose value would go past it gets its default
+// if that still fits, and is left out otherwise.
+const MaxDerivedBytes = 64 << 10
+
 // Derived is a compiled derived field of payload shaping: a value computed
 // from the event by a CEL expression and written into the delivered body's
 // data. It is immutable and safe for concurrent use.

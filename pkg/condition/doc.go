@@ -81,6 +81,14 @@
 // evaluation. CompileValue compiles an expression of any type with a JSON
 // form, such as event.data.?nickname.orValue(event.data.name).
 //
+// An evaluation is bounded in memory as well as in cost: replace, format,
+// join and split compute their result's size before building it and fail
+// past MaxValueBytes, every string or bytes value a call builds costs one
+// unit per ten bytes, matches() takes literal patterns of at most
+// MaxRegexProgram instructions, and an evaluation is interrupted after
+// MaxEvalTime. One evaluation over the largest event allocates at most
+// 16 MiB (FuzzExpressionMemory); docs/limits.md explains each bound.
+//
 // # Derived fields
 //
 // CompileDerived compiles one derived field of payload shaping: a path

@@ -6,13 +6,13 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/kafka"
@@ -56,59 +56,41 @@ func (f Filter) match(d *record.Delivery, at time.Time) bool {
 
 // Replay copies the picked dead letters to the deliveries topic and
 // returns the ids it replayed (a delivery dead-lettered twice is replayed
-// once). It reads the DLQ up to its end at the time of the call.
+// once). It reads the DLQ up to its end at the time of the call
+// (kafka.Reader). A dead
+// letter without a body (the matcher could not build one that fits a
+// record) is not replayed.
 func Replay(ctx context.Context, cfg kafka.Config, codecs *record.Codecs, producer *kgo.Client, f Filter) ([]string, error) {
 	if f.Tenant == "" || (len(f.DeliveryIDs) == 0 && f.SubscriptionID == "") {
 		return nil, ErrNoSelection
 	}
-	cl, err := kafka.NewClient(cfg, nopLog, kgo.ConsumeTopics(cfg.Topics.DLQ),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, cfg.Topics.DLQ)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dlq end offsets: %w", err)
-	}
-	remaining := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
 	seen := map[string]bool{}
 	var out []*kgo.Record
 	var ids []string
-	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	var failed error
+	err := kafka.NewReader(cfg.Topics.DLQ).ReadToEnd(ctx, cfg, nopLog, func(r *kgo.Record) bool {
+		var d record.Delivery
+		if codecs.Delivery.Unmarshal(r.Value, &d) != nil || seen[d.ID] || !f.match(&d, r.Timestamp) {
+			return true
 		}
-		fs.EachError(func(_ string, _ int32, e error) { err = e })
+		if d.Payload == "" {
+			// Dead-lettered by the matcher without a body (it was over
+			// the record limit): there is nothing to send again.
+			return true
+		}
+		seen[d.ID] = true
+		d.Attempt, d.Replay, d.DueAt, d.LastStatus, d.LastError = 0, true, nil, 0, ""
+		value, err := codecs.Delivery.Marshal(&d)
 		if err != nil {
-			return nil, fmt.Errorf("read dlq: %w", err)
+			failed = fmt.Errorf("replay %s: %w", d.ID, err)
+			return false
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
-				delete(remaining, r.Partition)
-			}
-			var d record.Delivery
-			if codecs.Delivery.Unmarshal(r.Value, &d) != nil || seen[d.ID] || !f.match(&d, r.Timestamp) {
-				return
-			}
-			seen[d.ID] = true
-			d.Attempt, d.Replay, d.DueAt, d.LastStatus, d.LastError = 0, true, nil, 0, ""
-			value, err := codecs.Delivery.Marshal(&d)
-			if err != nil {
-				return
-			}
-			out = append(out, &kgo.Record{Topic: cfg.Topics.Deliveries, Key: []byte(d.SubscriptionID), Value: value})
-			ids = append(ids, d.ID)
-		})
+		out = append(out, &kgo.Record{Topic: cfg.Topics.Deliveries, Key: []byte(d.SubscriptionID), Value: value})
+		ids = append(ids, d.ID)
+		return true
+	})
+	if err = cmp.Or(err, failed); err != nil {
+		return nil, fmt.Errorf("read %s: %w", cfg.Topics.DLQ, err)
 	}
 	if err := producer.ProduceSync(ctx, out...).FirstErr(); err != nil {
 		return nil, fmt.Errorf("replay to %s: %w", cfg.Topics.Deliveries, err)

@@ -36,10 +36,14 @@ func TestReplayPicksAndResets(t *testing.T) {
 		{"dlv_3", "acme", "sub_b", base.Add(20 * time.Minute)},
 		{"dlv_4", "globex", "sub_a", base.Add(30 * time.Minute)}, // another tenant's
 		{"dlv_2", "acme", "sub_a", base.Add(40 * time.Minute)},   // dead-lettered twice
+		{"dlv_5", "acme", "sub_a", base.Add(50 * time.Minute)},   // by the matcher, without a body
 	}
 	for _, l := range letters {
 		d := record.Delivery{ID: l.id, Tenant: l.tenant, SubscriptionID: l.sub, EventID: "evt", EventType: "a.b",
 			URL: "https://x.example", Payload: "{}", Attempt: 8, LastStatus: 500, LastError: "HTTP 500"}
+		if l.id == "dlv_5" {
+			d.Payload, d.LastError = "", "the delivery is 3000000 bytes, more than the 2080768 a record may hold; its body is not kept"
+		}
 		v, err := codecs.Delivery.Marshal(&d)
 		if err != nil {
 			t.Fatal(err)
@@ -60,6 +64,7 @@ func TestReplayPicksAndResets(t *testing.T) {
 		{"another tenant's id is not found", dlq.Filter{Tenant: "acme", DeliveryIDs: []string{"dlv_4"}}, nil},
 		{"within: only those subscriptions", dlq.Filter{Tenant: "acme", DeliveryIDs: []string{"dlv_1", "dlv_3"}, Within: []string{"sub_b"}}, []string{"dlv_3"}},
 		{"a subscription outside within: nothing", dlq.Filter{Tenant: "acme", SubscriptionID: "sub_a", Within: []string{"sub_b"}}, nil},
+		{"a dead letter without a body is not replayed", dlq.Filter{Tenant: "acme", DeliveryIDs: []string{"dlv_5"}}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

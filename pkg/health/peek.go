@@ -13,15 +13,15 @@ import (
 // round trip: a page of the console's subscription list costs one Redis
 // call however long it is. A subscription without a streak is healthy
 // (zero State).
-func Peek(ctx context.Context, rdb redis.UniversalClient, subscriptionIDs ...string) ([]State, error) {
+func (t *Tracker) Peek(ctx context.Context, subscriptionIDs ...string) ([]State, error) {
 	out := make([]State, len(subscriptionIDs))
 	if len(subscriptionIDs) == 0 {
 		return out, nil
 	}
-	pipe := rdb.Pipeline()
+	pipe := t.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(subscriptionIDs))
 	for i, id := range subscriptionIDs {
-		cmds[i] = pipe.HMGet(ctx, key(id), "n", "since")
+		cmds[i] = pipe.HMGet(ctx, t.key(id), "n", "since")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("health of %d subscriptions: %w", len(subscriptionIDs), err)

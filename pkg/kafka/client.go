@@ -1,6 +1,7 @@
 // Package kafka holds what every Hookline service does with Kafka: build a
-// client from the environment, name and create the topics, and run the
-// consume loop (poll, dispatch per partition, commit what is done).
+// client from the environment, create the topics pkg/wire declares, read a
+// topic to its end (Reader), and run the consume loop (poll, dispatch per
+// partition, commit what is done).
 package kafka
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Config says how to reach the cluster and how to lay out topics.
@@ -34,7 +36,7 @@ type Config struct {
 	// is a dynamic member.
 	InstanceID string
 
-	Topics            Topics
+	Topics            wire.Topics
 	Partitions        int32
 	ReplicationFactor int16
 }
@@ -50,7 +52,7 @@ func ConfigFromEnv(r *config.Reader, service string) Config {
 		SASLPassword:      r.String("KAFKA_SASL_PASSWORD", "", "SASL password"),
 		ClientID:          r.String("KAFKA_CLIENT_ID", "hookline-"+service, "client.id sent to the brokers"),
 		InstanceID:        r.String("HOOKLINE_INSTANCE_ID", "", "group instance id for static membership, unique per instance and stable over restarts (e.g. the StatefulSet pod name); empty for dynamic membership"),
-		Topics:            NewTopics(r.String("HOOKLINE_TOPIC_PREFIX", "hookline.", "prefix of every topic name")),
+		Topics:            wire.NewTopics(r.String("HOOKLINE_TOPIC_PREFIX", wire.DefaultPrefix, "prefix of every topic name, consumer group and transactional id, and (without its trailing dot, then a colon) of every Redis key")),
 		Partitions:        int32(r.Int("HOOKLINE_TOPIC_PARTITIONS", 12, "partitions of topics Hookline creates; the most instances a consumer group can use")),
 		ReplicationFactor: int16(r.Int("HOOKLINE_TOPIC_REPLICATION", 1, "replication factor of topics Hookline creates; 3 in production")),
 	}
@@ -76,6 +78,11 @@ func (c Config) Options(log zerolog.Logger) ([]kgo.Opt, error) {
 		// a typo must not create a topic with broker defaults.
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.RecordRetries(20),
+		// A record up to the topics' limit must fit a batch; a fetch
+		// takes at least one batch whatever these say (KIP-74), but a
+		// partition's share is sized so one full record is the usual case.
+		kgo.ProducerBatchMaxBytes(wire.MaxRecordBytes),
+		kgo.FetchMaxPartitionBytes(wire.MaxRecordBytes),
 	}
 	if c.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -54,6 +54,20 @@ func Write(w http.ResponseWriter, r *http.Request, d *Details) {
 	_ = json.NewEncoder(w).Encode(d)
 }
 
+// Text writes errs on one line for a log or a record header:
+// "<field>: <detail>" each ("<detail>" alone for the body as a whole),
+// separated by "; ".
+func Text(errs []FieldError) string {
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Detail
+		if e.Field != "" {
+			parts[i] = e.Field + ": " + e.Detail
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // JSONError turns an encoding/json decoding error into a FieldError naming
 // the field where it can.
 func JSONError(err error) FieldError {
@@ -86,4 +100,104 @@ func jsonKind(k reflect.Kind) string {
 	default:
 		return "an object"
 	}
+}
+
+// MaxNesting is how deeply the JSON of a request body may nest (objects
+// and arrays). Conditions are the deepest legitimate bodies: a tree at
+// condition.MaxDepth takes two levels per group.
+const MaxNesting = 128
+
+// TooDeep reports where body's JSON first nests deeper than max: a
+// FieldError naming the member it happens in, up to three path segments
+// deep ("[3].data.a", "condition.all[0].all"), so that the answer names a
+// field rather than a byte offset. encoding/json only says "exceeded max
+// depth" at 10,000 levels. Malformed JSON is not its concern: it scans
+// brackets outside strings and leaves the rest to the decoder.
+func TooDeep(body []byte, max int) (FieldError, bool) {
+	var stack []jsonFrame
+	inString, escaped := false, false
+	keyStart := -1
+	for i, c := range body {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+				if keyStart >= 0 && len(stack) > 0 && !stack[len(stack)-1].array {
+					stack[len(stack)-1].key = string(body[keyStart:i])
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			keyStart = -1
+			if len(stack) > 0 && !stack[len(stack)-1].array && expectsKey(body[:i]) {
+				keyStart = i + 1
+			}
+		case '{', '[':
+			stack = append(stack, jsonFrame{array: c == '['})
+			if len(stack) > max {
+				return FieldError{Field: pathOf(stack[:len(stack)-1], 3), Detail: fmt.Sprintf("nests JSON deeper than %d levels", max)}, true
+			}
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		case ',':
+			if len(stack) > 0 && stack[len(stack)-1].array {
+				stack[len(stack)-1].index++
+			}
+		}
+	}
+	return FieldError{}, false
+}
+
+// jsonFrame is an open object (with its current key) or array (with its
+// current index) while TooDeep scans.
+type jsonFrame struct {
+	array bool
+	index int
+	key   string
+}
+
+// expectsKey reports whether a string starting after prefix is an object
+// key: the last significant byte before it opens the object or ends a
+// member.
+func expectsKey(prefix []byte) bool {
+	for j := len(prefix) - 1; j >= 0; j-- {
+		switch prefix[j] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', ',':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// pathOf writes the first n segments of a container path: keys joined by
+// dots, indexes in brackets.
+func pathOf(stack []jsonFrame, n int) string {
+	var b strings.Builder
+	for i, f := range stack {
+		if i >= n {
+			break
+		}
+		if f.array {
+			fmt.Fprintf(&b, "[%d]", f.index)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(f.key)
+	}
+	return b.String()
 }

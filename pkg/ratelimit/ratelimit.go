@@ -12,9 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// keyPrefix prefixes every endpoint's key in Redis.
-const keyPrefix = "hookline:rate:"
-
 // reserve is GCRA with a burst of one, in the shape of go-redis/redis_rate,
 // over many keys and many requests per key. Per key it stores the
 // theoretical arrival time (TAT) of its next request; slot i of a key is
@@ -50,11 +47,17 @@ return out
 `)
 
 // Limiter reserves request slots per key.
-type Limiter struct{ rdb redis.UniversalClient }
+type Limiter struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
 
-// New returns a limiter on rdb. Its script takes many keys at once, so on
-// a Redis Cluster they must share a hash slot.
-func New(rdb redis.UniversalClient) *Limiter { return &Limiter{rdb: rdb} }
+// New returns a limiter on rdb keeping each endpoint's state at prefix +
+// its key (wire.Keys.Rate). Its script takes many keys at once, so on a
+// Redis Cluster they must share a hash slot.
+func New(rdb redis.UniversalClient, prefix string) *Limiter {
+	return &Limiter{rdb: rdb, prefix: prefix}
+}
 
 // Ask is one endpoint's share of a batch: N requests at PerSecond.
 type Ask struct {
@@ -89,7 +92,7 @@ func (l *Limiter) Reserve(ctx context.Context, budget time.Duration, asks []Ask)
 	args := make([]any, 1, 1+2*len(asks))
 	args[0] = budget.Seconds()
 	for i, a := range asks {
-		keys[i] = keyPrefix + a.Key
+		keys[i] = l.prefix + a.Key
 		args = append(args, max(a.PerSecond, 1), a.N)
 	}
 	res, err := reserve.Run(ctx, l.rdb, keys, args...).Int64Slice()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // near reports whether got is within 50 ms below want: the time between
@@ -32,9 +33,10 @@ func TestReserve(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := ratelimit.New(rdb)
-			key := prefix + tc.name
-			t.Cleanup(func() { rdb.Del(context.Background(), "hookline:rate:"+key) })
+			keys := wire.NewTopics(prefix).Keys().Rate()
+			l := ratelimit.New(rdb, keys)
+			key := tc.name
+			t.Cleanup(func() { rdb.Del(context.Background(), keys+key) })
 			for i, n := range tc.asks {
 				g, err := l.Reserve(ctx, tc.budget, []ratelimit.Ask{{Key: key, PerSecond: tc.rate, N: n}})
 				if err != nil {
@@ -53,7 +55,8 @@ func TestReserve(t *testing.T) {
 // continues the same schedules.
 func TestReserveManyKeysAndClients(t *testing.T) {
 	prefix := testinfra.Prefix(t)
-	a, b := ratelimit.New(testinfra.Redis(t)), ratelimit.New(testinfra.Redis(t))
+	keys := wire.NewTopics(prefix).Keys().Rate()
+	a, b := ratelimit.New(testinfra.Redis(t), keys), ratelimit.New(testinfra.Redis(t), keys)
 	ctx := context.Background()
 	asks := []ratelimit.Ask{{Key: prefix + "slow", PerSecond: 2, N: 3}, {Key: prefix + "fast", PerSecond: 100, N: 3}}
 	first, err := a.Reserve(ctx, 10*time.Second, asks)

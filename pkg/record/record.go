@@ -1,5 +1,6 @@
 // Package record defines the records Hookline writes to Kafka, one Go type
-// per Avro schema in schemas/, and their wire-format codecs.
+// per Avro schema in schemas/, and their wire-format codecs. Which record
+// lives on which topic is pkg/wire's.
 package record
 
 import (
@@ -7,6 +8,17 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/avro"
+)
+
+// Full Avro names of the records, as in schemas/*.avsc.
+const (
+	EventName           = "dev.hookline.Event"
+	SubscriptionName    = "dev.hookline.Subscription"
+	EndpointStatusName  = "dev.hookline.EndpointStatus"
+	DeliveryName        = "dev.hookline.Delivery"
+	DeliveryAttemptName = "dev.hookline.DeliveryAttempt"
+	EventTypeName       = "dev.hookline.EventType"
+	NotificationName    = "dev.hookline.Notification"
 )
 
 // Event is something that happened in a producer's system (hookline.events).
@@ -54,6 +66,20 @@ type Subscription struct {
 	AlertEmails        []string          `avro:"alert_emails" json:"alert_emails"`
 	CreatedAt          time.Time         `avro:"created_at" json:"created_at"`
 	UpdatedAt          time.Time         `avro:"updated_at" json:"updated_at"`
+}
+
+// EndpointStatus is Hookline's own decision to disable a subscription
+// (hookline.endpoint-status, compacted, keyed by subscription id): its
+// endpoint answered 410 Gone or failed past the disable window. The
+// sender writes it; it applies to the subscription record whose
+// UpdatedAt is SubscriptionUpdatedAt, so an owner's later change wins
+// (pkg/subscription merges the two).
+type EndpointStatus struct {
+	SubscriptionID        string    `avro:"subscription_id" json:"subscription_id"`
+	Tenant                string    `avro:"tenant" json:"tenant"`
+	DisabledReason        string    `avro:"disabled_reason" json:"disabled_reason"`
+	DisabledAt            time.Time `avro:"disabled_at" json:"disabled_at"`
+	SubscriptionUpdatedAt time.Time `avro:"subscription_updated_at" json:"subscription_updated_at"`
 }
 
 // Auth is the credential the sender presents to an endpoint.
@@ -134,17 +160,6 @@ type RouteRef struct {
 	Condition string            `avro:"condition" json:"condition"` // routeurl.ConditionID of its condition
 	Values    map[string]string `avro:"values" json:"values"`       // by placeholder path, unescaped
 }
-
-// Headers of a record of hookline.redeliveries: an Event to send again to
-// one subscription of its tenant, which the matcher shapes for it.
-const (
-	// HeaderSubscription names the subscription.
-	HeaderSubscription = "hookline-subscription"
-	// HeaderRedelivery, when present, is the redelivery id the Delivery
-	// gets (Delivery.Redelivery): the caller asked for a new attempt even
-	// if the event was delivered to that subscription before.
-	HeaderRedelivery = "hookline-redelivery"
-)
 
 // Outcomes of a delivery attempt, as written to DeliveryAttempt.Outcome.
 const (
@@ -246,6 +261,7 @@ type Codecs struct {
 	Registry     *avro.Registry
 	Event        *avro.Codec[Event]
 	Subscription *avro.Codec[Subscription]
+	Status       *avro.Codec[EndpointStatus]
 	Delivery     *avro.Codec[Delivery]
 	Attempt      *avro.Codec[DeliveryAttempt]
 	EventType    *avro.Codec[EventType]
@@ -256,22 +272,25 @@ type Codecs struct {
 func NewCodecs(reg *avro.Registry) (*Codecs, error) {
 	c := &Codecs{Registry: reg}
 	var err error
-	if c.Event, err = avro.NewCodec[Event](reg, "dev.hookline.Event"); err != nil {
+	if c.Event, err = avro.NewCodec[Event](reg, EventName); err != nil {
 		return nil, err
 	}
-	if c.Subscription, err = avro.NewCodec[Subscription](reg, "dev.hookline.Subscription"); err != nil {
+	if c.Subscription, err = avro.NewCodec[Subscription](reg, SubscriptionName); err != nil {
 		return nil, err
 	}
-	if c.Delivery, err = avro.NewCodec[Delivery](reg, "dev.hookline.Delivery"); err != nil {
+	if c.Status, err = avro.NewCodec[EndpointStatus](reg, EndpointStatusName); err != nil {
 		return nil, err
 	}
-	if c.Attempt, err = avro.NewCodec[DeliveryAttempt](reg, "dev.hookline.DeliveryAttempt"); err != nil {
+	if c.Delivery, err = avro.NewCodec[Delivery](reg, DeliveryName); err != nil {
 		return nil, err
 	}
-	if c.EventType, err = avro.NewCodec[EventType](reg, "dev.hookline.EventType"); err != nil {
+	if c.Attempt, err = avro.NewCodec[DeliveryAttempt](reg, DeliveryAttemptName); err != nil {
 		return nil, err
 	}
-	if c.Notification, err = avro.NewCodec[Notification](reg, "dev.hookline.Notification"); err != nil {
+	if c.EventType, err = avro.NewCodec[EventType](reg, EventTypeName); err != nil {
+		return nil, err
+	}
+	if c.Notification, err = avro.NewCodec[Notification](reg, NotificationName); err != nil {
 		return nil, err
 	}
 	return c, nil

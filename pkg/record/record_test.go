@@ -636,6 +636,16 @@ func TestNotificationRoundTrip(t *testing.T) {
 	}
 }
 
+func TestEndpointStatusRoundTrip(t *testing.T) {
+	c := codecs(t)
+	id := fixedIDs(t)["dev.hookline.EndpointStatus"]
+	in := EndpointStatus{SubscriptionID: "sub_1", Tenant: "acme", DisabledReason: "disabled by Hookline: the endpoint answered 410 Gone",
+		DisabledAt: t1, SubscriptionUpdatedAt: t0}
+	want := in
+	want.DisabledAt, want.SubscriptionUpdatedAt = onWire(t1), onWire(t0)
+	roundTrip(t, c.Status, id, &in, &want)
+}
+
 // TestCodecIDs checks each codec writes the id ids.json gives its schema.
 func TestCodecIDs(t *testing.T) {
 	c := codecs(t)
@@ -646,6 +656,7 @@ func TestCodecIDs(t *testing.T) {
 	}{
 		{"dev.hookline.Event", c.Event.ID()},
 		{"dev.hookline.Subscription", c.Subscription.ID()},
+		{"dev.hookline.EndpointStatus", c.Status.ID()},
 		{"dev.hookline.Delivery", c.Delivery.ID()},
 		{"dev.hookline.DeliveryAttempt", c.Attempt.ID()},
 		{"dev.hookline.EventType", c.EventType.ID()},

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/hookline/hookline/pkg/record"
@@ -76,13 +77,19 @@ var ErrRefused = errors.New("target refused")
 // follows: an absolute https URL without credentials, or http to a host
 // the operator allowlists (httpAllowed, HOOKLINE_ALLOW_HOSTS; nil allows
 // none); and for a URL filled from the event (allowed non-nil), a host in
-// the subscription's allowed_hosts. The SSRF guard checks the address
-// again when it is dialled.
+// the subscription's allowed_hosts; at most MaxURLLen bytes, with a port
+// that can be dialled. The SSRF guard checks the address again when it is
+// dialled.
 func Check(raw string, httpAllowed func(host string) bool, allowed []string) error {
+	if len(raw) > MaxURLLen {
+		return fmt.Errorf("%w: the URL is %d bytes, more than %d", ErrRefused, len(raw), MaxURLLen)
+	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil || u.Host == "" || u.Opaque != "":
 		return fmt.Errorf("%w: %q is not an absolute URL", ErrRefused, raw)
+	case !ValidPort(u.Port()):
+		return fmt.Errorf("%w: %q has port %q, not one from 1 to 65535", ErrRefused, raw, u.Port())
 	case u.User != nil:
 		return fmt.Errorf("%w: %q holds credentials", ErrRefused, raw)
 	case u.Scheme == "http" && (httpAllowed == nil || !httpAllowed(u.Hostname())):
@@ -213,4 +220,19 @@ func portSpan(tmpl string) [2]int {
 		return [2]int{}
 	}
 	return [2]int{start + colon + 1, end}
+}
+
+// MaxURLLen is the longest URL a subscription or route may hold, and the
+// longest one filled from an event.
+const MaxURLLen = 2048
+
+// ValidPort accepts an absent port (the scheme's) or 1 to 65535 written
+// without leading zeros; url.Parse lets :0 and :99999 through, and
+// neither can be dialed.
+func ValidPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535 && port[0] != '0'
 }

@@ -69,6 +69,13 @@ func TestCheck(t *testing.T) {
 		{"/relative", nil, "not an absolute URL"},
 		{"https://a.hooks.example/", []string{"*.hooks.example"}, ""},
 		{"https://evil.example/", []string{"*.hooks.example"}, "not in allowed_hosts"},
+		// A route filled from the event at send time obeys the same
+		// rules as one written through the API: a dialable port, a
+		// bounded length.
+		{"https://hooks.example:0/x", nil, "not one from 1 to 65535"},
+		{"https://a.hooks.example:99999/x", []string{"*.hooks.example"}, "not one from 1 to 65535"},
+		{"https://hooks.example:65535/x", nil, ""},
+		{"https://hooks.example/" + strings.Repeat("x", MaxURLLen), nil, "more than 2048"},
 	}
 	for _, tc := range tests {
 		err := Check(tc.url, allowHTTP, tc.allowed)

@@ -75,7 +75,7 @@ func TestRealRegistry(t *testing.T) {
 	url := testinfra.SchemaRegistry(t)
 	tiers := []time.Duration{time.Second, 2 * time.Second}
 	cfg := testinfra.Kafka(t, tiers...)
-	subjects := Subjects(cfg.Topics, tiers)
+	subjects := cfg.Topics.Subjects(tiers)
 	t.Cleanup(func() {
 		// Best effort: the registry is shared by every test run.
 		cl, err := sr.NewClient(sr.URLs(url))

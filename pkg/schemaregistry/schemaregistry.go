@@ -25,7 +25,6 @@ import (
 
 	"github.com/hookline/hookline/pkg/avro"
 	"github.com/hookline/hookline/pkg/config"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 )
 
@@ -50,27 +49,9 @@ func ConfigFromEnv(r *config.Reader) Config {
 	}
 }
 
-// Subjects maps the value subject of every topic that holds Avro records
-// (TopicNameStrategy: "<topic>-value") to the full name of its record.
-func Subjects(t kafka.Topics, tiers []time.Duration) map[string]string {
-	m := map[string]string{
-		t.Events + "-value":        "dev.hookline.Event",
-		t.Subscriptions + "-value": "dev.hookline.Subscription",
-		t.Deliveries + "-value":    "dev.hookline.Delivery",
-		t.DLQ + "-value":           "dev.hookline.Delivery",
-		t.DeliveryLog + "-value":   "dev.hookline.DeliveryAttempt",
-		t.EventTypes + "-value":    "dev.hookline.EventType",
-		t.Notifications + "-value": "dev.hookline.Notification",
-		t.Redeliveries + "-value":  "dev.hookline.Event",
-	}
-	for _, tier := range tiers {
-		m[t.Retry(tier)+"-value"] = "dev.hookline.Delivery"
-	}
-	return m
-}
-
 // LoadCodecs builds the record codecs: with the fixed ids when cfg names no
-// registry, else with the ids register gets from it.
+// registry, else with the ids register gets from it for subjects (each
+// value subject's record: wire.Topics.Subjects).
 func LoadCodecs(ctx context.Context, cfg Config, subjects map[string]string, log zerolog.Logger) (*record.Codecs, error) {
 	reg, err := avro.Load()
 	if err != nil {

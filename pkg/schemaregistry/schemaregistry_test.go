@@ -24,34 +24,10 @@ import (
 
 	hlavro "github.com/hookline/hookline/pkg/avro"
 	"github.com/hookline/hookline/pkg/config"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 )
-
-func TestSubjects(t *testing.T) {
-	got := Subjects(kafka.NewTopics("p."), []time.Duration{5 * time.Second, 2 * time.Minute})
-	want := map[string]string{
-		"p.events-value":        "dev.hookline.Event",
-		"p.subscriptions-value": "dev.hookline.Subscription",
-		"p.deliveries-value":    "dev.hookline.Delivery",
-		"p.retry.5s-value":      "dev.hookline.Delivery",
-		"p.retry.2m-value":      "dev.hookline.Delivery",
-		"p.dlq-value":           "dev.hookline.Delivery",
-		"p.delivery-log-value":  "dev.hookline.DeliveryAttempt",
-		"p.event-types-value":   "dev.hookline.EventType",
-		"p.notifications-value": "dev.hookline.Notification",
-		"p.redeliveries-value":  "dev.hookline.Event",
-	}
-	if len(got) != len(want) {
-		t.Errorf("Subjects = %v, want %v", got, want)
-	}
-	for s, name := range want {
-		if got[s] != name {
-			t.Errorf("subject %s holds %q, want %s", s, got[s], name)
-		}
-	}
-}
 
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{
@@ -75,7 +51,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestLoadCodecsWithoutRegistryUsesFixedIDs(t *testing.T) {
-	codecs, err := LoadCodecs(context.Background(), Config{}, Subjects(kafka.NewTopics("p."), nil), testinfra.Logger())
+	codecs, err := LoadCodecs(context.Background(), Config{}, wire.NewTopics("p.").Subjects(nil), testinfra.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +71,7 @@ func codecIDs(c *record.Codecs) map[string]uint32 {
 	return map[string]uint32{
 		"dev.hookline.Event":           c.Event.ID(),
 		"dev.hookline.Subscription":    c.Subscription.ID(),
+		"dev.hookline.EndpointStatus":  c.Status.ID(),
 		"dev.hookline.Delivery":        c.Delivery.ID(),
 		"dev.hookline.DeliveryAttempt": c.Attempt.ID(),
 		"dev.hookline.EventType":       c.EventType.ID(),
@@ -279,7 +256,7 @@ func checkNewerWriter(t *testing.T, url, subject string, codecs *record.Codecs) 
 func TestRegisterInFake(t *testing.T) {
 	fake := srfake.New()
 	defer fake.Close()
-	subjects := Subjects(kafka.NewTopics("p."), []time.Duration{time.Second, time.Minute})
+	subjects := wire.NewTopics("p.").Subjects([]time.Duration{time.Second, time.Minute})
 	codecs := checkRegistration(t, fake.URL(), subjects)
 	checkNewerWriter(t, fake.URL(), "p.delivery-log-value", codecs)
 }
@@ -287,7 +264,7 @@ func TestRegisterInFake(t *testing.T) {
 func TestLookUpOnlyNeedsRegisteredSchemas(t *testing.T) {
 	fake := srfake.New()
 	defer fake.Close()
-	_, err := loadCodecs(t, Config{URLs: []string{fake.URL()}}, Subjects(kafka.NewTopics("p."), nil))
+	_, err := loadCodecs(t, Config{URLs: []string{fake.URL()}}, wire.NewTopics("p.").Subjects(nil))
 	if err == nil || !strings.Contains(err.Error(), "subject p.") || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("LoadCodecs of unregistered schemas = %v, want an error naming the subject at once", err)
 	}
@@ -304,7 +281,7 @@ func TestRetriesUntilTheRegistryAnswers(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := loadCodecs(t, Config{URLs: []string{fake.URL()}, Register: true}, Subjects(kafka.NewTopics("p."), nil)); err != nil {
+	if _, err := loadCodecs(t, Config{URLs: []string{fake.URL()}, Register: true}, wire.NewTopics("p.").Subjects(nil)); err != nil {
 		t.Fatalf("LoadCodecs: %v", err)
 	}
 	if n := failures.Load(); n <= 2 {
@@ -315,7 +292,7 @@ func TestRetriesUntilTheRegistryAnswers(t *testing.T) {
 func TestBasicAuth(t *testing.T) {
 	fake := srfake.New(srfake.WithAuth("Basic " + base64.StdEncoding.EncodeToString([]byte("hook:line"))))
 	defer fake.Close()
-	subjects := Subjects(kafka.NewTopics("p."), nil)
+	subjects := wire.NewTopics("p.").Subjects(nil)
 	if _, err := loadCodecs(t, Config{URLs: []string{fake.URL()}, Username: "hook", Password: "line", Register: true}, subjects); err != nil {
 		t.Fatalf("with the right credentials: %v", err)
 	}
@@ -339,7 +316,7 @@ func TestRefusesDifferentIDsPerSubject(t *testing.T) {
 		}
 		return false
 	})
-	_, err := loadCodecs(t, Config{URLs: []string{fake.URL()}, Register: true}, Subjects(kafka.NewTopics("p."), nil))
+	_, err := loadCodecs(t, Config{URLs: []string{fake.URL()}, Register: true}, wire.NewTopics("p.").Subjects(nil))
 	if err == nil || !strings.Contains(err.Error(), "has id 999 here but") {
 		t.Fatalf("LoadCodecs = %v, want the ids' disagreement reported", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/telemetry"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Base is the configuration every service reads.
@@ -52,6 +53,11 @@ func BaseFromEnv(r *config.Reader, name, opsAddr string) Base {
 		r.Fail("HOOKLINE_RETRY_SCHEDULE", err)
 	}
 	b.Schedule = sch
+	// OpenTelemetry's SDK reads these itself (telemetry.New); listed here
+	// so that -h and the README show them.
+	r.EnvOnly("OTEL_EXPORTER_OTLP_ENDPOINT", "", "export traces over OTLP/HTTP to this collector; empty: spans are made (their ids reach Kafka headers and receivers), not exported. The SDK reads its other OTEL_* variables too")
+	r.EnvOnly("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the same for traces alone")
+	r.EnvOnly("OTEL_TRACES_SAMPLER", "", "OpenTelemetry's sampler; empty: 1% of traces, unless the parent was sampled")
 	return b
 }
 
@@ -67,10 +73,26 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	specs := b.Kafka.Topics.Specs(b.Schedule.Tiers())
+	specs := b.Kafka.Topics.All(b.Schedule.Tiers())
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err = kafka.EnsureTopics(ctx, adm, specs, b.Kafka.Partitions, b.Kafka.ReplicationFactor)
 		if err == nil {
+			names := make([]string, len(specs))
+			for i, s := range specs {
+				names[i] = s.Name
+			}
+			// Topics made by an older Hookline keep the broker's ~1 MB
+			// record limit; without the permission to raise it the
+			// service still runs, and the largest events are refused
+			// with 413 instead of accepted.
+			raised, err := kafka.RaiseRecordLimit(ctx, adm, names...)
+			switch {
+			case err != nil:
+				log.Warn().Err(err).Int("max_record_bytes", wire.MaxRecordBytes).
+					Msg("could not raise max.message.bytes of existing topics; set it by hand (docs/operations.md)")
+			case len(raised) > 0:
+				log.Info().Strs("topics", raised).Int("max_record_bytes", wire.MaxRecordBytes).Msg("raised max.message.bytes")
+			}
 			return nil
 		}
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("creating topics")
@@ -83,7 +105,11 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 }
 
 // RedisFromEnv reads the Redis settings and returns an unconnected client.
-func RedisFromEnv(r *config.Reader) *redis.Client {
+func RedisFromEnv(r *config.Reader) *redis.Client { return redis.NewClient(RedisOptionsFromEnv(r)) }
+
+// RedisOptionsFromEnv reads the Redis settings every Hookline program
+// shares (hookctl's too).
+func RedisOptionsFromEnv(r *config.Reader) *redis.Options {
 	opts := &redis.Options{
 		Addr:         r.String("REDIS_ADDR", "127.0.0.1:6379", "Redis host:port"),
 		Username:     r.String("REDIS_USERNAME", "", "Redis ACL user"),
@@ -97,16 +123,21 @@ func RedisFromEnv(r *config.Reader) *redis.Client {
 	if r.Bool("REDIS_TLS", false, "connect to Redis with TLS") {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return redis.NewClient(opts)
+	return opts
 }
 
 // Main ends a service's main function: it stops the process when the
-// settings are wrong (exit 2, every problem listed) or help was asked for
-// (exit 0), then calls run with a context that SIGINT and SIGTERM cancel,
-// so the service shuts down gracefully, and exits 1 if run fails.
+// settings are wrong (exit 2, every problem listed), help was asked for or
+// -check found them valid (exit 0), then calls run with a context that
+// SIGINT and SIGTERM cancel, so the service shuts down gracefully, and
+// exits 1 if run fails.
 func Main(r *config.Reader, b Base, run func(ctx context.Context, log zerolog.Logger) error) {
 	if err := r.Err(os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		switch {
+		case errors.Is(err, config.ErrHelp):
+			os.Exit(0)
+		case errors.Is(err, config.ErrChecked):
+			fmt.Fprintf(os.Stderr, "%s: %v\n", b.Name, err)
 			os.Exit(0)
 		}
 		fmt.Fprintf(os.Stderr, "%s: configuration:\n%s\n", b.Name, err)
@@ -130,7 +161,7 @@ func (b Base) Start(ctx context.Context, log zerolog.Logger) (*telemetry.Telemet
 	if err != nil {
 		return nil, nil, err
 	}
-	codecs, err := schemaregistry.LoadCodecs(ctx, b.SchemaRegistry, schemaregistry.Subjects(b.Kafka.Topics, b.Schedule.Tiers()), log)
+	codecs, err := schemaregistry.LoadCodecs(ctx, b.SchemaRegistry, b.Kafka.Topics.Subjects(b.Schedule.Tiers()), log)
 	if err == nil {
 		err = b.Bootstrap(ctx, log)
 	}

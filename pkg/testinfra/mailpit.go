@@ -70,6 +70,7 @@ type MailSummary struct {
 	Cc        []MailAddress `json:"Cc"`
 	Bcc       []MailAddress `json:"Bcc"`
 	Subject   string        `json:"Subject"`
+	Created   time.Time     `json:"Created"` // when mailpit received it
 }
 
 // Mail is one message with its bodies.

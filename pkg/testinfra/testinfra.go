@@ -20,9 +20,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 func need(t testing.TB, env string) string {
@@ -55,7 +57,7 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	cfg := kafka.Config{
 		Brokers:           []string{brokers},
 		ClientID:          "hookline-test",
-		Topics:            kafka.NewTopics(Prefix(t)),
+		Topics:            wire.NewTopics(Prefix(t)),
 		Partitions:        3,
 		ReplicationFactor: 1,
 	}
@@ -68,7 +70,7 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 		t.Fatal(err)
 	}
 	adm := kadm.NewClient(cl)
-	specs := cfg.Topics.Specs(tiers)
+	specs := cfg.Topics.All(tiers)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	names := make([]string, len(specs))
@@ -78,6 +80,10 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	if err := kafka.EnsureTopics(ctx, adm, specs, cfg.Partitions, cfg.ReplicationFactor); err != nil {
 		cl.Close()
 		t.Fatalf("create topics on %s: %v", brokers, err)
+	}
+	if err := awaitTopics(ctx, adm, cfg.Partitions, names); err != nil {
+		cl.Close()
+		t.Fatalf("topics created on %s: %v", brokers, err)
 	}
 	if err := served(ctx, adm, names); err != nil {
 		cl.Close()
@@ -92,17 +98,36 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 	return cfg
 }
 
-// served waits until the broker answers for every partition of topics.
-// A KRaft broker applies a topic the controller created a moment later,
-// and until then ListOffsets answers UNKNOWN_TOPIC_OR_PARTITION; tests
-// that read end offsets at once (kadm does not retry that) would fail on
-// a loaded machine.
+// awaitTopics returns once the broker's metadata has every topic with its
+// partitions led. CreateTopics returns when the controller has the
+// topics, before the broker has applied them: a produce right after could
+// then fail with UNKNOWN_TOPIC_OR_PARTITION once the client's few
+// metadata retries ran out, which happened on a loaded machine.
+func awaitTopics(ctx context.Context, adm *kadm.Client, partitions int32, names []string) error {
+	for {
+		md, err := adm.Metadata(ctx, names...)
+		if err == nil {
+			err = topicsReady(md, partitions, names)
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not all ready: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// served waits until the broker answers ListOffsets for every partition
+// of topics: a leader in the metadata is not enough on a loaded machine,
+// where the broker may still answer UNKNOWN_TOPIC_OR_PARTITION for a
+// moment, and tests that read end offsets at once (kadm does not retry
+// that) would fail.
 func served(ctx context.Context, adm *kadm.Client, topics []string) error {
 	for {
-		ends, err := adm.ListEndOffsets(ctx, topics...)
-		if err == nil {
-			err = ends.Error()
-		}
+		_, err := kafka.EndOffsets(ctx, adm, topics...)
 		if err == nil {
 			return nil
 		}
@@ -112,6 +137,28 @@ func served(ctx context.Context, adm *kadm.Client, topics []string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// topicsReady says which of names md lacks, or has without a leader for
+// every partition.
+func topicsReady(md kadm.Metadata, partitions int32, names []string) error {
+	for _, name := range names {
+		td, ok := md.Topics[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("topic %s not in the metadata", name)
+		case td.Err != nil:
+			return fmt.Errorf("topic %s: %w", name, td.Err)
+		case int32(len(td.Partitions)) != partitions:
+			return fmt.Errorf("topic %s has %d of %d partitions", name, len(td.Partitions), partitions)
+		}
+		for _, p := range td.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Errorf("topic %s partition %d has no leader (%v)", name, p.Partition, p.Err)
+			}
+		}
+	}
+	return nil
 }
 
 // Redis returns a client of the test Redis.
@@ -204,4 +251,50 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Records returns every record of topic, from the start to the end
+// offsets at the time of the call, read with kafka.Reader.
+func Records(t testing.TB, cfg kafka.Config, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	if err := kafka.NewReader(topic).ReadToEnd(ctx, cfg, Logger(), func(r *kgo.Record) bool {
+		out = append(out, r)
+		return true
+	}); err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
+	}
+	return out
+}
+
+// WaitRecords reads topic until it holds at least n records or within
+// has passed, and returns what it holds then.
+func WaitRecords(t testing.TB, cfg kafka.Config, topic string, n int, within time.Duration) []*kgo.Record {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		recs := Records(t, cfg, topic)
+		if len(recs) >= n || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// WaitTopic waits until the brokers answer for topic's partitions: a topic
+// just created may be unknown to a broker for a moment.
+func WaitTopic(t testing.TB, cfg kafka.Config, topic string) {
+	t.Helper()
+	cl, err := kafka.NewClient(cfg, Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := served(ctx, kadm.NewClient(cl), []string{topic}); err != nil {
+		t.Fatalf("topic %s: %v", topic, err)
+	}
 }

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/dlq"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore/pglogstore"
@@ -27,6 +29,7 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/console"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
+	"github.com/hookline/hookline/services/ingest/internal/event"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -54,8 +57,12 @@ func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "ingest", "127.0.0.1:9101")}
 	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")
-	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", "hookline-ingest", "consumer group of the JSON ingest bridges")
-	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", 1<<20, "largest request body accepted"))
+	cfg.Group = r.String("HOOKLINE_INGEST_GROUP", cfg.Kafka.Topics.Group("ingest"), "consumer group of the JSON ingest bridges")
+	cfg.MaxBody = int64(r.Int("HOOKLINE_MAX_BODY_BYTES", event.MaxBodyBytes,
+		"largest request body accepted; at most 1048576, what the pipeline's record limits are sized for (docs/limits.md)"))
+	if cfg.MaxBody < 1 || cfg.MaxBody > event.MaxBodyBytes {
+		r.Fail("HOOKLINE_MAX_BODY_BYTES", fmt.Errorf("must be 1 to %d: every event accepted must fit through the pipeline", event.MaxBodyBytes))
+	}
 	cfg.Guard = service.GuardFromEnv(r)
 	cfg.PingWaiters = r.Int("HOOKLINE_PING_WAITERS", outcome.DefaultMaxWaiting, "test pings waiting for their outcome at once (?wait), per instance; beyond, they answer 202 at once")
 	cfg.PingWaitersTenant = r.Int("HOOKLINE_PING_WAITERS_PER_TENANT", outcome.DefaultMaxWaitingTenant, "of those, per tenant")
@@ -93,9 +100,10 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 	defer producer.Close()
 
-	view := subscription.NewView(codecs, log)
-	types := catalog.New(codecs, log)
-	events := idempotency.New(rdb, "hookline:event:", cfg.DedupeTTL)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
+	types := catalog.New(cfg.Kafka.Topics, codecs, log)
+	keys := cfg.Kafka.Topics.Keys()
+	events := idempotency.New(rdb, keys.EventIDs(), cfg.DedupeTTL)
 	srv := &api.Server{
 		Producer: producer, View: view, Codecs: codecs, Topics: cfg.Kafka.Topics, Keys: cfg.Keys,
 		Events: events, Box: box, Guard: guard, Tiers: cfg.Schedule.Tiers(), MaxBody: cfg.MaxBody,
@@ -110,7 +118,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 	srv.Outcomes, srv.Catalog = outcomes, types
 	letters := deadletters.New(cfg.Kafka, codecs, log, 0)
-	srv.DeadLetters, srv.Redis = letters, rdb
+	srv.DeadLetters, srv.Health = letters, health.New(rdb, keys.Health(), 0)
 	srv.Portal = api.NewPortal(box.Derive(api.PortalKeyPurpose), cfg.PublicURL)
 	if srv.Console, err = console.Handler(console.Options{FrameAncestors: cfg.FrameAncestors}); err != nil {
 		return err
@@ -126,7 +134,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		}
 		defer history.Close()
 		srv.History = history
-		srv.EventRedeliveries = idempotency.New(rdb, "hookline:event-redelivery:", api.EventRedeliveryTTL)
+		srv.EventRedeliveries = idempotency.New(rdb, cfg.Kafka.Topics.Keys().EventRedeliveries(), api.EventRedeliveryTTL)
 	}
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())
@@ -135,10 +143,10 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return consumer.Run(ctx) })
 	g.Go(func() error { return outcomes.Run(ctx) })
-	g.Go(func() error { return types.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.EventTypes) })
+	g.Go(func() error { return types.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return letters.Run(ctx) })
 	ready := func() error { return errors.Join(view.Ready(), types.Ready()) }
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, ready)) })

@@ -19,7 +19,6 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/ingest/internal/api"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // TestRun starts ingest as main does, against the real broker and Redis,
@@ -27,7 +26,7 @@ import (
 func TestRun(t *testing.T) {
 	kcfg := testinfra.Kafka(t)
 	rdb := testinfra.Redis(t)
-	testkafka.WaitTopic(t, kcfg, kcfg.Topics.Subscriptions)
+	testinfra.WaitTopic(t, kcfg, kcfg.Topics.Subscriptions)
 	sch, err := backoff.Parse("1s,2s")
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +81,13 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	subjects := map[string]bool{}
-	for _, r := range testkafka.WaitRecords(t, kcfg, kcfg.Topics.Events, 2, 30*time.Second) {
+	for _, r := range testinfra.WaitRecords(t, kcfg, kcfg.Topics.Events, 2, 30*time.Second) {
 		subjects[string(r.Key)] = true
 	}
 	if !subjects["over-http"] || !subjects["over-kafka"] {
 		t.Errorf("events topic holds subjects %v, want over-http and over-kafka", subjects)
 	}
-	if recs := testkafka.Records(t, kcfg, kcfg.Topics.Deliveries); len(recs) != 1 || string(recs[0].Key) != sub.ID {
+	if recs := testinfra.Records(t, kcfg, kcfg.Topics.Deliveries); len(recs) != 1 || string(recs[0].Key) != sub.ID {
 		t.Errorf("deliveries topic holds %d records, want the test ping", len(recs))
 	}
 }

@@ -43,7 +43,7 @@ type settings struct {
 func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "logs", "127.0.0.1:9106")}
-	cfg.Group = r.String("HOOKLINE_LOGS_GROUP", "hookline-logs", "consumer group of the logs service on the history's topics")
+	cfg.Group = r.String("HOOKLINE_LOGS_GROUP", cfg.Kafka.Topics.Group("logs"), "consumer group of the logs service on the history's topics")
 	cfg.PostgresURL = r.Required("HOOKLINE_POSTGRES_URL", "the delivery history's PostgreSQL, postgres://user:pass@host:5432/db")
 	cfg.Retention = r.Duration("HOOKLINE_LOG_RETENTION", logstore.DefaultRetention, "how long the history keeps what it stores; whole days are dropped once older")
 	cfg.MaxConns = r.Int("HOOKLINE_POSTGRES_MAX_CONNS", 8, "connections to PostgreSQL per process")

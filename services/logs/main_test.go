@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/logs/internal/history"
 )
 
@@ -239,12 +240,12 @@ func TestRun(t *testing.T) {
 
 	rejected := readAll(t, kcfg, topics.IngestRejected, 2)
 	for _, rec := range rejected {
-		h := header(rec, history.HeaderError)
-		if !strings.HasPrefix(h, "not stored in the delivery history") || !strings.HasPrefix(header(rec, history.HeaderSource), topics.DeliveryLog+"/") {
+		h := header(rec, wire.HeaderError)
+		if !strings.HasPrefix(h, "not stored in the delivery history") || !strings.HasPrefix(header(rec, wire.HeaderSource), topics.DeliveryLog+"/") {
 			t.Errorf("rejected record with headers %v", rec.Headers)
 		}
 	}
-	if !strings.Contains(header(rejected[0], history.HeaderError)+header(rejected[1], history.HeaderError), "outcome") {
+	if !strings.Contains(header(rejected[0], wire.HeaderError)+header(rejected[1], wire.HeaderError), "outcome") {
 		t.Errorf("the refused attempt's reason does not name its field: %v", rejected)
 	}
 

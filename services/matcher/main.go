@@ -11,14 +11,18 @@ import (
 	"os"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/ops"
+	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/matcher/internal/index"
@@ -38,6 +42,13 @@ type settings struct {
 	service.Base
 	Group         string
 	TransactionID string
+	// CrashLimit is the crashes after which an event is quarantined; 0
+	// turns the crash guard (and the matcher's use of Redis) off.
+	CrashLimit int
+	Redis      *redis.Client
+	// CrashEventType, for tests only: an event of this type makes the
+	// process kill itself, as an out-of-memory kill would.
+	CrashEventType string
 }
 
 func main() {
@@ -47,9 +58,16 @@ func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "matcher", "127.0.0.1:9102")}
 	host, _ := os.Hostname()
-	cfg.Group = r.String("HOOKLINE_MATCHER_GROUP", "hookline-matcher", "consumer group of the matchers")
-	cfg.TransactionID = r.String("HOOKLINE_TRANSACTIONAL_ID", "hookline-matcher-"+host,
+	cfg.Group = r.String("HOOKLINE_MATCHER_GROUP", cfg.Kafka.Topics.Group("matcher"), "consumer group of the matchers")
+	cfg.TransactionID = r.String("HOOKLINE_TRANSACTIONAL_ID", cfg.Kafka.Topics.TransactionalID("matcher", host),
 		"transactional.id; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
+	cfg.CrashLimit = r.Int("HOOKLINE_CRASH_LIMIT", crashguard.DefaultLimit,
+		"crashes of the process on one event after which it is quarantined to the rejected topic; 0 turns the crash guard off (it keeps its counts in Redis)")
+	if cfg.CrashLimit > 0 {
+		cfg.Redis = service.RedisFromEnv(r)
+	}
+	cfg.CrashEventType = r.String("HOOKLINE_TEST_CRASH_EVENT_TYPE", "",
+		"tests only: the matcher SIGKILLs itself on an event of this type, to exercise the crash guard")
 	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
 		return run(ctx, cfg, log)
 	})
@@ -62,14 +80,27 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	ix := index.New(log)
-	view := subscription.NewView(codecs, log)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry)}
+	if cfg.Redis != nil {
+		defer cfg.Redis.Close()
+		m.Guard = crashguard.New(cfg.Redis, cfg.Kafka.Topics.Keys().Crash(), cfg.Group, cfg.CrashLimit)
+	}
+	if cfg.CrashEventType != "" {
+		log.Warn().Str("event_type", cfg.CrashEventType).Msg("HOOKLINE_TEST_CRASH_EVENT_TYPE is set: this matcher kills itself on such events")
+		m.Fault = func(ev *record.Event, e *index.Entry) {
+			if e == nil && ev.Type == cfg.CrashEventType {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way
+			}
+		}
+	}
 
 	var matching atomic.Bool
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error {
 		return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, readiness(view.Ready, &matching)))
 	})

@@ -57,7 +57,7 @@ const noSMTPFrom = "Hookline <alerts@hookline.invalid>"
 func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "notify", "127.0.0.1:9105")}
-	cfg.Group = r.String("HOOKLINE_NOTIFY_GROUP", "hookline-notify", "consumer group of the notify instances on hookline.events")
+	cfg.Group = r.String("HOOKLINE_NOTIFY_GROUP", cfg.Kafka.Topics.Group("notify"), "consumer group of the notify instances on hookline.events")
 	smtpURL := r.String("HOOKLINE_SMTP_URL", "", "smtp://user:pass@host:587 (STARTTLS when offered; ?starttls=required to insist) or smtps://user:pass@host:465 (implicit TLS); empty: emails are logged, not sent")
 	caFile := r.String("HOOKLINE_SMTP_CA_FILE", "", "PEM file of CAs to trust for the SMTP server instead of the system pool")
 	from := r.String("HOOKLINE_ALERT_FROM", "", "sender of alert emails, e.g. 'Hookline <alerts@example.com>'; required with HOOKLINE_SMTP_URL")
@@ -148,8 +148,8 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	} else {
 		log.Warn().Msg("no HOOKLINE_SMTP_URL: alert emails are written to this log, not sent")
 	}
-	view := subscription.NewView(codecs, log)
-	outbox := alert.NewOutbox(rdb, alert.KeyPrefix)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
+	outbox := alert.NewOutbox(rdb, cfg.Kafka.Topics.Keys().Notify())
 	metrics := alert.NewMetrics(tel.Registry)
 	d := &alert.Dispatcher{
 		Outbox: outbox, Mailer: mailer, From: cfg.From, Renderer: &alert.Renderer{ConsoleURL: cfg.ConsoleURL},
@@ -169,7 +169,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		DigestWindow: cfg.Window, MaxAge: cfg.MaxAge, Queued: d.Wake,
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
 	g.Go(func() error {
 		// Recipients come from the subscriptions: start once the view has

@@ -39,9 +39,9 @@ type settings struct {
 func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "retry", "127.0.0.1:9104")}
-	cfg.Group = r.String("HOOKLINE_RETRY_GROUP", "hookline-retry", "consumer group of the retry schedulers")
+	cfg.Group = r.String("HOOKLINE_RETRY_GROUP", cfg.Kafka.Topics.Group("retry"), "consumer group of the retry schedulers")
 	host, _ := os.Hostname()
-	cfg.TransactionID = r.String("HOOKLINE_RETRY_TRANSACTIONAL_ID", cfg.Kafka.Topics.Prefix+"retry-"+host,
+	cfg.TransactionID = r.String("HOOKLINE_RETRY_TRANSACTIONAL_ID", cfg.Kafka.Topics.TransactionalID("retry", host),
 		"transactional.id of the releases; stable per instance (e.g. the pod name) so that a restart fences its predecessor at once")
 	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
 		return run(ctx, cfg, log)

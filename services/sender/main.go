@@ -50,7 +50,7 @@ type settings struct {
 func main() {
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "sender", "127.0.0.1:9103")}
-	cfg.Group = r.String("HOOKLINE_SENDER_GROUP", "hookline-sender", "consumer group of the senders")
+	cfg.Group = r.String("HOOKLINE_SENDER_GROUP", cfg.Kafka.Topics.Group("sender"), "consumer group of the senders")
 	cfg.Guard = service.GuardFromEnv(r)
 	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo)")
 	cfg.MaxInFlight = r.Int("HOOKLINE_SENDER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlight, "requests in flight per instance; a quarter is kept for endpoints with none in flight")
@@ -106,7 +106,8 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 	defer producer.Close()
 
-	view := subscription.NewView(codecs, log)
+	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
+	keys := cfg.Kafka.Topics.Keys()
 	clientOpts := deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}
 	d := &dispatch.Dispatcher{
 		Client:         deliver.NewClient(clientOpts),
@@ -116,10 +117,10 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Topics:         cfg.Kafka.Topics,
 		Schedule:       cfg.Schedule,
 		Producer:       producer,
-		Delivered:      idempotency.New(rdb, "hookline:delivered:", cfg.DeliveredTTL),
-		Limiter:        ratelimit.New(rdb),
-		Health:         health.New(rdb, cfg.DisableWindow),
-		Tails:          dispatch.NewTails(rdb, "hookline:parked:", 24*time.Hour),
+		Delivered:      idempotency.New(rdb, keys.Delivered(), cfg.DeliveredTTL),
+		Limiter:        ratelimit.New(rdb, keys.Rate()),
+		Health:         health.New(rdb, keys.Health(), cfg.DisableWindow),
+		Tails:          dispatch.NewTails(rdb, keys.Parked(), 24*time.Hour),
 		Box:            box,
 		Guard:          guard,
 		Metrics:        dispatch.NewMetrics(tel.Registry, cfg.TopEndpoints),
@@ -133,7 +134,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		RateLimitWait:  cfg.RateWait,
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return view.Run(ctx, cfg.Kafka, cfg.Kafka.Topics.Subscriptions) })
+	g.Go(func() error { return view.Run(ctx, cfg.Kafka) })
 	g.Go(func() error { return ops.Serve(ctx, cfg.OpsAddr, ops.Handler(tel.Registry, view.Ready)) })
 	g.Go(func() error {
 		// Deliveries need their subscription's secrets: start once the view

@@ -7,9 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 )
 
@@ -22,50 +23,27 @@ func (b *bench) diagnose(ctx context.Context, ids []string) []string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	topics := []string{b.topics.DeliveryLog, b.topics.DLQ}
-	ends, err := kadm.NewClient(b.kafka).ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return []string{"diagnosis: " + err.Error()}
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b.o.brokers, ",")...),
-		kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return []string{"diagnosis: " + err.Error()}
-	}
-	defer cl.Close()
-	left := map[string]map[int32]int64{} // offsets still to read
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			if left[o.Topic] == nil {
-				left[o.Topic] = map[int32]int64{}
-			}
-			left[o.Topic][o.Partition] = o.Offset
-		}
-	})
 	notes := map[string][]string{}
-	for len(left) > 0 && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			if end, ok := left[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
-				delete(left[r.Topic], r.Partition)
-				if len(left[r.Topic]) == 0 {
-					delete(left, r.Topic)
-				}
+	cfg := kafka.Config{Brokers: strings.Split(b.o.brokers, ","), ClientID: "hookload", Topics: b.topics}
+	err := kafka.NewReader(b.topics.DeliveryLog, b.topics.DLQ).ReadToEnd(ctx, cfg, zerolog.Nop(), func(r *kgo.Record) bool {
+		if r.Topic == b.topics.DLQ {
+			var d record.Delivery
+			if b.codecs.Delivery.Unmarshal(r.Value, &d) == nil && slices.Contains(ids, d.ID) {
+				notes[d.ID] = append(notes[d.ID], "in the DLQ: "+d.LastError)
 			}
-			if r.Topic == b.topics.DLQ {
-				var d record.Delivery
-				if b.codecs.Delivery.Unmarshal(r.Value, &d) == nil && slices.Contains(ids, d.ID) {
-					notes[d.ID] = append(notes[d.ID], "in the DLQ: "+d.LastError)
-				}
-				return
-			}
-			var a record.DeliveryAttempt
-			if b.codecs.Attempt.Unmarshal(r.Value, &a) == nil && slices.Contains(ids, a.DeliveryID) {
-				notes[a.DeliveryID] = append(notes[a.DeliveryID], fmt.Sprintf("attempt %d at %s: %s, status %d %s",
-					a.Attempt, a.StartedAt.Format("15:04:05.000"), a.Outcome, a.StatusCode, a.Error))
-			}
-		})
-	}
+			return true
+		}
+		var a record.DeliveryAttempt
+		if b.codecs.Attempt.Unmarshal(r.Value, &a) == nil && slices.Contains(ids, a.DeliveryID) {
+			notes[a.DeliveryID] = append(notes[a.DeliveryID], fmt.Sprintf("attempt %d at %s: %s, status %d %s",
+				a.Attempt, a.StartedAt.Format("15:04:05.000"), a.Outcome, a.StatusCode, a.Error))
+		}
+		return true
+	})
 	var out []string
+	if err != nil {
+		out = append(out, "diagnosis (partial): "+err.Error())
+	}
 	for _, id := range ids {
 		n := notes[id]
 		if len(n) == 0 {

@@ -11,13 +11,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/loadtest/internal/infra"
 	"github.com/hookline/hookline/loadtest/internal/report"
 	"github.com/hookline/hookline/loadtest/internal/sink"
-	"github.com/hookline/hookline/loadtest/internal/stack"
 	"github.com/hookline/hookline/loadtest/internal/workload"
+	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/stack"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // faultRound is one part of the fault suite. Each runs on a private Kafka
@@ -105,7 +109,101 @@ var faultRounds = []faultRound{{
 			{"restart Kafka broker 1", func(ctx context.Context) error { return f.kafka.Start(ctx, 1) }},
 		}
 	},
+}, {
+	name: "faults-poison",
+	about: "one tenant sends crafted events: two that kill the matcher (a test hook SIGKILLs it, as an OOM kill would), " +
+		"quarantined after 3 deaths each; then 1 MiB events for its CEL expression that squares a string; the other tenants' events keep being delivered",
+	brokers: 1,
+	env:     []string{"HOOKLINE_TEST_CRASH_EVENT_TYPE=" + poisonCrashType},
+	script: func(f *faultKit) []step {
+		return []step{
+			{"a tenant sends 2 events that kill the matcher", f.poisonCrash},
+			{"a tenant's CEL expression squares the 1 MiB strings of its events", f.poisonCEL},
+		}
+	},
 }}
+
+// poisonCrashType is the event type the faults-poison round's matcher
+// kills itself on (HOOKLINE_TEST_CRASH_EVENT_TYPE).
+const poisonCrashType = "poison.crash"
+
+// crashLimit is the matcher's HOOKLINE_CRASH_LIMIT (its default).
+const crashLimit = 3
+
+// poisoner is the tenant of the faults-poison round that sends crafted
+// events: the round plan's first tenant, whose other events are owed
+// their deliveries like everyone else's.
+func (f *faultKit) poisoner() string { return workload.Plan{Name: "faults-poison"}.Tenant(0) }
+
+// poisonCrash sends two events that kill the matcher and waits until both
+// are on the rejected topic, quarantined, having cost at most crashLimit
+// deaths each.
+func (f *faultKit) poisonCrash(ctx context.Context) error {
+	before := f.b.stack.Restarts()["matcher"]
+	events := []map[string]any{
+		{"id": "poison-1", "type": poisonCrashType, "subject": "poison-1", "data": map[string]any{"n": 1}},
+		{"id": "poison-2", "type": poisonCrashType, "subject": "poison-2", "data": map[string]any{"n": 2}},
+	}
+	if err := f.b.api.Post(ctx, f.poisoner(), "/v1/events", events, nil); err != nil {
+		return err
+	}
+	quarantined, err := f.quarantined(ctx, len(events), recoverWithin)
+	deaths := f.b.stack.Restarts()["matcher"] - before
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w (the matcher died %d times)", err, deaths)
+	case deaths < crashLimit || deaths > len(events)*crashLimit:
+		return fmt.Errorf("the matcher died %d times for %d poison events, want %d to %d", deaths, len(events), crashLimit, len(events)*crashLimit)
+	}
+	say("faults-poison: %s quarantined after %d matcher deaths", strings.Join(quarantined, ", "), deaths)
+	return nil
+}
+
+// quarantined waits until n records on the rejected topic say they were
+// quarantined, and returns their keys.
+func (f *faultKit) quarantined(ctx context.Context, n int, within time.Duration) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	cfg := kafka.Config{Brokers: strings.Split(f.kafka.Brokers(), ","), ClientID: "hookload", Topics: f.b.topics}
+	var keys []string
+	err := kafka.NewReader(f.b.topics.IngestRejected).Run(ctx, cfg, zerolog.Nop(), func(r *kgo.Record) bool {
+		if strings.HasPrefix(wire.Reason(r), "quarantined:") {
+			keys = append(keys, string(r.Key))
+		}
+		return len(keys) < n
+	})
+	if err == nil && len(keys) < n {
+		err = fmt.Errorf("%d of %d poison events quarantined within %s", len(keys), n, within)
+	}
+	return keys, err
+}
+
+// poisonCEL gives the poisoner a subscription whose expression replaces
+// every character of a string with the whole string, and sends it events
+// with a 1 MiB string: |s|² bytes, a terabyte, which killed the matcher
+// with "out of memory" over and over before evaluations were bounded. The
+// matcher must not exit.
+func (f *faultKit) poisonCEL(ctx context.Context) error {
+	before := f.b.stack.Restarts()["matcher"]
+	sub := map[string]any{"url": "https://example.com/poison", "event_types": []string{"poison.cel"},
+		"expression": "event.data.s.replace('a', event.data.s) == ''"}
+	if err := f.b.api.Post(ctx, f.poisoner(), "/v1/subscriptions", sub, nil); err != nil {
+		return err
+	}
+	sleepCtx(ctx, 3*time.Second) // the matcher's index learns of it
+	big := strings.Repeat("a", 1_000_000)
+	for i := range 3 {
+		ev := map[string]any{"type": "poison.cel", "subject": fmt.Sprintf("poison-cel-%d", i), "data": map[string]any{"s": big}}
+		if err := f.b.api.Post(ctx, f.poisoner(), "/v1/events", ev, nil); err != nil {
+			return err
+		}
+	}
+	sleepCtx(ctx, 15*time.Second)
+	if deaths := f.b.stack.Restarts()["matcher"] - before; deaths > 0 {
+		return fmt.Errorf("the matcher died %d times evaluating the expression", deaths)
+	}
+	return nil
+}
 
 // faultScenario is the load the fault suite runs under: a steady stream
 // through the API (so that killing ingest matters) for as long as the
@@ -165,10 +263,9 @@ var scaledOut = []struct{ name, service string }{
 // has given partitions to both of its members.
 func (f *faultKit) scaleOut(ctx context.Context) error {
 	for _, x := range scaledOut {
-		// Two matchers with one transactional id would fence each other.
-		// At info, their logs show them start and stop working.
-		err := f.b.stack.Add(x.name, x.service,
-			"HOOKLINE_TRANSACTIONAL_ID="+f.b.topics.Prefix+x.name, "HOOKLINE_LOG_LEVEL=info")
+		// At info, their logs show them start and stop working. (Each
+		// instance's transactional id is its own: the stack names it.)
+		err := f.b.stack.Add(x.name, x.service, "HOOKLINE_LOG_LEVEL=info")
 		if err != nil {
 			return err
 		}
@@ -199,7 +296,11 @@ func (f *faultKit) scaleOut(ctx context.Context) error {
 func (f *faultKit) scaleIn(context.Context) error {
 	var wg sync.WaitGroup
 	for _, x := range scaledOut {
-		wg.Go(func() { f.b.stack.Term(x.name) })
+		wg.Go(func() {
+			if err := f.b.stack.Term(x.name); err != nil {
+				say("scale in: %v", err)
+			}
+		})
 	}
 	wg.Wait()
 	return nil
@@ -303,6 +404,7 @@ func runRound(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config, d
 		}
 		defer pg.Stop()
 		cfg.Postgres = pg.URL()
+		cfg.Services = append(slices.Clone(cfg.Services), "logs")
 	}
 
 	cfg.Brokers, cfg.Redis, cfg.LogDir = k.Brokers(), rd.Addr(), dir
@@ -363,7 +465,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	stop := make(chan struct{})
 	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Stop: stop, Seed: b.o.seed, Owed: owed(sc, subs)}
 	var prog workload.Progress
-	cpu0 := b.stack.CPU()
+	cpu0 := b.cpu()
 	start := time.Now()
 	sent := make(chan struct{})
 	go func() {
@@ -415,7 +517,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	})
 	b.await(ctx, sc.name, tally, &prog, sent, sc.drain, start)
 	wg.Wait()
-	cpu1 := b.stack.CPU()
+	cpu1 := b.cpu()
 	if note := restarted(map[string]int{}, b.stack.Restarts()); note != "" {
 		actions = append(actions, "in all"+note)
 	}

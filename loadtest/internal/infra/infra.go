@@ -8,6 +8,7 @@ package infra
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -187,17 +188,23 @@ func run(ctx context.Context, script string, env []string, args ...string) error
 }
 
 // freePorts finds n consecutive ports on 127.0.0.1 that nothing listens on
-// and returns the first. Another process may take one before the server
-// binds it; the scripts then stop with a clear message.
+// and returns the first. They are taken below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), which the kernel hands out to every
+// outgoing connection and every listener on port 0 of the machine: a port
+// from that range could be taken between this check and the server
+// binding it, or while the suite has a broker killed, and the restarted
+// broker could then not bind its port. Another process may still take one
+// on purpose; the scripts then stop with a clear message.
 func freePorts(n int) (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{ln}
-		for i := 1; i < n; i++ {
+	low, high := lowestPort, ephemeralStart()
+	if high-low < 1000 {
+		// No room below it on this machine: take the risk above.
+		low, high = high, 65536
+	}
+	for range 200 {
+		base := low + rand.IntN(high-low-n)
+		held := make([]net.Listener, 0, n)
+		for i := range n {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
 			if err != nil {
 				break
@@ -211,5 +218,27 @@ func freePorts(n int) (int, error) {
 			return base, nil
 		}
 	}
-	return 0, fmt.Errorf("no %d consecutive free ports on 127.0.0.1", n)
+	return 0, fmt.Errorf("no %d consecutive free ports on 127.0.0.1 in %d-%d", n, low, high)
+}
+
+// lowestPort is where private ports start: above the ports people give
+// their own servers (Kafka's 9092 and 19092 with offsets, Redis, mailpit).
+const lowestPort = 20000
+
+// ephemeralStart is the first port of the kernel's ephemeral range;
+// Linux's default when it cannot be read.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }

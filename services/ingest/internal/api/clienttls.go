@@ -14,12 +14,6 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 )
 
-// Bounds of a client certificate: a chain of a few certificates and one key.
-const (
-	maxCertificatePEM = 16 << 10
-	maxKeyPEM         = 8 << 10
-)
-
 // clientTLSInput is the client certificate the sender presents to an
 // endpoint that requires mutual TLS. NotAfter is accepted and ignored, so
 // that a subscription as GET shows it can be sent back.
@@ -67,10 +61,10 @@ func (s *Server) clientTLSOf(raw json.RawMessage, sub *record.Subscription) (*re
 	switch {
 	case in.Certificate == "":
 		return bad("certificate", "is required: the PEM certificate (chain) to present")
-	case len(in.Certificate) > maxCertificatePEM:
-		return bad("certificate", "must be at most %d bytes", maxCertificatePEM)
-	case in.Key != nil && len(*in.Key) > maxKeyPEM:
-		return bad("key", "must be at most %d bytes", maxKeyPEM)
+	case len(in.Certificate) > certificateLength.Max:
+		return bad("certificate", "must be at most %d bytes", certificateLength.Max)
+	case in.Key != nil && !keyLength.holds(len(*in.Key)):
+		return bad("key", "must be at most %d bytes", keyLength.Max)
 	}
 	leaf, err := leafOf([]byte(in.Certificate))
 	if err != nil {

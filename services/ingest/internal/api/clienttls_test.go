@@ -46,7 +46,7 @@ func TestClientTLSValidation(t *testing.T) {
 		{"no key with a new certificate", `{"client_tls":{"certificate":` + jsonString(cert) + `}}`, "client_tls.key", "required"},
 		{"no certificate", `{"client_tls":{"key":` + jsonString(key) + `}}`, "client_tls.certificate", "required"},
 		{"an unknown member", `{"client_tls":{"certificate":"x","pass":"y"}}`, "client_tls.pass", ""},
-		{"too large", body([]byte(strings.Repeat("x", maxCertificatePEM+1)), key), "client_tls.certificate", "at most"},
+		{"too large", body([]byte(strings.Repeat("x", certificateLength.Max+1)), key), "client_tls.certificate", "at most"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

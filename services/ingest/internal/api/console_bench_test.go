@@ -21,7 +21,6 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/console"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // consoleBenchSize is the size the console's pages are measured at: a
@@ -93,14 +92,14 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(prod.Close)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.Subscriptions)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.DLQ)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.EventTypes)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.Subscriptions)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.DLQ)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.EventTypes)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var recs []*kgo.Record
-	tr := health.New(rdb, time.Hour)
+	tr := health.New(rdb, cfg.Topics.Keys().Health(), time.Hour)
 	for i := range consoleBenchSize {
 		id := fmt.Sprintf("sub_bench_%05d", i)
 		at := time.UnixMilli(1_700_000_000_000 + int64(i)).UTC()
@@ -119,7 +118,7 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 		recs = append(recs, &kgo.Record{Topic: cfg.Topics.DLQ, Key: []byte(id), Value: v, Timestamp: at})
 		if i%10 == 0 { // a tenth of them failing
 			for range health.FailingAfter {
-				if _, err := tr.Failure(ctx, id, at); err != nil {
+				if _, err := tr.Failure(ctx, id, health.Failed{At: at}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -129,13 +128,13 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 		b.Fatal(err)
 	}
 
-	view := subscription.NewView(codecs, log)
-	types := catalog.New(codecs, log)
+	view := subscription.NewView(cfg.Topics, codecs, log)
+	types := catalog.New(cfg.Topics, codecs, log)
 	letters := deadletters.New(cfg, codecs, log, 0)
 	run, stop := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)
-	go func() { _ = view.Run(run, cfg, cfg.Topics.Subscriptions); done <- struct{}{} }()
-	go func() { _ = types.Run(run, cfg, cfg.Topics.EventTypes); done <- struct{}{} }()
+	go func() { _ = view.Run(run, cfg); done <- struct{}{} }()
+	go func() { _ = types.Run(run, cfg); done <- struct{}{} }()
 	go func() { _ = letters.Run(run); done <- struct{}{} }()
 	b.Cleanup(func() { stop(); <-done; <-done; <-done })
 	if err := view.WaitReady(ctx); err != nil {
@@ -156,7 +155,7 @@ func consoleBenchServer(b *testing.B) (http.Handler, string, string) {
 	}
 	srv := &Server{
 		Producer: prod, View: view, Codecs: codecs, Topics: cfg.Topics, Keys: keys, Box: box, Guard: guard,
-		MaxBody: 1 << 20, Log: log, Now: time.Now, Catalog: types, Redis: rdb, DeadLetters: letters,
+		MaxBody: 1 << 20, Log: log, Now: time.Now, Catalog: types, Health: health.New(rdb, cfg.Topics.Keys().Health(), 0), DeadLetters: letters,
 		Portal: NewPortal(box.Derive(PortalKeyPurpose), ""), Console: ui,
 	}
 	if n := len(view.List("acme")); n != consoleBenchSize {

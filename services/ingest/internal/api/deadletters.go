@@ -34,8 +34,8 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		name string
 		to   *time.Time
 	}{{"since", &query.Since}, {"until", &query.Until}} {
-		if v := q.Get(t.name); v != "" {
-			at, err := time.Parse(time.RFC3339Nano, v)
+		if q.Has(t.name) { // present but empty is an error, not "no bound"
+			at, err := time.Parse(time.RFC3339Nano, q.Get(t.name))
 			if err != nil {
 				errs = append(errs, problem.FieldError{Field: t.name, Detail: "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"})
 			}
@@ -107,7 +107,7 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 }
 
 // withoutCursor leaves the subscriptions list's cursor out of pageOf: dead
-// letters have their own.
+// letters and event types have their own.
 func withoutCursor(q map[string][]string) map[string][]string {
 	out := make(map[string][]string, len(q))
 	for k, v := range q {

@@ -41,6 +41,10 @@ func TestPingWaitParameter(t *testing.T) {
 		"?wait_ms=-1":    "wait_ms",
 		"?wait_ms=soon":  "wait_ms",
 		"?wait=yes":      "wait",
+		// Present but empty is not "no wait": the document says integer
+		// and boolean.
+		"?wait_ms=": "wait_ms",
+		"?wait=":    "wait",
 	} {
 		rec := do(t, s.Handler(), http.MethodPost, "/v1/subscriptions/sub_1/test"+query, "key-acme", "{}")
 		p := problemOf(t, http.StatusBadRequest, rec.Header(), rec.Body.Bytes())

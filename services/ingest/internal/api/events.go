@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/problem"
@@ -88,6 +90,15 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.Producer.ProduceSync(r.Context(), recs...).FirstErr(); err != nil {
+		if tooLarge(err) {
+			// Permanent: retrying cannot help, so never 503. Only a topic
+			// whose record limit was not raised (docs/operations.md) and
+			// a body near the limit get here.
+			s.Log.Error().Err(err).Msg("an event is larger than the events topic takes; raise its max.message.bytes")
+			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, "body-too-large",
+				"an event is larger than the events topic accepts: "+err.Error()))
+			return
+		}
 		s.unavailable(w, r, "Kafka", err)
 		return
 	}
@@ -97,6 +108,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, out[0])
+}
+
+// tooLarge reports whether a produce failed because a record exceeds a
+// limit of the client or the topic: a permanent condition.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // markWritten remembers the ids just written. The events are in Kafka

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -83,8 +82,8 @@ func applyEventType(in *eventTypeInput, et *record.EventType, create bool) []pro
 		et.Name = *in.Name
 	}
 	if in.Description != nil {
-		if len(*in.Description) > 4*maxTextLen {
-			bad("description", "must be at most %d characters", 4*maxTextLen)
+		if !descriptionLength.holds(len(*in.Description)) {
+			bad("description", "must be at most %d characters", descriptionLength.Max)
 		}
 		et.Description = *in.Description
 	}
@@ -209,15 +208,7 @@ func (s *Server) deleteEventType(w http.ResponseWriter, r *http.Request) {
 // cursor is the last name of the previous page.
 func (s *Server) listEventTypes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var errs []problem.FieldError
-	limit := defaultPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageSize {
-			errs = append(errs, problem.FieldError{Field: "limit", Detail: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
-		}
-		limit = n
-	}
+	limit, _, errs := pageOf(withoutCursor(q))
 	var after string
 	if v := q.Get("cursor"); v != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(v)

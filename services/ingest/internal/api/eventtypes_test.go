@@ -1,10 +1,7 @@
 package api
 
 import (
-	"encoding/json"
-	"maps"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -139,30 +136,6 @@ func TestEventTypeValidation(t *testing.T) {
 		errs := applyEventType(&in, &record.EventType{}, true)
 		if len(errs) != 1 || errs[0].Field != tc.field {
 			t.Errorf("%s: errors %+v, want %s", tc.body, errs, tc.field)
-		}
-	}
-}
-
-// TestOpenAPIDocumentsEventTypes checks the event type schemas against
-// the Go types, as TestOpenAPIDocumentsEveryField does for subscriptions.
-func TestOpenAPIDocumentsEventTypes(t *testing.T) {
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(openAPI, &doc); err != nil {
-		t.Fatal(err)
-	}
-	documented := slices.Sorted(maps.Keys(doc.Components.Schemas["EventTypeInput"].Properties))
-	if want := jsonFields(reflect.TypeFor[eventTypeInput]()); !slices.Equal(documented, want) {
-		t.Errorf("EventTypeInput documents %q, the API takes %q", documented, want)
-	}
-	for _, f := range jsonFields(reflect.TypeFor[eventTypeView]()) {
-		if !slices.Contains(documented, f) {
-			t.Errorf("EventType does not document %q", f)
 		}
 	}
 }

@@ -33,14 +33,14 @@ type healthView struct {
 // Redis does not answer the views are still shown, with health unknown:
 // a page must not fail for it.
 func (s *Server) addHealth(r *http.Request, views []subscriptionView) {
-	if s.Redis == nil || len(views) == 0 {
+	if s.Health == nil || len(views) == 0 {
 		return
 	}
 	ids := make([]string, len(views))
 	for i, v := range views {
 		ids[i] = v.ID
 	}
-	states, err := health.Peek(r.Context(), s.Redis, ids...)
+	states, err := s.Health.Peek(r.Context(), ids...)
 	if err != nil {
 		s.Log.Warn().Err(err).Msg("endpoint health unavailable")
 	}

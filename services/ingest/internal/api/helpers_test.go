@@ -16,7 +16,9 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
+	"github.com/hookline/hookline/services/ingest/internal/console"
 )
 
 // testNow is the clock of unit tests.
@@ -44,11 +46,16 @@ func offlineServer(t *testing.T) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pages, err := console.Handler(console.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &Server{
-		View:    subscription.NewView(codecs, testinfra.Logger()),
-		Catalog: catalog.New(codecs, testinfra.Logger()),
+		View:    subscription.NewView(wire.NewTopics("offline."), codecs, testinfra.Logger()),
+		Catalog: catalog.New(wire.NewTopics("offline."), codecs, testinfra.Logger()),
 		Box:     box, Guard: guard, Keys: keys, Codecs: codecs, MaxBody: 1 << 20,
 		Log: testinfra.Logger(), Now: func() time.Time { return testNow },
+		Console: pages,
 	}
 }
 

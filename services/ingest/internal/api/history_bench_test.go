@@ -26,7 +26,6 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // The dataset `make bench-logstore` keeps (pkg/logstore/pglogstore's
@@ -177,7 +176,7 @@ func historyBenchServer(b *testing.B, store *pglogstore.Store) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(prod.Close)
-	testkafka.WaitTopic(b, cfg, cfg.Topics.Subscriptions)
+	testinfra.WaitTopic(b, cfg, cfg.Topics.Subscriptions)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var recs []*kgo.Record
@@ -198,10 +197,10 @@ func historyBenchServer(b *testing.B, store *pglogstore.Store) http.Handler {
 	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		b.Fatal(err)
 	}
-	view := subscription.NewView(codecs, log)
+	view := subscription.NewView(cfg.Topics, codecs, log)
 	run, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = view.Run(run, cfg, cfg.Topics.Subscriptions); close(done) }()
+	go func() { _ = view.Run(run, cfg); close(done) }()
 	b.Cleanup(func() { stop(); <-done })
 	if err := view.WaitReady(ctx); err != nil {
 		b.Fatal(err)

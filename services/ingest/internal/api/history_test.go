@@ -20,7 +20,7 @@ import (
 	"github.com/hookline/hookline/pkg/logstore/pglogstore"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // historyRoutes are the history's GET calls, with a path for each.
@@ -348,7 +348,7 @@ func TestRedeliver(t *testing.T) {
 	if a.DeliveryID != delivered.ID || !strings.HasPrefix(a.RedeliveryID, "rdl_") {
 		t.Fatalf("redeliver answer %+v", a)
 	}
-	recs := testkafka.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 1, 30*time.Second)
+	recs := testinfra.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 1, 30*time.Second)
 	d := decodeDelivery(t, h, recs[0])
 	if d.ID != delivered.ID || d.Payload != string(delivered.Payload) || !d.CreatedAt.Equal(delivered.CreatedAt) ||
 		!d.Replay || d.Redelivery != a.RedeliveryID || !d.ResolveURL || d.Attempt != 0 || string(recs[0].Key) != sub.ID {
@@ -378,15 +378,15 @@ func TestRedeliver(t *testing.T) {
 	if again.Duplicate || !strings.HasPrefix(again.RedeliveryID, "rdl_") {
 		t.Errorf("new attempt %+v, want a redelivery", again)
 	}
-	reds := testkafka.WaitRecords(t, h.cfg, h.cfg.Topics.Redeliveries, 2, 30*time.Second)
-	if n := len(testkafka.Records(t, h.cfg, h.cfg.Topics.Redeliveries)); n != 2 {
+	reds := testinfra.WaitRecords(t, h.cfg, h.cfg.Topics.Redeliveries, 2, 30*time.Second)
+	if n := len(testinfra.Records(t, h.cfg, h.cfg.Topics.Redeliveries)); n != 2 {
 		t.Errorf("%d records on the redeliveries topic, want 2", n)
 	}
 	var ev record.Event
 	if err := h.srv.Codecs.Event.Unmarshal(reds[0].Value, &ev); err != nil || ev.ID != e1.ID || ev.Data != string(e1.Data) {
 		t.Errorf("redelivered event %+v, %v", ev, err)
 	}
-	if headerValue(reds[0], record.HeaderSubscription) != fresh.ID || headerValue(reds[1], record.HeaderRedelivery) != again.RedeliveryID {
+	if headerValue(reds[0], wire.HeaderSubscription) != fresh.ID || headerValue(reds[1], wire.HeaderRedelivery) != again.RedeliveryID {
 		t.Errorf("redeliveries headers %v / %v", reds[0].Headers, reds[1].Headers)
 	}
 	for _, bad := range []struct{ body, field string }{
@@ -408,7 +408,7 @@ func TestRedeliver(t *testing.T) {
 	if rec.Count != 1 || rec.DeliveryIDs[0] != failed.ID || rec.NextUntil != nil {
 		t.Errorf("recover %+v, want the failed delivery of the window", rec)
 	}
-	recs = testkafka.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 2, 30*time.Second)
+	recs = testinfra.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 2, 30*time.Second)
 	if d := decodeDelivery(t, h, recs[1]); d.ID != failed.ID || !d.Replay || d.Redelivery != "" {
 		t.Errorf("recovered record %+v, want an ordinary replay", d)
 	}
@@ -425,11 +425,11 @@ func TestRedeliver(t *testing.T) {
 	same = redeliveryAnswer{}
 	decodeInto(t, h.must(t, 202, "POST", "/v1/events/"+e1.ID+"/redeliver", "key-acme",
 		`{"subscription_id":"`+sub.ID+`","new_attempt":true}`), &same)
-	recs = testkafka.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 3, 30*time.Second)
+	recs = testinfra.WaitRecords(t, h.cfg, h.cfg.Topics.Deliveries, 3, 30*time.Second)
 	if d := decodeDelivery(t, h, recs[2]); d.ID != delivered.ID || !d.CreatedAt.Equal(delivered.CreatedAt) || d.Redelivery != same.RedeliveryID || same.RedeliveryID == "" {
 		t.Errorf("new attempt of a stored delivery: %+v (answer %+v), want a re-run of %s", d, same, delivered.ID)
 	}
-	if n := len(testkafka.Records(t, h.cfg, h.cfg.Topics.Redeliveries)); n != 2 {
+	if n := len(testinfra.Records(t, h.cfg, h.cfg.Topics.Redeliveries)); n != 2 {
 		t.Errorf("%d records on the redeliveries topic, want still 2", n)
 	}
 	for _, bad := range []struct{ body, field string }{

@@ -22,7 +22,6 @@ import (
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // stack is the API over HTTP in front of the real broker and Redis, with a
@@ -45,11 +44,11 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
-	testkafka.WaitTopic(t, cfg, cfg.Topics.Subscriptions)
-	view := subscription.NewView(srv.Codecs, log)
+	testinfra.WaitTopic(t, cfg, cfg.Topics.Subscriptions)
+	view := subscription.NewView(cfg.Topics, srv.Codecs, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- view.Run(ctx, cfg, cfg.Topics.Subscriptions) }()
+	go func() { done <- view.Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -61,10 +60,10 @@ func newStack(t *testing.T) *stack {
 	if err := view.WaitReady(ready); err != nil {
 		t.Fatalf("view not ready: %v", err)
 	}
-	testkafka.WaitTopic(t, cfg, cfg.Topics.EventTypes)
-	types := catalog.New(srv.Codecs, log)
+	testinfra.WaitTopic(t, cfg, cfg.Topics.EventTypes)
+	types := catalog.New(cfg.Topics, srv.Codecs, log)
 	typesDone := make(chan error, 1)
-	go func() { typesDone <- types.Run(ctx, cfg, cfg.Topics.EventTypes) }()
+	go func() { typesDone <- types.Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-typesDone; err != nil {
@@ -75,7 +74,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatalf("catalog not ready: %v", err)
 	}
 	srv.Producer, srv.View, srv.Topics, srv.Catalog = producer, view, cfg.Topics, types
-	srv.Events = idempotency.New(rdb, "hookline:test:"+cfg.Topics.Prefix+"event:", time.Hour)
+	srv.Events = idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &stack{cfg: cfg, srv: srv, url: ts.URL}
@@ -348,7 +347,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 			t.Errorf("PUT kept or set the wrong things: %+v", got)
 		}
 		if got.Name != "" || got.Condition != nil || got.Expression != "" || got.Auth != nil || got.Batch != nil || len(got.Routes) != 0 ||
-			len(got.Headers) != 0 || len(got.Metadata) != 0 || got.TimeoutMS != defaultTimeoutMS || got.MaxAttempts != defaultMaxAttempts ||
+			len(got.Headers) != 0 || len(got.Metadata) != 0 || got.TimeoutMS != subscription.DefaultTimeoutMS || got.MaxAttempts != subscription.DefaultMaxAttempts ||
 			got.Payload != "full" || got.Ordered || !got.Enabled {
 			t.Errorf("PUT did not reset fields left out: %+v", got)
 		}
@@ -384,7 +383,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 			t.Error("deleted subscription still listed")
 		}
 		var tombstone bool
-		for _, r := range testkafka.Records(t, st.cfg, st.cfg.Topics.Subscriptions) {
+		for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Subscriptions) {
 			tombstone = tombstone || (string(r.Key) == v.ID && r.Value == nil)
 		}
 		if !tombstone {
@@ -505,7 +504,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 			t.Errorf("delivery id %q is not derived from event %q and the subscription", ans.DeliveryID, ans.EventID)
 		}
 		var found []record.Delivery
-		for _, r := range testkafka.Records(t, st.cfg, st.cfg.Topics.Deliveries) {
+		for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Deliveries) {
 			var d record.Delivery
 			if err := st.srv.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
 				t.Fatalf("delivery record: %v", err)
@@ -573,7 +572,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 		if ids := idsOf(st.listAll(t, "key-acme", 250)...); slices.Contains(ids, theirs.ID) || !slices.Contains(ids, mine.ID) {
 			t.Errorf("acme lists %v", ids)
 		}
-		for _, r := range testkafka.Records(t, st.cfg, st.cfg.Topics.Deliveries) {
+		for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Deliveries) {
 			if string(r.Key) == mine.ID {
 				t.Error("another tenant's test ping produced a delivery")
 			}
@@ -611,7 +610,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 				}
 			}
 		}
-		recs := testkafka.Records(t, st.cfg, st.cfg.Topics.Subscriptions)
+		recs := testinfra.Records(t, st.cfg, st.cfg.Topics.Subscriptions)
 		var seen int
 		for _, r := range recs {
 			if string(r.Key) != bearer.ID && string(r.Key) != basic.ID {
@@ -646,7 +645,7 @@ func TestEventsAPI(t *testing.T) {
 	events := func(t *testing.T) map[string][]record.Event {
 		t.Helper()
 		out := map[string][]record.Event{}
-		for _, r := range testkafka.Records(t, st.cfg, st.cfg.Topics.Events) {
+		for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Events) {
 			var ev record.Event
 			if err := st.srv.Codecs.Event.Unmarshal(r.Value, &ev); err != nil {
 				t.Fatalf("event record: %v", err)

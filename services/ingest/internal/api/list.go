@@ -64,8 +64,8 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 // pageOf reads ?limit= and ?cursor=.
 func pageOf(q url.Values) (limit int, after *cursor, errs []problem.FieldError) {
 	limit = defaultPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > maxPageSize {
 			errs = append(errs, problem.FieldError{Field: "limit", Detail: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
 		}

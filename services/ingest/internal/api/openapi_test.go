@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 )
 
 // TestOpenAPIMatchesTheRoutes checks the document both ways: every route
@@ -54,8 +56,50 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 	}
 }
 
-// TestOpenAPIDocumentsEveryField checks the subscription schemas against
-// the Go types: every member a PUT or PATCH body may hold is documented,
+// TestUndocumentedMethodsAre405 checks every documented path with a method
+// it does not have: 405 with an Allow header listing the methods it has,
+// not the catch-all 404.
+func TestUndocumentedMethodsAre405(t *testing.T) {
+	h := offlineServer(t).Handler()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, ops := range doc.Paths {
+		var allowed []string
+		for m := range ops {
+			if m != "parameters" {
+				allowed = append(allowed, strings.ToUpper(m))
+			}
+		}
+		slices.Sort(allowed)
+		url := strings.NewReplacer("{id}", "x", "{subject}", "x", "{version}", "1", "{name}", "x").Replace(path)
+		for _, method := range []string{"TRACE", "OPTIONS", "PUT", "DELETE", "PATCH", "POST", "GET"} {
+			if slices.Contains(allowed, method) {
+				continue
+			}
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(method, url, nil)
+			req.Header.Set("Authorization", "Bearer key-acme")
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != strings.Join(allowed, ", ") ||
+				rec.Header().Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s %s: %d, Allow %q, %s; want 405, Allow %q", method, path, rec.Code, rec.Header().Get("Allow"),
+					rec.Header().Get("Content-Type"), strings.Join(allowed, ", "))
+			}
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("TRACE", "/v1/nothing", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("TRACE of an unknown path: %d, want 404", rec.Code)
+	}
+}
+
+// TestOpenAPIDocumentsEveryField checks the schemas of bodies and answers
+// against the Go types: every member a body may hold is documented,
 // nothing undocumented is accepted, and every member of an answer is
 // documented.
 func TestOpenAPIDocumentsEveryField(t *testing.T) {
@@ -69,15 +113,23 @@ func TestOpenAPIDocumentsEveryField(t *testing.T) {
 	if err := json.Unmarshal(openAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
-	input := slices.Sorted(maps.Keys(doc.Components.Schemas["SubscriptionInput"].Properties))
-	if want := jsonFields(reflect.TypeFor[updateInput]()); !slices.Equal(input, want) {
-		t.Errorf("SubscriptionInput documents %q,\nthe API takes %q", input, want)
-	}
-	answer := maps.Clone(doc.Components.Schemas["Subscription"].Properties)
-	maps.Copy(answer, doc.Components.Schemas["SubscriptionInput"].Properties)
-	for _, f := range jsonFields(reflect.TypeFor[subscriptionView]()) {
-		if _, ok := answer[f]; !ok {
-			t.Errorf("Subscription does not document %q", f)
+	for schema, typ := range map[string]reflect.Type{
+		"SubscriptionCreate":    reflect.TypeFor[subscriptionInput](),
+		"SubscriptionReplace":   reflect.TypeFor[updateInput](),
+		"SubscriptionUpdate":    reflect.TypeFor[updateInput](),
+		"Subscription":          reflect.TypeFor[subscriptionView](),
+		"Health":                reflect.TypeFor[healthView](),
+		"EventTypeCreate":       reflect.TypeFor[eventTypeInput](),
+		"EventTypeUpdate":       reflect.TypeFor[eventTypeInput](),
+		"EventType":             reflect.TypeFor[eventTypeView](),
+		"DeadLetter":            reflect.TypeFor[deadletters.Letter](),
+		"DeadLetterWithPayload": reflect.TypeFor[deadLetter](),
+		"PortalSession":         reflect.TypeFor[portalSessionAnswer](),
+		"Session":               reflect.TypeFor[sessionAnswer](),
+	} {
+		documented := slices.Sorted(maps.Keys(doc.Components.Schemas[schema].Properties))
+		if want := jsonFields(typ); !slices.Equal(documented, want) {
+			t.Errorf("%s documents %q,\nthe API has %q", schema, documented, want)
 		}
 	}
 }
@@ -97,4 +149,61 @@ func jsonFields(t reflect.Type) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestOpenAPIDocumentsWhoMayCall checks each operation's security against
+// the server: portalToken is listed exactly on the routes a portal
+// session may call (portalRoutes), every operation that takes a
+// credential documents 401, and those a portal token is refused document
+// 403.
+func TestOpenAPIDocumentsWhoMayCall(t *testing.T) {
+	type operation struct {
+		Security  *[]map[string][]string     `json:"security"`
+		Responses map[string]json.RawMessage `json:"responses"`
+	}
+	var doc struct {
+		Security []map[string][]string                 `json:"security"`
+		Paths    map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["apiKey"] == nil {
+		t.Fatalf("top-level security %v, want the API key", doc.Security)
+	}
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			if method == "parameters" {
+				continue
+			}
+			var op operation
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			pattern := strings.ToUpper(method) + " " + path
+			security := doc.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			var schemes []string
+			for _, s := range security {
+				schemes = append(schemes, slices.Collect(maps.Keys(s))...)
+			}
+			slices.Sort(schemes)
+			switch {
+			case len(schemes) == 0:
+				continue // public: the registry, this document, the console's page
+			case portalRoutes[pattern] && !slices.Equal(schemes, []string{"apiKey", "portalToken"}):
+				t.Errorf("%s: security %v, want apiKey and portalToken: a portal session may call it", pattern, schemes)
+			case !portalRoutes[pattern] && !slices.Equal(schemes, []string{"apiKey"}):
+				t.Errorf("%s: security %v, want apiKey only: a portal token gets 403", pattern, schemes)
+			}
+			if op.Responses["401"] == nil {
+				t.Errorf("%s takes a credential but documents no 401", pattern)
+			}
+			if !portalRoutes[pattern] && op.Responses["403"] == nil {
+				t.Errorf("%s refuses portal tokens but documents no 403", pattern)
+			}
+		}
+	}
 }

@@ -61,20 +61,21 @@ const (
 )
 
 // pingWait reads ?wait=true (defaultPingWait) or ?wait_ms=N (1 to
-// maxPingWait); 0 means answer at once.
+// maxPingWait); 0 means answer at once. A parameter present but empty is
+// refused, as the OpenAPI document says, rather than read as absent.
 func pingWait(r *http.Request) (time.Duration, *problem.FieldError) {
 	q := r.URL.Query()
-	if v := q.Get("wait_ms"); v != "" {
-		n, err := strconv.Atoi(v)
+	if q.Has("wait_ms") {
+		n, err := strconv.Atoi(q.Get("wait_ms"))
 		if err != nil || n < 0 || time.Duration(n)*time.Millisecond > maxPingWait {
 			return 0, &problem.FieldError{Field: "wait_ms", Detail: fmt.Sprintf("must be a whole number from 0 to %d", maxPingWait.Milliseconds())}
 		}
 		return time.Duration(n) * time.Millisecond, nil
 	}
-	switch q.Get("wait") {
-	case "", "false":
+	switch v, sent := q.Get("wait"), q.Has("wait"); {
+	case !sent || v == "false":
 		return 0, nil
-	case "true":
+	case v == "true":
 		return defaultPingWait, nil
 	}
 	return 0, &problem.FieldError{Field: "wait", Detail: "must be true or false"}

@@ -64,7 +64,7 @@ func TestPortalSessionsAreConfined(t *testing.T) {
 	s := newStack(t)
 	s.srv.Portal = testPortal(t)
 	rdb := testinfra.Redis(t)
-	s.srv.Redis = rdb
+	s.srv.Health = health.New(rdb, s.cfg.Topics.Keys().Health(), 0)
 	a1 := s.create(t, "key-acme", subBody(t, `{"name":"a1"}`))
 	a2 := s.create(t, "key-acme", subBody(t, `{"name":"a2"}`))
 	g1 := s.create(t, "key-globex", subBody(t, `{"name":"g1"}`))
@@ -172,14 +172,14 @@ func TestPortalSessionsAreConfined(t *testing.T) {
 	})
 
 	t.Run("health on views", func(t *testing.T) {
-		tr := health.New(rdb, time.Hour)
+		tr := health.New(rdb, s.cfg.Topics.Keys().Health(), time.Hour)
 		first := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 		for i := range health.FailingAfter {
-			if _, err := tr.Failure(context.Background(), a1.ID, first.Add(time.Duration(i)*time.Second)); err != nil {
+			if _, err := tr.Failure(context.Background(), a1.ID, health.Failed{At: first.Add(time.Duration(i) * time.Second)}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		t.Cleanup(func() { _ = tr.Success(context.Background(), a1.ID) })
+		t.Cleanup(func() { _, _ = tr.Success(context.Background(), a1.ID) })
 		s.must(t, 200, "PATCH", "/v1/subscriptions/"+a2.ID, "key-acme", `{"enabled":false}`)
 		got := s.get(t, "key-acme", a1.ID).Health
 		if got == nil || got.State != HealthFailing || got.ConsecutiveFailures != health.FailingAfter || got.Since == nil || !got.Since.Equal(first) {

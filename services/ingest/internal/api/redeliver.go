@@ -12,6 +12,7 @@ import (
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Re-running from the history:
@@ -258,9 +259,9 @@ func (s *Server) produceRedelivery(r *http.Request, e logstore.Event, subID, red
 	if err != nil {
 		return err
 	}
-	headers := []kgo.RecordHeader{{Key: record.HeaderSubscription, Value: []byte(subID)}}
+	headers := []kgo.RecordHeader{{Key: wire.HeaderSubscription, Value: []byte(subID)}}
 	if redeliveryID != "" {
-		headers = append(headers, kgo.RecordHeader{Key: record.HeaderRedelivery, Value: []byte(redeliveryID)})
+		headers = append(headers, kgo.RecordHeader{Key: wire.HeaderRedelivery, Value: []byte(redeliveryID)})
 	}
 	rec := &kgo.Record{Topic: s.Topics.Redeliveries, Key: []byte(ev.Subject), Value: v, Headers: headers}
 	return s.Producer.ProduceSync(r.Context(), rec).FirstErr()

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/hookline/hookline/pkg/avro"
-	"github.com/hookline/hookline/pkg/schemaregistry"
 )
 
 // registryRoutes serves the codecs' schemas read-only at a Confluent
@@ -47,7 +46,7 @@ func (s *Server) schemaByID(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) subjects(w http.ResponseWriter, _ *http.Request) {
 	out := []string{}
-	for subj := range schemaregistry.Subjects(s.Topics, s.Tiers) {
+	for subj := range s.Topics.Subjects(s.Tiers) {
 		out = append(out, subj)
 	}
 	sort.Strings(out)
@@ -57,7 +56,7 @@ func (s *Server) subjects(w http.ResponseWriter, _ *http.Request) {
 // subjectHistory returns the versions of the subject's record, oldest
 // first, or answers 404 itself.
 func (s *Server) subjectHistory(w http.ResponseWriter, r *http.Request) ([]avro.Entry, bool) {
-	name, ok := schemaregistry.Subjects(s.Topics, s.Tiers)[r.PathValue("subject")]
+	name, ok := s.Topics.Subjects(s.Tiers)[r.PathValue("subject")]
 	versions := s.Codecs.Registry.Versions(name)
 	if !ok || len(versions) == 0 {
 		registryNotFound(w, 40401, "Subject not found")

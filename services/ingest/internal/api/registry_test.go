@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/avro"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/schemas"
 )
 
@@ -70,21 +70,22 @@ func fixedIDs(t *testing.T) map[string][]uint32 {
 // versions as the record has ids, version N under its Nth id.
 func TestRegistryServesHistory(t *testing.T) {
 	s := offlineServer(t)
-	s.Topics = kafka.NewTopics("hookline.")
+	s.Topics = wire.NewTopics("hookline.")
 	s.Tiers = []time.Duration{5 * time.Second, time.Minute}
 	h := s.Handler()
 
 	want := map[string]string{
-		"hookline.events-value":        "dev.hookline.Event",
-		"hookline.subscriptions-value": "dev.hookline.Subscription",
-		"hookline.deliveries-value":    "dev.hookline.Delivery",
-		"hookline.retry.5s-value":      "dev.hookline.Delivery",
-		"hookline.retry.1m-value":      "dev.hookline.Delivery",
-		"hookline.dlq-value":           "dev.hookline.Delivery",
-		"hookline.delivery-log-value":  "dev.hookline.DeliveryAttempt",
-		"hookline.event-types-value":   "dev.hookline.EventType",
-		"hookline.notifications-value": "dev.hookline.Notification",
-		"hookline.redeliveries-value":  "dev.hookline.Event",
+		"hookline.events-value":          "dev.hookline.Event",
+		"hookline.subscriptions-value":   "dev.hookline.Subscription",
+		"hookline.endpoint-status-value": "dev.hookline.EndpointStatus",
+		"hookline.deliveries-value":      "dev.hookline.Delivery",
+		"hookline.retry.5s-value":        "dev.hookline.Delivery",
+		"hookline.retry.1m-value":        "dev.hookline.Delivery",
+		"hookline.dlq-value":             "dev.hookline.Delivery",
+		"hookline.delivery-log-value":    "dev.hookline.DeliveryAttempt",
+		"hookline.event-types-value":     "dev.hookline.EventType",
+		"hookline.notifications-value":   "dev.hookline.Notification",
+		"hookline.redeliveries-value":    "dev.hookline.Event",
 	}
 	var subjects []string
 	registryGet(t, h, "/subjects", http.StatusOK, &subjects)
@@ -145,7 +146,7 @@ func TestRegistryServesNewVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := offlineServer(t)
-	s.Topics = kafka.NewTopics("hookline.")
+	s.Topics = wire.NewTopics("hookline.")
 	s.Codecs = &record.Codecs{Registry: reg} // the registry paths use nothing else
 	h := s.Handler()
 	const subject = "/subjects/hookline.delivery-log-value"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hookline/hookline/pkg/dlq"
@@ -46,7 +47,11 @@ func TestReplayRefusesBadSelections(t *testing.T) {
 		{"nothing named", `{}`, 400, "delivery_ids"},
 		{"both", `{"delivery_ids":["d"],"subscription_id":"sub_1"}`, 400, "subscription_id"},
 		{"unknown field", `{"ids":["d"]}`, 400, "ids"},
-		{"bad time", `{"subscription_id":"sub_1","since":"yesterday"}`, 400, ""},
+		{"bad since", `{"subscription_id":"sub_1","since":"yesterday"}`, 400, "since"},
+		{"bad until", `{"subscription_id":"sub_1","until":"2026-13-01T00:00:00Z"}`, 400, "until"},
+		{"since not a string", `{"subscription_id":"sub_1","since":5}`, 400, "since"},
+		{"until before since", `{"subscription_id":"sub_1","since":"2026-01-02T00:00:00Z","until":"2026-01-01T00:00:00Z"}`, 400, "until"},
+		{"nested too deep", `{"delivery_ids":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, 400, "delivery_ids[0][0]"},
 		{"unknown or other tenant's subscription", `{"subscription_id":"sub_nope"}`, 404, ""},
 	}
 	for _, tc := range tests {
@@ -55,6 +60,9 @@ func TestReplayRefusesBadSelections(t *testing.T) {
 			p := problemOf(t, rec.Code, rec.Header(), rec.Body.Bytes())
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if rec.Code == http.StatusBadRequest && tc.field == "" {
+				t.Fatal("a 400 must name its field")
 			}
 			if tc.field != "" && !hasField(p.Errors, tc.field) {
 				t.Fatalf("errors %+v, want field %s", p.Errors, tc.field)

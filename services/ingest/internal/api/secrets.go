@@ -46,7 +46,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	next := *old
 	fresh := record.Secret{Sealed: s.Box.Seal([]byte(whsec), []byte(old.ID)), CreatedAt: now}
 	next.Secrets = rotated(old.Secrets, fresh, now, grace)
-	next.UpdatedAt = now
+	next.UpdatedAt = s.versionAfter(old.UpdatedAt)
 	if err := s.writeSubscription(r, next.ID, &next); err != nil {
 		s.unavailable(w, r, "Kafka", err)
 		return
@@ -56,14 +56,22 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// readGrace reads the optional body of a rotation.
+// readGrace reads the optional body of a rotation; an empty body and null
+// are the same as none.
 func (s *Server) readGrace(w http.ResponseWriter, r *http.Request) (time.Duration, *problem.Details) {
 	body, p := s.readBody(w, r)
-	if p != nil || len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if p != nil || len(trimmed) == 0 {
 		return defaultGrace, p
 	}
 	if p := jsonContent(r); p != nil {
 		return 0, p
+	}
+	if bytes.Equal(trimmed, []byte("null")) {
+		return defaultGrace, nil
+	}
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return 0, problem.Invalid(fe)
 	}
 	var in rotateInput
 	if errs := decodeStrict(body, &in); errs != nil {

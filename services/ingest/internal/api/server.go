@@ -17,19 +17,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/dlq"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
@@ -40,7 +40,7 @@ type Server struct {
 	Producer *kgo.Client
 	View     *subscription.View
 	Codecs   *record.Codecs
-	Topics   kafka.Topics
+	Topics   wire.Topics
 	Keys     Keys
 	Events   *idempotency.Store // event ids seen, per tenant
 	Box      *secretbox.Box
@@ -61,9 +61,9 @@ type Server struct {
 
 	// Portal signs and checks portal session tokens; nil: no portal.
 	Portal *Portal
-	// Redis holds the sender's endpoint health streaks, shown in
-	// subscription views; nil: no health shown.
-	Redis redis.UniversalClient
+	// Health reads the sender's endpoint health streaks in Redis, shown
+	// in subscription views; nil: no health shown.
+	Health *health.Tracker
 	// DeadLetters lists the dead letters; nil: GET /v1/dead-letters is
 	// unavailable.
 	DeadLetters *deadletters.Index
@@ -139,9 +139,30 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// The catch-all also gets known paths with another method
+		// (ServeMux answers 405 itself only without a catch-all).
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method-not-allowed",
+				r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allowed, ", ")))
+			return
+		}
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
 	})
 	return mux
+}
+
+// allowedMethods lists the methods mux routes r's path with, other than
+// its catch-all; none for an unknown path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodPatch, http.MethodPost, http.MethodPut} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Keys maps the SHA-256 of each API key to its tenant, so that the keys
@@ -199,12 +220,20 @@ func contextWith(r *http.Request, p *principal) context.Context {
 	return context.WithValue(r.Context(), tenantKey{}, p)
 }
 
-// readJSON checks the content type and reads a bounded body.
+// readJSON checks the content type, reads a bounded body and refuses JSON
+// nested deeper than problem.MaxNesting, naming the member where it is.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *problem.Details) {
 	if p := jsonContent(r); p != nil {
 		return nil, p
 	}
-	return s.readBody(w, r)
+	body, p := s.readBody(w, r)
+	if p != nil {
+		return nil, p
+	}
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return nil, problem.Invalid(fe)
+	}
+	return body, nil
 }
 
 // jsonContent accepts application/json, and for PATCH also

@@ -13,6 +13,7 @@ import (
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/subscription"
 )
 
 // subscriptionView is a subscription as the API shows it: credentials are
@@ -109,11 +110,24 @@ func viewOf(s *record.Subscription) subscriptionView {
 // newSubscription is a subscription of tenant with every default set.
 func newSubscription(subID, tenant string, created time.Time) *record.Subscription {
 	return &record.Subscription{
-		ID: subID, Tenant: tenant, Enabled: true, Payload: "full",
-		TimeoutMS: defaultTimeoutMS, MaxAttempts: defaultMaxAttempts,
+		ID: subID, Tenant: tenant, Enabled: true, Payload: subscription.DefaultPayload,
+		TimeoutMS: subscription.DefaultTimeoutMS, MaxAttempts: subscription.DefaultMaxAttempts,
 		Headers: map[string]string{}, Metadata: map[string]string{}, Routes: []record.Route{},
 		AllowedHosts: []string{}, Derive: []record.Derive{}, AlertEmails: []string{}, CreatedAt: created, UpdatedAt: created,
 	}
+}
+
+// versionAfter is the updated_at of a subscription version replacing the
+// one updated at prev: now, and later than prev even with clocks that
+// disagree. It names the version: Hookline's status of the endpoint
+// applies to the version it names only (pkg/subscription), so a new
+// version must never carry an older one's updated_at.
+func (s *Server) versionAfter(prev time.Time) time.Time {
+	now, floor := s.now(), prev.UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+	if now.Before(floor) {
+		return floor
+	}
+	return now
 }
 
 // now is the current time at the precision the subscription record keeps
@@ -215,7 +229,7 @@ func (s *Server) replaceSubscription(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, problem.FieldError{Field: "secret", Detail: "can be set only on create; use POST /v1/subscriptions/{id}/secrets/rotate"})
 		in.Secret = nil
 	}
-	s.update(w, r, next, append(errs, s.apply(&in.subscriptionInput, next, true)...))
+	s.update(w, r, old.UpdatedAt, next, append(errs, s.apply(&in.subscriptionInput, next, true)...))
 }
 
 // patchSubscription is PATCH: only the fields present change; JSON null
@@ -230,16 +244,17 @@ func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := *old // apply replaces fields, never mutates the view's maps and slices
-	s.update(w, r, &next, s.apply(&in.subscriptionInput, &next, false))
+	s.update(w, r, old.UpdatedAt, &next, s.apply(&in.subscriptionInput, &next, false))
 }
 
-// update writes a changed subscription and answers with it.
-func (s *Server) update(w http.ResponseWriter, r *http.Request, next *record.Subscription, errs []problem.FieldError) {
+// update writes a changed subscription, replacing the version updated at
+// prevUpdatedAt, and answers with it.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, prevUpdatedAt time.Time, next *record.Subscription, errs []problem.FieldError) {
 	if len(errs) > 0 {
 		problem.Write(w, r, problem.Invalid(errs...))
 		return
 	}
-	next.UpdatedAt = s.now()
+	next.UpdatedAt = s.versionAfter(prevUpdatedAt)
 	if err := s.writeSubscription(r, next.ID, next); err != nil {
 		s.unavailable(w, r, "Kafka", err)
 		return
@@ -296,6 +311,15 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "Kafka", err)
 		return
 	}
+	// Hookline's status of the endpoint, if any, goes with it: it applies
+	// to this subscription only, and nothing else would remove it. Only
+	// after the subscription's tombstone, so a failure here leaves an
+	// orphan status that nothing reads, never a subscription without the
+	// status that disabled it.
+	status := &kgo.Record{Topic: s.Topics.EndpointStatus, Key: []byte(sub.ID)}
+	if err := s.Producer.ProduceSync(r.Context(), status).FirstErr(); err != nil {
+		s.Log.Warn().Err(err).Str("subscription", sub.ID).Msg("endpoint status of a deleted subscription left behind")
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -309,8 +333,13 @@ func (s *Server) viewReady(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// decodeStrict decodes one JSON object and refuses unknown fields.
+// decodeStrict decodes one JSON object and refuses unknown fields, and
+// null, which encoding/json would read as an empty object: a PATCH of
+// null would otherwise change nothing and answer 200.
 func decodeStrict(body []byte, v any) []problem.FieldError {
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return []problem.FieldError{{Field: "", Detail: "must be a JSON object, not null"}}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

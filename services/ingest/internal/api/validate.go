@@ -23,31 +23,6 @@ import (
 	"github.com/hookline/hookline/pkg/subscription"
 )
 
-// Bounds on subscription fields.
-const (
-	defaultTimeoutMS   = 15000
-	defaultMaxAttempts = 8
-	maxEventTypes      = 100
-	maxHeaders         = 32
-	maxMetadata        = 32
-	maxRoutes          = 20
-	maxDerive          = 20
-	maxAllowedHosts    = 20
-	maxURLLen          = 2048
-	maxTextLen         = 512
-	maxHeaderValue     = 4096
-	maxCredential      = 4096
-	maxBatchEvents     = 500
-	maxBatchWaitMS     = 60000
-	// maxAlertEmails is as many as notify's per-tenant defaults, so an
-	// alert has a bounded number of recipients.
-	maxAlertEmails = 10
-	// maxInFlight bounds a subscription's max_in_flight: requests in
-	// flight to one endpoint at once. 0 leaves it to the sender's adaptive
-	// default.
-	maxInFlight = 256
-)
-
 // subscriptionInput is a create (every field) or a patch (only the fields
 // present): nil means "not sent". The optional objects are raw so that a
 // JSON null, which clears them, differs from leaving them out.
@@ -93,219 +68,315 @@ type batchInput struct {
 	MaxWaitMS int32 `json:"max_wait_ms"`
 }
 
+// Compression values a subscription may ask for; "" sends bodies as they are.
+var compressions = map[string]bool{"": true, "gzip": true}
+
 var (
 	eventTypePattern = regexp.MustCompile(`^(\*|[A-Za-z0-9_-]+)(\.(\*|[A-Za-z0-9_-]+))*$`)
 	// numericHost is a host of numbers only that is not a plain IP
 	// literal; resolvers read 127.1 or 2130706433 as addresses.
 	numericHost = regexp.MustCompile(`^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$`)
 	hostPattern = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
-	// reservedHeaders are set by Hookline itself or by HTTP: a subscription
-	// may not override them.
-	reservedHeaders = map[string]bool{
-		"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true, "x-hub-signature-256": true,
-		"authorization": true, "traceparent": true, "tracestate": true, "content-type": true, "content-length": true,
-		"content-encoding": true, "host": true, "connection": true, "keep-alive": true, "proxy-authorization": true,
-		"proxy-authenticate": true, "proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true,
-		"upgrade": true, "user-agent": true,
-	}
 )
 
 // apply validates in and writes it onto sub; on create, required fields
 // must be present. It returns every problem found.
 func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create bool) []problem.FieldError {
-	var errs []problem.FieldError
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, problem.FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
-	}
+	var p problems
 	if create && in.URL == nil {
-		bad("url", "is required")
+		p.add("url", "is required")
 	}
 	if create && in.EventTypes == nil {
-		bad("event_types", "is required")
+		p.add("event_types", "is required")
 	}
 	if in.Secret != nil {
 		if !create {
-			bad("secret", "can be set only on create; use POST /v1/subscriptions/{id}/secrets/rotate")
+			p.add("secret", "can be set only on create; use POST /v1/subscriptions/{id}/secrets/rotate")
 		} else if _, err := signature.ParseSecret(*in.Secret); err != nil {
-			bad("secret", "%s", err)
+			p.add("secret", "%s", err)
 		}
 	}
-	if in.Name != nil {
-		if len(*in.Name) > maxTextLen {
-			bad("name", "must be at most %d characters", maxTextLen)
-		}
-		sub.Name = *in.Name
+	for _, rule := range subscriptionRules {
+		rule(s, in, sub, &p)
 	}
-	if in.Description != nil {
-		if len(*in.Description) > 4*maxTextLen {
-			bad("description", "must be at most %d characters", 4*maxTextLen)
+	return p
+}
+
+// problems collects the field errors of one body.
+type problems []problem.FieldError
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, problem.FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
+}
+
+// fieldRule validates one member of a subscription body when the body
+// holds it, and writes it onto sub.
+type fieldRule func(s *Server, in *subscriptionInput, sub *record.Subscription, p *problems)
+
+// subscriptionRules are the rules of every member, in the order they are
+// applied: allowed_hosts before url and routes, which are checked against
+// it.
+var subscriptionRules = []fieldRule{
+	textRule("name", nameLength, func(in *subscriptionInput) *string { return in.Name }, func(sub *record.Subscription, v string) { sub.Name = v }),
+	textRule("description", descriptionLength, func(in *subscriptionInput) *string { return in.Description },
+		func(sub *record.Subscription, v string) { sub.Description = v }),
+	applyAllowedHosts,
+	applyURL,
+	applyEventTypes,
+	applyCondition,
+	applyExpression,
+	applyPayload,
+	func(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if in.Headers != nil {
+			*p = append(*p, checkHeaders(*in.Headers)...)
+			sub.Headers = *in.Headers
 		}
-		sub.Description = *in.Description
+	},
+	func(s *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if in.Auth != nil {
+			var fe []problem.FieldError
+			sub.Auth, fe = s.authOf(in.Auth, sub)
+			*p = append(*p, fe...)
+		}
+	},
+	numberRule("rate_limit_per_second", rateLimit, "unlimited", func(in *subscriptionInput) *int32 { return in.RateLimitPerSecond },
+		func(sub *record.Subscription, v int32) { sub.RateLimitPerSecond = v }),
+	numberRule("timeout_ms", timeoutMS, "", func(in *subscriptionInput) *int32 { return in.TimeoutMS },
+		func(sub *record.Subscription, v int32) { sub.TimeoutMS = v }),
+	numberRule("max_attempts", maxAttempts, "", func(in *subscriptionInput) *int32 { return in.MaxAttempts },
+		func(sub *record.Subscription, v int32) { sub.MaxAttempts = v }),
+	numberRule("max_in_flight", maxInFlight, "the sender's adaptive default", func(in *subscriptionInput) *int32 { return in.MaxInFlight },
+		func(sub *record.Subscription, v int32) { sub.MaxInFlight = v }),
+	func(_ *Server, in *subscriptionInput, sub *record.Subscription, _ *problems) {
+		if in.Ordered != nil {
+			sub.Ordered = *in.Ordered
+		}
+	},
+	applyEnabled,
+	applyMetadata,
+	applyRoutes,
+	func(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if in.Batch != nil {
+			var fe []problem.FieldError
+			sub.Batch, fe = batchOf(in.Batch)
+			*p = append(*p, fe...)
+		}
+	},
+	func(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if in.AlertEmails != nil {
+			*p = append(*p, checkAlertEmails(*in.AlertEmails)...)
+			sub.AlertEmails = *in.AlertEmails
+		}
+	},
+	applyDerive,
+	func(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if in.Compression != nil {
+			if !compressions[*in.Compression] {
+				p.add("compression", `must be "gzip" or "" (none)`)
+			}
+			sub.Compression = *in.Compression
+		}
+	},
+	func(s *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if in.ClientTLS != nil {
+			var fe []problem.FieldError
+			sub.ClientTLS, fe = s.clientTLSOf(in.ClientTLS, sub)
+			*p = append(*p, fe...)
+		}
+	},
+}
+
+// textRule is the rule of a plain text member of bounded length.
+func textRule(field string, b bound, get func(*subscriptionInput) *string, set func(*record.Subscription, string)) fieldRule {
+	return func(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if v := get(in); v != nil {
+			if !b.holds(len(*v)) {
+				p.add(field, "must be at most %d characters", b.Max)
+			}
+			set(sub, *v)
+		}
 	}
-	if in.AllowedHosts != nil {
-		if len(*in.AllowedHosts) > maxAllowedHosts {
-			bad("allowed_hosts", "lists at most %d hosts", maxAllowedHosts)
+}
+
+// numberRule is the rule of an integer member within b; lowest says what
+// the lowest value means when that needs saying.
+func numberRule(field string, b bound, lowest string, get func(*subscriptionInput) *int32, set func(*record.Subscription, int32)) fieldRule {
+	return func(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+		if v := get(in); v != nil {
+			if !b.holds(int(*v)) {
+				p.add(field, "must be %s", rangeText(b, lowest))
+			}
+			set(sub, *v)
 		}
-		for i, h := range *in.AllowedHosts {
-			if !hostPattern.MatchString(h) {
-				bad(fmt.Sprintf("allowed_hosts[%d]", i), "%q is not a host name (a leading *. allows subdomains)", h)
+	}
+}
+
+func applyAllowedHosts(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.AllowedHosts == nil {
+		return
+	}
+	if !allowedHostsCount.holds(len(*in.AllowedHosts)) {
+		p.add("allowed_hosts", "lists at most %d hosts", allowedHostsCount.Max)
+	}
+	for i, h := range *in.AllowedHosts {
+		if !hostPattern.MatchString(h) {
+			p.add(fmt.Sprintf("allowed_hosts[%d]", i), "%q is not a host name (a leading *. allows subdomains)", h)
+		}
+	}
+	sub.AllowedHosts = *in.AllowedHosts
+}
+
+func applyURL(s *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.URL == nil {
+		return
+	}
+	if msg := s.checkURL(*in.URL); msg != "" {
+		p.add("url", "%s", msg)
+	}
+	sub.URL = *in.URL
+}
+
+func applyEventTypes(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.EventTypes == nil {
+		return
+	}
+	types := *in.EventTypes
+	if !eventTypesCount.holds(len(types)) {
+		p.add("event_types", "must list %d to %d event types", eventTypesCount.Min, eventTypesCount.Max)
+	}
+	for i, t := range types {
+		if !eventTypeLength.holds(len(t)) || !eventTypePattern.MatchString(t) {
+			p.add(fmt.Sprintf("event_types[%d]", i), "%q is not an event type or pattern like order.created, order.* or *", t)
+		}
+	}
+	sub.EventTypes = types
+}
+
+// applyCondition: JSON null clears the condition.
+func applyCondition(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.Condition == nil {
+		return
+	}
+	sub.Condition = nil
+	if raw := in.Condition; string(raw) != "null" {
+		if _, err := condition.Parse(raw); err != nil {
+			*p = append(*p, conditionError("condition", err))
+		}
+		c := string(raw)
+		sub.Condition = &c
+	}
+}
+
+// applyExpression: an empty expression clears it.
+func applyExpression(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.Expression == nil {
+		return
+	}
+	sub.Expression = nil
+	if *in.Expression != "" {
+		if _, err := condition.CompileExpression(*in.Expression); err != nil {
+			p.add("expression", "%s", err)
+		}
+		sub.Expression = in.Expression
+	}
+}
+
+func applyPayload(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.Payload == nil {
+		return
+	}
+	if *in.Payload != "full" && *in.Payload != "changed" {
+		p.add("payload", "must be full or changed")
+	}
+	sub.Payload = *in.Payload
+}
+
+// applyEnabled: turning a subscription off records that its owner did,
+// unless it is off already for another reason (a 410); turning it on
+// clears the reason.
+func applyEnabled(_ *Server, in *subscriptionInput, sub *record.Subscription, _ *problems) {
+	if in.Enabled == nil {
+		return
+	}
+	sub.Enabled = *in.Enabled
+	switch {
+	case sub.Enabled:
+		sub.DisabledReason = ""
+	case sub.DisabledReason == "":
+		sub.DisabledReason = subscription.ReasonOwner
+	}
+}
+
+func applyMetadata(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.Metadata == nil {
+		return
+	}
+	md := *in.Metadata
+	if !metadataCount.holds(len(md)) {
+		p.add("metadata", "holds at most %d keys", metadataCount.Max)
+	}
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		if !metadataKeyLength.holds(len(k)) || !metadataValueLength.holds(len(md[k])) {
+			p.add("metadata."+k, "keys must be %d to %d characters and values at most %d",
+				metadataKeyLength.Min, metadataKeyLength.Max, metadataValueLength.Max)
+		}
+	}
+	if raw, err := json.Marshal(md); err == nil && len(raw) > maxMetadataJSON {
+		p.add("metadata", "is %d bytes as JSON, more than %d", len(raw), maxMetadataJSON)
+	}
+	sub.Metadata = md
+}
+
+// applyRoutes checks new routes, or the routes kept against new allowed
+// hosts.
+func applyRoutes(s *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.Routes == nil {
+		if in.AllowedHosts != nil {
+			for i, rt := range sub.Routes {
+				if msg := s.checkRouteURL(rt.URL, sub.AllowedHosts); msg != "" {
+					p.add("allowed_hosts", "routes[%d].url no longer fits: %s", i, msg)
+				}
 			}
 		}
-		sub.AllowedHosts = *in.AllowedHosts
+		return
 	}
-	if in.URL != nil {
-		if msg := s.checkURL(*in.URL); msg != "" {
-			bad("url", "%s", msg)
+	if !routesCount.holds(len(*in.Routes)) {
+		p.add("routes", "holds at most %d routes", routesCount.Max)
+	}
+	sub.Routes = []record.Route{}
+	for i, raw := range *in.Routes {
+		field := fmt.Sprintf("routes[%d]", i)
+		var rt routeView
+		if fe := decodeStrict(raw, &rt); fe != nil {
+			fe[0].Field = joinField(field, fe[0].Field)
+			*p = append(*p, fe...)
+			continue
 		}
-		sub.URL = *in.URL
-	}
-	if in.EventTypes != nil {
-		types := *in.EventTypes
-		if len(types) == 0 || len(types) > maxEventTypes {
-			bad("event_types", "must list 1 to %d event types", maxEventTypes)
+		if len(rt.Condition) == 0 || string(rt.Condition) == "null" {
+			p.add(field+".condition", "is required")
+		} else if _, err := condition.Parse(rt.Condition); err != nil {
+			*p = append(*p, conditionError(field+".condition", err))
 		}
-		for i, t := range types {
-			if len(t) > 128 || !eventTypePattern.MatchString(t) {
-				bad(fmt.Sprintf("event_types[%d]", i), "%q is not an event type or pattern like order.created, order.* or *", t)
-			}
+		if msg := s.checkRouteURL(rt.URL, sub.AllowedHosts); msg != "" {
+			p.add(field+".url", "%s", msg)
 		}
-		sub.EventTypes = types
+		sub.Routes = append(sub.Routes, record.Route{Condition: string(rt.Condition), URL: rt.URL})
 	}
-	if in.Condition != nil {
-		sub.Condition = nil
-		if raw := in.Condition; string(raw) != "null" {
-			if _, err := condition.Parse(raw); err != nil {
-				errs = append(errs, conditionError("condition", err))
-			}
-			c := string(raw)
-			sub.Condition = &c
-		}
+}
+
+func applyDerive(_ *Server, in *subscriptionInput, sub *record.Subscription, p *problems) {
+	if in.Derive == nil {
+		return
 	}
-	if in.Expression != nil {
-		sub.Expression = nil
-		if *in.Expression != "" {
-			if _, err := condition.CompileExpression(*in.Expression); err != nil {
-				bad("expression", "%s", err)
-			}
-			sub.Expression = in.Expression
-		}
+	if !deriveCount.holds(len(*in.Derive)) {
+		p.add("derive", "holds at most %d derived fields", deriveCount.Max)
 	}
-	if in.Payload != nil {
-		if *in.Payload != "full" && *in.Payload != "changed" {
-			bad("payload", "must be full or changed")
-		}
-		sub.Payload = *in.Payload
+	sub.Derive = []record.Derive{}
+	for i, raw := range *in.Derive {
+		d, fe := deriveOf(raw, fmt.Sprintf("derive[%d]", i))
+		*p = append(*p, fe...)
+		sub.Derive = append(sub.Derive, d)
 	}
-	if in.Headers != nil {
-		errs = append(errs, checkHeaders(*in.Headers)...)
-		sub.Headers = *in.Headers
-	}
-	if in.Auth != nil {
-		var fe []problem.FieldError
-		sub.Auth, fe = s.authOf(in.Auth, sub)
-		errs = append(errs, fe...)
-	}
-	if in.RateLimitPerSecond != nil {
-		if v := *in.RateLimitPerSecond; v < 0 || v > 10000 {
-			bad("rate_limit_per_second", "must be 0 (unlimited) to 10000")
-		}
-		sub.RateLimitPerSecond = *in.RateLimitPerSecond
-	}
-	if in.TimeoutMS != nil {
-		if v := *in.TimeoutMS; v < 1000 || v > 60000 {
-			bad("timeout_ms", "must be 1000 to 60000")
-		}
-		sub.TimeoutMS = *in.TimeoutMS
-	}
-	if in.MaxAttempts != nil {
-		if v := *in.MaxAttempts; v < 1 || v > 20 {
-			bad("max_attempts", "must be 1 to 20")
-		}
-		sub.MaxAttempts = *in.MaxAttempts
-	}
-	if in.MaxInFlight != nil {
-		if v := *in.MaxInFlight; v < 0 || v > maxInFlight {
-			bad("max_in_flight", "must be 0 (the sender's adaptive default) to %d", maxInFlight)
-		}
-		sub.MaxInFlight = *in.MaxInFlight
-	}
-	if in.Ordered != nil {
-		sub.Ordered = *in.Ordered
-	}
-	if in.Enabled != nil {
-		sub.Enabled = *in.Enabled
-		switch {
-		case sub.Enabled:
-			sub.DisabledReason = ""
-		case sub.DisabledReason == "":
-			// Turned off now (one already disabled keeps its reason).
-			sub.DisabledReason = subscription.ReasonOwner
-		}
-	}
-	if in.Metadata != nil {
-		if len(*in.Metadata) > maxMetadata {
-			bad("metadata", "holds at most %d keys", maxMetadata)
-		}
-		for _, k := range slices.Sorted(maps.Keys(*in.Metadata)) {
-			if k == "" || len(k) > 128 || len((*in.Metadata)[k]) > maxTextLen {
-				bad("metadata."+k, "keys must be 1 to 128 characters and values at most %d", maxTextLen)
-			}
-		}
-		sub.Metadata = *in.Metadata
-	}
-	if in.Routes != nil {
-		if len(*in.Routes) > maxRoutes {
-			bad("routes", "holds at most %d routes", maxRoutes)
-		}
-		sub.Routes = []record.Route{}
-		for i, raw := range *in.Routes {
-			field := fmt.Sprintf("routes[%d]", i)
-			var rt routeView
-			if fe := decodeStrict(raw, &rt); fe != nil {
-				fe[0].Field = joinField(field, fe[0].Field)
-				errs = append(errs, fe...)
-				continue
-			}
-			if len(rt.Condition) == 0 || string(rt.Condition) == "null" {
-				bad(field+".condition", "is required")
-			} else if _, err := condition.Parse(rt.Condition); err != nil {
-				errs = append(errs, conditionError(field+".condition", err))
-			}
-			if msg := s.checkRouteURL(rt.URL, sub.AllowedHosts); msg != "" {
-				bad(field+".url", "%s", msg)
-			}
-			sub.Routes = append(sub.Routes, record.Route{Condition: string(rt.Condition), URL: rt.URL})
-		}
-	} else if in.AllowedHosts != nil {
-		// The routes kept must still fit the new allowed hosts.
-		for i, rt := range sub.Routes {
-			if msg := s.checkRouteURL(rt.URL, sub.AllowedHosts); msg != "" {
-				bad("allowed_hosts", "routes[%d].url no longer fits: %s", i, msg)
-			}
-		}
-	}
-	if in.Batch != nil {
-		var fe []problem.FieldError
-		sub.Batch, fe = batchOf(in.Batch)
-		errs = append(errs, fe...)
-	}
-	if in.AlertEmails != nil {
-		errs = append(errs, checkAlertEmails(*in.AlertEmails)...)
-		sub.AlertEmails = *in.AlertEmails
-	}
-	if in.Derive != nil {
-		if len(*in.Derive) > maxDerive {
-			bad("derive", "holds at most %d derived fields", maxDerive)
-		}
-		sub.Derive = []record.Derive{}
-		for i, raw := range *in.Derive {
-			d, fe := deriveOf(raw, fmt.Sprintf("derive[%d]", i))
-			errs = append(errs, fe...)
-			sub.Derive = append(sub.Derive, d)
-		}
-	}
-	errs = append(errs, s.applyDelivery(in, sub)...)
-	return errs
 }
 
 // checkAlertEmails refuses what is not a bare address (a name, a list,
@@ -313,8 +384,8 @@ func (s *Server) apply(in *subscriptionInput, sub *record.Subscription, create b
 // the member at fault.
 func checkAlertEmails(addrs []string) []problem.FieldError {
 	var errs []problem.FieldError
-	if len(addrs) > maxAlertEmails {
-		errs = append(errs, problem.FieldError{Field: "alert_emails", Detail: fmt.Sprintf("lists at most %d addresses", maxAlertEmails)})
+	if !alertEmailsCount.holds(len(addrs)) {
+		errs = append(errs, problem.FieldError{Field: "alert_emails", Detail: fmt.Sprintf("lists at most %d addresses", alertEmailsCount.Max)})
 	}
 	seen := map[string]int{}
 	for i, a := range addrs {
@@ -360,27 +431,27 @@ func deriveOf(raw json.RawMessage, field string) (record.Derive, []problem.Field
 // cannot be sent. Names are checked in order so the errors are stable.
 func checkHeaders(headers map[string]string) []problem.FieldError {
 	var errs []problem.FieldError
-	if len(headers) > maxHeaders {
-		errs = append(errs, problem.FieldError{Field: "headers", Detail: fmt.Sprintf("holds at most %d headers", maxHeaders)})
+	if !headersCount.holds(len(headers)) {
+		errs = append(errs, problem.FieldError{Field: "headers", Detail: fmt.Sprintf("holds at most %d headers", headersCount.Max)})
 	}
 	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(headers)) {
-		lower := strings.ToLower(k)
+		name := subscription.NormalHeader(k)
 		detail := ""
 		switch {
 		case !httpguts.ValidHeaderFieldName(k):
 			detail = "is not a valid header name"
-		case reservedHeaders[lower] || strings.HasPrefix(lower, "webhook-"):
+		case subscription.ReservedHeader(k):
 			detail = "is set by Hookline and cannot be overridden (use auth for credentials)"
-		case seen[lower] != "":
-			detail = "repeats header " + seen[lower] + " in another case"
-		case !httpguts.ValidHeaderFieldValue(headers[k]) || len(headers[k]) > maxHeaderValue:
-			detail = fmt.Sprintf("value must be at most %d characters without control characters", maxHeaderValue)
+		case seen[name] != "":
+			detail = "repeats header " + seen[name] + " in another case or spelling"
+		case !httpguts.ValidHeaderFieldValue(headers[k]) || !headerValueLength.holds(len(headers[k])):
+			detail = fmt.Sprintf("value must be at most %d characters without control characters", headerValueLength.Max)
 		}
 		if detail != "" {
 			errs = append(errs, problem.FieldError{Field: "headers." + k, Detail: detail})
 		}
-		seen[lower] = k
+		seen[name] = k
 	}
 	return errs
 }
@@ -413,8 +484,8 @@ func (s *Server) authOf(raw json.RawMessage, sub *record.Subscription) (*record.
 			bad("type", "bearer takes a token only; username and password are for basic")
 		}
 		switch {
-		case a.Token != nil && (*a.Token == "" || len(*a.Token) > maxCredential || !httpguts.ValidHeaderFieldValue(*a.Token)):
-			bad("token", fmt.Sprintf("must be 1 to %d characters without control characters", maxCredential))
+		case a.Token != nil && (!tokenLength.holds(len(*a.Token)) || !httpguts.ValidHeaderFieldValue(*a.Token)):
+			bad("token", fmt.Sprintf("must be %d to %d characters without control characters", tokenLength.Min, tokenLength.Max))
 		case a.Token != nil:
 			out.SealedCredential = s.Box.Seal([]byte(*a.Token), []byte(sub.ID))
 		case kept("bearer") != nil:
@@ -426,14 +497,14 @@ func (s *Server) authOf(raw json.RawMessage, sub *record.Subscription) (*record.
 		if a.Token != nil {
 			bad("token", "is for bearer; basic takes username and password")
 		}
-		if a.Username == nil || *a.Username == "" || len(*a.Username) > maxTextLen || strings.Contains(*a.Username, ":") || !httpguts.ValidHeaderFieldValue(*a.Username) {
-			bad("username", fmt.Sprintf("is required: 1 to %d characters, no colon or control characters", maxTextLen))
+		if a.Username == nil || !usernameLength.holds(len(*a.Username)) || strings.Contains(*a.Username, ":") || !httpguts.ValidHeaderFieldValue(*a.Username) {
+			bad("username", fmt.Sprintf("is required: %d to %d characters, no colon or control characters", usernameLength.Min, usernameLength.Max))
 		} else {
 			out.Username = *a.Username
 		}
 		switch {
-		case a.Password != nil && len(*a.Password) > maxCredential:
-			bad("password", fmt.Sprintf("must be at most %d characters", maxCredential))
+		case a.Password != nil && !passwordLength.holds(len(*a.Password)):
+			bad("password", fmt.Sprintf("must be at most %d characters", passwordLength.Max))
 		case a.Password != nil:
 			out.SealedCredential = s.Box.Seal([]byte(*a.Password), []byte(sub.ID))
 		case kept("basic") != nil:
@@ -463,11 +534,11 @@ func batchOf(raw json.RawMessage) (*record.Batch, []problem.FieldError) {
 		return nil, fe
 	}
 	var errs []problem.FieldError
-	if b.MaxEvents < 1 || b.MaxEvents > maxBatchEvents {
-		errs = append(errs, problem.FieldError{Field: "batch.max_events", Detail: fmt.Sprintf("must be 1 to %d", maxBatchEvents)})
+	if !batchEvents.holds(int(b.MaxEvents)) {
+		errs = append(errs, problem.FieldError{Field: "batch.max_events", Detail: "must be " + rangeText(batchEvents, "")})
 	}
-	if b.MaxWaitMS < 0 || b.MaxWaitMS > maxBatchWaitMS {
-		errs = append(errs, problem.FieldError{Field: "batch.max_wait_ms", Detail: fmt.Sprintf("must be 0 to %d", maxBatchWaitMS)})
+	if !batchWaitMS.holds(int(b.MaxWaitMS)) {
+		errs = append(errs, problem.FieldError{Field: "batch.max_wait_ms", Detail: "must be " + rangeText(batchWaitMS, "")})
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -486,8 +557,8 @@ func joinField(prefix, field string) string {
 // refuses IP literals that are not public. Names are checked again at dial
 // time, after DNS, by the sender's SSRF guard.
 func (s *Server) checkURL(raw string) string {
-	if len(raw) > maxURLLen {
-		return fmt.Sprintf("must be at most %d characters", maxURLLen)
+	if !urlLength.holds(len(raw)) {
+		return fmt.Sprintf("must be at most %d characters", urlLength.Max)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" || u.Opaque != "" {
@@ -496,6 +567,8 @@ func (s *Server) checkURL(raw string) string {
 	host := u.Hostname()
 	allowed := s.Guard.AllowsHost(host)
 	switch {
+	case !routeurl.ValidPort(u.Port()):
+		return fmt.Sprintf("port %q is not a port number from 1 to 65535", u.Port())
 	case u.User != nil:
 		return "must not hold credentials; use auth"
 	case u.Scheme == "http" && !allowed:
@@ -536,8 +609,8 @@ func (s *Server) checkRouteURL(raw string, allowedHosts []string) string {
 	switch {
 	case len(allowedHosts) == 0:
 		return "a URL taken from the event needs allowed_hosts on the subscription"
-	case len(raw) > maxURLLen:
-		return fmt.Sprintf("must be at most %d characters", maxURLLen)
+	case !urlLength.holds(len(raw)):
+		return fmt.Sprintf("must be at most %d characters", urlLength.Max)
 	}
 	if rest := routeurl.Placeholder.ReplaceAllString(raw, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
 		return "placeholders must be written {{field.path}}, e.g. {{data.callback_url}}"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -49,6 +50,13 @@ func TestCreateValidation(t *testing.T) {
 		{"url with credentials", `{"url":"https://user:pw@example.com/hook"}`, "url"},
 		{"url with user only", `{"url":"https://user@example.com/hook"}`, "url"},
 		{"url with fragment", `{"url":"https://example.com/hook#x"}`, "url"},
+		{"url port 0", `{"url":"https://example.com:0/hook"}`, "url"},
+		{"url port too large", `{"url":"https://example.com:99999/hook"}`, "url"},
+		{"url port leading zero", `{"url":"https://example.com:0443/hook"}`, "url"},
+		{"url port 65535", `{"url":"https://example.com:65535/hook"}`, ""},
+		{"url empty port", `{"url":"https://example.com:/hook"}`, ""},
+		{"route url port 0", `{"routes":[{"condition":` + leaf + `,"url":"https://example.com:0/r"}]}`, "routes[0].url"},
+		{"route url template port too large", `{"allowed_hosts":["example.com"],"routes":[{"condition":` + leaf + `,"url":"https://example.com:70000/{{data.x}}"}]}`, "routes[0].url"},
 		{"url too long", `{"url":"https://example.com/` + long(2048) + `"}`, "url"},
 		{"url public IP literal", `{"url":"https://93.184.215.14/hook"}`, ""},
 		{"url loopback literal", `{"url":"https://127.0.0.2/hook"}`, "url"},
@@ -104,6 +112,14 @@ func TestCreateValidation(t *testing.T) {
 		{"headers control in value", `{"headers":{"X-A":"a\nb"}}`, "headers.X-A"},
 		{"headers value too long", `{"headers":{"X-A":"` + long(4097) + `"}}`, "headers.X-A"},
 		{"headers repeated in another case", `{"headers":{"X-A":"1","x-a":"2"}}`, "headers.x-a"},
+		{"headers repeated with underscore", `{"headers":{"X-A":"1","X_A":"2"}}`, "headers.X_A"},
+		{"headers webhook id with underscore", `{"headers":{"Webhook_Id":"dlv_forged"}}`, "headers.Webhook_Id"},
+		{"headers webhook signature with underscore", `{"headers":{"Webhook_Signature":"v1,x"}}`, "headers.Webhook_Signature"},
+		{"headers github signature with underscore", `{"headers":{"X-Hub-Signature_256":"sha256=x"}}`, "headers.X-Hub-Signature_256"},
+		{"headers github sha1 signature", `{"headers":{"X-Hub-Signature":"sha1=x"}}`, "headers.X-Hub-Signature"},
+		{"headers content type with underscore", `{"headers":{"Content_Type":"text/plain"}}`, "headers.Content_Type"},
+		{"headers authorization with underscore", `{"headers":{"AUTHORIZATION":"x","authorization_":"y"}}`, "headers.AUTHORIZATION"},
+		{"headers user agent with underscore", `{"headers":{"user_agent":"x"}}`, "headers.user_agent"},
 		{"headers too many", `{"headers":{` + many(33, func(i int) string { return fmt.Sprintf(`"X-H%d":"v"`, i) }) + `}}`, "headers"},
 
 		// auth
@@ -216,6 +232,12 @@ func TestCreateValidation(t *testing.T) {
 		{"metadata value too long", `{"metadata":{"k":"` + long(513) + `"}}`, "metadata.k"},
 		{"metadata too many", `{"metadata":{` + many(33, func(i int) string { return fmt.Sprintf(`"k%d":"v"`, i) }) + `}}`, "metadata"},
 		{"metadata not strings", `{"metadata":{"k":1}}`, "metadata"},
+		{"metadata too large as JSON", `{"metadata":{` + many(32, func(i int) string { return fmt.Sprintf(`"k%d":"%s"`, i, strings.Repeat(`\u0001`, 100)) }) + `}}`, "metadata"},
+		{"metadata largest as text", `{"metadata":{` + many(16, func(i int) string { return fmt.Sprintf(`"k%d":"%s"`, i, long(512)) }) + `}}`, ""},
+
+		// nesting
+		{"condition nested too deep", `{"condition":{"all":[` + strings.Repeat(`{"not":`, 130) + leaf + strings.Repeat("}", 130) + `]}}`, "condition.all[0]"},
+		{"route condition nested too deep", `{"routes":[{"url":"https://example.com/r","condition":` + strings.Repeat("[", 130) + strings.Repeat("]", 130) + `}]}`, "routes[0].condition"},
 
 		// alert_emails
 		{"alert_emails", `{"alert_emails":["oncall@example.com","ops+hooks@mail.example.co.uk"]}`, ""},
@@ -577,4 +599,80 @@ func mustDuration(t *testing.T, s string) time.Duration {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestPageParameters: an empty or malformed limit is refused, naming it,
+// as the OpenAPI document's integer says; an empty cursor is the first page.
+func TestPageParameters(t *testing.T) {
+	for query, want := range map[string]string{
+		"":                 "",
+		"limit=10":         "",
+		"cursor=":          "",
+		"limit=":           "limit",
+		"limit=x":          "limit",
+		"limit=0":          "limit",
+		"limit=251":        "limit",
+		"cursor=not_mine!": "cursor",
+	} {
+		q, _ := url.ParseQuery(query)
+		_, _, errs := pageOf(q)
+		switch {
+		case want == "" && len(errs) > 0:
+			t.Errorf("?%s: %+v, want none", query, errs)
+		case want != "" && (len(errs) != 1 || errs[0].Field != want):
+			t.Errorf("?%s: %+v, want an error naming %s", query, errs, want)
+		}
+	}
+}
+
+// TestEmptyQueryParameters: a documented integer, boolean or date-time
+// query parameter sent empty is refused naming it, on every list that has
+// one, rather than read as left out.
+func TestEmptyQueryParameters(t *testing.T) {
+	h := offlineServer(t).Handler()
+	for path, field := range map[string]string{
+		"/v1/event-types?limit=":     "limit",
+		"/v1/dead-letters?limit=":    "limit",
+		"/v1/dead-letters?since=":    "since",
+		"/v1/dead-letters?until=":    "until",
+		"/v1/dead-letters?since=now": "since",
+	} {
+		rec := do(t, h, http.MethodGet, path, "key-acme", "")
+		p := problemOf(t, http.StatusBadRequest, rec.Header(), rec.Body.Bytes())
+		if len(p.Errors) != 1 || p.Errors[0].Field != field {
+			t.Errorf("%s: %+v, want %s named", path, p.Errors, field)
+		}
+	}
+}
+
+// TestNullBodies: a body of JSON null is refused, naming the body, where
+// an object is documented (encoding/json would read it as {}, and a PATCH
+// of null answered 200 changing nothing), and so is a null route or
+// derived field; a rotation's optional body may be null.
+func TestNullBodies(t *testing.T) {
+	for name, v := range map[string]any{
+		"subscription":   &subscriptionInput{},
+		"update":         &updateInput{},
+		"event type":     &eventTypeInput{},
+		"portal session": &portalSessionInput{},
+		"replay":         &replayInput{},
+	} {
+		if errs := decodeStrict([]byte(" null "), v); len(errs) != 1 || errs[0].Field != "" {
+			t.Errorf("%s: null gave %+v, want one error about the body", name, errs)
+		}
+	}
+	s := offlineServer(t)
+	var in subscriptionInput
+	if errs := decodeStrict([]byte(`{"routes":[null],"derive":[null]}`), &in); errs != nil {
+		t.Fatal(errs)
+	}
+	errs := s.apply(&in, newSubscription("sub_1", "acme", testNow), false)
+	if !hasField(errs, "routes[0]") || !hasField(errs, "derive[0]") {
+		t.Errorf("null route and derived field: %+v, want routes[0] and derive[0] named", errs)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/v1/subscriptions/sub_1/secrets/rotate", strings.NewReader("null"))
+	req.Header.Set("Content-Type", "application/json")
+	if grace, p := s.readGrace(httptest.NewRecorder(), req); p != nil || grace != defaultGrace {
+		t.Errorf("rotation body null: %v, %+v; want the default grace", grace, p)
+	}
 }

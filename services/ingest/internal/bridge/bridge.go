@@ -6,9 +6,7 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,24 +16,18 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/event"
 )
 
-// Headers of a rejected record.
-const (
-	HeaderTenant = "hookline-tenant" // on input: the event's tenant
-	HeaderError  = "hookline-error"  // on rejected records: the problems, as JSON
-	HeaderSource = "hookline-source" // topic/partition/offset of the original
-)
-
 // MaxRecordBytes bounds one JSON event, like the API's body limit.
-const MaxRecordBytes = 1 << 20
+const MaxRecordBytes = event.MaxBodyBytes
 
 // Bridge is the kafka.Handler of the JSON ingest topic.
 type Bridge struct {
 	Producer *kgo.Client
 	Codecs   *record.Codecs
-	Topics   kafka.Topics
+	Topics   wire.Topics
 	Events   *idempotency.Store
 	Log      zerolog.Logger
 	Now      func() time.Time
@@ -112,7 +104,7 @@ func (b *Bridge) convert(r *kgo.Record) (ev *record.Event, key string, _ []probl
 	}
 	tenant := in.Tenant
 	for _, h := range r.Headers {
-		if h.Key == HeaderTenant && tenant == "" {
+		if h.Key == wire.HeaderTenant && tenant == "" {
 			tenant = string(h.Value)
 		}
 	}
@@ -123,12 +115,11 @@ func (b *Bridge) convert(r *kgo.Record) (ev *record.Event, key string, _ []probl
 	return &e, in.DedupeKey(tenant), nil
 }
 
+// reject diverts a record it cannot accept to the rejected topic, with
+// its problems as the reason (wire.Divert): "invalid event: " and each
+// problem as <field>: <detail>, separated by "; ".
 func (b *Bridge) reject(r *kgo.Record, errs []problem.FieldError) *kgo.Record {
-	reason, _ := json.Marshal(errs)
-	b.Log.Debug().RawJSON("errors", reason).Int64("offset", r.Offset).Msg("rejected JSON event")
-	headers := append([]kgo.RecordHeader{
-		{Key: HeaderError, Value: reason},
-		{Key: HeaderSource, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))},
-	}, r.Headers...)
-	return &kgo.Record{Topic: b.Topics.IngestRejected, Key: r.Key, Value: r.Value, Headers: headers}
+	reason := "invalid event: " + problem.Text(errs)
+	b.Log.Debug().Str("reason", reason).Int64("offset", r.Offset).Msg("rejected JSON event")
+	return wire.Divert(r, b.Topics.IngestRejected, reason)
 }

@@ -12,10 +12,9 @@ import (
 
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
-	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // running is the bridge consuming the JSON ingest topic of a fresh topic
@@ -42,7 +41,7 @@ func runBridge(t *testing.T) *running {
 	t.Cleanup(producer.Close)
 	br := &Bridge{
 		Producer: producer, Codecs: codecs, Topics: cfg.Topics, Log: log, Now: time.Now,
-		Events: idempotency.New(rdb, "hookline:test:"+cfg.Topics.Prefix+"event:", time.Hour),
+		Events: idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour),
 	}
 	consumer, err := kafka.NewConsumer(cfg, cfg.Topics.Prefix+"ingest", []string{cfg.Topics.IngestJSON}, br.Handle, log)
 	if err != nil {
@@ -76,7 +75,7 @@ func (b *running) send(t *testing.T, recs ...*kgo.Record) {
 func (b *running) events(t *testing.T, n int) map[string]record.Event {
 	t.Helper()
 	out := map[string]record.Event{}
-	for _, r := range testkafka.WaitRecords(t, b.cfg, b.cfg.Topics.Events, n, 30*time.Second) {
+	for _, r := range testinfra.WaitRecords(t, b.cfg, b.cfg.Topics.Events, n, 30*time.Second) {
 		var ev record.Event
 		if err := b.codecs.Event.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatalf("event record: %v", err)
@@ -103,7 +102,9 @@ func header(r *kgo.Record, key string) (string, bool) {
 
 func TestBridge(t *testing.T) {
 	b := runBridge(t)
-	tenant := func(v string) []kgo.RecordHeader { return []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(v)}} }
+	tenant := func(v string) []kgo.RecordHeader {
+		return []kgo.RecordHeader{{Key: wire.HeaderTenant, Value: []byte(v)}}
+	}
 	valid := []struct {
 		name, value string
 		headers     []kgo.RecordHeader
@@ -143,7 +144,7 @@ func TestBridge(t *testing.T) {
 	b.send(t, recs...)
 
 	events := b.events(t, len(valid))
-	rejected := testkafka.WaitRecords(t, b.cfg, b.cfg.Topics.IngestRejected, len(invalid), 30*time.Second)
+	rejected := testinfra.WaitRecords(t, b.cfg, b.cfg.Topics.IngestRejected, len(invalid), 30*time.Second)
 	if len(events)+len(rejected) != len(recs) {
 		t.Fatalf("%d records in, %d events and %d rejected out", len(recs), len(events), len(rejected))
 	}
@@ -184,16 +185,18 @@ func TestBridge(t *testing.T) {
 				if string(r.Value) != v.value {
 					t.Errorf("value %q, want the original %q", r.Value, v.value)
 				}
-				reason, ok := header(r, HeaderError)
-				var errs []problem.FieldError
-				if !ok || json.Unmarshal([]byte(reason), &errs) != nil || len(errs) == 0 {
-					t.Fatalf("%s header %q", HeaderError, reason)
+				// One line of text, the same format as every diverted
+				// record's (wire.Divert): the first problem names its field.
+				reason, ok := header(r, wire.HeaderError)
+				want := "invalid event: "
+				if v.field != "" {
+					want += v.field + ": "
 				}
-				if errs[0].Field != v.field || errs[0].Detail == "" {
-					t.Errorf("reason %s, want field %q", reason, v.field)
+				if !ok || !strings.HasPrefix(reason, want) || len(reason) == len(want) || strings.Contains(reason, "\n") {
+					t.Fatalf("%s header %q, want a line starting %q", wire.HeaderError, reason, want)
 				}
-				if src, _ := header(r, HeaderSource); !strings.HasPrefix(src, b.cfg.Topics.IngestJSON+"/") {
-					t.Errorf("%s header %q", HeaderSource, src)
+				if src, _ := header(r, wire.HeaderSource); !strings.HasPrefix(src, b.cfg.Topics.IngestJSON+"/") {
+					t.Errorf("%s header %q", wire.HeaderSource, src)
 				}
 				if v.field == "tenant" {
 					if origin, _ := header(r, "x-origin"); origin != "test" {
@@ -223,7 +226,7 @@ func TestBridge(t *testing.T) {
 		if _, ok := events["s-after"]; !ok {
 			t.Error("the event after the repeat is missing")
 		}
-		if got := len(testkafka.Records(t, b.cfg, b.cfg.Topics.IngestRejected)); got != len(invalid) {
+		if got := len(testinfra.Records(t, b.cfg, b.cfg.Topics.IngestRejected)); got != len(invalid) {
 			t.Errorf("%d rejected records, want %d", got, len(invalid))
 		}
 	})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/compacted"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Bounds that keep a schema's cost small and known: compiling one is
@@ -54,9 +55,9 @@ type compiledSchema struct {
 	used    time.Time
 }
 
-// New returns an empty catalog; Run fills it.
-func New(codecs *record.Codecs, log zerolog.Logger) *Catalog {
-	c := &Catalog{View: compacted.New(codecs.EventType.Unmarshal, log), compiled: map[string]compiledSchema{}}
+// New returns an empty catalog of topics' event types; Run fills it.
+func New(topics wire.Topics, codecs *record.Codecs, log zerolog.Logger) *Catalog {
+	c := &Catalog{View: compacted.New(topics.EventTypes, codecs.EventType.Unmarshal, log), compiled: map[string]compiledSchema{}}
 	c.OnChange(func(prev, _ *record.EventType) {
 		if prev != nil {
 			c.mu.Lock()

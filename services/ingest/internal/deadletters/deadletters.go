@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/kafka"
@@ -85,11 +84,10 @@ type Index struct {
 	reads   map[string]int // Payload reads running, by tenant
 	total   int
 
+	reader *kafka.Reader
+
 	mu      sync.RWMutex
 	tenants map[string][]Letter // oldest first; a delivery appears once, at its last dead-lettering
-	target  map[int32]int64     // end offsets when Run began
-	next    map[int32]int64
-	ready   bool
 }
 
 // New returns an empty index of cfg's DLQ keeping perTenant letters per
@@ -98,92 +96,32 @@ func New(cfg kafka.Config, codecs *record.Codecs, log zerolog.Logger, perTenant 
 	if perTenant <= 0 {
 		perTenant = DefaultPerTenant
 	}
-	return &Index{cfg: cfg, codecs: codecs, log: log, perTenant: perTenant,
-		tenants: map[string][]Letter{}, next: map[int32]int64{}, reads: map[string]int{}}
+	return &Index{cfg: cfg, codecs: codecs, log: log, perTenant: perTenant, reader: kafka.NewReader(cfg.Topics.DLQ),
+		tenants: map[string][]Letter{}, reads: map[string]int{}}
 }
 
 // Run reads the DLQ from its start and follows it until ctx ends.
 func (x *Index) Run(ctx context.Context) error {
-	topic := x.cfg.Topics.DLQ
-	cl, err := kafka.NewClient(x.cfg, x.log, kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// Transaction markers arrive too: one can be a partition's last
-		// offset, which the index must pass to become ready.
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	var ends kadm.ListedOffsets
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		ends, err = adm.ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			break
-		}
-		x.log.Warn().Err(err).Str("topic", topic).Msg("dead letters: end offsets")
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-	x.mu.Lock()
-	x.target = map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { x.target[o.Partition] = o.Offset })
-	x.checkReadyLocked()
-	x.mu.Unlock()
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil || fetches.IsClientClosed() {
-			return nil
-		}
-		fetches.EachError(func(t string, p int32, err error) {
-			x.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("dead letters fetch")
-		})
-		fetches.EachRecord(x.add)
-		x.mu.Lock()
-		x.checkReadyLocked()
-		x.mu.Unlock()
-	}
-}
-
-func (x *Index) checkReadyLocked() {
-	if x.ready || x.target == nil {
-		return
-	}
-	for p, end := range x.target {
-		if x.next[p] < end {
-			return
-		}
-	}
-	x.ready = true
+	return x.reader.Run(ctx, x.cfg, x.log, x.add)
 }
 
 // add indexes one record of the DLQ.
-func (x *Index) add(r *kgo.Record) {
+func (x *Index) add(r *kgo.Record) bool {
 	var d record.Delivery
-	ok := !r.Attrs.IsControl()
-	if ok {
-		if err := x.codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
-			x.log.Error().Err(err).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable dead letter skipped")
-			ok = false
-		}
+	if err := x.codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+		x.log.Error().Err(err).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable dead letter skipped")
+		return true
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.next[r.Partition] = r.Offset + 1
-	if !ok || d.Tenant == "" {
-		return
+	if d.Tenant == "" {
+		return true
 	}
 	l := Letter{
 		DeliveryID: d.ID, SubscriptionID: d.SubscriptionID, EventID: d.EventID, EventType: d.EventType,
 		URL: d.URL, Attempts: d.Attempt, LastStatus: d.LastStatus, LastError: truncate(d.LastError, maxErrorLen),
 		Replayed: d.Replay, CreatedAt: d.CreatedAt.UTC(), DeadAt: r.Timestamp.UTC(), partition: r.Partition, offset: r.Offset,
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	list := slices.DeleteFunc(x.tenants[d.Tenant], func(o Letter) bool { return o.DeliveryID == l.DeliveryID })
 	// Records of several partitions arrive nearly in time order: the
 	// place is almost always the end.
@@ -193,6 +131,7 @@ func (x *Index) add(r *kgo.Record) {
 		list = slices.Delete(list, 0, len(list)-x.perTenant)
 	}
 	x.tenants[d.Tenant] = list
+	return true
 }
 
 func truncate(s string, n int) string {
@@ -208,9 +147,7 @@ func truncate(s string, n int) string {
 // Ready reports whether the index has read what the topic held when Run
 // began.
 func (x *Index) Ready() error {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if !x.ready {
+	if x.reader.Ready() != nil {
 		return ErrNotReady
 	}
 	return nil
@@ -235,11 +172,11 @@ type Cursor struct {
 // List returns a page of letters, newest first, and the cursor of the
 // next page (nil on the last).
 func (x *Index) List(q Query) ([]Letter, *Cursor, error) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if !x.ready {
+	if x.reader.Ready() != nil {
 		return nil, nil, ErrNotReady
 	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	list := x.tenants[q.Tenant]
 	end := len(list)
 	if q.After != nil {
@@ -268,11 +205,11 @@ func (x *Index) List(q Query) ([]Letter, *Cursor, error) {
 
 // Get returns one letter of tenant.
 func (x *Index) Get(tenant, deliveryID string) (Letter, error) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if !x.ready {
+	if x.reader.Ready() != nil {
 		return Letter{}, ErrNotReady
 	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	for _, l := range x.tenants[tenant] {
 		if l.DeliveryID == deliveryID {
 			return l, nil

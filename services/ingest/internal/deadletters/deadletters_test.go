@@ -13,7 +13,6 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 type letter struct {
@@ -76,7 +75,7 @@ func ids(ls []Letter) []string {
 
 func TestIndexListsNewestFirstPerTenant(t *testing.T) {
 	cfg := testinfra.Kafka(t)
-	testkafka.WaitTopic(t, cfg, cfg.Topics.DLQ)
+	testinfra.WaitTopic(t, cfg, cfg.Topics.DLQ)
 	codecs, err := record.LoadCodecs()
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +169,7 @@ func TestIndexListsNewestFirstPerTenant(t *testing.T) {
 
 func TestIndexKeepsTheNewestPerTenant(t *testing.T) {
 	cfg := testinfra.Kafka(t)
-	testkafka.WaitTopic(t, cfg, cfg.Topics.DLQ)
+	testinfra.WaitTopic(t, cfg, cfg.Topics.DLQ)
 	codecs, err := record.LoadCodecs()
 	if err != nil {
 		t.Fatal(err)

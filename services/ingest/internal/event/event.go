@@ -21,11 +21,17 @@ import (
 
 // Limits on one event.
 const (
-	MaxBatch    = 500
-	maxIDLen    = 128
-	maxTypeLen  = 128
-	maxChanged  = 256
-	maxSourceLn = 256
+	// MaxBodyBytes is the largest body of POST /v1/events and the
+	// largest record on hookline.ingest.json: 1 MiB. The record limits of
+	// every topic (wire.MaxRecordBytes) are sized so that an event of
+	// this size, in its envelope and then in each delivery with the
+	// subscription's metadata and derived fields, always fits.
+	MaxBodyBytes = 1 << 20
+	MaxBatch     = 500
+	maxIDLen     = 128
+	maxTypeLen   = 128
+	maxChanged   = 256
+	maxSourceLn  = 256
 )
 
 // ReservedTypePrefix starts the types of the events Hookline publishes
@@ -60,6 +66,9 @@ func Parse(body []byte) (ins []Input, batch bool, errs []problem.FieldError) {
 		return nil, false, []problem.FieldError{{Field: "", Detail: "body is empty; send an event object or an array of them"}}
 	}
 	batch = body[0] == '['
+	if fe, deep := problem.TooDeep(body, problem.MaxNesting); deep {
+		return nil, batch, []problem.FieldError{fe}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var err error

@@ -39,6 +39,10 @@ func TestParseAndValidate(t *testing.T) {
 		{"empty changed name", `{"type":"a","data":{},"changed":["ok",""]}`, "changed[1]", false, false},
 		{"subject too long", `{"type":"a","subject":"` + strings.Repeat("s", 129) + `","data":{}}`, "subject", false, false},
 		{"empty body", "  ", "", false, false},
+		{"data nested too deep", `{"type":"a","data":{"x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}}`, "data.x[0]", false, false},
+		{"data nested deeper than the limit", `{"type":"a","data":` + strings.Repeat(`{"a":`, 128) + "1" + strings.Repeat("}", 128) + `}`, "data.a.a", false, false},
+		{"previous nested too deep", `{"type":"a","data":{},"previous":{"p":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}}`, "previous.p[0]", false, false},
+		{"batch item nested too deep", `[{"type":"a","data":{}},{"type":"a","data":{"d":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}}]`, "[1].data.d", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -138,12 +138,9 @@ func (w *Watcher) Watch(ctx context.Context, tenant, deliveryID string) (*Wait, 
 }
 
 func (w *Watcher) watch(ctx context.Context, tenant, deliveryID string) (*Wait, error) {
-	ends, err := kadm.NewClient(w.client).ListEndOffsets(ctx, w.topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	ends, err := kafka.EndOffsets(ctx, kadm.NewClient(w.client), w.topic)
 	if err != nil {
-		return nil, fmt.Errorf("delivery log end offsets: %w", err)
+		return nil, err
 	}
 	n := 0
 	ends.Each(func(kadm.ListedOffset) { n++ })

@@ -12,7 +12,6 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
-	"github.com/hookline/hookline/services/ingest/internal/testkafka"
 )
 
 // TestWatcherHandsEachCallerItsAttempt: attempts written after Watch reach
@@ -20,7 +19,7 @@ import (
 // producer put them in; other deliveries' attempts reach nobody.
 func TestWatcherHandsEachCallerItsAttempt(t *testing.T) {
 	cfg := testinfra.Kafka(t)
-	testkafka.WaitTopic(t, cfg, cfg.Topics.DeliveryLog)
+	testinfra.WaitTopic(t, cfg, cfg.Topics.DeliveryLog)
 	codecs, err := record.LoadCodecs()
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +93,7 @@ func TestWatcherHandsEachCallerItsAttempt(t *testing.T) {
 
 func TestWatcherLimitsEachTenant(t *testing.T) {
 	cfg := testinfra.Kafka(t)
-	testkafka.WaitTopic(t, cfg, cfg.Topics.DeliveryLog)
+	testinfra.WaitTopic(t, cfg, cfg.Topics.DeliveryLog)
 	codecs, _ := record.LoadCodecs()
 	w, err := outcome.New(cfg, codecs, testinfra.Logger(), 10, 1)
 	if err != nil {

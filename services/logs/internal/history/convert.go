@@ -8,16 +8,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // converter maps the records of the topics the history is made of to the
 // store's model.
 type converter struct {
 	codecs *record.Codecs
-	topics kafka.Topics
+	topics wire.Topics
 }
 
 // add decodes r and adds what it holds to b. It returns an error, and

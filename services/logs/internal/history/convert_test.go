@@ -9,9 +9,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -22,7 +22,7 @@ func testConverter(t *testing.T) converter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return converter{codecs: c, topics: kafka.NewTopics("t.")}
+	return converter{codecs: c, topics: wire.NewTopics("t.")}
 }
 
 func sampleDelivery() record.Delivery {

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -28,13 +27,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/record"
-)
-
-// Headers of a record diverted to the rejected topic (as ingest's bridge
-// and the matcher write them).
-const (
-	HeaderError  = "hookline-error"
-	HeaderSource = "hookline-source" // topic/partition/offset of the original
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Defaults of Writer's tuning.
@@ -56,7 +49,7 @@ const (
 type Writer struct {
 	Store    logstore.Writer
 	Codecs   *record.Codecs
-	Topics   kafka.Topics
+	Topics   wire.Topics
 	Producer *kgo.Client // writes what cannot be stored to the rejected topic
 	Metrics  *Metrics
 	Log      zerolog.Logger
@@ -94,7 +87,7 @@ func (w *Writer) init() {
 }
 
 // Topics lists what the writer reads.
-func Topics(t kafka.Topics) []string {
+func Topics(t wire.Topics) []string {
 	return []string{t.Events, t.Deliveries, t.DLQ, t.DeliveryLog}
 }
 
@@ -115,7 +108,7 @@ func (w *Writer) Handle(ctx context.Context, b kafka.Batch) error {
 			w.Metrics.Skipped.WithLabelValues(r.Topic).Inc()
 			w.Log.Warn().Err(err).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable dead letter not stored")
 		case err != nil:
-			poison = append(poison, divert(w.Topics.IngestRejected, r, err))
+			poison = append(poison, wire.Divert(r, w.Topics.IngestRejected, reason(err)))
 		}
 		if r.Timestamp.After(sub.latest) {
 			sub.latest = r.Timestamp
@@ -142,18 +135,6 @@ func (w *Writer) Handle(ctx context.Context, b kafka.Batch) error {
 		// The write may still succeed; if it does, the next owner of the
 		// partition writes the same records again, which stores nothing.
 		return ctx.Err()
-	}
-}
-
-// divert is the rejected topic's copy of a record the store cannot hold,
-// with the reason.
-func divert(topic string, r *kgo.Record, err error) *kgo.Record {
-	return &kgo.Record{
-		Topic: topic, Key: r.Key, Value: r.Value, Context: r.Context,
-		Headers: append([]kgo.RecordHeader{
-			{Key: HeaderError, Value: []byte(reason(err))},
-			{Key: HeaderSource, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))},
-		}, r.Headers...),
 	}
 }
 

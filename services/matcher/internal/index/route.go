@@ -35,10 +35,13 @@ func (e *Entry) Target(doc condition.Document) (string, *record.RouteRef, error)
 		if len(missing) > 0 {
 			return "", ref, fmt.Errorf("route URL %s: no string or number at %s", r.URL, strings.Join(missing, ", "))
 		}
+		if len(filled) > routeurl.MaxURLLen {
+			return "", ref, fmt.Errorf("route URL %s became %d bytes, more than %d", r.URL, len(filled), routeurl.MaxURLLen)
+		}
 		u, err := url.Parse(filled)
 		switch {
-		case err != nil || u.Host == "" || u.User != nil:
-			return "", ref, fmt.Errorf("route URL %s became %q, not a URL with a host", r.URL, filled)
+		case err != nil || u.Host == "" || u.User != nil || !routeurl.ValidPort(u.Port()):
+			return "", ref, fmt.Errorf("route URL %s became %q, not a URL with a host and a valid port", r.URL, filled)
 		case !routeurl.HostAllowed(u.Hostname(), e.Sub.AllowedHosts):
 			return "", ref, fmt.Errorf("route URL %s became host %q, which is not in allowed_hosts", r.URL, u.Hostname())
 		}

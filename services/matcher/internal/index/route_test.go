@@ -10,7 +10,7 @@ import (
 )
 
 func TestRouteURLFromEventFields(t *testing.T) {
-	doc, err := condition.DecodeDocument([]byte(`{"type":"order.created","data":{"region":"eu","shop":"acme","n":7,"evil":"x.evil.example/","flag":true}}`))
+	doc, err := condition.DecodeDocument([]byte(`{"type":"order.created","data":{"region":"eu","shop":"acme","n":7,"evil":"x.evil.example/","flag":true,"port":99999,"long":"` + strings.Repeat("x", 3000) + `"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +25,8 @@ func TestRouteURLFromEventFields(t *testing.T) {
 		{"missing field next to the host", "https://hooks.example{{data.none}}/", "", "no string or number", []string{"*.hooks.example"}},
 		{"a value cannot inject a path into the host", "https://{{data.evil}}hooks.example/", "", "", []string{"*.hooks.example"}},
 		{"missing field", "https://{{data.nope}}.hooks.example/", "", "no string or number at data.nope", []string{"*.hooks.example"}},
+		{"port from a field out of range", "https://eu.example:{{data.port}}/", "", "valid port", []string{"eu.example"}},
+		{"filled URL too long", "https://eu.example/{{data.long}}", "", "more than 2048", []string{"eu.example"}},
 		{"boolean is not a URL part", "https://{{data.flag}}.hooks.example/", "", "no string or number", []string{"*.hooks.example"}},
 	}
 	for _, tc := range tests {

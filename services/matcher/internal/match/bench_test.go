@@ -12,10 +12,11 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
@@ -139,7 +140,7 @@ func benchIndex(tb testing.TB) *index.Index {
 // all three.
 func BenchmarkProcess(b *testing.B) {
 	c := codecs(b)
-	m := &Matcher{Index: benchIndex(b), Codecs: c, Topics: kafka.NewTopics("bench."), Now: time.Now}
+	m := &Matcher{Index: benchIndex(b), Codecs: c, Topics: wire.NewTopics("bench."), Now: time.Now}
 	values := benchEvents(b, c, 10_000)
 	recs := make([]*kgo.Record, len(values))
 	for i, v := range values {
@@ -199,19 +200,22 @@ const minThroughputEvents = 100_000
 // the last event, all deliveries written in transactions. ns/op is the
 // time per event. Run it with -benchtime=Nx to choose the event count; with
 // the default -benchtime it runs once. "traced" adds the tracing and
-// metrics hooks main gives the session.
+// metrics hooks main gives the session; "crash guard" adds the Redis
+// bookkeeping main does by default (two round trips per poll to begin,
+// one to end).
 func BenchmarkMatcherThroughput(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchThroughput(b) })
+	b.Run("plain", func(b *testing.B) { benchThroughput(b, false) })
 	b.Run("traced", func(b *testing.B) {
 		tel, err := telemetry.New(context.Background(), "matcher")
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchThroughput(b, tel.KafkaHooks())
+		benchThroughput(b, false, tel.KafkaHooks())
 	})
+	b.Run("crash guard", func(b *testing.B) { benchThroughput(b, true) })
 }
 
-func benchThroughput(b *testing.B, hooks ...kgo.Opt) {
+func benchThroughput(b *testing.B, guarded bool, hooks ...kgo.Opt) {
 	cfg := testinfra.Kafka(b)
 	c := codecs(b)
 	subs := benchSubscriptions()
@@ -224,6 +228,9 @@ func benchThroughput(b *testing.B, hooks ...kgo.Opt) {
 	n := max(b.N, minThroughputEvents)
 	values := benchEvents(b, c, 10_000)
 	m := &Matcher{Index: ix, Codecs: c, Topics: cfg.Topics, Now: time.Now}
+	if guarded {
+		m.Guard = crashguard.New(testinfra.Redis(b), cfg.Topics.Keys().Crash(), "matcher", 0)
+	}
 	// The events cycle through values, so each value's delivery count,
 	// found once, gives the total.
 	perValue := make([]int, len(values))

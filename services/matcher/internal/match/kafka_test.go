@@ -60,11 +60,11 @@ func produce(tb testing.TB, cl *kgo.Client, recs []*kgo.Record) {
 func startIndex(tb testing.TB, cfg kafka.Config, c *record.Codecs) *index.Index {
 	tb.Helper()
 	ix := index.New(testinfra.Logger())
-	view := subscription.NewView(c, testinfra.Logger())
+	view := subscription.NewView(cfg.Topics, c, testinfra.Logger())
 	view.OnChange(ix.Update)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- view.Run(ctx, cfg, cfg.Topics.Subscriptions) }()
+	go func() { done <- view.Run(ctx, cfg) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -4,8 +4,10 @@
 package match
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -15,28 +17,39 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/condition"
+	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/id"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
-// HeaderError carries the reason on a record diverted to the rejected topic.
-const HeaderError = "hookline-error"
+// MaxDeliveryBytes is the largest Delivery value produced: the record limit
+// of every Hookline topic and client (wire.MaxRecordBytes) less room for
+// the key, the headers and the record batch around it. Every event ingest
+// accepts fits, with the subscription's metadata and derived fields
+// (TestLargestEventFits); a larger delivery would fail its transaction on
+// every retry and stall the partition, so it is dead-lettered instead.
+const MaxDeliveryBytes = wire.MaxRecordBytes - 16<<10
 
-// MaxDeliveryBytes is the largest Delivery value produced: under the 1 MB
-// a Kafka broker and franz-go accept per record batch by default, less room
-// for the key and headers. A larger delivery would fail its transaction
-// on every retry and stall the partition, so its event is rejected instead.
-const MaxDeliveryBytes = 1_000_000 - 8<<10
+// maxReasonBytes bounds the reason a dead letter carries.
+const maxReasonBytes = 4 << 10
 
 // Matcher matches events against the index.
 type Matcher struct {
 	Index   *index.Index
 	Codecs  *record.Codecs
-	Topics  kafka.Topics
+	Topics  wire.Topics
 	Now     func() time.Time
 	Metrics *Metrics // nil: not counted
+	// Guard counts crashes per partition and offset so that a record that
+	// kills the process is processed alone and then quarantined; nil: no
+	// crash protection.
+	Guard *crashguard.Guard
+	// Fault, when set, is called for every event (e nil) and each of its
+	// candidate subscriptions before their work: tests make it panic or
+	// kill the process to check that one event cannot stop the matcher.
+	Fault func(ev *record.Event, e *index.Entry)
 }
 
 // Body is the JSON a receiver gets for one event.
@@ -92,8 +105,20 @@ func (m *Matcher) ProcessBatch(recs []*kgo.Record) [][]*kgo.Record {
 }
 
 // match returns the deliveries of one decoded event, using memo for its
-// conditions' lookups.
-func (m *Matcher) match(r *kgo.Record, ev *record.Event, memo *condition.Memo) []*kgo.Record {
+// conditions' lookups. A panic in the event's own work (decoding it,
+// finding its candidates) diverts the event to the rejected topic with
+// the reason; one in a subscription's work dead-letters that
+// subscription's delivery, and the event's other subscriptions get theirs.
+func (m *Matcher) match(r *kgo.Record, ev *record.Event, memo *condition.Memo) (out []*kgo.Record) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.Metrics.recovered("event")
+			out = []*kgo.Record{m.reject(r, fmt.Errorf("the matcher panicked on this event: %v", p))}
+		}
+	}()
+	if m.Fault != nil {
+		m.Fault(ev, nil)
+	}
 	candidates := m.Index.Candidates(ev.Tenant, ev.Type)
 	if len(candidates) == 0 {
 		return nil
@@ -104,65 +129,109 @@ func (m *Matcher) match(r *kgo.Record, ev *record.Event, memo *condition.Memo) [
 	}
 	doc = doc.WithMemo(memo)
 	var (
-		out   []*kgo.Record
 		now   time.Time
 		shape = newShaper(ev, doc, m.Metrics)
 	)
 	for _, e := range candidates {
-		if !e.Matches(doc) {
-			continue
-		}
 		if now.IsZero() {
 			now = m.Now()
 		}
-		rec, err := m.deliver(r, ev, doc, shape, e, now, "")
-		if err != nil {
-			return []*kgo.Record{m.reject(r, err)}
-		}
-		out = append(out, rec)
+		out = append(out, m.deliver(r, ev, doc, shape, e, now, "")...)
 	}
 	return out
 }
 
-// deliver is the Delivery record of ev to the subscription of e: its
-// body shaped for it, its target picked. redelivery, when set, marks a
+// deliver returns what one candidate subscription gets from an event:
+// nothing when it does not match, its Delivery for hookline.deliveries,
+// or, when no delivery can be built for it (no URL, a body over the
+// record limit, a panic), a dead letter on hookline.dlq with the reason
+// and an attempt on the delivery log saying so.
+//
+// A record of hookline.redeliveries names its subscription, which gets
+// the delivery whether or not it matches; redelivery, when set, marks a
 // re-run asked for from the history (Delivery.Redelivery).
-func (m *Matcher) deliver(r *kgo.Record, ev *record.Event, doc condition.Document, shape *shaper, e *index.Entry, now time.Time, redelivery string) (*kgo.Record, error) {
-	payload, err := shape.body(e)
-	if err != nil {
-		return nil, err
-	}
-	target, route, urlErr := e.Target(doc)
+func (m *Matcher) deliver(r *kgo.Record, ev *record.Event, doc condition.Document, shape *shaper, e *index.Entry, now time.Time, redelivery string) (out []*kgo.Record) {
 	d := record.Delivery{
 		ID:             id.Delivery(ev.ID, e.Sub.ID),
 		Tenant:         ev.Tenant,
 		SubscriptionID: e.Sub.ID,
 		EventID:        ev.ID,
 		EventType:      ev.Type,
-		URL:            target,
-		Payload:        payload,
 		CreatedAt:      now,
 		EventTime:      ev.OccurredAt,
-		// The sender posts to the subscription's url or this route as
-		// they are at each attempt, not to target.
-		ResolveURL: true,
-		Route:      route,
-		Replay:     r.Topic == m.Topics.Redeliveries,
-		Redelivery: redelivery,
+		Replay:         r.Topic == m.Topics.Redeliveries,
+		Redelivery:     redelivery,
 	}
-	topic := m.Topics.Deliveries
-	if urlErr != nil {
-		// No URL to send to: dead-letter it with the reason, visibly.
-		d.URL, d.LastError, topic = "", urlErr.Error(), m.Topics.DLQ
+	defer func() {
+		if p := recover(); p != nil {
+			m.Metrics.recovered("subscription")
+			out = m.deadLetter(r, e, d, fmt.Errorf("the matcher panicked building this delivery: %v", p))
+		}
+	}()
+	if m.Fault != nil {
+		m.Fault(ev, e)
+	}
+	if r.Topic != m.Topics.Redeliveries && !e.Matches(doc) {
+		return nil
+	}
+	payload, err := shape.body(e)
+	if err != nil {
+		return m.deadLetter(r, e, d, err)
+	}
+	d.Payload = payload
+	// The sender posts to the subscription's url or this route as they
+	// are at each attempt, not to the URL found now.
+	d.ResolveURL = true
+	d.URL, d.Route, err = e.Target(doc)
+	if err != nil {
+		// No URL to send to. The route is kept, so that a replay after
+		// the owner fixed the subscription finds it.
+		d.URL = ""
+		return m.deadLetter(r, e, d, err)
 	}
 	value, err := m.Codecs.Delivery.Marshal(&d)
 	if err == nil && len(value) > MaxDeliveryBytes {
-		err = fmt.Errorf("delivery to %s is %d bytes, more than %d", e.Sub.ID, len(value), MaxDeliveryBytes)
+		err = fmt.Errorf("the delivery is %d bytes, more than the %d a record may hold; its body is not kept", len(value), MaxDeliveryBytes)
 	}
 	if err != nil {
-		return nil, err
+		return m.deadLetter(r, e, d, err)
 	}
-	return &kgo.Record{Topic: topic, Key: e.Key, Value: value, Context: r.Context}, nil
+	return []*kgo.Record{{Topic: m.Topics.Deliveries, Key: e.Key, Value: value, Context: r.Context}}
+}
+
+// deadLetter writes d to hookline.dlq with reason, and an attempt 0 (no
+// request was made) with outcome dead_lettered to the delivery log, which
+// is where a tenant sees what became of a delivery. A body that does not
+// fit a record is dropped from the dead letter, which then cannot be
+// replayed (dlq.Replay skips it); the event itself stays in
+// hookline.events.
+func (m *Matcher) deadLetter(r *kgo.Record, e *index.Entry, d record.Delivery, reason error) []*kgo.Record {
+	m.Metrics.deadLettered()
+	d.LastError = reason.Error()
+	if len(d.LastError) > maxReasonBytes {
+		d.LastError = d.LastError[:maxReasonBytes]
+	}
+	value, err := m.Codecs.Delivery.Marshal(&d)
+	if err != nil || len(value) > MaxDeliveryBytes {
+		d.Payload = ""
+		value, err = m.Codecs.Delivery.Marshal(&d)
+	}
+	if err != nil {
+		return []*kgo.Record{m.reject(r, fmt.Errorf("dead letter of %s: %w (%s)", d.ID, err, d.LastError))}
+	}
+	attempt := record.DeliveryAttempt{
+		DeliveryID: d.ID, Tenant: d.Tenant, SubscriptionID: d.SubscriptionID, EventID: d.EventID,
+		EventType: d.EventType, URL: d.URL, Attempt: 0, StartedAt: d.CreatedAt,
+		Outcome: record.OutcomeDeadLettered, Error: d.LastError,
+	}
+	logValue, err := m.Codecs.Attempt.Marshal(&attempt)
+	if err != nil {
+		return []*kgo.Record{m.reject(r, fmt.Errorf("attempt of %s: %w (%s)", d.ID, err, d.LastError))}
+	}
+	return []*kgo.Record{
+		{Topic: m.Topics.DLQ, Key: e.Key, Value: value, Context: r.Context},
+		{Topic: m.Topics.DeliveryLog, Key: []byte(d.ID), Value: logValue, Context: r.Context},
+	}
 }
 
 // redeliver handles a record of hookline.redeliveries: an event the API
@@ -172,7 +241,13 @@ func (m *Matcher) deliver(r *kgo.Record, ev *record.Event, doc condition.Documen
 // and condition are not evaluated. A subscription no longer enabled, or
 // of another tenant, is not sent to: the record goes to the rejected
 // topic with the reason.
-func (m *Matcher) redeliver(r *kgo.Record) []*kgo.Record {
+func (m *Matcher) redeliver(r *kgo.Record) (out []*kgo.Record) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.Metrics.recovered("event")
+			out = []*kgo.Record{m.reject(r, fmt.Errorf("the matcher panicked on this event: %v", p))}
+		}
+	}()
 	var ev record.Event
 	if err := m.Codecs.Event.Unmarshal(r.Value, &ev); err != nil {
 		return []*kgo.Record{m.reject(r, err)}
@@ -180,9 +255,9 @@ func (m *Matcher) redeliver(r *kgo.Record) []*kgo.Record {
 	var subID, redelivery string
 	for _, h := range r.Headers {
 		switch h.Key {
-		case record.HeaderSubscription:
+		case wire.HeaderSubscription:
 			subID = string(h.Value)
-		case record.HeaderRedelivery:
+		case wire.HeaderRedelivery:
 			redelivery = string(h.Value)
 		}
 	}
@@ -194,21 +269,13 @@ func (m *Matcher) redeliver(r *kgo.Record) []*kgo.Record {
 	if err != nil {
 		return []*kgo.Record{m.reject(r, err)}
 	}
-	rec, err := m.deliver(r, &ev, doc, newShaper(&ev, doc, m.Metrics), e, m.Now(), redelivery)
-	if err != nil {
-		return []*kgo.Record{m.reject(r, err)}
-	}
-	return []*kgo.Record{rec}
+	return m.deliver(r, &ev, doc, newShaper(&ev, doc, m.Metrics), e, m.Now(), redelivery)
 }
 
+// reject diverts an event record, unchanged, to the rejected topic with
+// the reason (wire.Divert).
 func (m *Matcher) reject(r *kgo.Record, err error) *kgo.Record {
-	return &kgo.Record{
-		Topic:   m.Topics.IngestRejected,
-		Key:     r.Key,
-		Value:   r.Value,
-		Context: r.Context,
-		Headers: append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(err.Error())}}, r.Headers...),
-	}
+	return wire.Divert(r, m.Topics.IngestRejected, err.Error())
 }
 
 // Document decodes an event once for every condition evaluated on it.
@@ -338,9 +405,13 @@ func (s *shaper) derive(data string, fields []*condition.Derived) (string, error
 		}
 		return data, nil
 	}
+	budget := condition.MaxDerivedBytes
 	for _, d := range fields {
 		v, err := d.Eval(s.doc)
-		if err != nil && d.Default == nil {
+		if err == nil && len(v) > budget {
+			err = errDerivedTooLarge
+		}
+		if err != nil && (d.Default == nil || len(d.Default) > budget) {
 			s.metrics.deriveFailed("omitted")
 			continue
 		}
@@ -350,14 +421,34 @@ func (s *shaper) derive(data string, fields []*condition.Derived) (string, error
 		}
 		if !setPath(obj, d.Path, v) {
 			s.metrics.deriveFailed("omitted")
+			continue
 		}
+		budget -= len(v)
 	}
-	b, err := json.Marshal(obj)
+	b, err := marshalJSON(obj)
 	if err != nil {
 		return "", fmt.Errorf("event %s data with derived fields: %w", s.ev.ID, err)
 	}
 	return string(b), nil
 }
+
+// marshalJSON is json.Marshal without its HTML escaping: json.Marshal
+// writes each <, > and & of the event's own JSON (in a RawMessage) as a
+// six-byte \u escape, so data re-encoded for derived fields or a changed
+// payload could grow sixfold past the record limit.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// errDerivedTooLarge is a derived value over what is left of
+// condition.MaxDerivedBytes.
+var errDerivedTooLarge = errors.New("derived fields larger than their bound")
 
 // setPath sets the member of obj at path to v, creating the objects on the
 // way where they are missing or null. It reports false, changing nothing,
@@ -377,7 +468,7 @@ func setPath(obj map[string]json.RawMessage, path []string, v json.RawMessage) b
 	if !setPath(child, path[1:], v) {
 		return false
 	}
-	b, err := json.Marshal(child)
+	b, err := marshalJSON(child)
 	if err != nil {
 		return false
 	}
@@ -428,7 +519,7 @@ func changedData(ev *record.Event, doc condition.Document) (string, error) {
 	} else {
 		only["id"] = appendString(nil, ev.Subject)
 	}
-	b, err := json.Marshal(only)
+	b, err := marshalJSON(only)
 	return string(b), err
 }
 

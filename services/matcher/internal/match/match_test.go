@@ -17,8 +17,9 @@ import (
 
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/id"
-	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/routeurl"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
@@ -59,7 +60,7 @@ func testMatcher(tb testing.TB, subs ...*record.Subscription) *Matcher {
 	if ix.Len() != len(subs) {
 		tb.Fatalf("indexed %d of %d subscriptions", ix.Len(), len(subs))
 	}
-	return &Matcher{Index: ix, Codecs: codecs(tb), Topics: kafka.NewTopics("test."), Now: func() time.Time { return fixedNow }}
+	return &Matcher{Index: ix, Codecs: codecs(tb), Topics: wire.NewTopics("test."), Now: func() time.Time { return fixedNow }}
 }
 
 func testSub(tenant, id string, types ...string) *record.Subscription {
@@ -226,35 +227,134 @@ func TestProcessDeterministicIDs(t *testing.T) {
 	}
 }
 
-func TestProcessRejectsTooLarge(t *testing.T) {
+// TestOversizedDeliveryIsDeadLettered: a delivery over the record limit
+// is dead-lettered with the reason, visibly (hookline.dlq and an attempt
+// on the delivery log), for its own subscription only; the event's other
+// subscriptions still get theirs. Before, the whole event went to the
+// rejected topic and no subscription heard of it.
+func TestOversizedDeliveryIsDeadLettered(t *testing.T) {
 	withMeta := testSub("acme", "meta", "order.created")
 	withMeta.Metadata = map[string]string{"pad": strings.Repeat("m", 20_000)}
 	m := testMatcher(t, testSub("acme", "plain", "order.created"), withMeta)
 	tests := []struct {
-		name       string
-		dataBytes  int
-		deliveries int
+		name      string
+		dataBytes int
+		delivered []string // the rest are dead-lettered
 	}{
-		{"fits", MaxDeliveryBytes - 30_000, 2},
-		{"delivery with metadata too large", MaxDeliveryBytes - 10_000, 0},
-		{"too large", MaxDeliveryBytes, 0},
+		{"fits", MaxDeliveryBytes - 30_000, []string{"meta", "plain"}},
+		{"delivery with metadata too large", MaxDeliveryBytes - 10_000, []string{"plain"}},
+		{"too large", MaxDeliveryBytes, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &record.Event{ID: "e", Tenant: "acme", Type: "order.created", OccurredAt: occurred,
 				Data: `{"x":"` + strings.Repeat("x", tc.dataBytes) + `"}`}
 			recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
-			if tc.deliveries > 0 {
-				if got := len(deliveries(t, m, ev, recs)); got != tc.deliveries {
-					t.Errorf("%d deliveries, want %d", got, tc.deliveries)
+			got := outcomes(t, m, recs)
+			for _, sub := range []string{"meta", "plain"} {
+				want := "dead-lettered"
+				if slices.Contains(tc.delivered, sub) {
+					want = "delivered"
 				}
-				return
-			}
-			if len(recs) != 1 || recs[0].Topic != m.Topics.IngestRejected || !strings.Contains(string(recs[0].Headers[0].Value), "bytes, more than") {
-				t.Errorf("got %d records, want the event rejected for its size", len(recs))
+				if !strings.HasPrefix(got[sub], want) {
+					t.Errorf("%s: %s, want %s", sub, got[sub], want)
+				}
+				if want == "dead-lettered" && !strings.Contains(got[sub], "bytes, more than") {
+					t.Errorf("%s: dead letter says %q, want the size", sub, got[sub])
+				}
 			}
 		})
 	}
+}
+
+// TestRouteTargetsAndTheirDeadLetters: a delivery names its target for
+// the sender to resolve at each attempt (resolve_url, and the route by
+// its condition with the values its URL was filled with). A route URL the
+// event cannot fill is dead-lettered for that subscription alone, visibly,
+// still naming the route, so that a replay after the owner fixed the
+// subscription finds it; the event's other subscriptions get theirs.
+func TestRouteTargetsAndTheirDeadLetters(t *testing.T) {
+	const cond = `{"field":"data.region","op":"eq","value":"eu"}`
+	routed := testSub("acme", "routed", "order.created")
+	routed.AllowedHosts = []string{"*.hooks.example"}
+	routed.Routes = []record.Route{{Condition: cond, URL: "https://{{data.shop}}.hooks.example/in"}}
+	m := testMatcher(t, routed, testSub("acme", "plain", "order.created"))
+	tests := []struct {
+		name, data, url, values string // values: the route's recorded values as JSON
+		deadLettered            bool
+	}{
+		{"route filled", `{"region":"eu","shop":"acme"}`, "https://acme.hooks.example/in", `{"data.shop":"acme"}`, false},
+		{"route value missing", `{"region":"eu"}`, "", `{}`, true},
+		{"route URL refused", `{"region":"eu","shop":"a.b/c"}`, "", `{"data.shop":"a.b/c"}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: "order.created", OccurredAt: occurred, Data: tc.data}
+			recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
+			got := outcomes(t, m, recs)
+			if got["plain"] != "delivered" {
+				t.Errorf("plain: %s, want delivered", got["plain"])
+			}
+			if dead := strings.HasPrefix(got["routed"], "dead-lettered"); dead != tc.deadLettered {
+				t.Fatalf("routed: %s, dead-lettered %v wanted", got["routed"], tc.deadLettered)
+			}
+			for _, r := range recs {
+				var d record.Delivery
+				if r.Topic == m.Topics.DeliveryLog || m.Codecs.Delivery.Unmarshal(r.Value, &d) != nil || d.SubscriptionID != "routed" {
+					continue
+				}
+				values, _ := json.Marshal(d.Route.Values)
+				if !d.ResolveURL || d.Route == nil || d.Route.Condition != routeurl.ConditionID(cond) || string(values) != tc.values || d.URL != tc.url {
+					t.Errorf("delivery %+v route %+v: want resolve_url, the route's id, values %s and URL %q", d, d.Route, tc.values, tc.url)
+				}
+			}
+		})
+	}
+}
+
+// outcomes sorts the records Process returned by subscription: "delivered"
+// for a Delivery on the deliveries topic, "dead-lettered: <reason>" for a
+// dead letter that has its attempt on the delivery log. It fails on
+// anything else.
+func outcomes(t *testing.T, m *Matcher, recs []*kgo.Record) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	logged := map[string]record.DeliveryAttempt{}
+	for _, r := range recs {
+		switch r.Topic {
+		case m.Topics.Deliveries, m.Topics.DLQ:
+			if len(r.Value) > MaxDeliveryBytes {
+				t.Fatalf("a %d-byte record for %s", len(r.Value), r.Topic)
+			}
+			var d record.Delivery
+			if err := m.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+				t.Fatal(err)
+			}
+			if r.Topic == m.Topics.Deliveries {
+				out[d.SubscriptionID] = "delivered"
+			} else if d.LastError == "" {
+				t.Fatalf("dead letter of %s without a reason", d.SubscriptionID)
+			} else {
+				out[d.SubscriptionID] = "dead-lettered: " + d.LastError
+			}
+		case m.Topics.DeliveryLog:
+			var a record.DeliveryAttempt
+			if err := m.Codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
+				t.Fatal(err)
+			}
+			logged[a.SubscriptionID] = a
+		default:
+			t.Fatalf("record for %s", r.Topic)
+		}
+	}
+	for sub, o := range out {
+		a, ok := logged[sub]
+		dead := strings.HasPrefix(o, "dead-lettered")
+		if dead != ok || (ok && (a.Outcome != record.OutcomeDeadLettered || "dead-lettered: "+a.Error != o || a.Attempt != 0)) {
+			t.Fatalf("%s: %s with delivery-log attempt %+v (logged %v)", sub, o, a, ok)
+		}
+	}
+	return out
 }
 
 func TestProcessRejectsUndecodable(t *testing.T) {
@@ -282,8 +382,9 @@ func TestProcessRejectsUndecodable(t *testing.T) {
 			if r.Topic != m.Topics.IngestRejected || string(r.Key) != "k" || !bytes.Equal(r.Value, tc.value) || r.Context != ctx {
 				t.Errorf("rejected record %+v is not the original for %s", r, m.Topics.IngestRejected)
 			}
-			if len(r.Headers) != 2 || r.Headers[0].Key != HeaderError || len(r.Headers[0].Value) == 0 || r.Headers[1].Key != "traceparent" {
-				t.Errorf("headers %v, want %s with the reason, then the original headers", r.Headers, HeaderError)
+			if len(r.Headers) != 3 || r.Headers[0].Key != wire.HeaderError || len(r.Headers[0].Value) == 0 ||
+				r.Headers[1].Key != wire.HeaderSource || r.Headers[2].Key != "traceparent" {
+				t.Errorf("headers %v, want %s with the reason, %s, then the original headers", r.Headers, wire.HeaderError, wire.HeaderSource)
 			}
 		})
 	}
@@ -434,20 +535,20 @@ func TestShapeDerived(t *testing.T) {
 	}{
 		{name: "computed field, other values as written", payload: "full",
 			derive: []derive{{"data.total_eur", `event.data.total_cents / 100.0`, ""}},
-			want:   `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"\u003cb\u003e","status":"paid","total_cents":1999,"total_eur":19.99}`},
+			want:   `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"<b>","status":"paid","total_cents":1999,"total_eur":19.99}`},
 		{name: "fallback in CEL", payload: "full",
 			derive: []derive{
 				{"data.name", `has(event.data.name) ? event.data.name : "unknown"`, ""},
 				{"data.state", `event.data.?status.orValue("none")`, ""},
 			},
-			want: `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","name":"unknown","note":"\u003cb\u003e","state":"paid","status":"paid","total_cents":1999}`},
+			want: `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","name":"unknown","note":"<b>","state":"paid","status":"paid","total_cents":1999}`},
 		{name: "runtime error: the default", payload: "full",
 			derive:    []derive{{"data.name", `event.data.name`, `{"first":null}`}},
-			want:      `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","name":{"first":null},"note":"\u003cb\u003e","status":"paid","total_cents":1999}`,
+			want:      `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","name":{"first":null},"note":"<b>","status":"paid","total_cents":1999}`,
 			defaulted: 1},
 		{name: "runtime error without default: left out, the event's own value stays", payload: "full",
 			derive:  []derive{{"data.status", `event.data.status + 1.0`, ""}, {"data.x", `event.data.total_cents / 100`, ""}},
-			want:    `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"\u003cb\u003e","status":"paid","total_cents":1999}`,
+			want:    `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"<b>","status":"paid","total_cents":1999}`,
 			omitted: 2},
 		{name: "overwrite, nested set, created parents", payload: "full",
 			derive: []derive{
@@ -455,14 +556,14 @@ func TestShapeDerived(t *testing.T) {
 				{"data.customer.email", `event.data.customer.email.lowerAscii()`, ""},
 				{"data.shipping.address.country", `"DE"`, ""},
 			},
-			want: `{"big":12345678901234567890,"customer":{"email":"ann@example.com"},"id":"ord_1","note":"\u003cb\u003e","shipping":{"address":{"country":"DE"}},"status":"PAID","total_cents":1999}`},
+			want: `{"big":12345678901234567890,"customer":{"email":"ann@example.com"},"id":"ord_1","note":"<b>","shipping":{"address":{"country":"DE"}},"status":"PAID","total_cents":1999}`},
 		{name: "parent not an object: left out", payload: "full",
 			derive:  []derive{{"data.status.code", `1.0`, `2`}},
-			want:    `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"\u003cb\u003e","status":"paid","total_cents":1999}`,
+			want:    `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","note":"<b>","status":"paid","total_cents":1999}`,
 			omitted: 1},
 		{name: "in order: the later one wins", payload: "full",
 			derive: []derive{{"data.n", `1.0`, ""}, {"data.n", `2.0`, ""}},
-			want:   `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","n":2,"note":"\u003cb\u003e","status":"paid","total_cents":1999}`},
+			want:   `{"big":12345678901234567890,"customer":{"email":"Ann@Example.com"},"id":"ord_1","n":2,"note":"<b>","status":"paid","total_cents":1999}`},
 		{name: "changed payload: computed from the whole event", payload: "changed", changed: []string{"status"},
 			derive: []derive{{"data.total_eur", `event.data.total_cents / 100.0`, ""}},
 			want:   `{"id":"ord_1","status":"paid","total_eur":19.99}`},
@@ -608,3 +709,94 @@ func TestProcessBatch(t *testing.T) {
 		t.Errorf("%d rejected and %d deliveries; want the 2 bad records rejected and deliveries for the rest", rejected, deliveries)
 	}
 }
+
+// TestPanicsAreContained: a panic in one subscription's work dead-letters
+// that subscription's delivery with the reason, and the event's other
+// subscriptions get theirs; a panic in an event's own work rejects that
+// event with the reason, and the other events of the batch are matched.
+func TestPanicsAreContained(t *testing.T) {
+	m := testMatcher(t, testSub("acme", "a", "order.*"), testSub("acme", "b", "order.*"), testSub("globex", "g", "order.*"))
+	m.Fault = func(ev *record.Event, e *index.Entry) {
+		switch {
+		case ev.Type == "order.poison" && e == nil:
+			panic("poison event")
+		case ev.Type == "order.bad" && e != nil && e.Sub.ID == "b":
+			panic("poison subscription")
+		}
+	}
+	events := []*record.Event{
+		{ID: "e1", Tenant: "acme", Type: "order.bad", OccurredAt: occurred, Data: `{}`},
+		{ID: "e2", Tenant: "acme", Type: "order.poison", OccurredAt: occurred, Data: `{}`},
+		{ID: "e3", Tenant: "globex", Type: "order.created", OccurredAt: occurred, Data: `{}`},
+	}
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		recs[i] = &kgo.Record{Key: []byte(ev.ID), Value: encodeEvent(t, m.Codecs, ev)}
+	}
+	out := m.ProcessBatch(recs)
+
+	got := outcomes(t, m, out[0])
+	if got["a"] != "delivered" || !strings.Contains(got["b"], "dead-lettered: the matcher panicked building this delivery: poison subscription") {
+		t.Errorf("event with a panicking subscription: %v", got)
+	}
+	if len(out[1]) != 1 || out[1][0].Topic != m.Topics.IngestRejected ||
+		!strings.Contains(string(out[1][0].Headers[0].Value), "the matcher panicked on this event: poison event") {
+		t.Errorf("panicking event: got %d records, want it rejected with the reason", len(out[1]))
+	}
+	if got := outcomes(t, m, out[2]); len(got) != 1 || got["g"] != "delivered" {
+		t.Errorf("another tenant's event after the panics: %v", got)
+	}
+}
+
+// TestLargestEventFits builds the largest delivery an accepted event can
+// yield: a 1 MiB body (the API's limit) of characters JSON encoders like
+// to escape, every envelope field at its longest, the largest metadata
+// ingest accepts, derived fields up to condition.MaxDerivedBytes and a
+// URL of the longest length. It must be delivered, within
+// MaxDeliveryBytes, in every payload mode.
+func TestLargestEventFits(t *testing.T) {
+	long := func(c string, n int) string { return strings.Repeat(c, n) }
+	sub := testSub("acme", "sub_"+long("s", 60), "*")
+	sub.URL = "https://example.com/" + long("u", 2048-len("https://example.com/"))
+	sub.Metadata = map[string]string{}
+	for i := range 16 {
+		sub.Metadata[fmt.Sprintf("k%02d%s", i, long("k", 120))] = long("<", 170) // 6 bytes each as JSON: ~16 KiB
+	}
+	for i := range 20 {
+		sub.Derive = append(sub.Derive, record.Derive{
+			Field:      fmt.Sprintf("data.d%d", i),
+			Expression: `'` + long("x", condition.MaxDerivedBytes/20-16) + `'`,
+		})
+	}
+	changed := *sub
+	changed.ID, changed.Payload = "sub_changed", "changed"
+	m := testMatcher(t, sub, &changed)
+	// What POST /v1/events accepts at most: 1 MiB of body around data.
+	envelope := `{"id":"` + long("i", 128) + `","type":"` + long("t", 128) + `","subject":"` + long("j", 128) +
+		`","source":"` + long("o", 256) + `","changed":["s"],"data":{"s":""}}`
+	data := `{"s":"` + long("<", event1MiB-len(envelope)) + `"}`
+	ev := &record.Event{ID: long("i", 128), Tenant: "acme", Type: long("t", 128), Subject: long("j", 128), Source: long("o", 256),
+		OccurredAt: occurred, Data: data, Changed: []string{"s"}}
+	recs := m.Process(&kgo.Record{Value: encodeEvent(t, m.Codecs, ev)})
+	got := outcomes(t, m, recs)
+	if got[sub.ID] != "delivered" || got[changed.ID] != "delivered" {
+		t.Fatalf("largest event: %.300v", got)
+	}
+	for _, r := range recs {
+		if len(r.Value) > MaxDeliveryBytes {
+			t.Errorf("delivery of %d bytes, more than %d", len(r.Value), MaxDeliveryBytes)
+		}
+		var d record.Delivery
+		if err := m.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if !strings.Contains(d.Payload, fmt.Sprintf(`"d%d":"xxx`, i)) {
+				t.Errorf("%s: derived field d%d missing", d.SubscriptionID, i)
+			}
+		}
+	}
+}
+
+// event1MiB is ingest's body limit (event.MaxBodyBytes, in another module).
+const event1MiB = 1 << 20

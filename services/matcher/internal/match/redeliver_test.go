@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // TestRedeliver: an event of hookline.redeliveries goes to the one
@@ -27,9 +28,9 @@ func TestRedeliver(t *testing.T) {
 		ReceivedAt: occurred, Data: `{"total":42}`, Changed: []string{}}
 	rec := func(sub, redelivery string) *kgo.Record {
 		r := &kgo.Record{Topic: m.Topics.Redeliveries, Key: []byte(ev.Subject), Value: encodeEvent(t, m.Codecs, ev),
-			Headers: []kgo.RecordHeader{{Key: record.HeaderSubscription, Value: []byte(sub)}}}
+			Headers: []kgo.RecordHeader{{Key: wire.HeaderSubscription, Value: []byte(sub)}}}
 		if redelivery != "" {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: record.HeaderRedelivery, Value: []byte(redelivery)})
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: wire.HeaderRedelivery, Value: []byte(redelivery)})
 		}
 		return r
 	}
@@ -60,7 +61,7 @@ func TestRedeliver(t *testing.T) {
 		if len(out[i]) != 1 || out[i][0].Topic != m.Topics.IngestRejected {
 			t.Fatalf("%s: yielded %v, want the record on the rejected topic", why, out[i])
 		}
-		if h := out[i][0].Headers[0]; h.Key != HeaderError || !strings.Contains(string(h.Value), "not enabled") {
+		if h := out[i][0].Headers[0]; h.Key != wire.HeaderError || !strings.Contains(string(h.Value), "not enabled") {
 			t.Errorf("%s: rejected with %s=%s", why, h.Key, h.Value)
 		}
 	}

@@ -21,7 +21,14 @@ import (
 // Subscriptions looks subscriptions up (the subscription view).
 type Subscriptions interface {
 	Get(id string) (*record.Subscription, bool)
+	// Sync returns once the view has read every subscription written
+	// before the call.
+	Sync(ctx context.Context) error
 }
+
+// syncWithin bounds catching the view up before a notification's
+// recipients are decided.
+const syncWithin = 10 * time.Second
 
 // Dispatcher sends the outbox's due notifications.
 type Dispatcher struct {
@@ -230,6 +237,18 @@ func (d *Dispatcher) prepare(ctx context.Context, id string, now time.Time) (*Jo
 		return nil, err
 	}
 	if !j.Admitted {
+		if _, known := d.Subs.Get(j.SubscriptionID); !known {
+			// An endpoint event can name a subscription created moments
+			// ago that this instance's view has not read yet (it follows
+			// the topic on its own): its alert_emails would be missed
+			// for good. Catch the view up before deciding it is gone.
+			sctx, cancel := context.WithTimeout(ctx, syncWithin)
+			if err := d.Subs.Sync(sctx); err != nil {
+				d.Log.Warn().Err(err).Str("notification", j.ID).Str("subscription", j.SubscriptionID).
+					Msg("subscriptions view not caught up; recipients from what it has")
+			}
+			cancel()
+		}
 		rcpts, invalid := d.Defaults.recipients(j.Tenant, d.subscription(j))
 		if invalid > 0 {
 			d.Metrics.Suppressed.WithLabelValues(ReasonInvalidAddr).Add(float64(invalid))

@@ -76,6 +76,40 @@ func queue(t *testing.T, o *Outbox, at time.Time) *Job {
 	return j
 }
 
+// TestRecipientsOfASubscriptionTheViewHasNotReadYet: an endpoint event
+// about a subscription created moments ago can reach notify before its
+// view has read the subscription (on a loaded machine, seconds before);
+// its alert_emails are then read after catching the view up, not dropped
+// as "no recipients". A subscription the view knows costs no catch-up.
+func TestRecipientsOfASubscriptionTheViewHasNotReadYet(t *testing.T) {
+	now := &clock{t: t0}
+	m := &scripted{}
+	d, recorded := testDispatcher(t, m, now)
+	s := d.Subs.(*subs)
+	s.late = map[string]*record.Subscription{"sub_2": subscription("sub_2", "acme", "New", "new-owner@example.com")}
+	j := alertJob(KindFailing, health.EndpointAlert{SubscriptionID: "sub_2", ConsecutiveFailures: 5})
+	j.ID, j.SubscriptionID, j.Alert.Trigger = "ntf_2", "sub_2", "evt_2"
+	if _, err := d.Outbox.EnqueueAlert(context.Background(), j, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.sent) != 1 || m.sent[0].To != "new-owner@example.com" {
+		t.Fatalf("sent %+v, want one email to the new subscription's owner", m.sent)
+	}
+	if len(*recorded) != 1 || s.syncs != 1 {
+		t.Errorf("%d notifications recorded, %d view catch-ups; want 1 and 1", len(*recorded), s.syncs)
+	}
+	queue(t, d.Outbox, t0) // sub_1, known
+	if _, err := d.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.sent) != 2 || s.syncs != 1 {
+		t.Errorf("%d emails, %d view catch-ups; want 2 and still 1", len(m.sent), s.syncs)
+	}
+}
+
 func TestGivesUpAfterTheGiveUpAge(t *testing.T) {
 	now := &clock{t: t0}
 	m := &scripted{errs: []error{&email.Error{Err: errors.New("451 4.3.0 try later")}, &email.Error{Err: errors.New("dial tcp: connection refused")}}}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/health"
@@ -22,10 +21,14 @@ import (
 	"github.com/hookline/hookline/services/notify/internal/email"
 )
 
-// subs is the subscriptions a test's dispatcher sees.
+// subs is the subscriptions a test's dispatcher sees. Those in late are
+// written but not read yet, as by a view behind its topic: Sync reads
+// them.
 type subs struct {
-	mu sync.Mutex
-	m  map[string]*record.Subscription
+	mu    sync.Mutex
+	m     map[string]*record.Subscription
+	late  map[string]*record.Subscription
+	syncs int
 }
 
 func (s *subs) Get(id string) (*record.Subscription, bool) {
@@ -33,6 +36,17 @@ func (s *subs) Get(id string) (*record.Subscription, bool) {
 	defer s.mu.Unlock()
 	sub, ok := s.m[id]
 	return sub, ok
+}
+
+func (s *subs) Sync(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncs++
+	for id, sub := range s.late {
+		s.m[id] = sub
+	}
+	s.late = nil
+	return nil
 }
 
 func (s *subs) put(sub *record.Subscription) {
@@ -153,33 +167,13 @@ func (s *stack) notifications(n int, timeout time.Duration) map[string]record.No
 	deadline := time.Now().Add(timeout)
 	for {
 		out = map[string]record.Notification{}
-		cl, err := kafka.NewClient(s.cfg, testinfra.Logger(), kgo.ConsumeTopics(s.cfg.Topics.Notifications), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), s.cfg.Topics.Notifications)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		total := int64(0)
-		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-		for read := int64(0); read < total; {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			fs := cl.PollFetches(ctx)
-			cancel()
-			fs.EachRecord(func(r *kgo.Record) {
-				read++
-				var nt record.Notification
-				if err := s.codecs.Notification.Unmarshal(r.Value, &nt); err != nil {
-					s.t.Fatalf("notification record: %v", err)
-				}
-				out[nt.ID] = nt
-			})
-			if fs.IsClientClosed() || ctx.Err() != nil {
-				break
+		for _, r := range testinfra.Records(s.t, s.cfg, s.cfg.Topics.Notifications) {
+			var nt record.Notification
+			if err := s.codecs.Notification.Unmarshal(r.Value, &nt); err != nil {
+				s.t.Fatalf("notification record: %v", err)
 			}
+			out[nt.ID] = nt
 		}
-		cl.Close()
 		if len(out) >= n || time.Now().After(deadline) {
 			break
 		}

@@ -15,10 +15,6 @@ import (
 	"github.com/hookline/hookline/pkg/emailaddr"
 )
 
-// KeyPrefix is where notify keeps its state in Redis, beside the sender's
-// hookline:delivered: and hookline:health: keys.
-const KeyPrefix = "hookline:notify:"
-
 // Outbox is the queue of notifications in Redis, shared by every notify
 // instance:
 //
@@ -44,7 +40,7 @@ type Outbox struct {
 	DedupeTTL time.Duration
 }
 
-// NewOutbox returns the outbox under prefix (KeyPrefix).
+// NewOutbox returns the outbox under prefix (wire.Keys.Notify).
 func NewOutbox(rdb redis.UniversalClient, prefix string) *Outbox {
 	return &Outbox{rdb: rdb, prefix: prefix, DedupeTTL: 8 * 24 * time.Hour}
 }

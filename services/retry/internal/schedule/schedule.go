@@ -25,10 +25,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/wire"
 )
-
-// HeaderError carries the reason on a record dead-lettered undecoded.
-const HeaderError = "hookline-error"
 
 // ReleaseFunc produces records and, atomically with them, marks the tier
 // records up to through as consumed (kafka.Transactor.Commit).
@@ -52,7 +50,7 @@ var errStopping = errors.New("partition stopping")
 type Scheduler struct {
 	Release ReleaseFunc
 	Codecs  *record.Codecs
-	Topics  kafka.Topics
+	Topics  wire.Topics
 	Log     zerolog.Logger
 	Now     func() time.Time
 	// Lateness observes how long after its due time each record's release
@@ -146,8 +144,7 @@ func (s *Scheduler) output(r *kgo.Record) (*kgo.Record, time.Time) {
 	}
 	s.Log.Error().Err(err).Str("topic", r.Topic).Int32("partition", r.Partition).Int64("offset", r.Offset).
 		Msg("undecodable retry record dead-lettered")
-	headers := append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(err.Error())}}, r.Headers...)
-	return &kgo.Record{Topic: s.Topics.DLQ, Key: r.Key, Value: r.Value, Headers: headers, Context: r.Context}, time.Time{}
+	return wire.Divert(r, s.Topics.DLQ, err.Error()), time.Time{}
 }
 
 // sleep waits for wait, pausing the partition when the wait is long; false

@@ -26,6 +26,7 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/telemetry"
 )
 
@@ -166,7 +167,9 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h := hreq.Header
 	for k, v := range req.Headers {
-		h.Set(k, v)
+		if !subscription.ReservedHeader(k) { // refused by ingest; skipped if an older ingest let one through
+			h.Set(k, v)
+		}
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", userAgent)

@@ -25,6 +25,7 @@ import (
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
+	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
@@ -135,6 +136,16 @@ func TestRequestHeaders(t *testing.T) {
 			want:    map[string]string{"X-Tenant": "acme", "Content-Type": "application/json", "Webhook-Id": "msg_test"},
 		},
 		{
+			// Stored by an ingest before names were normalized: a WSGI
+			// receiver would read Webhook_Id as a second webhook-id.
+			name: "custom headers spelt with underscores are not sent",
+			req: deliver.Request{Secrets: []signature.Secret{newKey}, Headers: map[string]string{
+				"X_Tenant": "acme", "Webhook_Id": "forged", "X-Hub-Signature_256": "sha256=forged",
+			}},
+			signers: []signature.Secret{newKey},
+			want:    map[string]string{"X_Tenant": "acme", "Webhook_Id": ""},
+		},
+		{
 			name:    "bearer token",
 			req:     deliver.Request{Secrets: []signature.Secret{newKey}, AuthType: "bearer", Password: "tok_123"},
 			signers: []signature.Secret{newKey},
@@ -183,6 +194,11 @@ func TestRequestHeaders(t *testing.T) {
 			for k, want := range tc.want {
 				if h.Get(k) != want {
 					t.Errorf("%s = %q, want %q", k, h.Get(k), want)
+				}
+			}
+			for k, v := range h {
+				if subscription.NormalHeader(k) != strings.ToLower(k) && subscription.ReservedHeader(k) {
+					t.Errorf("reserved header sent under another spelling: %s: %q", k, v)
 				}
 			}
 			if got.ProtoMajor != 2 {

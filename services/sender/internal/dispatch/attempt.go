@@ -69,7 +69,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 	a := attempt{res: res, unsent: req.Refused != ""}
 	if res.Class == deliver.Delivered {
 		a.delivered = true
-		d.succeeded(ep, j.items, req.Body, res, started, out)
+		d.succeeded(ctx, ep, j, req.Body, res, started, out)
 	} else {
 		a.gone = d.failed(ctx, ep, j.items, req.Body, res, started, out)
 	}
@@ -95,11 +95,17 @@ func (d *Dispatcher) call(ctx context.Context, req deliver.Request, now time.Tim
 	return deliver.Send(ctx, d.Client, req, now)
 }
 
-// succeeded writes a delivered job: one attempt per delivery in the log.
-// body is the request's body (before compression).
-func (d *Dispatcher) succeeded(ep *endpoint, items []*item, body []byte, res deliver.Result, started time.Time, out *outbox) {
-	d.observe(ep, items, res)
-	d.record(ep, items, body, res, started, out)
+// succeeded writes a delivered job: one attempt per delivery in the log;
+// a job started while its lane was failing also ends the endpoint's
+// streak, before the lane starts another, so that no later failure is
+// counted into the streak it ends. body is the request's body (before
+// compression).
+func (d *Dispatcher) succeeded(ctx context.Context, ep *endpoint, j *job, body []byte, res deliver.Result, started time.Time, out *outbox) {
+	d.observe(ep, j.items, res)
+	d.record(ep, j.items, body, res, started, out)
+	if j.mayRecover {
+		d.recovered(ctx, ep, started, out)
+	}
 }
 
 // failed writes a failed job: each delivery to a retry tier while its

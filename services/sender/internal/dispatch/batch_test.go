@@ -16,6 +16,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -338,22 +340,25 @@ func TestBatchTakesOneRateLimitSlot(t *testing.T) {
 	}
 }
 
-// lastState is the latest record of a subscription on the topic.
+// lastState is a subscription as a view reading both of its topics
+// from the start sees it: its owner's latest record with Hookline's
+// status applied, what every service (restarted or not) agrees on.
 func lastState(t *testing.T, e *env, id string) record.Subscription {
 	t.Helper()
-	var last record.Subscription
-	found := false
-	for _, r := range e.read(e.kafka.Topics.Subscriptions) {
-		if string(r.Key) != id {
-			continue
-		}
-		if err := e.codecs.Subscription.Unmarshal(r.Value, &last); err != nil {
-			t.Fatal(err)
-		}
-		found = true
+	v := subscription.NewView(e.kafka.Topics, e.codecs, testinfra.Logger())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx, e.kafka) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := v.WaitReady(wctx); err != nil {
+		t.Fatal(err)
 	}
-	if !found {
-		t.Fatalf("no record of subscription %s", id)
+	sub, ok := v.Get(id)
+	if !ok {
+		t.Fatalf("no subscription %s", id)
 	}
-	return last
+	return *sub
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
@@ -71,6 +72,61 @@ func TestDisableKeepsTheOwnersChanges(t *testing.T) {
 				t.Errorf("disabled for %q, want the 410", got.DisabledReason)
 			}
 		})
+	}
+}
+
+// TestOwnerChangeBetweenReadAndWriteWins: the owner's PATCH lands after
+// the sender read the subscription to disable it and before its write.
+// The sender writes only hookline.endpoint-status, for the version it
+// read, so the owner's change is kept whole and wins: the subscription
+// stays enabled with the owner's description. (When the sender wrote the
+// subscription record itself, its copy, read before the PATCH, replaced
+// the owner's change.)
+func TestOwnerChangeBetweenReadAndWriteWins(t *testing.T) {
+	e := newEnv(t)
+	rcv := testreceiver.New(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) })
+	sub, _ := e.subscribe(rcv.URL, []time.Duration{0}, func(s *record.Subscription) { s.Description = "as created" })
+	// Keep the subscription's version and the failure in different
+	// milliseconds (updated_at is kept in milliseconds).
+	time.Sleep(5 * time.Millisecond)
+	s := e.sender(rcv)
+	var raced []string
+	dispatch.SetBeforeDisable(s, func(id string) {
+		changed := *sub
+		changed.Description, changed.UpdatedAt = "changed by its owner", time.Now().UTC().Truncate(time.Millisecond)
+		if err := writeSubscription(e, &changed); err != nil {
+			t.Error(err)
+		}
+		raced = append(raced, id)
+	})
+	e.publish(e.delivery(sub, `{"n":0}`))
+	e.run(s, "sender").waitHandled(t, 1, 30*time.Second)
+
+	if len(raced) != 1 {
+		t.Fatalf("the sender read the subscription to disable it %d times, want once", len(raced))
+	}
+	var statuses []record.EndpointStatus
+	for _, r := range e.read(e.kafka.Topics.EndpointStatus) {
+		var st record.EndpointStatus
+		if err := e.codecs.Status.Unmarshal(r.Value, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.SubscriptionID == sub.ID {
+			statuses = append(statuses, st)
+		}
+	}
+	if len(statuses) != 1 || !statuses[0].SubscriptionUpdatedAt.Equal(sub.UpdatedAt) || !strings.Contains(statuses[0].DisabledReason, "410") {
+		t.Errorf("statuses %+v, want one disabling the version the sender read (updated_at %v) for the 410", statuses, sub.UpdatedAt)
+	}
+	for _, r := range e.read(e.kafka.Topics.Subscriptions) {
+		var rec record.Subscription
+		if string(r.Key) == sub.ID && e.codecs.Subscription.Unmarshal(r.Value, &rec) == nil && !rec.Enabled {
+			t.Errorf("a disabled subscription record was written (offset %d): the sender must not write the owner's topic", r.Offset)
+		}
+	}
+	got := lastState(t, e, sub.ID)
+	if !got.Enabled || got.Description != "changed by its owner" {
+		t.Errorf("latest state: enabled %v, description %q; want the owner's change, enabled", got.Enabled, got.Description)
 	}
 }
 

@@ -33,17 +33,9 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
-
-// HeaderError carries the reason on a record the sender dead-letters
-// without being able to decode it.
-const HeaderError = "hookline-error"
-
-// HeaderParked marks a delivery parked by a lane: its value is how many
-// times it was parked. A lane tells a parked delivery coming back from a
-// fresh one by it (ordered subscriptions keep FIFO through it).
-const HeaderParked = "hookline-parked"
 
 // Defaults of the Dispatcher's settings, each used when its field is zero.
 const (
@@ -82,10 +74,6 @@ const (
 	// deliveries are dead-lettered: the matcher may see a new subscription
 	// a moment before this sender's view does.
 	viewLag = 3 * time.Second
-	// defaultTimeout applies when a subscription sets none.
-	defaultTimeout = 15 * time.Second
-	// defaultMaxAttempts applies when a subscription sets none.
-	defaultMaxAttempts = 8
 )
 
 // Dispatcher holds the handler's dependencies and settings. Set its fields,
@@ -96,7 +84,7 @@ type Dispatcher struct {
 	Certs     *deliver.Clients // one client per subscription certificate (mutual TLS); nil: such subscriptions are dead-lettered
 	View      *subscription.View
 	Codecs    *record.Codecs
-	Topics    kafka.Topics
+	Topics    wire.Topics
 	Schedule  backoff.Schedule
 	Producer  *kgo.Client
 	Delivered *idempotency.Store
@@ -129,6 +117,10 @@ type Dispatcher struct {
 	// endpoint's rate limit; the requests whose slots lie beyond it are
 	// parked until then, without counting an attempt.
 	RateLimitWait time.Duration
+
+	// beforeDisable, for tests only, runs between disable's read of the
+	// subscription and its write: where an owner's change can land.
+	beforeDisable func(id string)
 
 	once  sync.Once
 	slots *pool

@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
@@ -176,7 +177,7 @@ func TestOutcomes(t *testing.T) {
 	log, dead, reqs := e.attempts(), e.deliveries(e.kafka.Topics.DLQ), byID(rcv.Requests())
 	tiers := map[string]map[string][]record.Delivery{}
 	for _, tier := range e.schedule.Tiers() {
-		tiers[kafka.TierName(tier)] = e.deliveries(e.kafka.Topics.Retry(tier))
+		tiers[wire.TierName(tier)] = e.deliveries(e.kafka.Topics.Retry(tier))
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,18 +259,22 @@ func TestGoneDisablesSubscription(t *testing.T) {
 	if as := e.attempts(); len(as[first.ID]) != 1 || as[first.ID][0].StatusCode != 410 || len(as[second.ID]) != 0 {
 		t.Errorf("log: %d attempts for the 410, %d for the unsent one", len(as[first.ID]), len(as[second.ID]))
 	}
-	var disabled []record.Subscription
-	for _, r := range e.read(e.kafka.Topics.Subscriptions) {
-		var s record.Subscription
-		if err := e.codecs.Subscription.Unmarshal(r.Value, &s); err != nil {
+	var statuses []record.EndpointStatus
+	for _, r := range e.read(e.kafka.Topics.EndpointStatus) {
+		var st record.EndpointStatus
+		if err := e.codecs.Status.Unmarshal(r.Value, &st); err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Key) == sub.ID && !s.Enabled {
-			disabled = append(disabled, s)
+		if string(r.Key) == sub.ID {
+			statuses = append(statuses, st)
 		}
 	}
-	if len(disabled) != 1 || !strings.Contains(disabled[0].DisabledReason, "410") || disabled[0].URL != sub.URL || len(disabled[0].Secrets) != 1 {
-		t.Fatalf("want one disabled copy of the subscription giving 410 as the reason, got %+v", disabled)
+	if len(statuses) != 1 || !strings.Contains(statuses[0].DisabledReason, "410") || !statuses[0].SubscriptionUpdatedAt.Equal(sub.UpdatedAt) {
+		t.Fatalf("want one status disabling the subscription as it was, giving 410 as the reason, got %+v", statuses)
+	}
+	got := lastState(t, e, sub.ID)
+	if got.Enabled || !strings.Contains(got.DisabledReason, "410") || got.URL != sub.URL || len(got.Secrets) != 1 {
+		t.Fatalf("the subscription as every reader sees it: %+v, want it disabled for the 410, its settings kept", got)
 	}
 }
 
@@ -663,8 +668,8 @@ func TestUndeliverable(t *testing.T) {
 		if len(undecodable) != 1 || string(undecodable[0].Value) != "not avro" {
 			t.Fatalf("%d undecodable dead letters, want the record as it was", len(undecodable))
 		}
-		if h := undecodable[0].Headers; len(h) == 0 || h[0].Key != dispatch.HeaderError || len(h[0].Value) == 0 {
-			t.Errorf("headers %v, want the reason in %s", h, dispatch.HeaderError)
+		if h := undecodable[0].Headers; len(h) == 0 || h[0].Key != wire.HeaderError || len(h[0].Value) == 0 {
+			t.Errorf("headers %v, want the reason in %s", h, wire.HeaderError)
 		}
 	})
 	if _, ok := byDelivery[good.ID]; ok {

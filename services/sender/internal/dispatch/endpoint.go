@@ -57,10 +57,7 @@ func (d *Dispatcher) open(sub *record.Subscription) *endpoint {
 // and says what it could not open.
 func (d *Dispatcher) unseal(ep *endpoint) string {
 	sub := ep.sub
-	ep.timeout = time.Duration(sub.TimeoutMS) * time.Millisecond
-	if ep.timeout <= 0 {
-		ep.timeout = defaultTimeout
-	}
+	ep.timeout = subscription.Timeout(sub)
 	now := d.now()
 	active := slices.DeleteFunc(slices.Clone(sub.Secrets), func(sec record.Secret) bool {
 		return sec.ExpiresAt != nil && !sec.ExpiresAt.After(now)

@@ -68,12 +68,12 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.producer.Close)
-	e.view = subscription.NewView(e.codecs, testinfra.Logger())
+	e.view = subscription.NewView(e.kafka.Topics, e.codecs, testinfra.Logger())
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		if err := e.view.Run(ctx, e.kafka, e.kafka.Topics.Subscriptions); err != nil {
+		if err := e.view.Run(ctx, e.kafka); err != nil {
 			t.Errorf("subscriptions view: %v", err)
 		}
 	}()
@@ -114,7 +114,7 @@ func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) 
 		Schedule:    e.schedule,
 		Producer:    e.producer,
 		Delivered:   idempotency.New(rdb, e.keys+"delivered:", time.Hour),
-		Limiter:     ratelimit.New(rdb),
+		Limiter:     ratelimit.New(rdb, e.keys+"rate:"),
 		Tails:       dispatch.NewTails(rdb, e.keys+"parked:", time.Hour),
 		Box:         e.box,
 		Guard:       testreceiver.Guard(e.t),
@@ -319,42 +319,7 @@ func waitCommitted(t testing.TB, e *env, group string) {
 // read returns every record written to topic so far.
 func (e *env) read(topic string) []*kgo.Record {
 	e.t.Helper()
-	ctx := e.ctx()
-	ends, err := kadm.NewClient(e.producer).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		e.t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil
-	}
-	cl, err := kafka.NewClient(e.kafka, testinfra.Logger(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []*kgo.Record
-	for len(want) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			e.t.Fatalf("reading %s: %v", topic, ctx.Err())
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			out = append(out, r)
-			if r.Offset+1 >= want[r.Partition] {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	return out
+	return testinfra.Records(e.t, e.kafka, topic)
 }
 
 // deliveries decodes the deliveries written to topic, by delivery id.

@@ -13,7 +13,7 @@ import (
 type item struct {
 	rec   *kgo.Record
 	d     record.Delivery
-	parks int // times it was parked before (HeaderParked)
+	parks int // times it was parked before (wire.HeaderParked)
 }
 
 // job is one request to make: one delivery, or a batch of one
@@ -23,6 +23,9 @@ type job struct {
 	slotted bool      // its rate-limit slot is known (or it has no limit)
 	slot    time.Time // not before; zero for at once
 	waited  bool      // it had to wait for its slot (counted once)
+	// mayRecover: it started while its lane was failing, so its success
+	// ends the endpoint's streak in Redis (and may report a recovery).
+	mayRecover bool
 }
 
 // lane is one endpoint's (subscription's) share of a partition: what it
@@ -53,9 +56,13 @@ type lane struct {
 	tailTier   time.Duration
 	tailLoaded bool      // Tails consulted for a tail a previous owner left
 	timer      time.Time // when the loop looks at it next for a slot or a window; zero for never
-	failing    bool      // failed since its last success: the next success ends the streak in Redis
-	idleSince  time.Time // when it last held nothing
-	stats      *laneStats
+	// failing: failed since its last success, so the jobs it starts may end
+	// a streak in Redis (job.mayRecover). A new lane starts failing: a
+	// streak may have been counted by the partition's previous owner or by
+	// an idle lane since dropped, and its recovery must not go unreported.
+	failing   bool
+	idleSince time.Time // when it last held nothing
+	stats     *laneStats
 }
 
 // laneStats are a lane's figures for the metrics, read at scrape time.

@@ -18,6 +18,7 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
 	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
@@ -95,7 +96,7 @@ func (e *env) parked() ([]record.Delivery, []*kgo.Record) {
 	var recs []*kgo.Record
 	for _, tier := range e.schedule.Tiers() {
 		for _, r := range e.read(e.kafka.Topics.Retry(tier)) {
-			if !slices.ContainsFunc(r.Headers, func(h kgo.RecordHeader) bool { return h.Key == dispatch.HeaderParked }) {
+			if !slices.ContainsFunc(r.Headers, func(h kgo.RecordHeader) bool { return h.Key == wire.HeaderParked }) {
 				continue
 			}
 			var d record.Delivery
@@ -291,8 +292,8 @@ func TestBacklogParkedAndBackOnce(t *testing.T) {
 		if p.Attempt != 1 || p.DueAt == nil || p.LastStatus != 0 {
 			t.Errorf("parked %s: attempt %d (want 1), due %v, last status %d", p.ID, p.Attempt, p.DueAt, p.LastStatus)
 		}
-		if h := parkedRecs[i].Headers; h[len(h)-1].Key != dispatch.HeaderParked || string(h[len(h)-1].Value) != "1" {
-			t.Errorf("parked %s carries headers %v, want %s: 1", p.ID, h, dispatch.HeaderParked)
+		if h := parkedRecs[i].Headers; h[len(h)-1].Key != wire.HeaderParked || string(h[len(h)-1].Value) != "1" {
+			t.Errorf("parked %s carries headers %v, want %s: 1", p.ID, h, wire.HeaderParked)
 		}
 	}
 	if log := e.attempts(); len(log) != 0 {

@@ -14,7 +14,8 @@ type Metrics struct {
 	Duration    *prometheus.HistogramVec
 	InFlight    prometheus.Gauge
 	RateLimited prometheus.Counter
-	// EndpointAlerts counts endpoint health events emitted, by type.
+	// EndpointAlerts counts the endpoint health events emitted
+	// (hookline.endpoint.*, hookline.delivery.exhausted), by type.
 	EndpointAlerts *prometheus.CounterVec
 	// BatchSize observes the deliveries in each batch request.
 	BatchSize   prometheus.Histogram
@@ -60,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer, topEndpoints int) *Metrics {
 		}, []string{"class"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookline_sender_in_flight", Help: "Requests in flight."}),
 		EndpointAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookline_sender_endpoint_alerts_total", Help: "Endpoint health events emitted (hookline.endpoint.failing, .critical, .disabled).",
+			Name: "hookline_sender_endpoint_alerts_total", Help: "Endpoint health events emitted (hookline.endpoint.failing, .critical, .disabled, .recovered, hookline.delivery.exhausted).",
 		}, []string{"type"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hookline_sender_batch_deliveries", Help: "Deliveries per batch request, for subscriptions that batch.",

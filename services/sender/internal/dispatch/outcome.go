@@ -8,18 +8,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // record writes the outcome of a request for each delivery in it: one
 // attempt each in the delivery log, all with the request's status,
 // headers and answer, and each delivery moved on by itself: nowhere when
-// delivered, to a retry tier while its attempts remain, else to the DLQ.
+// delivered, to a retry tier while its attempts remain, else to the DLQ,
+// given up (hookline.delivery.exhausted).
 //
 // The body sent is a delivery's payload, which the delivery history has
 // from hookline.deliveries, so a single delivery's attempt does not carry
@@ -65,10 +67,7 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 		a.RequestBytes = int64(len(dl.Payload))
 	}
 	dl.Attempt, dl.LastStatus, dl.LastError = n, int32(res.Status), res.Err
-	maxAttempts := ep.sub.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = defaultMaxAttempts
-	}
+	maxAttempts := subscription.MaxAttempts(ep.sub)
 	switch {
 	case res.Class == deliver.Delivered:
 		a.Outcome = record.OutcomeDelivered
@@ -90,6 +89,7 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 		a.Outcome = record.OutcomeDeadLettered
 		dl.DueAt = nil
 		d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
+		d.exhausted(it, &dl, res, out)
 	}
 	d.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
 	return a
@@ -105,7 +105,9 @@ func (d *Dispatcher) logAttempt(it *item, a *record.DeliveryAttempt, out *outbox
 	out.produce(&kgo.Record{Topic: d.Topics.DeliveryLog, Key: []byte(a.DeliveryID), Value: value, Context: it.rec.Context})
 }
 
-// deadLetter writes a delivery to the DLQ with reason, unsent.
+// deadLetter writes a delivery to the DLQ with reason, unsent. It raises
+// no hookline.delivery.exhausted: no last attempt was made, and why is
+// told otherwise (hookline.endpoint.disabled, the owner's own change).
 func (d *Dispatcher) deadLetter(it *item, reason string, out *outbox) {
 	dl := it.d
 	dl.LastError, dl.DueAt = reason, nil
@@ -113,12 +115,11 @@ func (d *Dispatcher) deadLetter(it *item, reason string, out *outbox) {
 	d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
 }
 
-// deadLetterRecord writes a record that cannot be decoded to the DLQ as
-// it was, with reason in HeaderError.
+// deadLetterRecord diverts a record that cannot be decoded to the DLQ as
+// it was, with reason (wire.Divert).
 func (d *Dispatcher) deadLetterRecord(r *kgo.Record, reason string, out *outbox) {
 	d.Log.Error().Str("reason", reason).Int32("partition", r.Partition).Int64("offset", r.Offset).Msg("undecodable delivery dead-lettered")
-	out.produce(&kgo.Record{Topic: d.Topics.DLQ, Key: r.Key, Value: r.Value, Context: r.Context,
-		Headers: append([]kgo.RecordHeader{{Key: HeaderError, Value: []byte(reason)}}, r.Headers...)})
+	out.produce(wire.Divert(r, d.Topics.DLQ, reason))
 }
 
 // disableTimeout bounds how long disabling waits for the subscriptions
@@ -126,19 +127,22 @@ func (d *Dispatcher) deadLetterRecord(r *kgo.Record, reason string, out *outbox)
 const disableTimeout = 5 * time.Second
 
 // disable turns a subscription off after a failure at since, and reports
-// whether it did. It writes the current state of the subscription, read
-// from the view once the view has caught up with the topic, with only
-// enabled, the reason and updated_at changed: a change the owner made
-// meanwhile is kept, not overwritten by the copy this batch started with.
-// If the owner changed the subscription after since (re-enabled it, moved
-// its URL), their change wins and nothing is written; so it is when the
-// view cannot catch up, rather than writing from a stale copy.
+// whether it did. The sender never writes the subscription record, whose
+// writer is its owner (the API): it writes Hookline's decision to
+// hookline.endpoint-status, for the subscription as it stands once the
+// view has caught up with both topics, and every reader applies it to
+// that version of the record only (pkg/subscription). So a change the
+// owner makes after this read, even one landing before this write, wins:
+// the status then names a version that is no longer current. If the owner
+// changed the subscription after since (re-enabled it, moved its URL),
+// their change wins too and nothing is written; so it is when the view
+// cannot catch up, rather than deciding on a stale copy.
 func (d *Dispatcher) disable(ctx context.Context, id string, since time.Time, reason string, out *outbox) bool {
 	// Not cut short by a revoke: the failure has happened and is written.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), disableTimeout)
 	defer cancel()
 	log := d.Log.With().Str("subscription", id).Str("reason", reason).Logger()
-	if err := d.catchUp(ctx); err != nil {
+	if err := d.View.Sync(ctx); err != nil {
 		log.Warn().Err(err).Msg("subscription not disabled: its current state is unknown")
 		return false
 	}
@@ -152,34 +156,19 @@ func (d *Dispatcher) disable(ctx context.Context, id string, since time.Time, re
 		log.Info().Time("updated_at", cur.UpdatedAt).Msg("subscription not disabled: changed since the failure")
 		return false
 	}
-	next := *cur
-	next.Enabled, next.DisabledReason, next.UpdatedAt = false, reason, d.now()
-	value, err := d.Codecs.Subscription.Marshal(&next)
+	if d.beforeDisable != nil {
+		d.beforeDisable(id)
+	}
+	st := record.EndpointStatus{SubscriptionID: id, Tenant: cur.Tenant, DisabledReason: reason,
+		DisabledAt: d.now(), SubscriptionUpdatedAt: cur.UpdatedAt}
+	value, err := d.Codecs.Status.Marshal(&st)
 	if err != nil {
 		out.fail(err)
 		return false
 	}
 	log.Warn().Msg("subscription disabled")
-	out.produce(&kgo.Record{Topic: d.Topics.Subscriptions, Key: []byte(id), Value: value})
+	out.produce(&kgo.Record{Topic: d.Topics.EndpointStatus, Key: []byte(id), Value: value})
 	return true
-}
-
-// catchUp waits until the view has read everything written to the
-// subscriptions topic so far.
-func (d *Dispatcher) catchUp(ctx context.Context) error {
-	ends, err := kadm.NewClient(d.Producer).ListEndOffsets(ctx, d.Topics.Subscriptions)
-	if err == nil {
-		err = ends.Error()
-	}
-	ends.Each(func(o kadm.ListedOffset) {
-		if err == nil && o.Offset > 0 {
-			err = d.View.WaitFor(ctx, o.Partition, o.Offset-1)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("subscriptions view catching up: %w", err)
-	}
-	return nil
 }
 
 // emit writes a delivery to topic, keyed by its endpoint, with headers;

@@ -15,6 +15,7 @@ import (
 	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 const (
@@ -79,7 +80,6 @@ type partition struct {
 	redisWait time.Duration
 	marks     []string      // delivered ids to mark
 	markRecs  []*kgo.Record // finished once marked
-	healthy   []string      // subscriptions whose failure streak a success ended
 	marking   bool
 	// lastInOrder is closed once the last tail save or clear has run.
 	lastInOrder <-chan struct{}
@@ -588,6 +588,7 @@ func (pt *partition) reserve() {
 // start makes a job's request in a goroutine of its own.
 func (pt *partition) start(l *lane, j *job, now time.Time) {
 	l.flying[j] = now
+	j.mayRecover = l.failing
 	pt.running++
 	ep, stopping := l.ep, pt.p.Stopping()
 	go func() {
@@ -629,10 +630,7 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		pt.finish(j.items)
 		return
 	}
-	if l.failing {
-		l.failing = false
-		pt.healthy = append(pt.healthy, l.id)
-	}
+	l.failing = false
 	for _, it := range j.items {
 		pt.marks = append(pt.marks, it.d.ID)
 		pt.unmarked[it.d.ID]++
@@ -657,17 +655,16 @@ func (pt *partition) finish(items []*item) {
 	pt.p.Finish(recs...)
 }
 
-// flushMarks remembers in Redis, in one call, what the endpoints took, and
-// ends the failure streaks that successes ended; then those records are
-// finished. If Redis fails, everything was still sent and logged; only the
-// guard against sending it again on a redelivery is missing, so count it,
-// say so and go on.
+// flushMarks remembers in Redis, in one call, what the endpoints took;
+// then those records are finished. If Redis fails, everything was still
+// sent and logged; only the guard against sending it again on a
+// redelivery is missing, so count it, say so and go on.
 func (pt *partition) flushMarks() {
-	if pt.marking || (len(pt.marks) == 0 && len(pt.healthy) == 0) {
+	if pt.marking || len(pt.marks) == 0 {
 		return
 	}
-	ids, recs, healthy := pt.marks, pt.markRecs, pt.healthy
-	pt.marks, pt.markRecs, pt.healthy = nil, nil, nil
+	ids, recs := pt.marks, pt.markRecs
+	pt.marks, pt.markRecs = nil, nil
 	pt.marking = true
 	pt.running++
 	ctx := context.WithoutCancel(pt.ctx) // what was sent must be marked even when the handler stops
@@ -676,7 +673,6 @@ func (pt *partition) flushMarks() {
 			pt.d.Metrics.RedisErrors.Inc()
 			pt.log.Warn().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered")
 		}
-		pt.d.endStreaks(ctx, healthy)
 		pt.events <- func() {
 			pt.running--
 			pt.marking = false
@@ -814,7 +810,7 @@ func (pt *partition) park(l *lane, items []*item, reason string, due time.Time) 
 		for _, it := range items {
 			d := it.d
 			d.DueAt = &due
-			pt.d.emit(it.rec.Context, out, topic, &d, kgo.RecordHeader{Key: HeaderParked, Value: []byte(strconv.Itoa(it.parks + 1))})
+			pt.d.emit(it.rec.Context, out, topic, &d, kgo.RecordHeader{Key: wire.HeaderParked, Value: []byte(strconv.Itoa(it.parks + 1))})
 		}
 	}, save)
 	l.updateStats()
@@ -996,7 +992,7 @@ func (d *Dispatcher) decode(recs []*kgo.Record) (items []*item, poison []*kgo.Re
 			continue
 		}
 		for _, h := range r.Headers {
-			if h.Key == HeaderParked {
+			if h.Key == wire.HeaderParked {
 				it.parks, _ = strconv.Atoi(string(h.Value))
 			}
 		}

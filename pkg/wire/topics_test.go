@@ -1,4 +1,4 @@
-package kafka
+package wire
 
 import (
 	"strconv"
@@ -40,8 +40,8 @@ func TestRetryTopicName(t *testing.T) {
 
 func TestSpecs(t *testing.T) {
 	topics := NewTopics("x.")
-	specs := topics.Specs([]time.Duration{5 * time.Second, 24 * time.Hour, 30 * day})
-	byName := map[string]TopicSpec{}
+	specs := topics.All([]time.Duration{5 * time.Second, 24 * time.Hour, 30 * day})
+	byName := map[string]Topic{}
 	for _, s := range specs {
 		if !strings.HasPrefix(s.Name, "x.") {
 			t.Errorf("topic %q lacks the prefix", s.Name)
@@ -58,6 +58,7 @@ func TestSpecs(t *testing.T) {
 		configs map[string]string // wanted configs; "" means must be absent
 	}{
 		{"subscriptions are compacted and never expire", topics.Subscriptions, map[string]string{"cleanup.policy": "compact", "retention.ms": ""}},
+		{"endpoint status is compacted and never expires", topics.EndpointStatus, map[string]string{"cleanup.policy": "compact", "retention.ms": ""}},
 		{"event types are compacted and never expire", topics.EventTypes, map[string]string{"cleanup.policy": "compact", "retention.ms": ""}},
 		{"delivery log keeps 30 days", topics.DeliveryLog, map[string]string{"retention.ms": ms(30 * day), "cleanup.policy": ""}},
 		{"notifications keep 30 days", topics.Notifications, map[string]string{"retention.ms": ms(30 * day), "cleanup.policy": ""}},
@@ -80,8 +81,12 @@ func TestSpecs(t *testing.T) {
 			if !ok {
 				t.Fatalf("no spec for %s", tc.topic)
 			}
+			configs := spec.Configs()
+			if got := configs[MaxMessageBytes]; got == nil || *got != strconv.Itoa(MaxRecordBytes) {
+				t.Errorf("%s: %s = %v, want %d", tc.topic, MaxMessageBytes, got, MaxRecordBytes)
+			}
 			for key, want := range tc.configs {
-				got, set := spec.Configs[key]
+				got, set := configs[key]
 				switch {
 				case want == "" && set:
 					t.Errorf("%s: %s = %q, want unset", tc.topic, key, *got)
@@ -92,5 +97,73 @@ func TestSpecs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	got := NewTopics("p.").Subjects([]time.Duration{5 * time.Second, 2 * time.Minute})
+	want := map[string]string{
+		"p.events-value":          "dev.hookline.Event",
+		"p.subscriptions-value":   "dev.hookline.Subscription",
+		"p.endpoint-status-value": "dev.hookline.EndpointStatus",
+		"p.deliveries-value":      "dev.hookline.Delivery",
+		"p.retry.5s-value":        "dev.hookline.Delivery",
+		"p.retry.2m-value":        "dev.hookline.Delivery",
+		"p.dlq-value":             "dev.hookline.Delivery",
+		"p.delivery-log-value":    "dev.hookline.DeliveryAttempt",
+		"p.event-types-value":     "dev.hookline.EventType",
+		"p.notifications-value":   "dev.hookline.Notification",
+		"p.redeliveries-value":    "dev.hookline.Event",
+	}
+	if len(got) != len(want) {
+		t.Errorf("Subjects = %v, want %v", got, want)
+	}
+	for s, name := range want {
+		if got[s] != name {
+			t.Errorf("subject %s holds %q, want %s", s, got[s], name)
+		}
+	}
+}
+
+// TestNamesFromThePrefix: topics, consumer groups, transactional ids and
+// Redis keys all follow the one prefix, and the default prefix gives the
+// names Hookline always used.
+func TestNamesFromThePrefix(t *testing.T) {
+	tests := []struct {
+		name, prefix                    string
+		events, group, txn, keys, crash string
+	}{
+		{"default", DefaultPrefix, "hookline.events", "hookline-sender", "hookline-matcher-pod-0", "hookline:", "hookline:crash:"},
+		{"another installation", "acme.", "acme.events", "acme-sender", "acme-matcher-pod-0", "acme:", "acme:crash:"},
+		{"a dashed prefix", "test-42-", "test-42-events", "test-42-sender", "test-42-matcher-pod-0", "test-42:", "test-42:crash:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := NewTopics(tc.prefix)
+			got := []string{tp.Events, tp.Group("sender"), tp.TransactionalID("matcher", "pod-0"), tp.Keys().Namespace(), tp.Keys().Crash()}
+			want := []string{tc.events, tc.group, tc.txn, tc.keys, tc.crash}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Errorf("got %q, want %q", got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestKeysDoNotOverlap: no kind of key is a prefix of another, so a scan
+// of one kind never picks up another's keys.
+func TestKeysDoNotOverlap(t *testing.T) {
+	k := NewTopics(DefaultPrefix).Keys()
+	kinds := []string{k.EventIDs(), k.Delivered(), k.Parked(), k.Rate(), k.Health(), k.Notify(), k.Crash(), k.EventRedeliveries()}
+	for i, a := range kinds {
+		if !strings.HasPrefix(a, k.Namespace()) {
+			t.Errorf("%q is outside the namespace %q", a, k.Namespace())
+		}
+		for j, b := range kinds {
+			if i != j && strings.HasPrefix(b, a) {
+				t.Errorf("%q is a prefix of %q", a, b)
+			}
+		}
 	}
 }
