@@ -1,7 +1,6 @@
 # Hookline's interface for people and CI: `make help` lists the targets.
 SHELL := /bin/bash
 GO    ?= go
-SERVICES := ingest matcher sender retry notify
 # Every module of the workspace, as package patterns.
 MODULES = $(shell $(GO) list -f '{{.Dir}}/...' -m)
 
@@ -12,10 +11,12 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build the services, hookctl and devstack into bin/
-	@mkdir -p bin
-	@for s in $(SERVICES); do (cd services/$$s && $(GO) build -o ../../bin/$$s .) || exit 1; done
-	@cd cmd && $(GO) build -o ../bin/ ./...
+build: ## build every binary (the services, hookctl, devstack, hookstack, hookload) into bin/
+	@$(GO) run ./cmd/hookstack build -o bin
+
+.PHONY: settings-table
+settings-table: build ## rewrite README.md's settings table from every binary's -h
+	@bin/hookstack settings -bin bin -readme README.md
 
 .PHONY: run
 run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BROKERS / REDIS_ADDR are set
@@ -104,5 +105,5 @@ test-faults: ## fault suite on private Kafka and Redis: kill services, Redis and
 	@loadtest/bench.sh -faults -size full $(BENCH_FLAGS)
 
 .PHONY: test-deploy
-test-deploy: ## only the deploy/ checks (kustomize render, dashboards and alerts, Avro decode and signatures by non-Go tools, OpenAPI fuzzing)
-	@for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do deploy/tests/$$t || exit 1; done
+test-deploy: ## only the deploy/ checks (kustomize render, deployments vs the services' settings, dashboards and alerts, Avro decode and signatures by non-Go tools, OpenAPI fuzzing)
+	@for t in kustomize_test.sh settings_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do deploy/tests/$$t || exit 1; done

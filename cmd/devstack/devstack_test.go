@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/stack"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
@@ -36,11 +38,9 @@ func TestMakeRunStory(t *testing.T) {
 	}
 	bin := t.TempDir()
 	root, _ := filepath.Abs("../..")
-	for _, s := range services {
-		build(t, filepath.Join(root, "services", s), filepath.Join(bin, s), ".")
+	if err := stack.Build(context.Background(), root, bin, append(stack.ServiceNames(), "devstack", "hookctl")...); err != nil {
+		t.Fatal(err)
 	}
-	build(t, ".", filepath.Join(bin, "devstack"), ".")
-	build(t, "../hookctl", filepath.Join(bin, "hookctl"), ".")
 	// The data dir is .hookline of a directory hookctl then runs in, as
 	// `make run` and hookctl do from the repository.
 	repo := t.TempDir()
@@ -51,7 +51,7 @@ func TestMakeRunStory(t *testing.T) {
 		"HOOKLINE_DEMO_RECEIVER_ADDR=" + recv,
 		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
 		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + testinfra.FreeAddr(t),
-		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, len(services))),
+		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, len(stack.Services))),
 		// The catcher, whatever is installed: its output is what is checked.
 		"HOOKLINE_DEMO_MAIL=catcher", "HOOKLINE_DEMO_SMTP_ADDR=" + testinfra.FreeAddr(t),
 	}
@@ -210,15 +210,6 @@ func alertDemo(t *testing.T, out *output, api, receiver string) {
 		out.fail(t, "%d recovered emails, want 1", n)
 	}
 	call(http.MethodDelete, "/v1/subscriptions/"+sub.ID, "", http.StatusNoContent)
-}
-
-func build(t *testing.T, dir, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", dir, err, b)
-	}
 }
 
 // freeBlock is the first of n consecutive 127.0.0.1 ports that were all

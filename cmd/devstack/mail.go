@@ -18,27 +18,44 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/hookline/hookline/pkg/config"
 )
 
 // Where `make run` sends alert emails, when HOOKLINE_SMTP_URL does not name
 // a server: mailpit when it is installed (in PATH, or built by `make test`
 // into .cache/mailpit/), else a catcher in this process that prints each
 // email. HOOKLINE_DEMO_MAIL=catcher or =mailpit picks one.
-var (
-	catcherAddr     = envOr("HOOKLINE_DEMO_SMTP_ADDR", "127.0.0.1:2525")
-	mailpitSMTPPort = envOr("MAILPIT_SMTP_PORT", "1025")
-	mailpitHTTPPort = envOr("MAILPIT_HTTP_PORT", "8025")
-)
+type mailSettings struct {
+	mode                     string
+	catcherAddr              string
+	mailpitSMTP, mailpitHTTP int
+}
+
+func readMailSettings(r *config.Reader) mailSettings {
+	m := mailSettings{
+		mode:        r.String("HOOKLINE_DEMO_MAIL", "auto", "without HOOKLINE_SMTP_URL, where alert emails go: mailpit, catcher (printed here), or auto (mailpit when installed)"),
+		catcherAddr: r.String("HOOKLINE_DEMO_SMTP_ADDR", "127.0.0.1:2525", "the catcher's SMTP address"),
+		mailpitSMTP: r.Int("MAILPIT_SMTP_PORT", 1025, "mailpit's SMTP port"),
+		mailpitHTTP: r.Int("MAILPIT_HTTP_PORT", 8025, "mailpit's web UI port"),
+	}
+	switch m.mode {
+	case "auto", "mailpit", "catcher":
+	default:
+		r.Fail("HOOKLINE_DEMO_MAIL", fmt.Errorf("%q: want auto, mailpit or catcher", m.mode))
+	}
+	return m
+}
 
 // demoFrom is the sender of the demo's alert emails.
 const demoFrom = "Hookline <alerts@hookline.localhost>"
 
 // startMail returns the SMTP URL notify is to send to and a stop function.
-func startMail(ctx context.Context, dataDir string) (smtpURL string, stop func(), err error) {
-	mode := envOr("HOOKLINE_DEMO_MAIL", "auto")
+func startMail(ctx context.Context, m mailSettings, dataDir string) (smtpURL string, stop func(), err error) {
+	mode := m.mode
 	if mode == "mailpit" || mode == "auto" {
 		if bin := findMailpit(); bin != "" {
-			url, stop, err := startMailpit(bin, dataDir)
+			url, stop, err := startMailpit(bin, m, dataDir)
 			if err == nil || mode == "mailpit" {
 				return url, stop, err
 			}
@@ -47,12 +64,12 @@ func startMail(ctx context.Context, dataDir string) (smtpURL string, stop func()
 			return "", nil, errors.New("HOOKLINE_DEMO_MAIL=mailpit: no mailpit in PATH or .cache/mailpit (make mailpit-up builds it)")
 		}
 	}
-	stop, err = startCatcher(ctx, catcherAddr)
+	stop, err = startCatcher(ctx, m.catcherAddr)
 	if err != nil {
 		return "", nil, err
 	}
-	say("alert emails: printed here as [mail] (an SMTP catcher on %s)", catcherAddr)
-	return "smtp://" + catcherAddr, stop, nil
+	say("alert emails: printed here as [mail] (an SMTP catcher on %s)", m.catcherAddr)
+	return "smtp://" + m.catcherAddr, stop, nil
 }
 
 // findMailpit looks for mailpit in PATH, then where mailpit.sh builds it.
@@ -69,13 +86,14 @@ func findMailpit() string {
 
 // startMailpit runs mailpit on 127.0.0.1, or uses one already answering
 // there (mailpit.sh up).
-func startMailpit(bin, dataDir string) (string, func(), error) {
-	smtpAddr, ui := "127.0.0.1:"+mailpitSMTPPort, "http://127.0.0.1:"+mailpitHTTPPort
+func startMailpit(bin string, m mailSettings, dataDir string) (string, func(), error) {
+	smtpAddr, uiAddr := fmt.Sprintf("127.0.0.1:%d", m.mailpitSMTP), fmt.Sprintf("127.0.0.1:%d", m.mailpitHTTP)
+	ui := "http://" + uiAddr
 	if answers(ui + "/readyz") {
 		say("alert emails: mailpit already running, see them at %s", ui)
 		return "smtp://" + smtpAddr, func() {}, nil
 	}
-	cmd := exec.Command(bin, "--smtp", smtpAddr, "--listen", "127.0.0.1:"+mailpitHTTPPort,
+	cmd := exec.Command(bin, "--smtp", smtpAddr, "--listen", uiAddr,
 		"--database", filepath.Join(dataDir, "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns", "--quiet")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {

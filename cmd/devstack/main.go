@@ -14,10 +14,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -25,59 +25,125 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/stack"
 )
 
 const apiKey = "dev"
 
-// Addresses, overridable so that a test can run a second stack.
-var (
-	ingestAddr   = envOr("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080")
-	receiverAddr = envOr("HOOKLINE_DEMO_RECEIVER_ADDR", "127.0.0.1:9443")
-	embeddedKafk = envOr("HOOKLINE_EMBEDDED_KAFKA_PORT", "29092")
-	embeddedRdb  = envOr("HOOKLINE_EMBEDDED_REDIS_ADDR", "127.0.0.1:26379")
-)
+// settings are what devstack reads, from its flags and environment.
+// Every other setting in its environment reaches the services as it is.
+type settings struct {
+	dataDir, binDir     string
+	receiverOnly        bool
+	demoSecret          string
+	ingestAddr          string
+	receiverAddr        string
+	kafkaPort           int
+	redisAddr           string // the embedded one's
+	brokers, redis      string // real ones, when set
+	smtpURL             string
+	mail                mailSettings
+	apiKeys, secretKey  string
+	allowHosts          string
+	partitions          int
+	logLevel, alertFrom string
+	consoleURL          string
+	opsBasePort         int
+	topicPrefix         string
+	registryURL         string
+}
+
+func readSettings(r *config.Reader) settings {
+	var s settings
+	s.dataDir = r.String("HOOKLINE_DATA_DIR", ".hookline", "where the embedded Kafka keeps its data, and the generated keys, the demo's CA and hookline.env go")
+	s.binDir = r.String("HOOKLINE_BIN_DIR", "bin", "folder of the service binaries (make build)")
+	s.receiverOnly = r.Bool("HOOKLINE_RECEIVER_ONLY", false, "serve only the demo receiver (docker-compose's sink), writing its CA to the data dir")
+	s.demoSecret = r.String("HOOKLINE_DEMO_SECRET", "", "the receiver's signing secret (whsec_...) with HOOKLINE_RECEIVER_ONLY; otherwise generated in the data dir")
+	s.ingestAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "ingest's API and console")
+	s.receiverAddr = r.String("HOOKLINE_DEMO_RECEIVER_ADDR", "127.0.0.1:9443", "the demo HTTPS receiver")
+	s.kafkaPort = r.Int("HOOKLINE_EMBEDDED_KAFKA_PORT", 29092, "port of the embedded Kafka (kfake), without KAFKA_BROKERS")
+	s.redisAddr = r.String("HOOKLINE_EMBEDDED_REDIS_ADDR", "127.0.0.1:26379", "address of the embedded Redis (miniredis), without REDIS_ADDR")
+	s.brokers = r.String("KAFKA_BROKERS", "", "a real Kafka; empty: the embedded one")
+	s.redis = r.String("REDIS_ADDR", "", "a real Redis; empty: the embedded one")
+	s.smtpURL = r.String("HOOKLINE_SMTP_URL", "", "where notify sends alert emails; empty: mailpit when installed, else a catcher that prints them")
+	s.mail = readMailSettings(r)
+	s.apiKeys = r.String("HOOKLINE_API_KEYS", "dev="+apiKey, "ingest's tenant=key pairs")
+	s.secretKey = r.String("HOOKLINE_SECRET_KEY", "", "the services' secret key; empty: generated once in the data dir")
+	s.allowHosts = r.String("HOOKLINE_ALLOW_HOSTS", "127.0.0.1,localhost", "hosts the sender may call over http and at private addresses")
+	s.partitions = r.Int("HOOKLINE_TOPIC_PARTITIONS", 3, "partitions of the topics the services create")
+	s.logLevel = r.String("HOOKLINE_LOG_LEVEL", "warn", "the services' log level")
+	s.alertFrom = r.String("HOOKLINE_ALERT_FROM", demoFrom, "sender of the alert emails")
+	s.consoleURL = r.String("HOOKLINE_CONSOLE_URL", "", "the console's URL in alert emails; empty: the one on HOOKLINE_HTTP_ADDR")
+	s.opsBasePort = r.Int("HOOKLINE_OPS_BASE_PORT", 9101, "the services' ops ports are this and the next ones, in the order ingest, matcher, sender, retry, notify")
+	s.topicPrefix = r.String("HOOKLINE_TOPIC_PREFIX", "hookline.", "the services' topic prefix, written to hookline.env for hookctl")
+	s.registryURL = r.String("HOOKLINE_SCHEMA_REGISTRY_URL", "", "the services' schema registry, written to hookline.env for hookctl")
+	if s.receiverOnly && s.demoSecret == "" {
+		r.Fail("HOOKLINE_DEMO_SECRET", errors.New("a whsec_ secret is required with HOOKLINE_RECEIVER_ONLY"))
+	}
+	return s
+}
 
 func main() {
-	dataDir := envOr("HOOKLINE_DATA_DIR", ".hookline")
-	binDir := envOr("HOOKLINE_BIN_DIR", "bin")
+	r := config.FromOS()
+	s := readSettings(r)
+	if err := r.Err(io.Discard); err != nil {
+		switch {
+		case errors.Is(err, config.ErrHelp):
+			fmt.Print(usage)
+			r.Usage(os.Stdout)
+			return
+		case errors.Is(err, config.ErrChecked):
+			fmt.Println("devstack:", err)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "devstack: configuration:\n%s\n", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, dataDir, binDir); err != nil {
+	if err := run(ctx, s); err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, dataDir, binDir string) error {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+const usage = `devstack: all of Hookline on this machine, with a demo HTTPS receiver (make run)
+
+Usage: devstack [-name value ...]
+
+It runs the services (make build puts them in bin/) on an embedded Kafka
+and Redis unless KAFKA_BROKERS / REDIS_ADDR name real ones, subscribes the
+demo receiver to every event type, and prints how to try it. Every other
+setting in the environment reaches the services as it is.
+
+`
+
+func run(ctx context.Context, s settings) error {
+	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		return err
 	}
-	if os.Getenv("HOOKLINE_RECEIVER_ONLY") != "" {
-		return runReceiverOnly(ctx, dataDir)
+	if s.receiverOnly {
+		return runReceiverOnly(ctx, s)
 	}
-	brokers := os.Getenv("KAFKA_BROKERS")
+	brokers := s.brokers
 	if brokers == "" {
-		port, err := strconv.Atoi(embeddedKafk)
-		if err != nil {
-			return fmt.Errorf("HOOKLINE_EMBEDDED_KAFKA_PORT: %w", err)
-		}
 		cluster, err := kfake.NewCluster(
-			kfake.Ports(port),
-			kfake.DataDir(filepath.Join(dataDir, "kafka")),
+			kfake.Ports(s.kafkaPort),
+			kfake.DataDir(filepath.Join(s.dataDir, "kafka")),
 		)
 		if err != nil {
 			return fmt.Errorf("embedded Kafka: %w", err)
 		}
 		defer cluster.Close()
 		brokers = strings.Join(cluster.ListenAddrs(), ",")
-		say("Kafka: embedded (kfake) on %s, data in %s", brokers, filepath.Join(dataDir, "kafka"))
+		say("Kafka: embedded (kfake) on %s, data in %s", brokers, filepath.Join(s.dataDir, "kafka"))
 	} else {
 		say("Kafka: %s", brokers)
 	}
-	redisAddr := os.Getenv("REDIS_ADDR")
+	redisAddr := s.redis
 	if redisAddr == "" {
 		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr(embeddedRdb); err != nil {
+		if err := mr.StartAddr(s.redisAddr); err != nil {
 			return fmt.Errorf("embedded Redis: %w", err)
 		}
 		defer mr.Close()
@@ -87,26 +153,29 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		say("Redis: %s", redisAddr)
 	}
 
-	secretKey, err := persisted(filepath.Join(dataDir, "secret-key"), 32)
-	if err != nil {
-		return err
+	secretKey := s.secretKey
+	if secretKey == "" {
+		var err error
+		if secretKey, err = persisted(filepath.Join(s.dataDir, "secret-key"), 32); err != nil {
+			return err
+		}
 	}
-	demoSecret, err := persisted(filepath.Join(dataDir, "demo-webhook-secret"), 24)
+	demoSecret, err := persisted(filepath.Join(s.dataDir, "demo-webhook-secret"), 24)
 	if err != nil {
 		return err
 	}
 	demoSecret = "whsec_" + demoSecret
-	recv, err := startReceiver(ctx, receiverAddr, demoSecret)
+	recv, err := startReceiver(ctx, s.receiverAddr, demoSecret)
 	if err != nil {
 		return err
 	}
-	caFile := filepath.Join(dataDir, "demo-ca.pem")
+	caFile := filepath.Join(s.dataDir, "demo-ca.pem")
 	if err := os.WriteFile(caFile, recv.certPEM, 0o600); err != nil {
 		return err
 	}
-	smtpURL := os.Getenv("HOOKLINE_SMTP_URL")
+	smtpURL := s.smtpURL
 	if smtpURL == "" {
-		url, stopMail, err := startMail(ctx, dataDir)
+		url, stopMail, err := startMail(ctx, s.mail, s.dataDir)
 		if err != nil {
 			return err
 		}
@@ -116,40 +185,39 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		say("alert emails: through HOOKLINE_SMTP_URL")
 	}
 
-	env := []string{
-		"KAFKA_BROKERS=" + brokers,
-		"REDIS_ADDR=" + redisAddr,
-		"HOOKLINE_API_KEYS=" + envOr("HOOKLINE_API_KEYS", "dev="+apiKey),
-		"HOOKLINE_SECRET_KEY=" + envOr("HOOKLINE_SECRET_KEY", secretKey),
-		"HOOKLINE_ALLOW_HOSTS=" + envOr("HOOKLINE_ALLOW_HOSTS", "127.0.0.1,localhost"),
-		"HOOKLINE_SENDER_CA_FILE=" + caFile,
-		"HOOKLINE_HTTP_ADDR=" + ingestAddr,
-		"HOOKLINE_TOPIC_PARTITIONS=" + envOr("HOOKLINE_TOPIC_PARTITIONS", "3"),
-		"HOOKLINE_LOG_LEVEL=" + envOr("HOOKLINE_LOG_LEVEL", "warn"),
-		"HOOKLINE_SMTP_URL=" + smtpURL,
-		"HOOKLINE_ALERT_FROM=" + envOr("HOOKLINE_ALERT_FROM", demoFrom),
-		"HOOKLINE_CONSOLE_URL=" + envOr("HOOKLINE_CONSOLE_URL", "http://"+ingestAddr+"/console/"),
+	cfg := stack.Config{
+		Bin: s.binDir, Brokers: brokers, Redis: redisAddr, Partitions: s.partitions,
+		SecretKey: secretKey, AllowHosts: s.allowHosts, CAFile: caFile, SMTPURL: smtpURL, AlertFrom: s.alertFrom,
+		LogLevel: s.logLevel, HTTPAddr: s.ingestAddr, OpsBasePort: s.opsBasePort, Output: os.Stderr,
+		Env: []string{"HOOKLINE_API_KEYS=" + s.apiKeys},
 	}
-	procs, err := startServices(ctx, binDir, env)
+	if s.consoleURL != "" {
+		cfg.Env = append(cfg.Env, "HOOKLINE_CONSOLE_URL="+s.consoleURL)
+	}
+	st, err := stack.Start(ctx, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (run `make build` first)", err)
 	}
-	defer procs.stop()
+	defer func() {
+		if err := st.Stop(); err != nil {
+			say("%v", err)
+		}
+	}()
 
-	if err := ensureDemoSubscription(ctx, "http://"+ingestAddr, demoSecret); err != nil {
+	if err := ensureDemoSubscription(ctx, st.API, s.receiverAddr, demoSecret); err != nil {
 		return err
 	}
-	settings, err := writeSettings(dataDir, brokers, redisAddr)
+	envFile, written, err := writeSettings(s, brokers, redisAddr)
 	if err != nil {
 		return err
 	}
-	printWelcome(demoSecret, filepath.Join(dataDir, EnvFileName), settings)
+	printWelcome(s, demoSecret, envFile, written)
 	select {
 	case <-ctx.Done():
 		say("stopping")
 		return nil
-	case err := <-procs.exited:
-		return err
+	case x := <-st.Exits():
+		return fmt.Errorf("%s exited: %v", x.Name, x.Err)
 	}
 }
 
@@ -169,13 +237,6 @@ func persisted(path string, n int) (string, error) {
 	return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func say(format string, args ...any) {
 	fmt.Printf("[devstack] "+format+"\n", args...)
 }
@@ -186,28 +247,28 @@ func say(format string, args ...any) {
 const EnvFileName = "hookline.env"
 
 // writeSettings writes the addresses of this stack, and the API key, to
-// the env file and returns them.
-func writeSettings(dataDir, brokers, redisAddr string) ([]config.Setting, error) {
-	settings := []config.Setting{
+// the env file and returns its path and them.
+func writeSettings(s settings, brokers, redisAddr string) (string, []config.Setting, error) {
+	out := []config.Setting{
 		{Name: "KAFKA_BROKERS", Value: brokers},
 		{Name: "REDIS_ADDR", Value: redisAddr},
-		{Name: "HOOKLINE_API_URL", Value: "http://" + ingestAddr},
+		{Name: "HOOKLINE_API_URL", Value: "http://" + s.ingestAddr},
 		{Name: "HOOKLINE_API_KEY", Value: apiKey},
-		{Name: "HOOKLINE_TOPIC_PREFIX", Value: envOr("HOOKLINE_TOPIC_PREFIX", "hookline.")},
+		{Name: "HOOKLINE_TOPIC_PREFIX", Value: s.topicPrefix},
 	}
-	if url := os.Getenv("HOOKLINE_SCHEMA_REGISTRY_URL"); url != "" {
-		settings = append(settings, config.Setting{Name: "HOOKLINE_SCHEMA_REGISTRY_URL", Value: url})
+	if s.registryURL != "" {
+		out = append(out, config.Setting{Name: "HOOKLINE_SCHEMA_REGISTRY_URL", Value: s.registryURL})
 	}
-	path := filepath.Join(dataDir, EnvFileName)
+	path := filepath.Join(s.dataDir, EnvFileName)
 	err := config.WriteEnvFile(path, "Where `make run` (devstack) listens, written at each start.\n"+
-		"hookctl reads this file by default when run from the repository; or: source "+path, settings)
-	return settings, err
+		"hookctl reads this file by default when run from the repository; or: source "+path, out)
+	return path, out, err
 }
 
-func printWelcome(secret, envFile string, settings []config.Setting) {
+func printWelcome(s settings, secret, envFile string, written []config.Setting) {
 	var exports strings.Builder
-	for _, s := range settings {
-		fmt.Fprintf(&exports, "  export %s\n", config.ExportLine(s))
+	for _, w := range written {
+		fmt.Fprintf(&exports, "  export %s\n", config.ExportLine(w))
 	}
 	fmt.Printf(`
 [devstack] ready: ingest on http://%[1]s, demo receiver on https://%[2]s
@@ -247,24 +308,20 @@ the endpoint recovered (curl -sk https://%[2]s/fail/break breaks it again):
   curl -sk https://%[2]s/fail/fix
 
 Ctrl-C stops everything; data stays in .hookline/ (make clean-data wipes it).
-`, ingestAddr, receiverAddr, apiKey, secret, envFile, exports.String())
+`, s.ingestAddr, s.receiverAddr, apiKey, secret, envFile, exports.String())
 }
 
 // runReceiverOnly serves just the demo receiver (docker-compose's sink),
 // writing its certificate where the sender can read it.
-func runReceiverOnly(ctx context.Context, dataDir string) error {
-	secret := os.Getenv("HOOKLINE_DEMO_SECRET")
-	if secret == "" {
-		return errors.New("HOOKLINE_DEMO_SECRET (whsec_...) is required with HOOKLINE_RECEIVER_ONLY")
-	}
-	recv, err := startReceiver(ctx, receiverAddr, secret)
+func runReceiverOnly(ctx context.Context, s settings) error {
+	recv, err := startReceiver(ctx, s.receiverAddr, s.demoSecret)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dataDir, "demo-ca.pem"), recv.certPEM, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(s.dataDir, "demo-ca.pem"), recv.certPEM, 0o644); err != nil {
 		return err
 	}
-	say("demo receiver on https://%s", receiverAddr)
+	say("demo receiver on https://%s", s.receiverAddr)
 	<-ctx.Done()
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookline/hookline/pkg/health"
-	"github.com/hookline/hookline/pkg/wire"
 )
 
 // healthCommand shows each subscription's current failure streak, as the
@@ -17,9 +16,9 @@ func healthCommand(ctx context.Context, e env, out *printer, ids []string) error
 	if len(ids) == 0 {
 		return fmt.Errorf("%w: health <subscription-id>...", errUsage)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: e.Redis})
+	rdb := redis.NewClient(e.Redis)
 	defer rdb.Close()
-	tr := health.New(rdb, wire.NewTopics(e.Prefix).Keys().Health(), 0)
+	tr := health.New(rdb, e.Kafka.Topics.Keys().Health(), 0)
 	rows := make([][]string, 0, len(ids))
 	for _, id := range ids {
 		st, err := tr.Get(ctx, id)

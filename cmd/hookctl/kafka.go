@@ -18,7 +18,6 @@ import (
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
-	"github.com/hookline/hookline/pkg/wire"
 )
 
 // read consumes topic, calling fn for each record, until it has reached
@@ -27,7 +26,7 @@ import (
 // partition starts at its beginning, or with last > 0 at most last records
 // before its end.
 func read(ctx context.Context, e env, topic string, follow bool, last int64, fn func(*kgo.Record) bool, caughtUp func()) error {
-	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: wire.NewTopics(e.Prefix)}
+	cfg := e.Kafka
 	r := kafka.NewReader(topic).FromLast(last)
 	if !follow {
 		err := r.ReadToEnd(ctx, cfg, zerolog.Nop(), fn)
@@ -109,7 +108,7 @@ func tailCommand(ctx context.Context, e env, out *printer, args []string) error 
 		}
 		_ = out.table(headers, rows)
 	}
-	err = read(ctx, e, wire.NewTopics(e.Prefix).DeliveryLog, *follow, last, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.DeliveryLog, *follow, last, func(r *kgo.Record) bool {
 		var a record.DeliveryAttempt
 		if err := codecs.Attempt.Unmarshal(r.Value, &a); err != nil {
 			return true
@@ -159,7 +158,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 	}
 	var rows [][]string
 	var all []record.Delivery
-	err = read(ctx, e, wire.NewTopics(e.Prefix).DLQ, false, 0, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.DLQ, false, 0, func(r *kgo.Record) bool {
 		var d record.Delivery
 		if err := codecs.Delivery.Unmarshal(r.Value, &d); err != nil {
 			return true
@@ -181,7 +180,7 @@ func dlqCommand(ctx context.Context, e env, out *printer, args []string) error {
 }
 
 func lagCommand(ctx context.Context, e env, out *printer) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	cl, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
@@ -193,7 +192,7 @@ func lagCommand(ctx context.Context, e env, out *printer) error {
 	}
 	var names []string
 	for _, g := range groups.Groups() {
-		if strings.HasPrefix(g, wire.NewTopics(e.Prefix).Group("")) { // this installation's
+		if strings.HasPrefix(g, e.Kafka.Topics.Group("")) { // this installation's
 			names = append(names, g)
 		}
 	}
@@ -248,13 +247,12 @@ func replayCommand(ctx context.Context, e env, out *printer, args []string) erro
 	if err != nil {
 		return err
 	}
-	cfg := kafka.Config{Brokers: e.Brokers, ClientID: "hookctl", Topics: wire.NewTopics(e.Prefix)}
-	producer, err := kafka.NewClient(cfg, zerolog.Nop())
+	producer, err := kafka.NewClient(e.Kafka, zerolog.Nop())
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	ids, err := dlq.Replay(ctx, cfg, codecs, producer, f)
+	ids, err := dlq.Replay(ctx, e.Kafka, codecs, producer, f)
 	if err != nil {
 		return err
 	}

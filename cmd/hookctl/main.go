@@ -17,12 +17,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/schemaregistry"
-	"github.com/hookline/hookline/pkg/wire"
+	"github.com/hookline/hookline/pkg/service"
 )
 
 const usage = `hookctl: manage and inspect Hookline
@@ -31,7 +33,9 @@ Usage: hookctl [-o table|json] <command> [args]
 
 Settings come from the environment, then from .hookline/hookline.env
 (HOOKLINE_ENV_FILE), which ` + "`make run`" + ` writes, so hookctl run from the
-repository finds the local stack.
+repository finds the local stack. They are the services' own: a TLS or SASL
+cluster, a Redis with a password or TLS, a schema registry are reached as
+the services reach them (the list is at the end).
 
 Subscriptions and events (ingest API; HOOKLINE_API_URL, HOOKLINE_API_KEY):
   subs list                      list the tenant's subscriptions
@@ -69,7 +73,7 @@ func main() {
 	case err == nil:
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(os.Stderr, err)
-		fmt.Fprint(os.Stderr, usage)
+		help(os.Stderr)
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "hookctl:", err)
@@ -81,7 +85,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	global := flag.NewFlagSet("hookctl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	format := global.String("o", "table", "output: table or json")
-	if err := global.Parse(args); err != nil {
+	if err := global.Parse(args); errors.Is(err, flag.ErrHelp) {
+		help(stdout)
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *format != "table" && *format != "json" {
@@ -96,6 +103,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out.noColor = env.NoColor
 	switch rest[0] {
 	case "subs":
 		return subsCommand(ctx, env, out, rest[1:])
@@ -111,62 +119,77 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return notificationsCommand(ctx, env, out, rest[1:])
 	case "health":
 		return healthCommand(ctx, env, out, rest[1:])
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	case "help":
+		help(stdout)
 		return nil
 	default:
 		return fmt.Errorf("%w: unknown command %q", errUsage, rest[0])
 	}
 }
 
+// help writes the usage and every setting hookctl reads.
+func help(w io.Writer) {
+	fmt.Fprint(w, usage+"\n")
+	_, r, _ := readEnv(os.LookupEnv)
+	r.Usage(w)
+}
+
 // env is where hookctl finds Hookline.
 type env struct {
 	APIURL   string
 	APIKey   string
-	Brokers  []string
-	Prefix   string
-	Redis    string
+	Kafka    kafka.Config
+	Redis    *redis.Options
 	Registry schemaregistry.Config
+	NoColor  bool
 }
 
 // DefaultEnvFile is where `make run` writes where its stack listens.
 const DefaultEnvFile = ".hookline/hookline.env"
 
-// envFromOS reads every setting of hookctl, in this one place: from the
-// environment, then from the env file (HOOKLINE_ENV_FILE, by default
-// .hookline/hookline.env, which `make run` writes), then the defaults.
+// envFromOS reads every setting of hookctl from the process environment,
+// then the env file; a setting that is wrong is an error naming it.
 func envFromOS() (env, error) {
-	path := DefaultEnvFile
-	if p := os.Getenv("HOOKLINE_ENV_FILE"); p != "" {
-		path = p
-	}
-	file, err := config.EnvFile(path)
+	e, r, err := readEnv(os.LookupEnv)
 	if err != nil {
-		return env{}, fmt.Errorf("settings file: %w", err)
+		return env{}, err
 	}
-	lookup := config.Chain(os.LookupEnv, file)
-	get := func(k, def string) string {
-		if v, ok := lookup(k); ok {
-			return v
-		}
-		return def
+	if err := r.Err(io.Discard); err != nil {
+		return env{}, fmt.Errorf("settings:\n%w", err)
 	}
-	registry := schemaregistry.ConfigFromEnv(config.New(nil, lookup))
+	return e, nil
+}
+
+// readEnv reads every setting of hookctl, in this one place and with the
+// services' own readers: from lookup (the environment), then from the env
+// file (HOOKLINE_ENV_FILE, by default .hookline/hookline.env, which `make
+// run` writes), then the defaults.
+func readEnv(lookup func(string) (string, bool)) (env, *config.Reader, error) {
+	file := func(string) (string, bool) { return "", false }
+	r := config.FromEnv(func(k string) (string, bool) { return config.Chain(lookup, file)(k) })
+	// Read before the file is: it says where the file is.
+	path := r.String("HOOKLINE_ENV_FILE", DefaultEnvFile, "settings file read after the environment (make run writes the default one)")
+	var fileErr error
+	if f, err := config.EnvFile(path); err != nil {
+		fileErr = fmt.Errorf("settings file: %w", err)
+	} else {
+		file = f
+	}
+	e := env{
+		APIURL:   r.String("HOOKLINE_API_URL", "http://127.0.0.1:8080", "ingest's API, for subs and events"),
+		APIKey:   r.String("HOOKLINE_API_KEY", "dev", "the API key (Bearer) of the tenant to act as"),
+		Kafka:    kafka.ConfigFromEnv(r, "hookctl"),
+		Redis:    service.RedisOptionsFromEnv(r),
+		Registry: schemaregistry.ConfigFromEnv(r),
+		NoColor:  r.String("NO_COLOR", "", "any value: no bold headers on a terminal (no-color.org)") != "",
+	}
 	// hookctl only looks schemas up: the services register them.
-	registry.Register = false
-	return env{
-		APIURL:   get("HOOKLINE_API_URL", "http://127.0.0.1:8080"),
-		APIKey:   get("HOOKLINE_API_KEY", "dev"),
-		Brokers:  splitComma(get("KAFKA_BROKERS", "127.0.0.1:9092")),
-		Prefix:   get("HOOKLINE_TOPIC_PREFIX", "hookline."),
-		Redis:    get("REDIS_ADDR", "127.0.0.1:6379"),
-		Registry: registry,
-	}, nil
+	e.Registry.Register = false
+	return e, r, fileErr
 }
 
 // codecs decodes and encodes records with the ids the services write: the
 // fixed ones, or the schema registry's when one is configured.
 func (e env) codecs(ctx context.Context) (*record.Codecs, error) {
-	topics := wire.NewTopics(e.Prefix)
-	return schemaregistry.LoadCodecs(ctx, e.Registry, topics.Subjects(nil), zerolog.Nop())
+	return schemaregistry.LoadCodecs(ctx, e.Registry, e.Kafka.Topics.Subjects(nil), zerolog.Nop())
 }

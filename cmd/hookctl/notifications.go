@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/record"
-	"github.com/hookline/hookline/pkg/wire"
 )
 
 // notificationsCommand lists the most recent alert emails notify handled,
@@ -35,7 +34,7 @@ func notificationsCommand(ctx context.Context, e env, out *printer, args []strin
 		return err
 	}
 	var all []record.Notification
-	err = read(ctx, e, wire.NewTopics(e.Prefix).Notifications, false, 0, func(r *kgo.Record) bool {
+	err = read(ctx, e, e.Kafka.Topics.Notifications, false, 0, func(r *kgo.Record) bool {
 		var nt record.Notification
 		if err := codecs.Notification.Unmarshal(r.Value, &nt); err != nil {
 			return true

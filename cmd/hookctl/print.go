@@ -13,8 +13,9 @@ import (
 
 // printer writes either aligned tables for people or JSON for scripts.
 type printer struct {
-	w    io.Writer
-	json bool
+	w       io.Writer
+	json    bool
+	noColor bool // NO_COLOR
 }
 
 // table prints rows under headers, or each row as a JSON object keyed by
@@ -32,7 +33,7 @@ func (p *printer) table(headers []string, rows [][]string) error {
 		return p.value(out)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, bold(p.w, strings.Join(headers, "\t")))
+	fmt.Fprintln(tw, p.bold(strings.Join(headers, "\t")))
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
@@ -46,9 +47,9 @@ func (p *printer) value(v any) error {
 	return enc.Encode(v)
 }
 
-// bold emphasises s only when w is a terminal.
-func bold(w io.Writer, s string) string {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" {
+// bold emphasises s only on a terminal, unless NO_COLOR is set.
+func (p *printer) bold(s string) string {
+	if f, ok := p.w.(*os.File); ok && !p.noColor && term.IsTerminal(int(f.Fd())) {
 		return "\x1b[1m" + s + "\x1b[0m"
 	}
 	return s

@@ -92,7 +92,14 @@ go test -race -count=1 -timeout 20m "$@"
 # the OpenAPI document checked against a real ingest by schemathesis.
 # HOOKLINE_TEST_GO_ONLY=1 (make console-screenshots) runs the Go tests only.
 [ -n "${HOOKLINE_TEST_GO_ONLY:-}" ] && exit 0
-for t in kustomize_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do
+# Every binary, built once for all of them (unless HOOKLINE_BIN names some).
+if [ -z "${HOOKLINE_BIN:-}" ]; then
+  HOOKLINE_BIN=$(mktemp -d)
+  trap 'rm -rf "$HOOKLINE_BIN"; stop' EXIT
+  (cd "$HERE/../.." && go run ./cmd/hookstack build -o "$HOOKLINE_BIN")
+fi
+export HOOKLINE_BIN
+for t in kustomize_test.sh settings_test.sh monitoring_test.sh avro_decode_test.sh signature_libs_test.sh openapi_fuzz_test.sh; do
   echo "test: deploy/tests/$t" >&2
   "$HERE/../tests/$t"
 done

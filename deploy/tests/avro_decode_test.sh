@@ -4,9 +4,9 @@
 # Two ways to run it:
 #
 # 1. End to end (no arguments): runs Hookline's ingest, matcher, sender,
-#    retry and notify (built from this checkout, or taken from $HOOKLINE_BIN) against
-#    the real Kafka and Redis (KAFKA_BROKERS, REDIS_ADDR; default 127.0.0.1),
-#    on topics and groups of a fresh prefix. Two tenants, three subscriptions
+#    retry and notify with hookstack (built from this checkout, or taken
+#    from $HOOKLINE_BIN) against the real Kafka and Redis (KAFKA_BROKERS,
+#    REDIS_ADDR; default 127.0.0.1), on topics and groups of a fresh prefix. Two tenants, three subscriptions
 #    to an HTTPS test receiver answering 204, 400 and 503, five events; then
 #    it waits for the 8 attempts in <prefix>delivery-log and checks them with
 #    avro_decode_check.py: fastavro on the raw bytes (schema from schemas/ and
@@ -64,16 +64,11 @@ AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKER
 exec 3>&-
 
 work=$(mktemp -d)
-prefix="avrotest$(date +%s)$$."
-declare -A pids=()
 
 cleanup() {
   local rc=$?
-  for name in "${!pids[@]}"; do kill -TERM "${pids[$name]}" 2>/dev/null || true; done
-  for name in "${!pids[@]}"; do
-    for _ in $(seq 40); do kill -0 "${pids[$name]}" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "${pids[$name]}" 2>/dev/null || true
-  done
+  [[ -n ${recv_pid:-} ]] && { kill -TERM "$recv_pid" 2>/dev/null || true; }
+  stop_stack || { log "a service did not stop cleanly (hookstack.log)"; ((rc == 0)) && rc=1; }
   if ((rc != 0)); then
     for f in "$work"/*.log; do
       [[ -f $f ]] || continue
@@ -82,41 +77,13 @@ cleanup() {
     done
   fi
   if [[ ${KEEP:-0} == 1 ]]; then
-    log "kept topics/groups with prefix $prefix and $work"
+    log "kept topics/groups with prefix ${HOOKLINE_TOPIC_PREFIX:-} and $work"
   else
-    # Only what this run created: topics and groups under its own prefix.
-    "$PY" - "$BROKERS" "$prefix" <<'EOF' || log "cleanup of $prefix topics failed (harmless)"
-import sys
-from confluent_kafka.admin import AdminClient
-adm = AdminClient({"bootstrap.servers": sys.argv[1]})
-prefix = sys.argv[2]
-topics = [t for t in adm.list_topics(timeout=10).topics if t.startswith(prefix)]
-for f in (adm.delete_topics(topics, operation_timeout=30).values() if topics else []):
-    f.result()
-groups = [prefix + g for g in ("matcher", "sender", "retry", "notify")]
-for f in adm.delete_consumer_groups(groups, request_timeout=10).values():
-    try:
-        f.result()
-    except Exception:
-        pass  # a group that never committed does not exist
-EOF
     rm -rf "$work"
   fi
   exit $rc
 }
 trap cleanup EXIT
-
-# Binaries: this checkout's, unless HOOKLINE_BIN points at prebuilt ones.
-BIN=${HOOKLINE_BIN:-$work/bin}
-if [[ -z ${HOOKLINE_BIN:-} ]]; then
-  log "building ingest, matcher, sender, retry, notify from $REPO"
-  mkdir -p "$BIN"
-  for s in ingest matcher sender retry notify; do
-    (cd "$REPO/services/$s" && go build -o "$BIN/$s" .) ||
-      fail "go build services/$s failed (work in progress? pass prebuilt binaries with HOOKLINE_BIN=dir)"
-  done
-fi
-for s in ingest matcher sender retry notify; do [[ -x $BIN/$s ]] || fail "$BIN/$s missing"; done
 
 # A self-signed certificate for 127.0.0.1; the sender trusts it through
 # HOOKLINE_SENDER_CA_FILE, and HOOKLINE_ALLOW_HOSTS lets it call 127.0.0.1.
@@ -124,44 +91,19 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null ||
   fail "openssl could not make a certificate"
 
-p_recv=$(free_port) p_api=$(free_port) p_iops=$(free_port) p_mops=$(free_port) p_sops=$(free_port) p_rops=$(free_port)
-p_nops=$(free_port)
-API=http://127.0.0.1:$p_api
-
+p_recv=$(free_port)
 python3 "$REPO/deploy/tests/https_receiver.py" --port "$p_recv" --cert "$work/cert.pem" --key "$work/key.pem" \
   --log "$work/received.jsonl" >"$work/receiver.log" 2>&1 &
-pids[receiver]=$!
+recv_pid=$!
 
-# Settings every service shares; each gets its own ports and group below.
-export KAFKA_BROKERS=$BROKERS REDIS_ADDR=$REDIS
-export HOOKLINE_TOPIC_PREFIX=$prefix HOOKLINE_TOPIC_PARTITIONS=3 HOOKLINE_TOPIC_REPLICATION=1
-# One long tier: a 503 is logged as "retrying" and nothing comes back
-# during the test, so the count of attempts is exact.
-export HOOKLINE_RETRY_SCHEDULE=1h
-HOOKLINE_SECRET_KEY=$(openssl rand -base64 32)
-export HOOKLINE_SECRET_KEY
-export HOOKLINE_ALLOW_HOSTS=127.0.0.1 HOOKLINE_LOG_LEVEL=info
-
-start() { # name, then NAME=value settings of that service
-  local name=$1; shift
-  env "$@" "$BIN/$name" >"$work/$name.log" 2>&1 &
-  pids[$name]=$!
-}
-start ingest "HOOKLINE_HTTP_ADDR=127.0.0.1:$p_api" "HOOKLINE_OPS_ADDR=127.0.0.1:$p_iops" \
-  HOOKLINE_API_KEYS=acme=key-acme,globex=key-globex
-start matcher "HOOKLINE_OPS_ADDR=127.0.0.1:$p_mops" "HOOKLINE_MATCHER_GROUP=${prefix}matcher" \
-  "HOOKLINE_TRANSACTIONAL_ID=${prefix}matcher-0"
-start sender "HOOKLINE_OPS_ADDR=127.0.0.1:$p_sops" "HOOKLINE_SENDER_GROUP=${prefix}sender" \
-  "HOOKLINE_SENDER_CA_FILE=$work/cert.pem"
-start retry "HOOKLINE_OPS_ADDR=127.0.0.1:$p_rops" "HOOKLINE_RETRY_GROUP=${prefix}retry"
-# Without HOOKLINE_SMTP_URL: it logs what it would send. Here for its metrics.
-start notify "HOOKLINE_OPS_ADDR=127.0.0.1:$p_nops" "HOOKLINE_NOTIFY_GROUP=${prefix}notify"
-
-for svc in ingest:$p_iops matcher:$p_mops sender:$p_sops retry:$p_rops notify:$p_nops; do
-  wait_http "http://127.0.0.1:${svc#*:}/readyz" 120 || fail "${svc%%:*} not ready within 120 s"
-done
+# The five services (notify without an SMTP server logs what it would
+# send; it is here for its metrics). One long tier: a 503 is logged as
+# "retrying" and nothing comes back during the test, so the count of
+# attempts is exact.
+start_stack "$work" KAFKA_BROKERS="$BROKERS" REDIS_ADDR="$REDIS" HOOKLINE_RETRY_SCHEDULE=1h HOOKLINE_LOG_LEVEL=info \
+  HOOKLINE_API_KEYS=acme=key-acme,globex=key-globex HOOKLINE_SENDER_CA_FILE="$work/cert.pem"
+API=$HOOKLINE_API_URL prefix=$HOOKLINE_TOPIC_PREFIX
 wait_http "$API/schemas/ids/4" 10 || fail "ingest does not serve /schemas/ids/4"
-log "services ready (prefix $prefix)"
 
 api() { # key, path, JSON body -> the answer's id
   curl -fsS --max-time 10 -H "Authorization: Bearer $1" -H 'Content-Type: application/json' "$API$2" -d "$3" |
@@ -228,8 +170,9 @@ sys.exit(1 if errs else 0)
 EOF
 
 # Every Hookline metric the dashboard and the alerts use, in a real scrape.
-for port in $p_iops $p_mops $p_sops $p_rops $p_nops; do
-  curl -fsS "http://127.0.0.1:$port/metrics" || fail "scrape of :$port/metrics failed"
+for addr in "$HOOKLINE_INGEST_OPS_ADDR" "$HOOKLINE_MATCHER_OPS_ADDR" "$HOOKLINE_SENDER_OPS_ADDR" "$HOOKLINE_RETRY_OPS_ADDR" \
+  "$HOOKLINE_NOTIFY_OPS_ADDR"; do
+  curl -fsS "http://$addr/metrics" || fail "scrape of $addr/metrics failed"
 done >"$work/metrics.txt"
 HOOKLINE_METRICS_FILE=$work/metrics.txt "$REPO/deploy/tests/monitoring_test.sh" ||
   fail "the dashboard or alerts use metrics the services do not export"

@@ -111,3 +111,51 @@ wait_http() {
   done
   return 1
 }
+
+# start_stack WORK NAME=value...: runs Hookline's services with hookstack
+# (cmd/hookstack, the launcher every Go test and tool uses too) against
+# KAFKA_BROKERS and REDIS_ADDR, under a fresh topic prefix, with the given
+# settings (HOOKLINE_STACK_SERVICES picks the services; `hookstack -h` lists
+# the rest), their logs in WORK/<service>.log. It returns once every service
+# is ready, with HOOKLINE_API_URL, HOOKLINE_TOPIC_PREFIX and
+# HOOKLINE_<SERVICE>_OPS_ADDR set, and STACK_PID. hookstack and the
+# services are built from this checkout, or taken from $HOOKLINE_BIN.
+# stop_stack ends them and deletes their topics and groups (KEEP=1 keeps
+# those).
+start_stack() {
+  local work=$1 hookstack i
+  shift
+  if [[ -n ${HOOKLINE_BIN:-} ]]; then
+    hookstack=$HOOKLINE_BIN/hookstack
+    set -- "HOOKLINE_BIN_DIR=$HOOKLINE_BIN" "$@"
+  else
+    hookstack=$work/hookstack
+    (cd "$REPO" && go build -o "$hookstack" ./cmd/hookstack) ||
+      fail "go build cmd/hookstack failed (work in progress? pass prebuilt binaries with HOOKLINE_BIN=dir)"
+  fi
+  [[ -x $hookstack ]] || fail "$hookstack missing"
+  rm -f "$work/stack.env"
+  (cd "$REPO" && exec env HOOKLINE_STACK_LOG_DIR="$work" HOOKLINE_STACK_ENV_FILE="$work/stack.env" \
+    HOOKLINE_STACK_KEEP="${KEEP:-0}" "$@" "$hookstack") >"$work/hookstack.log" 2>&1 &
+  STACK_PID=$!
+  for ((i = 0; i < 300 * 4; i++)); do
+    [[ -f $work/stack.env ]] && break
+    kill -0 "$STACK_PID" 2>/dev/null || { cat "$work/hookstack.log" >&2; STACK_PID=""; fail "hookstack exited before the services were ready"; }
+    sleep 0.25
+  done
+  [[ -f $work/stack.env ]] || { cat "$work/hookstack.log" >&2; fail "the services were not ready within 300 s"; }
+  # shellcheck source=/dev/null
+  source "$work/stack.env"
+  log "services ready: API $HOOKLINE_API_URL, topics $HOOKLINE_TOPIC_PREFIX*"
+}
+
+# stop_stack: SIGTERM to hookstack, which stops the services gracefully
+# and deletes what they created; fails when one did not stop cleanly.
+stop_stack() {
+  [[ -n ${STACK_PID:-} ]] || return 0
+  local pid=$STACK_PID rc=0
+  STACK_PID=""
+  kill -TERM "$pid" 2>/dev/null || return 0
+  wait "$pid" || rc=$?
+  return $rc
+}

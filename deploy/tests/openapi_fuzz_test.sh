@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ingest API and its OpenAPI document agree: schemathesis (PyPI, in
-# .cache/venv-openapi) reads /openapi.json from a real ingest (built from
-# this checkout, or taken from $HOOKLINE_BIN) running against the real Kafka
+# .cache/venv-openapi) reads /openapi.json from a real ingest (run by
+# hookstack, built from this checkout or taken from $HOOKLINE_BIN) against the real Kafka
 # and Redis (KAFKA_BROKERS, REDIS_ADDR; default 127.0.0.1) on topics of a
 # fresh prefix, generates requests from it, valid and invalid, and fails on
 # any server error or any answer the document does not describe: a status
@@ -35,49 +35,22 @@ AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKER
   fail "no Kafka at $BROKERS: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 
 work=$(mktemp -d)
-prefix="oafuzz$(date +%s)$$."
-pid=""
 cleanup() {
   local rc=$?
-  if [[ -n $pid ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_stack || { log "ingest did not stop cleanly (hookstack.log)"; ((rc == 0)) && rc=1; }
   if ((rc != 0)) && [[ -f $work/ingest.log ]]; then
     echo "---- last lines of ingest.log" >&2
     tail -n 20 "$work/ingest.log" >&2
   fi
-  "$PY" - "$BROKERS" "$prefix" <<'PYEOF' || log "cleanup of $prefix topics failed (harmless)"
-import sys
-from confluent_kafka.admin import AdminClient
-adm = AdminClient({"bootstrap.servers": sys.argv[1]})
-topics = [t for t in adm.list_topics(timeout=10).topics if t.startswith(sys.argv[2])]
-for f in (adm.delete_topics(topics, operation_timeout=30).values() if topics else []):
-    f.result()
-PYEOF
   if [[ ${KEEP:-0} == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
   exit $rc
 }
 trap cleanup EXIT
 
-BIN=${HOOKLINE_BIN:-$work}
-if [[ -z ${HOOKLINE_BIN:-} ]]; then
-  log "building ingest from $REPO"
-  (cd "$REPO/services/ingest" && go build -o "$BIN/ingest" .) || fail "go build services/ingest failed"
-fi
-[[ -x $BIN/ingest ]] || fail "$BIN/ingest missing"
-
-p_api=$(free_port) p_ops=$(free_port)
-API=http://127.0.0.1:$p_api
-HOOKLINE_SECRET_KEY=$(openssl rand -base64 32)
-env KAFKA_BROKERS="$BROKERS" REDIS_ADDR="$REDIS" HOOKLINE_TOPIC_PREFIX="$prefix" HOOKLINE_TOPIC_PARTITIONS=1 \
-  HOOKLINE_TOPIC_REPLICATION=1 HOOKLINE_SECRET_KEY="$HOOKLINE_SECRET_KEY" HOOKLINE_API_KEYS=acme=key-acme \
-  HOOKLINE_HTTP_ADDR="127.0.0.1:$p_api" HOOKLINE_OPS_ADDR="127.0.0.1:$p_ops" HOOKLINE_LOG_LEVEL=warn \
-  "$BIN/ingest" >"$work/ingest.log" 2>&1 &
-pid=$!
-wait_http "http://127.0.0.1:$p_ops/readyz" 120 || fail "ingest not ready within 120 s"
-log "ingest ready at $API (prefix $prefix); fuzzing for ${SECONDS_BUDGET}s, seed $SEED"
+start_stack "$work" KAFKA_BROKERS="$BROKERS" REDIS_ADDR="$REDIS" HOOKLINE_STACK_SERVICES=ingest HOOKLINE_TOPIC_PARTITIONS=1 \
+  HOOKLINE_API_KEYS=acme=key-acme HOOKLINE_LOG_LEVEL=warn
+API=$HOOKLINE_API_URL
+log "fuzzing $API for ${SECONDS_BUDGET}s, seed $SEED"
 
 # The budget bounds generation; the outer timeout bounds everything else
 # (shrinking a failure, a hung request). A request may take up to 30 s: a
@@ -103,5 +76,5 @@ if ((rc != 0)); then
   fail "the API and openapi.json disagree (above); reproduce with OPENAPI_FUZZ_SEED=$SEED"
 fi
 tail -n 25 "$work/schemathesis.txt" >&2
-kill -0 "$pid" 2>/dev/null || fail "ingest died during the run"
+kill -0 "$STACK_PID" 2>/dev/null || fail "ingest died during the run (hookstack stops when a service exits)"
 pass "schemathesis found no disagreement between ingest and openapi.json in ${SECONDS_BUDGET}s"

@@ -7,9 +7,9 @@
 #   - Node: @octokit/webhooks-methods for X-Hub-Signature-256 and
 #     standardwebhooks (npm) for webhook-signature (verify_signatures.mjs).
 #
-# It runs the four services built from this checkout (or $HOOKLINE_BIN)
-# against the real Kafka and Redis (KAFKA_BROKERS, REDIS_ADDR) on a fresh
-# topic prefix, with three subscriptions to an HTTPS receiver that records
+# It runs the four services with hookstack, built from this checkout (or
+# $HOOKLINE_BIN), against the real Kafka and Redis (KAFKA_BROKERS,
+# REDIS_ADDR) on a fresh topic prefix, with three subscriptions to an HTTPS receiver that records
 # every request raw: a plain one, one with compression "gzip" (small and
 # large bodies: gzip above 1 KiB only) and one whose secret was rotated (two
 # signatures, the newest secret for X-Hub-Signature-256). Every request
@@ -29,69 +29,34 @@ AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKER
   fail "no Kafka at $BROKERS: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 
 work=$(mktemp -d)
-prefix="sigtest$(date +%s)$$."
-declare -A pids=()
 cleanup() {
   local rc=$?
-  for name in "${!pids[@]}"; do kill -TERM "${pids[$name]}" 2>/dev/null || true; done
-  for name in "${!pids[@]}"; do
-    for _ in $(seq 40); do kill -0 "${pids[$name]}" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "${pids[$name]}" 2>/dev/null || true
-  done
+  [[ -n ${recv_pid:-} ]] && { kill -TERM "$recv_pid" 2>/dev/null || true; }
+  stop_stack || { log "a service did not stop cleanly (hookstack.log)"; ((rc == 0)) && rc=1; }
   if ((rc != 0)); then
     for f in "$work"/*.log; do [[ -f $f ]] && { echo "---- last lines of $(basename "$f")" >&2; tail -n 15 "$f" >&2; }; done
   fi
   if [[ ${KEEP:-0} == 1 ]]; then
-    log "kept topics/groups with prefix $prefix and $work"
+    log "kept topics/groups with prefix ${HOOKLINE_TOPIC_PREFIX:-} and $work"
   else
-    "$PY" - "$BROKERS" "$prefix" <<'PYEOF' || log "cleanup of $prefix topics failed (harmless)"
-import sys
-from confluent_kafka.admin import AdminClient
-adm = AdminClient({"bootstrap.servers": sys.argv[1]})
-topics = [t for t in adm.list_topics(timeout=10).topics if t.startswith(sys.argv[2])]
-for f in (adm.delete_topics(topics, operation_timeout=30).values() if topics else []):
-    f.result()
-PYEOF
     rm -rf "$work"
   fi
   exit $rc
 }
 trap cleanup EXIT
 
-BIN=${HOOKLINE_BIN:-$work/bin}
-if [[ -z ${HOOKLINE_BIN:-} ]]; then
-  log "building ingest, matcher, sender, retry from $REPO"
-  mkdir -p "$BIN"
-  for s in ingest matcher sender retry; do
-    (cd "$REPO/services/$s" && go build -o "$BIN/$s" .) || fail "go build services/$s failed"
-  done
-fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null ||
   fail "openssl could not make a certificate"
 
-p_recv=$(free_port) p_api=$(free_port) p_iops=$(free_port) p_mops=$(free_port) p_sops=$(free_port) p_rops=$(free_port)
-API=http://127.0.0.1:$p_api
+p_recv=$(free_port)
 python3 "$REPO/deploy/tests/https_receiver.py" --port "$p_recv" --cert "$work/cert.pem" --key "$work/key.pem" \
   --log "$work/received.jsonl" --dump "$work/requests.jsonl" >"$work/receiver.log" 2>&1 &
-pids[receiver]=$!
+recv_pid=$!
 
-export KAFKA_BROKERS=$BROKERS REDIS_ADDR=$REDIS
-export HOOKLINE_TOPIC_PREFIX=$prefix HOOKLINE_TOPIC_PARTITIONS=3 HOOKLINE_TOPIC_REPLICATION=1 HOOKLINE_RETRY_SCHEDULE=1h
-HOOKLINE_SECRET_KEY=$(openssl rand -base64 32)
-export HOOKLINE_SECRET_KEY HOOKLINE_ALLOW_HOSTS=127.0.0.1 HOOKLINE_LOG_LEVEL=info
-start() {
-  local name=$1; shift
-  env "$@" "$BIN/$name" >"$work/$name.log" 2>&1 &
-  pids[$name]=$!
-}
-start ingest "HOOKLINE_HTTP_ADDR=127.0.0.1:$p_api" "HOOKLINE_OPS_ADDR=127.0.0.1:$p_iops" HOOKLINE_API_KEYS=acme=key-acme
-start matcher "HOOKLINE_OPS_ADDR=127.0.0.1:$p_mops" "HOOKLINE_MATCHER_GROUP=${prefix}matcher" "HOOKLINE_TRANSACTIONAL_ID=${prefix}matcher-0"
-start sender "HOOKLINE_OPS_ADDR=127.0.0.1:$p_sops" "HOOKLINE_SENDER_GROUP=${prefix}sender" "HOOKLINE_SENDER_CA_FILE=$work/cert.pem"
-start retry "HOOKLINE_OPS_ADDR=127.0.0.1:$p_rops" "HOOKLINE_RETRY_GROUP=${prefix}retry"
-for svc in ingest:$p_iops matcher:$p_mops sender:$p_sops retry:$p_rops; do
-  wait_http "http://127.0.0.1:${svc#*:}/readyz" 120 || fail "${svc%%:*} not ready within 120 s"
-done
+start_stack "$work" KAFKA_BROKERS="$BROKERS" REDIS_ADDR="$REDIS" HOOKLINE_STACK_SERVICES=ingest,matcher,sender,retry \
+  HOOKLINE_RETRY_SCHEDULE=1h HOOKLINE_LOG_LEVEL=info HOOKLINE_API_KEYS=acme=key-acme HOOKLINE_SENDER_CA_FILE="$work/cert.pem"
+API=$HOOKLINE_API_URL
 
 post() { # path, JSON body -> the answer
   curl -fsS --max-time 10 -H "Authorization: Bearer key-acme" -H 'Content-Type: application/json' "$API$1" -d "$2"

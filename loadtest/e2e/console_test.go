@@ -236,7 +236,7 @@ type portalSession struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func (s *stack) portal(t *testing.T, key string, body map[string]any) portalSession {
+func (s *pipeline) portal(t *testing.T, key string, body map[string]any) portalSession {
 	t.Helper()
 	raw, _ := json.Marshal(body)
 	var p portalSession

@@ -2,25 +2,21 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
+	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/selfsigned"
+	"github.com/hookline/hookline/pkg/stack"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
@@ -40,16 +36,8 @@ func buildServices(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "hookline-e2e-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, s := range []string{"ingest", "matcher", "sender", "retry", "notify"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, s), ".")
-			cmd.Dir = filepath.Join(repoRoot(), "services", s)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", s, err, out)
-				return
-			}
+		if buildErr == nil {
+			buildErr = stack.Build(context.Background(), repoRoot(), binDir, stack.ServiceNames()...)
 		}
 	})
 	if buildErr != nil {
@@ -58,23 +46,18 @@ func buildServices(t *testing.T) string {
 	return binDir
 }
 
-// stack is the four services (and notify, withAlerts) running as
-// separate processes against the real broker and Redis, under a topic
-// prefix of their own.
-type stack struct {
-	t        *testing.T
-	API      string // http://host:port of ingest
-	Key      string
-	Kafka    kafka.Config
-	procs    map[string]*exec.Cmd
-	env      []string
-	bin      string
-	opsAddr  map[string]string
-	services []string // what startStack starts
+// pipeline is ingest, matcher, sender and retry (and notify, withAlerts)
+// running as separate processes against the real broker and Redis, under
+// a topic prefix of their own (pkg/stack).
+type pipeline struct {
+	t     *testing.T
+	API   string // http://host:port of ingest
+	Key   string // tenant acme's API key
+	Kafka kafka.Config
 }
 
 // stackOption changes the stack startStack starts.
-type stackOption func(*stack)
+type stackOption func(*stack.Config)
 
 // alertsRedisDB is the Redis database of a stack withAlerts. notify's
 // queue has fixed key names shared by every notify instance on a Redis, so
@@ -87,133 +70,41 @@ const alertsRedisDB = "9"
 // and a queue polled every 100 ms, in a Redis database of its own
 // (alertsRedisDB).
 func withAlerts(m *testinfra.Mailpit) stackOption {
-	return func(s *stack) {
-		s.services = append(s.services, "notify")
-		s.env = append(s.env,
-			"REDIS_DB="+alertsRedisDB,
-			"HOOKLINE_SMTP_URL="+m.SMTPURL(),
-			"HOOKLINE_ALERT_FROM=Hookline <alerts@hookline.example>",
-			"HOOKLINE_CONSOLE_URL="+s.API+"/console/",
-			"HOOKLINE_NOTIFY_GROUP="+s.Kafka.Topics.Prefix+"notify",
-			"HOOKLINE_ALERT_DIGEST_WINDOW=2s",
-			"HOOKLINE_ALERT_POLL=100ms",
-		)
+	return func(c *stack.Config) {
+		c.Services = append(c.Services, "notify")
+		c.SMTPURL, c.AlertFrom = m.SMTPURL(), "Hookline <alerts@hookline.example>"
+		c.Env = append(c.Env, "REDIS_DB="+alertsRedisDB, "HOOKLINE_ALERT_DIGEST_WINDOW=2s", "HOOKLINE_ALERT_POLL=100ms")
 	}
 }
 
-func startStack(t *testing.T, receiverCA []byte, schedule string, opts ...stackOption) *stack {
+// startStack runs the services with the receivers' CA and a retry
+// schedule until the test ends; tenants acme (Key) and globex ("other-"
+// Key) have API keys.
+func startStack(t *testing.T, receiverCA []byte, schedule string, opts ...stackOption) *pipeline {
 	t.Helper()
-	bin := buildServices(t)
 	kcfg := testinfra.Kafka(t)
-	testinfra.Redis(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, receiverCA, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	httpAddr := testinfra.FreeAddr(t)
-	s := &stack{t: t, API: "http://" + httpAddr, Key: "key-" + kcfg.Topics.Prefix, Kafka: kcfg, procs: map[string]*exec.Cmd{}, bin: bin, opsAddr: map[string]string{}}
-	s.env = append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(kcfg.Brokers, ","),
-		"HOOKLINE_TOPIC_PREFIX="+kcfg.Topics.Prefix,
-		"HOOKLINE_TOPIC_PARTITIONS=3",
-		"HOOKLINE_API_KEYS=acme="+s.Key+",globex=other-"+s.Key,
-		"HOOKLINE_SECRET_KEY="+base64.StdEncoding.EncodeToString(key),
-		"HOOKLINE_ALLOW_HOSTS=127.0.0.1",
-		"HOOKLINE_SENDER_CA_FILE="+caFile,
-		"HOOKLINE_HTTP_ADDR="+httpAddr,
-		"HOOKLINE_RETRY_SCHEDULE="+schedule,
-		"HOOKLINE_MATCHER_GROUP="+kcfg.Topics.Prefix+"matcher",
-		"HOOKLINE_SENDER_GROUP="+kcfg.Topics.Prefix+"sender",
-		"HOOKLINE_RETRY_GROUP="+kcfg.Topics.Prefix+"retry",
-		"HOOKLINE_INGEST_GROUP="+kcfg.Topics.Prefix+"ingest",
-		"HOOKLINE_TRANSACTIONAL_ID="+kcfg.Topics.Prefix+"matcher-1",
-		"HOOKLINE_LOG_LEVEL=warn",
-	)
-	s.services = []string{"ingest", "matcher", "sender", "retry"}
+	p := &pipeline{t: t, Key: "key-" + kcfg.Topics.Prefix, Kafka: kcfg}
+	cfg := testinfra.StackConfig(t, kcfg)
+	cfg.Bin, cfg.Services = buildServices(t), []string{"ingest", "matcher", "sender", "retry"}
+	cfg.Schedule, cfg.CAFile = schedule, caFile
+	cfg.Keys = map[string]string{"acme": p.Key, "globex": "other-" + p.Key}
 	for _, opt := range opts {
-		opt(s)
+		opt(&cfg)
 	}
-	for _, name := range s.services {
-		s.Start(name)
+	st := testinfra.Stack(t, cfg)
+	if err := st.StartAll(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(s.stopAll)
-	for _, name := range s.services {
-		if name != "retry" { // ready as soon as it runs
-			s.waitReady(name)
-		}
-	}
-	return s
-}
-
-// Start runs one service.
-func (s *stack) Start(name string) {
-	s.t.Helper()
-	if s.opsAddr[name] == "" {
-		s.opsAddr[name] = testinfra.FreeAddr(s.t)
-	}
-	cmd := exec.Command(filepath.Join(s.bin, name))
-	cmd.Env = append(append([]string{}, s.env...), "HOOKLINE_OPS_ADDR="+s.opsAddr[name])
-	logFile, err := os.Create(filepath.Join(s.t.TempDir(), name+".log"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
-	}
-	s.procs[name] = cmd
-	s.t.Cleanup(func() {
-		if s.t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			s.t.Logf("%s log:\n%s", name, tail(b, 4000))
-		}
-	})
-}
-
-// Kill stops a service with SIGKILL: no graceful shutdown at all.
-func (s *stack) Kill(name string) {
-	cmd := s.procs[name]
-	_ = cmd.Process.Kill()
-	_, _ = cmd.Process.Wait()
-	delete(s.procs, name)
-}
-
-func (s *stack) stopAll() {
-	for _, cmd := range s.procs {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for name, cmd := range s.procs {
-		done := make(chan struct{})
-		go func() { _, _ = cmd.Process.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			s.t.Errorf("%s did not stop within 20s of SIGTERM", name)
-			_ = cmd.Process.Kill()
-		}
-	}
-}
-
-func (s *stack) waitReady(name string) {
-	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + s.opsAddr[name] + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	s.t.Fatalf("%s not ready within 60s", name)
+	p.API = st.API
+	return p
 }
 
 // call makes an API request and decodes a JSON answer into out.
-func (s *stack) call(method, path, key, contentType string, body []byte, out any) (int, http.Header) {
+func (s *pipeline) call(method, path, key, contentType string, body []byte, out any) (int, http.Header) {
 	s.t.Helper()
 	req, _ := http.NewRequest(method, s.API+path, bytes.NewReader(body))
 	if key != "" {
@@ -236,18 +127,11 @@ func (s *stack) call(method, path, key, contentType string, body []byte, out any
 	return resp.StatusCode, resp.Header
 }
 
-func (s *stack) postJSON(path string, v any, out any) int {
+func (s *pipeline) postJSON(path string, v any, out any) int {
 	s.t.Helper()
 	body, _ := json.Marshal(v)
 	code, _ := s.call(http.MethodPost, path, s.Key, "application/json", body, out)
 	return code
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // receiver is an HTTPS (HTTP/2) endpoint that records what it gets and

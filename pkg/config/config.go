@@ -18,17 +18,32 @@ import (
 // Reader looks settings up in flags first, then the environment, then the
 // default. Read every setting, then call Err.
 type Reader struct {
-	flags  map[string]string
-	lookup func(string) (string, bool)
-	used   map[string]setting
-	errs   []error
-	help   bool
+	flags   map[string]string
+	lookup  func(string) (string, bool)
+	used    map[string]setting
+	errs    []error
+	help    bool
+	check   bool // -check: validate the settings, run nothing
+	noFlags bool // FromEnv: the arguments are not settings
 }
 
-type setting struct{ def, doc string }
+type setting struct {
+	def, doc string
+	required bool
+	envOnly  bool // EnvOnly: no flag
+}
 
 // FromOS reads os.Args and the process environment.
 func FromOS() *Reader { return New(os.Args[1:], os.LookupEnv) }
+
+// FromEnv reads settings from lookup only, for commands whose arguments
+// are their own (hookctl's subcommands, hookload's flags): no flag mirrors
+// a setting, and Usage lists none.
+func FromEnv(lookup func(string) (string, bool)) *Reader {
+	r := New(nil, lookup)
+	r.noFlags = true
+	return r
+}
 
 // New reads the given arguments (-name=value or -name value) and lookup.
 func New(args []string, lookup func(string) (string, bool)) *Reader {
@@ -37,6 +52,10 @@ func New(args []string, lookup func(string) (string, bool)) *Reader {
 		a := strings.TrimLeft(args[i], "-")
 		if a == "h" || a == "help" {
 			r.help = true
+			continue
+		}
+		if a == "check" {
+			r.check = true
 			continue
 		}
 		name, val, ok := strings.Cut(a, "=")
@@ -76,9 +95,22 @@ func (r *Reader) String(env, def, doc string) string {
 	return v
 }
 
+// EnvOnly returns a text setting that a library reads from the
+// environment by itself (OpenTelemetry's SDK): it is listed by Usage, so
+// that -h and the docs show it, but no flag mirrors it, since the library
+// would not see the flag.
+func (r *Reader) EnvOnly(env, def, doc string) string {
+	r.used[env] = setting{def: def, doc: doc, envOnly: true}
+	if v, ok := r.lookup(env); ok && v != "" {
+		return v
+	}
+	return def
+}
+
 // Required returns a text setting that has no default.
 func (r *Reader) Required(env, doc string) string {
 	v, ok := r.raw(env, "", doc)
+	r.used[env] = setting{doc: doc, required: true}
 	if !ok {
 		r.errs = append(r.errs, fmt.Errorf("%s is required: %s", env, doc))
 	}
@@ -115,7 +147,7 @@ func (r *Reader) Bool(env string, def bool, doc string) bool {
 
 // Duration returns a duration setting such as 250ms or 5s.
 func (r *Reader) Duration(env string, def time.Duration, doc string) time.Duration {
-	v, ok := r.raw(env, def.String(), doc)
+	v, ok := r.raw(env, shortDuration(def), doc)
 	if !ok {
 		return def
 	}
@@ -125,6 +157,19 @@ func (r *Reader) Duration(env string, def time.Duration, doc string) time.Durati
 		return def
 	}
 	return d
+}
+
+// shortDuration writes d as time.ParseDuration reads it, without the zero
+// units Duration.String adds: 24h rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // List returns a comma-separated setting with blanks dropped.
@@ -145,36 +190,70 @@ func (r *Reader) Fail(env string, err error) {
 }
 
 // Err reports every problem seen, and flags that no setting uses. With -h
-// it writes the settings table to w and returns ErrHelp.
+// it writes the settings table to w and returns ErrHelp; with -check and
+// no problem it returns ErrChecked, so that a deployment's settings can be
+// validated by the binary itself without running it.
 func (r *Reader) Err(w io.Writer) error {
 	if r.help {
-		r.usage(w)
+		r.Usage(w)
 		return ErrHelp
 	}
 	known := map[string]bool{}
-	for env := range r.used {
-		known[flagName(env)] = true
+	for env, s := range r.used {
+		if !s.envOnly {
+			known[flagName(env)] = true
+		}
 	}
 	for name := range r.flags {
 		if !known[name] {
 			r.errs = append(r.errs, fmt.Errorf("unknown flag -%s", name))
 		}
 	}
-	return errors.Join(r.errs...)
+	if err := errors.Join(r.errs...); err != nil || !r.check {
+		return err
+	}
+	return ErrChecked
 }
 
 // ErrHelp is returned by Err when help was asked for.
 var ErrHelp = errors.New("help requested")
 
-func (r *Reader) usage(w io.Writer) {
+// ErrChecked is returned by Err when -check was asked for and the
+// settings are valid.
+var ErrChecked = errors.New("the settings are valid")
+
+// Usage writes the settings read so far, sorted by name, in the format
+// ParseHelp reads back: a header line, then per setting a line with its
+// environment variable, its flag (unless FromEnv) and its default (quoted,
+// or the word required), and an indented line of its description. A
+// default derived from the host name ends in -<hostname> rather than this
+// machine's name, so that the help, and the README's settings table made
+// from it, read the same everywhere.
+func (r *Reader) Usage(w io.Writer) {
 	names := make([]string, 0, len(r.used))
 	for env := range r.used {
 		names = append(names, env)
 	}
 	sort.Strings(names)
-	fmt.Fprintln(w, "Settings (environment variable, flag, default):")
+	header := helpHeader
+	if r.noFlags {
+		header = helpHeaderNoFlags
+	}
+	fmt.Fprintln(w, header)
+	host, _ := os.Hostname()
 	for _, env := range names {
 		s := r.used[env]
-		fmt.Fprintf(w, "  %-32s -%-28s %q\n      %s\n", env, flagName(env), s.def, s.doc)
+		def := strconv.Quote(s.def)
+		if host != "" && strings.HasSuffix(s.def, "-"+host) {
+			def = strconv.Quote(strings.TrimSuffix(s.def, host) + hostnamePlaceholder)
+		}
+		if s.required {
+			def = "required"
+		}
+		if r.noFlags || s.envOnly {
+			fmt.Fprintf(w, "  %-40s %s\n      %s\n", env, def, s.doc)
+			continue
+		}
+		fmt.Fprintf(w, "  %-40s -%-36s %s\n      %s\n", env, flagName(env), def, s.doc)
 	}
 }

@@ -53,6 +53,11 @@ func BaseFromEnv(r *config.Reader, name, opsAddr string) Base {
 		r.Fail("HOOKLINE_RETRY_SCHEDULE", err)
 	}
 	b.Schedule = sch
+	// OpenTelemetry's SDK reads these itself (telemetry.New); listed here
+	// so that -h and the README show them.
+	r.EnvOnly("OTEL_EXPORTER_OTLP_ENDPOINT", "", "export traces over OTLP/HTTP to this collector; empty: spans are made (their ids reach Kafka headers and receivers), not exported. The SDK reads its other OTEL_* variables too")
+	r.EnvOnly("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the same for traces alone")
+	r.EnvOnly("OTEL_TRACES_SAMPLER", "", "OpenTelemetry's sampler; empty: 1% of traces, unless the parent was sampled")
 	return b
 }
 
@@ -100,7 +105,11 @@ func (b Base) Bootstrap(ctx context.Context, log zerolog.Logger) error {
 }
 
 // RedisFromEnv reads the Redis settings and returns an unconnected client.
-func RedisFromEnv(r *config.Reader) *redis.Client {
+func RedisFromEnv(r *config.Reader) *redis.Client { return redis.NewClient(RedisOptionsFromEnv(r)) }
+
+// RedisOptionsFromEnv reads the Redis settings every Hookline program
+// shares (hookctl's too).
+func RedisOptionsFromEnv(r *config.Reader) *redis.Options {
 	opts := &redis.Options{
 		Addr:         r.String("REDIS_ADDR", "127.0.0.1:6379", "Redis host:port"),
 		Username:     r.String("REDIS_USERNAME", "", "Redis ACL user"),
@@ -114,16 +123,21 @@ func RedisFromEnv(r *config.Reader) *redis.Client {
 	if r.Bool("REDIS_TLS", false, "connect to Redis with TLS") {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return redis.NewClient(opts)
+	return opts
 }
 
 // Main ends a service's main function: it stops the process when the
-// settings are wrong (exit 2, every problem listed) or help was asked for
-// (exit 0), then calls run with a context that SIGINT and SIGTERM cancel,
-// so the service shuts down gracefully, and exits 1 if run fails.
+// settings are wrong (exit 2, every problem listed), help was asked for or
+// -check found them valid (exit 0), then calls run with a context that
+// SIGINT and SIGTERM cancel, so the service shuts down gracefully, and
+// exits 1 if run fails.
 func Main(r *config.Reader, b Base, run func(ctx context.Context, log zerolog.Logger) error) {
 	if err := r.Err(os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		switch {
+		case errors.Is(err, config.ErrHelp):
+			os.Exit(0)
+		case errors.Is(err, config.ErrChecked):
+			fmt.Fprintf(os.Stderr, "%s: %v\n", b.Name, err)
 			os.Exit(0)
 		}
 		fmt.Fprintf(os.Stderr, "%s: configuration:\n%s\n", b.Name, err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -76,41 +75,22 @@ func TestCrashQuarantine(t *testing.T) {
 	}
 
 	const limit = 3
-	env := append(os.Environ(), childEnv+"=1",
-		"HOOKLINE_TOPIC_PREFIX="+kcfg.Topics.Prefix, "HOOKLINE_TOPIC_PARTITIONS=3", "HOOKLINE_RETRY_SCHEDULE=1s,2s",
-		"HOOKLINE_MATCHER_GROUP="+kcfg.Topics.Prefix+"matcher", "HOOKLINE_TRANSACTIONAL_ID="+kcfg.Topics.Prefix+"matcher-0",
-		// Static membership: a restarted matcher takes its partitions
-		// back at once instead of after the dead one's session timeout.
-		"HOOKLINE_INSTANCE_ID="+kcfg.Topics.Prefix+"matcher-0",
-		"HOOKLINE_TEST_CRASH_EVENT_TYPE=test.crash", fmt.Sprintf("HOOKLINE_CRASH_LIMIT=%d", limit), "HOOKLINE_LOG_LEVEL=warn")
+	scfg := testinfra.StackConfig(t, kcfg)
+	scfg.Programs = map[string]string{"matcher": os.Args[0]}
+	scfg.Schedule = "1s,2s"
+	// Static membership: a restarted matcher takes its partitions back at
+	// once instead of after the dead one's session timeout.
+	scfg.StaticMembers = true
+	scfg.Env = []string{childEnv + "=1", "HOOKLINE_TEST_CRASH_EVENT_TYPE=test.crash", fmt.Sprintf("HOOKLINE_CRASH_LIMIT=%d", limit)}
+	st := testinfra.Stack(t, scfg)
 	var (
 		deaths   int
-		child    *exec.Cmd
-		exited   chan error
-		logs     strings.Builder
 		got      = map[string]int{}
 		rejected []*kgo.Record
 	)
-	start := func() {
-		child = exec.Command(os.Args[0])
-		child.Env = append(env, "HOOKLINE_OPS_ADDR="+testinfra.FreeAddr(t))
-		child.Stdout, child.Stderr = &logs, &logs
-		if err := child.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited = make(chan error, 1)
-		go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(child, exited)
+	if err := st.Start("matcher"); err != nil {
+		t.Fatal(err)
 	}
-	defer func() {
-		if child != nil && child.ProcessState == nil {
-			_ = child.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("matcher output:\n%s", logs.String())
-		}
-	}()
-	start()
 	for len(got) < len(want) || len(rejected) == 0 {
 		pollCtx, stopPoll := context.WithTimeout(ctx, 500*time.Millisecond)
 		fetches := cl.PollFetches(pollCtx)
@@ -127,23 +107,24 @@ func TestCrashQuarantine(t *testing.T) {
 			got[d.ID]++
 		})
 		select {
-		case err := <-exited:
+		case x := <-st.Exits():
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				t.Fatalf("the matcher exited with %v, want it to kill itself", err)
+			if !errors.As(x.Err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("the matcher exited with %v, want it to kill itself", x.Err)
 			}
 			deaths++
 			if deaths > limit {
 				t.Fatalf("the matcher died %d times; the poison event was not quarantined after %d", deaths, limit)
 			}
-			start()
+			if err := st.Start("matcher"); err != nil {
+				t.Fatal(err)
+			}
 		case <-ctx.Done():
 			t.Fatalf("after %d deaths: deliveries %v, %d rejected; want %v and the poison rejected", deaths, got, len(rejected), want)
 		default:
 		}
 	}
-	_ = child.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
+	if err := st.Term("matcher"); err != nil {
 		t.Errorf("the matcher did not stop cleanly after the quarantine: %v", err)
 	}
 	if deaths != limit {

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -185,18 +184,24 @@ func TestNotifyProcess(t *testing.T) {
 		}
 		produce(t, cl, &kgo.Record{Topic: cfg.Topics.Events, Key: []byte(ev.Subject), Value: v})
 	}
-	opsAddr := testinfra.FreeAddr(t)
-	env := []string{
-		"KAFKA_BROKERS=" + strings.Join(cfg.Brokers, ","), "REDIS_ADDR=" + os.Getenv("REDIS_ADDR"),
-		"HOOKLINE_TOPIC_PREFIX=" + cfg.Topics.Prefix, "HOOKLINE_TOPIC_PARTITIONS=3", "HOOKLINE_NOTIFY_GROUP=" + cfg.Topics.Prefix + "notify",
-		"HOOKLINE_OPS_ADDR=" + opsAddr, "HOOKLINE_SMTP_URL=" + mp.SMTPURL(), "HOOKLINE_ALERT_FROM=Hookline <alerts@hookline.example>",
-		"HOOKLINE_ALERT_DEFAULT_EMAILS=acme=" + ops, "HOOKLINE_CONSOLE_URL=https://hooks.example.com/console/",
-		// Static membership: the restarted process gets the partitions
-		// back at once instead of after the killed one's session timeout.
-		"HOOKLINE_INSTANCE_ID=notify-0",
+	scfg := testinfra.StackConfig(t, cfg)
+	scfg.Programs = map[string]string{"notify": os.Args[0]}
+	// Nothing of the shell's settings leaks in.
+	scfg.BaseEnv = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	scfg.SMTPURL, scfg.AlertFrom, scfg.LogLevel = mp.SMTPURL(), "Hookline <alerts@hookline.example>", "info"
+	// Static membership: the restarted process gets the partitions back
+	// at once instead of after the killed one's session timeout.
+	scfg.StaticMembers = true
+	scfg.Env = []string{runMainEnv + "=1", "HOOKLINE_ALERT_DEFAULT_EMAILS=acme=" + ops, "HOOKLINE_CONSOLE_URL=https://hooks.example.com/console/"}
+	st := testinfra.Stack(t, scfg)
+	ctx := context.Background()
+	if err := st.Start("notify"); err != nil {
+		t.Fatal(err)
 	}
-	p := start(t, env)
-	waitReady(t, "http://"+opsAddr+"/readyz", p)
+	if err := st.WaitReady(ctx, "notify", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	opsAddr := st.OpsAddr("notify")
 	failing := event(health.Failing, 5)
 	publish(failing)
 	got := mp.WaitTo(t, owner, 1, 30*time.Second)
@@ -211,11 +216,14 @@ func TestNotifyProcess(t *testing.T) {
 	}
 
 	// SIGKILL, the same event again, a new event: one more email each.
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	st.Kill("notify")
 	publish(failing)
-	p = start(t, env)
-	waitReady(t, "http://"+opsAddr+"/readyz", p)
+	if err := st.Start("notify"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WaitReady(ctx, "notify", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	publish(event(health.Recovered, 5))
 	mp.WaitTo(t, owner, 2, 30*time.Second)
 	time.Sleep(2 * time.Second) // a resend would come with it
@@ -223,33 +231,11 @@ func TestNotifyProcess(t *testing.T) {
 		t.Fatalf("%d emails to the owner after a restart, want 2", n)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := st.Term("notify"); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
 	}
-	if code := p.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
-	if !strings.Contains(p.out.String(), `"message":"stopped"`) {
+	if !strings.Contains(st.LogTail("notify", 1<<20), `"message":"stopped"`) {
 		t.Errorf("no clean stop in the log")
-	}
-}
-
-func waitReady(t *testing.T, url string, p *proc) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if code, _ := get(t, url); code == http.StatusOK {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("notify exited:\n%s", p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60s", url)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,9 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,55 +33,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// proc is a sender process.
-type proc struct {
-	cmd *exec.Cmd
-	out *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startSender(t *testing.T, env []string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(os.Args[0]), out: &syncBuffer{}}
-	p.cmd.Env = append(os.Environ(), append(env, runMainEnv+"=1")...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
-		if t.Failed() {
-			t.Logf("sender output:\n%s", p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
 }
 
 func TestKilledSenderLosesNothingAndResendsNothingDelivered(t *testing.T) {
@@ -163,23 +111,14 @@ func TestKilledSenderLosesNothingAndResendsNothingDelivered(t *testing.T) {
 		return out
 	}
 
-	group := kcfg.Topics.Prefix + "sender"
-	env := []string{
-		"KAFKA_BROKERS=" + kcfg.Brokers[0],
-		"REDIS_ADDR=" + rdb.Options().Addr,
-		"HOOKLINE_TOPIC_PREFIX=" + kcfg.Topics.Prefix,
-		"HOOKLINE_TOPIC_PARTITIONS=3",
-		"HOOKLINE_RETRY_SCHEDULE=1s,2s",
-		"HOOKLINE_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key),
-		"HOOKLINE_ALLOW_HOSTS=127.0.0.1",
-		"HOOKLINE_SENDER_CA_FILE=" + caFile,
-		"HOOKLINE_SENDER_GROUP=" + group,
-		"HOOKLINE_SENDER_PER_ENDPOINT=4",
-		"HOOKLINE_DELIVERED_TTL=10m",
-		"HOOKLINE_OPS_ADDR=127.0.0.1:0",
-		"HOOKLINE_LOG_LEVEL=warn",
+	cfg := testinfra.StackConfig(t, kcfg)
+	cfg.Programs = map[string]string{"sender": os.Args[0]}
+	cfg.Schedule, cfg.SecretKey, cfg.CAFile = "1s,2s", base64.StdEncoding.EncodeToString(key), caFile
+	cfg.Env = []string{runMainEnv + "=1", "HOOKLINE_SENDER_PER_ENDPOINT=4", "HOOKLINE_DELIVERED_TTL=10m"}
+	st := testinfra.Stack(t, cfg)
+	if err := st.Start("sender"); err != nil {
+		t.Fatal(err)
 	}
-	first := startSender(t, env)
 
 	// A first wave the sender finishes and marks, then a second one it is
 	// killed in the middle of.
@@ -192,7 +131,7 @@ func TestKilledSenderLosesNothingAndResendsNothingDelivered(t *testing.T) {
 	}
 	wave(150)
 	rcv.WaitFor(t, 40, 30*time.Second)
-	first.kill(t)
+	st.Kill("sender")
 	atKill := byID(rcv.Requests())
 	done := marked()
 	if len(atKill) >= len(ids) {
@@ -202,8 +141,10 @@ func TestKilledSenderLosesNothingAndResendsNothingDelivered(t *testing.T) {
 	// As if the sender had died before committing anything, the restarted
 	// one reads every record again: a fresh group starts from the beginning
 	// (and does not wait out the killed member's session).
-	restarted := group + "-restarted"
-	startSender(t, append(env, "HOOKLINE_SENDER_GROUP="+restarted))
+	restarted := kcfg.Topics.Prefix + "sender-restarted"
+	if err := st.Add("sender-restarted", "sender", "HOOKLINE_SENDER_GROUP="+restarted); err != nil {
+		t.Fatal(err)
+	}
 	waitCaughtUp(ctx, t, kadm.NewClient(producer), restarted, kcfg.Topics.Deliveries)
 
 	final := byID(rcv.Requests())

@@ -17,9 +17,9 @@ import (
 	"github.com/hookline/hookline/loadtest/internal/infra"
 	"github.com/hookline/hookline/loadtest/internal/report"
 	"github.com/hookline/hookline/loadtest/internal/sink"
-	"github.com/hookline/hookline/loadtest/internal/stack"
 	"github.com/hookline/hookline/loadtest/internal/workload"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/stack"
 	"github.com/hookline/hookline/pkg/wire"
 )
 
@@ -249,10 +249,9 @@ var scaledOut = []struct{ name, service string }{
 // has given partitions to both of its members.
 func (f *faultKit) scaleOut(ctx context.Context) error {
 	for _, x := range scaledOut {
-		// Two matchers with one transactional id would fence each other.
-		// At info, their logs show them start and stop working.
-		err := f.b.stack.Add(x.name, x.service,
-			"HOOKLINE_TRANSACTIONAL_ID="+f.b.topics.Prefix+x.name, "HOOKLINE_LOG_LEVEL=info")
+		// At info, their logs show them start and stop working. (Each
+		// instance's transactional id is its own: the stack names it.)
+		err := f.b.stack.Add(x.name, x.service, "HOOKLINE_LOG_LEVEL=info")
 		if err != nil {
 			return err
 		}
@@ -283,7 +282,11 @@ func (f *faultKit) scaleOut(ctx context.Context) error {
 func (f *faultKit) scaleIn(context.Context) error {
 	var wg sync.WaitGroup
 	for _, x := range scaledOut {
-		wg.Go(func() { f.b.stack.Term(x.name) })
+		wg.Go(func() {
+			if err := f.b.stack.Term(x.name); err != nil {
+				say("scale in: %v", err)
+			}
+		})
 	}
 	wg.Wait()
 	return nil
@@ -429,7 +432,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	stop := make(chan struct{})
 	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Stop: stop, Seed: b.o.seed, Owed: owed(sc, subs)}
 	var prog workload.Progress
-	cpu0 := b.stack.CPU()
+	cpu0 := b.cpu()
 	start := time.Now()
 	sent := make(chan struct{})
 	go func() {
@@ -481,7 +484,7 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	})
 	b.await(ctx, sc.name, tally, &prog, sent, sc.drain, start)
 	wg.Wait()
-	cpu1 := b.stack.CPU()
+	cpu1 := b.cpu()
 	if note := restarted(map[string]int{}, b.stack.Restarts()); note != "" {
 		actions = append(actions, "in all"+note)
 	}

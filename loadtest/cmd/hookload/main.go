@@ -14,17 +14,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hookline/hookline/loadtest/internal/sink"
+	"github.com/hookline/hookline/pkg/config"
 )
 
 type options struct {
@@ -54,6 +53,17 @@ type options struct {
 func main() {
 	var o options
 	var names string
+	// Its settings are environment variables, its options flags.
+	env := config.FromEnv(os.LookupEnv)
+	o.brokers = env.String("KAFKA_BROKERS", "", "the Kafka broker(s) of the benchmarks; the fault suite (-faults) starts its own")
+	o.redis = env.String("REDIS_ADDR", "", "the Redis of the benchmarks; the fault suite starts its own")
+	flag.Usage = func() {
+		w := flag.CommandLine.Output()
+		fmt.Fprintf(w, "Usage: hookload [flags]\n\nBenchmarks Hookline end to end on this machine (make bench, bench-quick, test-faults).\n\nFlags:\n")
+		flag.PrintDefaults()
+		fmt.Fprintln(w)
+		env.Usage(w)
+	}
 	flag.StringVar(&o.size, "size", "quick", "quick or full")
 	flag.StringVar(&names, "scenarios", "", "comma-separated scenarios to run (default: all): "+strings.Join(scenarioNames, ", ")+"; with -faults, the rounds: "+strings.Join(roundNames(), ", "))
 	flag.StringVar(&o.via, "via", "", "send events via kafka or http for every scenario (default: each scenario's own)")
@@ -83,7 +93,6 @@ func main() {
 	if names != "" {
 		o.scenarios = strings.Split(names, ",")
 	}
-	o.brokers, o.redis = os.Getenv("KAFKA_BROKERS"), os.Getenv("REDIS_ADDR")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,22 +107,4 @@ func main() {
 // say prints a progress or status line on stderr; stdout is the report's.
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05")+" "+format+"\n", args...)
-}
-
-// repoRoot is the nearest folder above the working directory holding go.work.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory: pass -repo")
-		}
-		dir = parent
-	}
 }

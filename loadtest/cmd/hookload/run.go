@@ -22,10 +22,10 @@ import (
 	"github.com/hookline/hookline/loadtest/internal/ceiling"
 	"github.com/hookline/hookline/loadtest/internal/report"
 	"github.com/hookline/hookline/loadtest/internal/sink"
-	"github.com/hookline/hookline/loadtest/internal/stack"
 	"github.com/hookline/hookline/loadtest/internal/workload"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
+	"github.com/hookline/hookline/pkg/stack"
 	"github.com/hookline/hookline/pkg/wire"
 )
 
@@ -49,7 +49,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.repo == "" {
 		var err error
-		if o.repo, err = repoRoot(); err != nil {
+		if o.repo, err = stack.FindRepo("."); err != nil {
 			return err
 		}
 	}
@@ -88,11 +88,17 @@ func run(ctx context.Context, o options) error {
 	if bin == "" {
 		bin = filepath.Join(work, "bin")
 		say("building the services")
-		if err := stack.Build(ctx, o.repo, bin); err != nil {
+		if err := stack.Build(ctx, o.repo, bin, services...); err != nil {
 			return err
 		}
 	}
-	cfg := stack.Config{Bin: bin, Partitions: o.partitions, Schedule: o.schedule, CAFile: caFile, Keys: keys}
+	cfg := stack.Config{
+		Bin: bin, Services: services, Partitions: o.partitions, Schedule: o.schedule, CAFile: caFile, Keys: keys,
+		AllowHosts: "127.0.0.1", LogLevel: "warn",
+		// Delivered marks live in the shared Redis: keep them only as long
+		// as a run lasts.
+		Env: []string{"HOOKLINE_DELIVERED_TTL=30m"},
+	}
 
 	t0 := time.Now()
 	out := &report.Run{Started: t0, Size: o.size, Host: host(o)}
@@ -164,19 +170,19 @@ func start(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config) (*be
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	cfg.Prefix = "bench" + hex.EncodeToString(suffix) + "."
-	say("starting ingest, matcher, sender and retry (topics %s*, %d partitions, Kafka %s)", cfg.Prefix, cfg.Partitions, cfg.Brokers)
+	say("starting %s (topics %s*, %d partitions, Kafka %s)", strings.Join(cfg.Services, ", "), cfg.Prefix, cfg.Partitions, cfg.Brokers)
 	st, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	kcl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(cfg.Brokers, ","), ClientID: "hookload"}, zerolog.Nop())
 	if err != nil {
-		st.Stop()
+		_ = st.Stop()
 		return nil, err
 	}
 	codecs, err := record.LoadCodecs()
 	if err != nil {
-		st.Stop()
+		_ = st.Stop()
 		kcl.Close()
 		return nil, err
 	}
@@ -191,8 +197,23 @@ func start(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config) (*be
 
 // close stops the services and the bench's Kafka client.
 func (b *bench) close() {
-	b.stack.Stop()
+	if err := b.stack.Stop(); err != nil {
+		say("%v", err)
+	}
 	b.kafka.Close()
+}
+
+// services are what the benchmarks and the fault suite run: notify sends
+// no webhooks.
+var services = []string{"ingest", "matcher", "sender", "retry"}
+
+// cpu is the CPU time each service and hookload itself have used so far.
+func (b *bench) cpu() map[string]time.Duration {
+	c := b.stack.CPU()
+	if d, err := stack.ProcessCPU(os.Getpid()); err == nil {
+		c["hookload"] = d
+	}
+	return c
 }
 
 // showLogs prints the end of every instance's log, after a problem.
@@ -339,7 +360,7 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	tally := b.sink.Begin(sc.faults)
 	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Seed: b.o.seed, Owed: owed(sc, subs)}
 	var prog workload.Progress
-	cpu0 := b.stack.CPU()
+	cpu0 := b.cpu()
 	start := time.Now()
 	sent := make(chan struct{})
 	go func() {
@@ -358,7 +379,7 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	for b.sink.IsDown() { // the ceiling needs it
 		time.Sleep(100 * time.Millisecond)
 	}
-	cpu1 := b.stack.CPU()
+	cpu1 := b.cpu()
 
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
 	res.Groups = groups(sc, subs, tally, &prog, start)

@@ -30,7 +30,7 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestProcessCPUGrowsWithWork(t *testing.T) {
-	before, err := processCPU(os.Getpid())
+	before, err := ProcessCPU(os.Getpid())
 	if err != nil {
 		t.Skipf("no /proc here: %v", err)
 	}
@@ -40,7 +40,7 @@ func TestProcessCPUGrowsWithWork(t *testing.T) {
 	for end := time.Now().Add(5 * time.Second); after <= before && time.Now().Before(end); {
 		for range 1_000_000 {
 		}
-		after, _ = processCPU(os.Getpid())
+		after, _ = ProcessCPU(os.Getpid())
 	}
 	if after <= before {
 		t.Errorf("CPU stuck at %v after 5 s of spinning", before)

@@ -12,9 +12,9 @@ import (
 // Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-// processCPU is the user plus system CPU time of process pid, from
-// /proc/<pid>/stat.
-func processCPU(pid int) (time.Duration, error) {
+// ProcessCPU is the user plus system CPU time of process pid, from
+// /proc/<pid>/stat (Linux).
+func ProcessCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
