@@ -32,6 +32,15 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
+// TestMain removes the binaries buildServices made: some 250 MB a run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 func buildServices(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {

@@ -618,6 +618,13 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		pt.release(it)
 	}
 	if a.err != nil {
+		if a.delivered {
+			// The endpoint took them, but their outcome is not in Kafka,
+			// so their records stay unfinished: mark them (before the
+			// partition returns), so that the run that takes them again
+			// drops them instead of sending them a second time.
+			pt.mark(j.items, false)
+		}
 		pt.fail(fmt.Errorf("write the outcome of %d deliveries to %s: %w", len(j.items), l.id, a.err))
 		return
 	}
@@ -631,7 +638,15 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		return
 	}
 	l.failing = false
-	for _, it := range j.items {
+	pt.mark(j.items, true)
+}
+
+// mark queues the delivered marks of items for the next flushMarks, and
+// with finish their records, which are finished once marked. Until a
+// mark is in Redis its id is counted in unmarked, so a repeat read
+// meanwhile is dropped.
+func (pt *partition) mark(items []*item, finish bool) {
+	for _, it := range items {
 		pt.marks = append(pt.marks, it.d.ID)
 		pt.unmarked[it.d.ID]++
 		if it.d.Redelivery != "" {
@@ -639,7 +654,9 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 			pt.marks = append(pt.marks, markKey(&it.d))
 			pt.unmarked[markKey(&it.d)]++
 		}
-		pt.markRecs = append(pt.markRecs, it.rec)
+		if finish {
+			pt.markRecs = append(pt.markRecs, it.rec)
+		}
 	}
 	if len(pt.marks) >= markBatch {
 		pt.flushMarks()
@@ -669,13 +686,26 @@ func (pt *partition) flushMarks() {
 	pt.running++
 	ctx := context.WithoutCancel(pt.ctx) // what was sent must be marked even when the handler stops
 	go func() {
-		if err := pt.d.Delivered.Mark(ctx, ids...); err != nil {
+		err := pt.d.Delivered.Mark(ctx, ids...)
+		if err != nil {
 			pt.d.Metrics.RedisErrors.Inc()
-			pt.log.Warn().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered")
 		}
 		pt.events <- func() {
 			pt.running--
 			pt.marking = false
+			if err != nil && !pt.stopping {
+				// Tried again at the next tick, the ids still held as
+				// unmarked, so that a repeat read meanwhile is dropped
+				// rather than sent again once Redis answers.
+				pt.log.Warn().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered; trying again")
+				pt.marks, pt.markRecs = append(ids, pt.marks...), append(recs, pt.markRecs...)
+				return
+			}
+			if err != nil {
+				// Stopping: the records are finished all the same (the
+				// endpoint took them); only a replay could send them again.
+				pt.log.Error().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered before the partition stopped")
+			}
 			for _, id := range ids {
 				if pt.unmarked[id]--; pt.unmarked[id] <= 0 {
 					delete(pt.unmarked, id)
