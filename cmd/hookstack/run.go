@@ -73,6 +73,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		return exitCode(2)
 	}
 	cfg := s.cfg
+	if len(cfg.Services) == 0 {
+		cfg.Services = stack.DefaultServices(cfg.Postgres != "")
+	}
 	if cfg.Prefix == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)

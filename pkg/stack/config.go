@@ -85,10 +85,7 @@ type Config struct {
 // withDefaults fills what a stack needs and the caller left out.
 func (c Config) withDefaults() (Config, error) {
 	if len(c.Services) == 0 {
-		c.Services = ServiceNames()
-		if c.Postgres == "" {
-			c.Services = slices.DeleteFunc(c.Services, func(s string) bool { return s == "logs" })
-		}
+		c.Services = DefaultServices(c.Postgres != "")
 	}
 	for _, name := range c.Services {
 		if _, _, err := lookup(name); err != nil {
