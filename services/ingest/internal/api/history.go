@@ -82,12 +82,14 @@ func (q *query) known(names ...string) {
 	}
 }
 
+// time reads an RFC 3339 time. Like every filter, one given empty
+// (?since=) is refused as a bad value, not taken as absent: an empty
+// filter that meant "none" would hide a client's bug.
 func (q *query) time(name string) time.Time {
-	v := q.v.Get(name)
-	if v == "" {
+	if !q.v.Has(name) {
 		return time.Time{}
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
+	t, err := time.Parse(time.RFC3339Nano, q.v.Get(name))
 	if err != nil {
 		q.bad(name, "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
 	}
@@ -104,11 +106,10 @@ func (q *query) window() (since, until time.Time) {
 }
 
 func (q *query) limit() int {
-	v := q.v.Get("limit")
-	if v == "" {
+	if !q.v.Has("limit") {
 		return 0
 	}
-	n, err := strconv.Atoi(v)
+	n, err := strconv.Atoi(q.v.Get("limit"))
 	if err != nil || n < 1 || n > logstore.MaxLimit {
 		q.bad("limit", fmt.Sprintf("must be a whole number from 1 to %d", logstore.MaxLimit))
 	}
@@ -118,7 +119,7 @@ func (q *query) limit() int {
 // status reads ?status= among valid.
 func (q *query) status(valid ...logstore.State) logstore.State {
 	v := logstore.State(q.v.Get("status"))
-	if v != "" && !slices.Contains(valid, v) {
+	if q.v.Has("status") && !slices.Contains(valid, v) {
 		names := make([]string, len(valid))
 		for i, s := range valid {
 			names[i] = string(s)
