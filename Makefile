@@ -19,7 +19,7 @@ settings-table: build ## rewrite README.md's settings table from every binary's 
 	@bin/hookstack settings -bin bin -readme README.md
 
 .PHONY: run
-run: build ## run all of Hookline here: embedded Kafka and Redis unless KAFKA_BROKERS / REDIS_ADDR are set
+run: build ## run all of Hookline here: embedded Kafka, Redis and PostgreSQL unless KAFKA_BROKERS / REDIS_ADDR / HOOKLINE_POSTGRES_URL are set
 	@bin/devstack
 
 .PHONY: test

@@ -7,8 +7,8 @@
 # whatever the outcome (as deploy/scripts/test.sh does for `make test`);
 # servers that were already running are used and left running.
 #
-# The fault suite (-faults) starts private Kafka clusters and Redis servers
-# of its own, on free ports, and never touches the shared ones. hookload
+# The fault suite (-faults) starts private Kafka clusters, Redis servers and
+# a PostgreSQL of its own, on free ports, and never touches the shared ones. hookload
 # stops them itself; should it die without doing so, this script does.
 #
 #   bench.sh <hookload flags...>     e.g. bench.sh -size quick -scenarios fanout
@@ -25,6 +25,11 @@ stop() {
     [ -f "$f" ] || continue
     port=${f##*/redis-}
     REDIS_PORT=${port%.pid} HOOKLINE_CACHE=${f%/redis/*} "$ROOT/deploy/scripts/redis.sh" down >/dev/null 2>&1 || true
+  done
+  for d in "$tmp"/work/*/postgres/postgres/*/; do
+    [ -d "$d" ] || continue
+    port=$(basename "$d")
+    POSTGRES_PORT=$port HOOKLINE_CACHE=${d%/postgres/*/} "$ROOT/deploy/scripts/postgres.sh" down >/dev/null 2>&1 || true
   done
   rm -rf "$tmp"
   [ -n "$started" ] && "$ROOT/deploy/scripts/infra.sh" down >/dev/null 2>&1 || true
@@ -48,6 +53,9 @@ if [ -z "$faults" ]; then
   echo "bench: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR" >&2
 fi
 
+# As root, the private PostgreSQL runs as the postgres user, which must
+# reach its folder under here.
+chmod 755 "$tmp"
 mkdir -p "$tmp/work"
 (cd "$ROOT/loadtest" && go build -o "$tmp/hookload" ./cmd/hookload)
 "$tmp/hookload" -repo "$ROOT" -work "$tmp/work" "$@"

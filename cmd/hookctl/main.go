@@ -46,6 +46,20 @@ Subscriptions and events (ingest API; HOOKLINE_API_URL, HOOKLINE_API_KEY):
   subs test <id>                 send a test ping and show its first attempt
   events send <type> <json-data> publish an event
 
+Delivery history (ingest API, when it has HOOKLINE_POSTGRES_URL):
+  logs <subscription-id> [-status S] [-since T] [-until T] [-n N]
+                                 its attempts, newest first (S: delivered,
+                                 retrying, failed; T: RFC 3339 or a duration
+                                 ago, e.g. 2h)
+  logs show <delivery-id>        one delivery, its payload and every attempt
+                                 (request headers and body, the answer)
+  redeliver <delivery-id>        one new attempt now, same webhook-id
+  redeliver -event E -sub S [-new]
+                                 send an old event to a subscription (-new:
+                                 even if it was sent there before)
+  redeliver -recover S -since T [-until T]
+                                 send again the failed deliveries of a window
+
 Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX; HOOKLINE_SCHEMA_REGISTRY_URL when the services use one):
   tail [-f] [-tenant T] [-sub S] [-outcome O] [-n N]
                                  delivery-log records, decoded from Avro, in
@@ -113,6 +127,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return tailCommand(ctx, env, out, rest[1:])
 	case "dlq":
 		return dlqCommand(ctx, env, out, rest[1:])
+	case "logs":
+		return logsCommand(ctx, env, out, rest[1:])
+	case "redeliver":
+		return redeliverCommand(ctx, env, out, rest[1:])
 	case "lag":
 		return lagCommand(ctx, env, out)
 	case "notifications":

@@ -25,7 +25,8 @@ type runSettings struct {
 func readRunSettings(r *config.Reader) runSettings {
 	var s runSettings
 	c := &s.cfg
-	c.Services = r.List("HOOKLINE_STACK_SERVICES", strings.Join(stack.ServiceNames(), ","), "the services to run, in this order")
+	c.Services = r.List("HOOKLINE_STACK_SERVICES", "", "the services to run, in this order; empty: "+strings.Join(stack.ServiceNames(), ", ")+" (logs only with HOOKLINE_POSTGRES_URL)")
+	c.Postgres = r.String("HOOKLINE_POSTGRES_URL", "", "the delivery history's PostgreSQL, for the logs service and ingest's history API; empty: no history")
 	c.Brokers = r.String("KAFKA_BROKERS", "127.0.0.1:9092", "the Kafka brokers")
 	c.Redis = r.String("REDIS_ADDR", "127.0.0.1:6379", "the Redis server")
 	c.Prefix = r.String("HOOKLINE_TOPIC_PREFIX", "", "topic prefix, also of the consumer groups and transactional ids; empty: a fresh stack<random>. one")
@@ -72,6 +73,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		return exitCode(2)
 	}
 	cfg := s.cfg
+	if len(cfg.Services) == 0 {
+		cfg.Services = stack.DefaultServices(cfg.Postgres != "")
+	}
 	if cfg.Prefix == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)

@@ -39,7 +39,10 @@ from hookline_avro import Decoder, local_fetcher, registry_fetcher  # noqa: E402
 
 FIELDS = ["delivery_id", "tenant", "subscription_id", "event_id", "event_type", "url", "attempt", "replay",
           "started_at", "duration_ms", "status_code", "outcome", "error", "response_snippet", "request_bytes",
-          "response_bytes", "next_attempt_at", "trace_id"]
+          "response_bytes", "next_attempt_at", "trace_id",
+          # DeliveryAttempt version 2
+          "delivery_created_at", "request_headers", "request_body", "request_body_sha256", "response_headers",
+          "response_body", "response_truncated"]
 OUTCOMES = {"delivered", "retrying", "dead_lettered"}
 
 problems = []
@@ -147,8 +150,15 @@ def read_kcat_avro(kcat, bootstrap, topic, registry):
 
 
 def norm(rec):
-    """A decoded record in a comparable form (datetimes as epoch millis)."""
-    return {k: (int(v.timestamp() * 1000) if isinstance(v, datetime) else v) for k, v in rec.items()}
+    """A decoded record in a comparable form (datetimes as epoch millis,
+    bytes as hex, so that it also dumps as JSON)."""
+    def one(v):
+        if isinstance(v, datetime):
+            return int(v.timestamp() * 1000)
+        if isinstance(v, (bytes, bytearray)):
+            return bytes(v).hex()
+        return v
+    return {k: one(v) for k, v in rec.items()}
 
 
 def main():
@@ -238,6 +248,12 @@ def main():
             problem(f"{where}: implausible attempt/duration/outcome: {rec['attempt']}, {rec['duration_ms']}, {rec['outcome']}")
         if (rec["outcome"] == "retrying") != (rec["next_attempt_at"] is not None):
             problem(f"{where}: outcome {rec['outcome']} with next_attempt_at {rec['next_attempt_at']}")
+        # Version 2: the headers as sent, the delivery's created_at.
+        sent = {k.lower(): v for k, v in (rec["request_headers"] or {}).items()}
+        if sent.get("webhook-id") != [rec["delivery_id"]] or rec["delivery_created_at"] is None:
+            problem(f"{where}: request_headers {sent} / delivery_created_at {rec['delivery_created_at']}: want the webhook-id as sent")
+        if any(v != "[redacted]" and not v.endswith(" [redacted]") for v in sent.get("authorization", [])):
+            problem(f"{where}: an Authorization header in the delivery log is not redacted")
         for exp in args.expect:
             field, _, want = exp.partition("=")
             if str(rec.get(field)) != want:

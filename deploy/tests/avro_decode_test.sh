@@ -4,9 +4,11 @@
 # Two ways to run it:
 #
 # 1. End to end (no arguments): runs Hookline's ingest, matcher, sender,
-#    retry and notify with hookstack (built from this checkout, or taken
-#    from $HOOKLINE_BIN) against the real Kafka and Redis (KAFKA_BROKERS,
-#    REDIS_ADDR; default 127.0.0.1), on topics and groups of a fresh prefix. Two tenants, three subscriptions
+#    retry, notify and logs with hookstack (built from this checkout, or
+#    taken from $HOOKLINE_BIN) against the real Kafka, Redis and PostgreSQL
+#    (KAFKA_BROKERS, REDIS_ADDR, HOOKLINE_POSTGRES_URL: a database of its
+#    own is created there and dropped after; default 127.0.0.1), on topics
+#    and groups of a fresh prefix. Two tenants, three subscriptions
 #    to an HTTPS test receiver answering 204, 400 and 503, five events; then
 #    it waits for the 8 attempts in <prefix>delivery-log and checks them with
 #    avro_decode_check.py: fastavro on the raw bytes (schema from schemas/ and
@@ -62,8 +64,15 @@ AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKER
 { exec 3<>"/dev/tcp/${REDIS%:*}/${REDIS##*:}" && printf 'PING\r\n' >&3 && read -r -t 2 pong <&3 && [[ $pong == +PONG* ]]; } 2>/dev/null ||
   fail "no Redis at $REDIS: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 exec 3>&-
+PGURL=${HOOKLINE_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/hookline?sslmode=disable}
+psql -X -q -d "$PGURL" -c 'SELECT 1' >/dev/null 2>&1 ||
+  fail "no PostgreSQL at $PGURL: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 
 work=$(mktemp -d)
+# A database of its own on that server, for the logs service.
+db="avrotest$(date +%s)$$"
+psql -X -q -d "$PGURL" -c "CREATE DATABASE $db" >/dev/null || fail "create database $db"
+DBURL=$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PGURL" "$db")
 
 cleanup() {
   local rc=$?
@@ -80,6 +89,7 @@ cleanup() {
     log "kept topics/groups with prefix ${HOOKLINE_TOPIC_PREFIX:-} and $work"
   else
     rm -rf "$work"
+    psql -X -q -d "$PGURL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || log "drop database $db failed (harmless)"
   fi
   exit $rc
 }
@@ -96,14 +106,14 @@ python3 "$REPO/deploy/tests/https_receiver.py" --port "$p_recv" --cert "$work/ce
   --log "$work/received.jsonl" >"$work/receiver.log" 2>&1 &
 recv_pid=$!
 
-# The five services (notify without an SMTP server logs what it would
-# send; it is here for its metrics). One long tier: a 503 is logged as
+# The six services (notify without an SMTP server logs what it would
+# send; it is here for its metrics; logs writes the delivery history). One long tier: a 503 is logged as
 # "retrying" and nothing comes back during the test, so the count of
 # attempts is exact.
 start_stack "$work" KAFKA_BROKERS="$BROKERS" REDIS_ADDR="$REDIS" HOOKLINE_RETRY_SCHEDULE=1h HOOKLINE_LOG_LEVEL=info \
-  HOOKLINE_API_KEYS=acme=key-acme,globex=key-globex HOOKLINE_SENDER_CA_FILE="$work/cert.pem"
+  HOOKLINE_API_KEYS=acme=key-acme,globex=key-globex HOOKLINE_SENDER_CA_FILE="$work/cert.pem" HOOKLINE_POSTGRES_URL="$DBURL"
 API=$HOOKLINE_API_URL prefix=$HOOKLINE_TOPIC_PREFIX
-wait_http "$API/schemas/ids/4" 10 || fail "ingest does not serve /schemas/ids/4"
+wait_http "$API/schemas/ids/12" 10 || fail "ingest does not serve /schemas/ids/12"
 
 api() { # key, path, JSON body -> the answer's id
   curl -fsS --max-time 10 -H "Authorization: Bearer $1" -H 'Content-Type: application/json' "$API$2" -d "$3" |
@@ -169,12 +179,20 @@ for e in errs:
 sys.exit(1 if errs else 0)
 EOF
 
+# The delivery history holds the same 8 attempts.
+for _ in $(seq 60); do
+  stored=$(psql -X -q -t -A -d "$DBURL" -c 'SELECT count(*) FROM attempts' 2>/dev/null || echo 0)
+  [[ $stored == 8 ]] && break
+  sleep 0.5
+done
+[[ $stored == 8 ]] || fail "the delivery history holds $stored attempts, want 8"
+
 # Every Hookline metric the dashboard and the alerts use, in a real scrape.
 for addr in "$HOOKLINE_INGEST_OPS_ADDR" "$HOOKLINE_MATCHER_OPS_ADDR" "$HOOKLINE_SENDER_OPS_ADDR" "$HOOKLINE_RETRY_OPS_ADDR" \
-  "$HOOKLINE_NOTIFY_OPS_ADDR"; do
+  "$HOOKLINE_NOTIFY_OPS_ADDR" "$HOOKLINE_LOGS_OPS_ADDR"; do
   curl -fsS "http://$addr/metrics" || fail "scrape of $addr/metrics failed"
 done >"$work/metrics.txt"
 HOOKLINE_METRICS_FILE=$work/metrics.txt "$REPO/deploy/tests/monitoring_test.sh" ||
   fail "the dashboard or alerts use metrics the services do not export"
 
-pass "8 delivery-log records produced by Hookline decoded by fastavro, confluent-kafka and kcat; report.py and metric names check out"
+pass "8 delivery-log records produced by Hookline decoded by fastavro, confluent-kafka and kcat, and stored in the delivery history; report.py and metric names check out"

@@ -17,11 +17,11 @@ import sys
 
 import yaml
 
-SERVICES = ("ingest", "matcher", "sender", "retry", "notify")
-SECRET_ENVS = {"ingest": {"HOOKLINE_API_KEYS", "HOOKLINE_SECRET_KEY"}, "sender": {"HOOKLINE_SECRET_KEY"},
-               "notify": {"HOOKLINE_SMTP_URL"}}
+SERVICES = ("ingest", "matcher", "sender", "retry", "notify", "logs")
+SECRET_ENVS = {"ingest": {"HOOKLINE_API_KEYS", "HOOKLINE_SECRET_KEY", "HOOKLINE_POSTGRES_URL"}, "sender": {"HOOKLINE_SECRET_KEY"},
+               "notify": {"HOOKLINE_SMTP_URL"}, "logs": {"HOOKLINE_POSTGRES_URL"}}
 # Settings that hold credentials: never a literal value in a manifest.
-CREDENTIAL_NAMES = ("SECRET", "PASSWORD", "API_KEYS", "SMTP_URL")
+CREDENTIAL_NAMES = ("SECRET", "PASSWORD", "API_KEYS", "SMTP_URL", "POSTGRES_URL")
 SCALED = {"matcher": ("hookline-matcher", "events"), "sender": ("hookline-sender", "deliveries")}
 
 problems = []
@@ -131,6 +131,8 @@ def check_pod(svc, dep, objs, overlay):
             problem(f"{name}: ConfigMap {cm} has no KAFKA_BROKERS")
         if any(k.endswith("SMTP_URL") for k in data):
             problem(f"{name}: ConfigMap {cm} holds the SMTP URL, which carries credentials: it belongs in the Secret")
+        if any(k.endswith("POSTGRES_URL") for k in data):
+            problem(f"{name}: ConfigMap {cm} holds the PostgreSQL URL, which carries credentials: it belongs in the Secret")
         if svc == "notify" and overlay and env.get("HOOKLINE_SMTP_URL") and not data.get("HOOKLINE_ALERT_FROM"):
             problem(f"{name}: an overlay with an SMTP server must set HOOKLINE_ALERT_FROM, or notify does not start")
 

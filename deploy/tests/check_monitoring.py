@@ -37,6 +37,9 @@ REQUIRED_METRICS = [
     "hookline_notify_failed_total",
     "hookline_notify_suppressed_total",
     "hookline_notify_pending",
+    "hookline_logs_lag_records",
+    "hookline_logs_rows_total",
+    "hookline_logs_store_up",
     "kafka_consumergroup_lag",
 ]
 REQUIRED_ALERTS = {
@@ -47,6 +50,7 @@ REQUIRED_ALERTS = {
     "stuck retry tier": "HooklineRetryTierStuck",
     "endpoint failing events": "HooklineEndpointCritical",
     "alert emails not going out": "HooklineAlertEmailsFailing",
+    "delivery history paused": "HooklineHistoryPaused",
 }
 # Used on purpose although not exported by every build: say why.
 NOT_EXPORTED_YET = {

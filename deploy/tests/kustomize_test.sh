@@ -2,7 +2,7 @@
 # Renders deploy/kubernetes (the base and every overlay) with kustomize and
 # validates it against Kubernetes' schemas (kubernetes-validate, offline),
 # then checks its structure with check_manifests.py: the expected
-# Deployments (notify's among them), Services, PodDisruptionBudgets,
+# Deployments (notify's and logs' among them), Services, PodDisruptionBudgets,
 # ConfigMap and ScaledObjects, probes, security context, Secret references
 # (the SMTP URL's too), the matcher's transactional id from the pod name.
 # Needs no cluster.
@@ -52,7 +52,7 @@ for overlay in "$REPO"/deploy/kubernetes/overlays/*/; do
     fail "overlay $name's manifests (see above)"
 done
 
-# The checker itself must catch mistakes: break four things in the
+# The checker itself must catch mistakes: break five things in the
 # rendered base and expect each to be reported.
 "$PY" - "$out/base.yaml" "$out/broken.yaml" <<'EOF'
 import sys, yaml
@@ -72,13 +72,17 @@ for d in docs:
         for e in d["spec"]["template"]["spec"]["containers"][0]["env"]:
             if e["name"] == "HOOKLINE_SMTP_URL":
                 e.pop("valueFrom"); e["value"] = "smtp://user:pass@smtp.example.com:587"
+    if d["kind"] == "Deployment" and name == "hookline-logs":
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if e["name"] == "HOOKLINE_POSTGRES_URL":
+                e.pop("valueFrom"); e["value"] = "postgres://hookline:pass@db:5432/hookline"
     out.append(d)
 yaml.safe_dump_all(out, open(sys.argv[2], "w"))
 EOF
 if "$PY" "$REPO/deploy/tests/check_manifests.py" "$out/broken.yaml" 2>"$out/broken.err"; then
   fail "check_manifests.py accepted a broken base"
 fi
-for want in "HOOKLINE_TRANSACTIONAL_ID must come from the pod name" "readinessProbe" "PodDisruptionBudget selecting the sender pods" "HOOKLINE_SMTP_URL is not read from a Secret"; do
+for want in "HOOKLINE_TRANSACTIONAL_ID must come from the pod name" "readinessProbe" "PodDisruptionBudget selecting the sender pods" "HOOKLINE_SMTP_URL is not read from a Secret" "hookline-logs: HOOKLINE_POSTGRES_URL is not read from a Secret"; do
   grep -q "$want" "$out/broken.err" || { cat "$out/broken.err" >&2; fail "check_manifests.py did not report: $want"; }
 done
 

@@ -32,6 +32,15 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
+// TestMain removes the binaries buildServices made: some 250 MB a run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 func buildServices(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -54,6 +63,8 @@ type pipeline struct {
 	API   string // http://host:port of ingest
 	Key   string // tenant acme's API key
 	Kafka kafka.Config
+	// Postgres is the delivery history's database, withHistory.
+	Postgres string
 }
 
 // stackOption changes the stack startStack starts.
@@ -74,6 +85,16 @@ func withAlerts(m *testinfra.Mailpit) stackOption {
 		c.Services = append(c.Services, "notify")
 		c.SMTPURL, c.AlertFrom = m.SMTPURL(), "Hookline <alerts@hookline.example>"
 		c.Env = append(c.Env, "REDIS_DB="+alertsRedisDB, "HOOKLINE_ALERT_DIGEST_WINDOW=2s", "HOOKLINE_ALERT_POLL=100ms")
+	}
+}
+
+// withHistory adds the logs service, writing the delivery history to a
+// database of its own on the test PostgreSQL, and the history API.
+func withHistory(t *testing.T) stackOption {
+	url := testinfra.Postgres(t)
+	return func(c *stack.Config) {
+		c.Services = append(c.Services, "logs")
+		c.Postgres = url
 	}
 }
 
@@ -99,7 +120,7 @@ func startStack(t *testing.T, receiverCA []byte, schedule string, opts ...stackO
 	if err := st.StartAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	p.API = st.API
+	p.API, p.Postgres = st.API, cfg.Postgres
 	return p
 }
 

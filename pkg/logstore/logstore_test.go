@@ -147,3 +147,42 @@ func FuzzCursor(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactHeadersNames(t *testing.T) {
+	h := http.Header{
+		"authorization":       {"Bearer abc"},
+		"X-AUTH-TOKEN":        {"t"},
+		"X-Client-Secret":     {"s"},
+		"Cookie":              {"a=b"},
+		"Webhook-Signature":   {"v1,sig"},
+		"X-Hub-Signature-256": {"sha256=ab"},
+		"X-Request-Id":        {"r"},
+		"x-apikey":            {"k"},
+		"X-Auth-Signature":    {"sig"},
+		"X-Signature-Secret":  {"s3cr3t"},
+		"X-Private-Key":       {"pk"},
+	}
+	got := RedactHeaders(h)
+	want := map[string]string{
+		"authorization": "Bearer " + Redacted, "X-AUTH-TOKEN": Redacted, "X-Client-Secret": Redacted, "Cookie": Redacted,
+		"Webhook-Signature": "v1,sig", "X-Hub-Signature-256": "sha256=ab", "X-Request-Id": "r", "x-apikey": Redacted,
+		"X-Auth-Signature": "sig", "X-Signature-Secret": Redacted, "X-Private-Key": Redacted,
+	}
+	for name, v := range want {
+		if got[name][0] != v {
+			t.Errorf("%s: %q, want %q", name, got[name][0], v)
+		}
+	}
+}
+
+func BenchmarkRedactHeaders(b *testing.B) {
+	h := http.Header{
+		"Content-Type": {"application/json"}, "User-Agent": {"Hookline-Webhooks/1.0"}, "Webhook-Id": {"dlv_1"},
+		"Webhook-Timestamp": {"1700000000"}, "Webhook-Signature": {"v1,abc"}, "X-Hub-Signature-256": {"sha256=ab"},
+		"Authorization": {"Bearer t"}, "Traceparent": {"00-abc-def-01"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		RedactHeaders(h)
+	}
+}

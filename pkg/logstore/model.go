@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -73,6 +74,11 @@ type Delivery struct {
 	// their delivery by ID and CreatedAt.
 	CreatedAt time.Time
 	EventTime time.Time // zero when not known yet
+	// Route is the subscription's route the delivery was matched to; nil
+	// for the subscription's own URL (or while only its attempts are
+	// stored). It is kept so that a redelivery from the history goes
+	// where the subscription says now, as a retry would.
+	Route *Route
 
 	// The state, and what the attempt or record that set it said.
 	State State
@@ -89,6 +95,13 @@ type Delivery struct {
 	LastStatus    int32     // HTTP status of the last attempt; 0: none
 	LastError     string
 	NextAttemptAt time.Time // zero: none scheduled
+}
+
+// Route names a route of a subscription by the id of its condition, with
+// the event's values of its URL's placeholders (record.RouteRef).
+type Route struct {
+	Condition string            `json:"condition"`
+	Values    map[string]string `json:"values,omitempty"`
 }
 
 // Attempt is one HTTP attempt of one delivery (hookline.delivery-log). An
@@ -110,8 +123,14 @@ type Attempt struct {
 	RequestHeaders http.Header
 	// RequestBody is the exact body sent: the delivery's payload, or the
 	// whole JSON array when the request carried a batch. Stores keep each
-	// distinct body once per day, however many attempts sent it.
+	// distinct body once per day, however many attempts sent it. Nil when
+	// the body is the delivery's payload, which the store has from the
+	// delivery (readers get it filled in), or is named by RequestBodyHash.
 	RequestBody []byte
+	// RequestBodyHash names a body written with another attempt, by
+	// BodyHash: the attempts of one batch request share one array, which
+	// only one of them carries. Ignored when RequestBody is set.
+	RequestBodyHash []byte
 	// ResponseStatus is the HTTP status; 0 when none came (Error says why).
 	ResponseStatus  int32
 	ResponseHeaders http.Header
@@ -206,6 +225,9 @@ func (b Batch) Prepare() (Batch, error) {
 		a.DeliveryCreatedAt, a.StartedAt, a.NextAttemptAt = micros(a.DeliveryCreatedAt), micros(a.StartedAt), micros(a.NextAttemptAt)
 		a.RequestHeaders = RedactHeaders(a.RequestHeaders)
 		a.ResponseHeaders = RedactHeaders(a.ResponseHeaders)
+		if a.RequestBody != nil {
+			a.RequestBodyHash = nil
+		}
 		if len(a.ResponseBody) > MaxResponseBody {
 			a.ResponseBody, a.ResponseTruncated = a.ResponseBody[:MaxResponseBody:MaxResponseBody], true
 		}
@@ -288,6 +310,8 @@ func (a Attempt) check() error {
 		return bad("duration_ms", "is negative")
 	case !a.Outcome.IsOutcome():
 		return bad("outcome", fmt.Sprintf("is %q, not one of retrying, failed, delivered", a.Outcome))
+	case a.RequestBody == nil && a.RequestBodyHash != nil && len(a.RequestBodyHash) != BodyHashSize:
+		return bad("request_body_hash", fmt.Sprintf("is %d bytes, not %d", len(a.RequestBodyHash), BodyHashSize))
 	}
 	return nil
 }
@@ -333,7 +357,7 @@ func Fold(b Batch) []Delivery {
 			return
 		}
 		if cur.Payload == nil && d.Payload != nil {
-			cur.Payload, cur.EventTime = d.Payload, d.EventTime
+			cur.Payload, cur.EventTime, cur.Route = d.Payload, d.EventTime, d.Route
 		}
 		if Ahead(d, *cur) {
 			cur.State, cur.UpdatedAt, cur.Attempts = d.State, d.UpdatedAt, d.Attempts
@@ -371,4 +395,14 @@ func (a Attempt) deliveryState() Delivery {
 		State: a.Outcome, UpdatedAt: a.StartedAt, Attempts: a.Number, LastAttemptAt: a.StartedAt,
 		LastStatus: a.ResponseStatus, LastError: a.Error, NextAttemptAt: a.NextAttemptAt,
 	}
+}
+
+// BodyHashSize is the size of a body's name (BodyHash).
+const BodyHashSize = 16
+
+// BodyHash names a body: the first 16 bytes of its SHA-256, as delivery
+// ids are made, far from any chance collision at any volume a store holds.
+func BodyHash(b []byte) []byte {
+	sum := sha256.Sum256(b)
+	return sum[:BodyHashSize]
 }

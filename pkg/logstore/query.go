@@ -44,6 +44,9 @@ type DeliveryQuery struct {
 	Until          time.Time
 	Limit          int
 	Cursor         string
+	// WithPayload fills Payload, which a list view leaves out; a caller
+	// sending the deliveries again (recover) asks for it.
+	WithPayload bool
 }
 
 // AttemptQuery filters ListAttempts (by started_at). SubscriptionID or

@@ -147,6 +147,11 @@ type Delivery struct {
 	// Records written before Delivery v2 have it false.
 	ResolveURL bool      `avro:"resolve_url" json:"resolve_url"`
 	Route      *RouteRef `avro:"route" json:"route"`
+	// Redelivery, when set, names a re-run asked for from the delivery
+	// history: the sender attempts it once, now, even when the delivery
+	// was delivered before (its delivered mark does not hold it back), and
+	// dead-letters it if that attempt fails. Empty in every other record.
+	Redelivery string `avro:"redelivery" json:"redelivery"`
 }
 
 // RouteRef names the route of a subscription a delivery was matched to,
@@ -183,7 +188,27 @@ type DeliveryAttempt struct {
 	ResponseBytes   int64      `avro:"response_bytes" json:"response_bytes"`
 	NextAttemptAt   *time.Time `avro:"next_attempt_at" json:"next_attempt_at"`
 	TraceID         string     `avro:"trace_id" json:"trace_id"`
+	// DeliveryCreatedAt is the delivery's CreatedAt; nil in records
+	// written before DeliveryAttempt v2.
+	DeliveryCreatedAt *time.Time `avro:"delivery_created_at" json:"delivery_created_at"`
+	// RequestHeaders are the headers as sent, credentials redacted.
+	RequestHeaders map[string][]string `avro:"request_headers" json:"request_headers"`
+	// RequestBody is the body sent when it is not the delivery's payload
+	// (a batch's array, on one attempt of the batch); nil otherwise.
+	RequestBody []byte `avro:"request_body" json:"request_body"`
+	// RequestBodySHA256 names a body that is not the delivery's payload
+	// (every attempt of a batch); nil otherwise.
+	RequestBodySHA256 []byte              `avro:"request_body_sha256" json:"request_body_sha256"`
+	ResponseHeaders   map[string][]string `avro:"response_headers" json:"response_headers"`
+	// ResponseBody is the first MaxResponseBody bytes of the answer.
+	ResponseBody      []byte `avro:"response_body" json:"response_body"`
+	ResponseTruncated bool   `avro:"response_truncated" json:"response_truncated"`
 }
+
+// MaxResponseBody is how much of an answer's body a DeliveryAttempt
+// keeps: enough for any error message an endpoint sends, small enough
+// that an endpoint answering megabytes cannot bloat the delivery log.
+const MaxResponseBody = 4096
 
 // EventType is one event type of a tenant's catalog
 // (hookline.event-types), with an optional JSON Schema of its data.

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -384,12 +385,18 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	wantRouted := wantFirst
 	wantRouted.ResolveURL, wantRouted.Route = routed.ResolveURL, routed.Route
 
+	redelivery := routed
+	redelivery.Replay, redelivery.Redelivery = true, "rdl_0123456789"
+	wantRedelivery := wantRouted
+	wantRedelivery.Replay, wantRedelivery.Redelivery = true, redelivery.Redelivery
+
 	tests := []struct {
 		name string
 		in   Delivery
 		want Delivery
 	}{
 		{name: "retry tier with due_at", in: full, want: wantFull},
+		{name: "a redelivery from the history", in: redelivery, want: wantRedelivery},
 		{name: "first attempt, no due_at", in: first, want: wantFirst},
 		{name: "a route, resolved at send time", in: routed, want: wantRouted},
 		{
@@ -469,6 +476,13 @@ func sampleAttempt() DeliveryAttempt {
 		ResponseBytes:   21,
 		NextAttemptAt:   ptr(t1),
 		TraceID:         "4bf92f3577b34da6a3ce929d0e0e4736",
+
+		DeliveryCreatedAt: ptr(t2),
+		RequestHeaders: map[string][]string{
+			"Webhook-Id": {"dlv_1"}, "Authorization": {"Bearer [redacted]"}, "X-Many": {"a", "b"},
+		},
+		ResponseHeaders: map[string][]string{"Retry-After": {"30"}, "Content-Type": {"application/json"}},
+		ResponseBody:    []byte(`{"error":"slow down"}`),
 	}
 }
 
@@ -493,31 +507,101 @@ func TestDeliveryAttemptRoundTrip(t *testing.T) {
 	c := codecs(t)
 	id := fixedIDs(t)["dev.hookline.DeliveryAttempt"]
 
+	// Decoded empty maps and byte fields are empty, not nil.
+	bare := func(a DeliveryAttempt) DeliveryAttempt {
+		if a.RequestHeaders == nil {
+			a.RequestHeaders = map[string][]string{}
+		}
+		if a.ResponseHeaders == nil {
+			a.ResponseHeaders = map[string][]string{}
+		}
+		if a.ResponseBody == nil {
+			a.ResponseBody = []byte{}
+		}
+		return a
+	}
+
 	retrying := sampleAttempt()
-	wantRetrying := retrying
+	wantRetrying := bare(retrying)
 	wantRetrying.StartedAt, wantRetrying.NextAttemptAt = onWire(t0), onWirePtr(retrying.NextAttemptAt)
+	wantRetrying.DeliveryCreatedAt = onWirePtr(retrying.DeliveryCreatedAt)
 
 	delivered := DeliveryAttempt{DeliveryID: "dlv_2", Attempt: 1, StartedAt: t1, DurationMS: 12, StatusCode: 204, Outcome: OutcomeDelivered}
-	wantDelivered := delivered
+	wantDelivered := bare(delivered)
 	wantDelivered.StartedAt = onWire(t1)
 
 	dead := DeliveryAttempt{DeliveryID: "dlv_3", Attempt: 8, Replay: true, StartedAt: t2, DurationMS: -1, Outcome: OutcomeDeadLettered, Error: "dial tcp: connection refused"}
-	wantDead := dead
+	wantDead := bare(dead)
 	wantDead.StartedAt = onWire(t2)
+
+	batch := sampleAttempt()
+	batch.RequestBody = []byte(`[{"id":"evt_1"},{"id":"evt_2"}]`)
+	batch.RequestBodySHA256 = bytes.Repeat([]byte{0xab}, 32)
+	batch.ResponseBody = []byte{0xff, 0x00, 'x'} // not text: kept as bytes
+	wantBatch := bare(batch)
+	wantBatch.StartedAt, wantBatch.NextAttemptAt = onWire(t0), onWirePtr(batch.NextAttemptAt)
+	wantBatch.DeliveryCreatedAt = onWirePtr(batch.DeliveryCreatedAt)
 
 	tests := []struct {
 		name string
 		in   DeliveryAttempt
 		want DeliveryAttempt
 	}{
-		{name: "retrying", in: retrying, want: wantRetrying},
+		{name: "retrying, headers and answer", in: retrying, want: wantRetrying},
 		{name: "delivered", in: delivered, want: wantDelivered},
 		{name: "dead lettered without response", in: dead, want: wantDead},
+		{name: "batch member carrying the array", in: batch, want: wantBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			roundTrip(t, c.Attempt, id, &tc.in, &tc.want)
 		})
+	}
+}
+
+// TestDeliveryAttemptReadsEarlierIDs: an attempt written under
+// DeliveryAttempt v1 (id 4), as senders before v2 wrote the delivery log,
+// decodes with the fields added since empty: no created_at of its
+// delivery, no headers, no bodies.
+func TestDeliveryAttemptReadsEarlierIDs(t *testing.T) {
+	c := codecs(t)
+	const name = "dev.hookline.DeliveryAttempt"
+	if current := fixedIDs(t)[name]; c.Attempt.ID() != current {
+		t.Fatalf("codec writes id %d, want %d", c.Attempt.ID(), current)
+	}
+	old := sampleAttempt()
+	old.DeliveryCreatedAt, old.RequestHeaders, old.ResponseHeaders, old.ResponseBody = nil, nil, nil, nil
+	want := old
+	want.StartedAt, want.NextAttemptAt = onWire(t0), onWirePtr(old.NextAttemptAt)
+	want.RequestHeaders, want.ResponseHeaders, want.ResponseBody = map[string][]string{}, map[string][]string{}, []byte{}
+	earlier := 0
+	for _, e := range idTable(t) {
+		if e.Name != name || e.ID == c.Attempt.ID() {
+			continue
+		}
+		earlier++
+		text, err := fs.ReadFile(schemas.FS, e.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema, err := hamba.ParseBytesWithCache(text, "", &hamba.SchemaCache{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := hamba.Marshal(schema, &old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got DeliveryAttempt
+		if err := c.Attempt.Unmarshal(append(binary.BigEndian.AppendUint32([]byte{0}, e.ID), body...), &got); err != nil {
+			t.Fatalf("id %d does not decode: %v", e.ID, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("id %d decoded\n got: %+v\nwant: %+v", e.ID, got, want)
+		}
+	}
+	if earlier == 0 {
+		t.Fatalf("ids.json has no earlier id of %s", name)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,7 +153,7 @@ func TestRealRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		var back record.DeliveryAttempt
-		if err := other.Attempt.Unmarshal(got, &back); err != nil || back != a {
+		if err := other.Attempt.Unmarshal(got, &back); err != nil || !reflect.DeepEqual(back, a) {
 			t.Errorf("Hookline decode = %+v, %v; want %+v", back, err, a)
 		}
 	})
@@ -167,7 +168,7 @@ func TestRealRegistry(t *testing.T) {
 		value := checkNewerWriter(t, url, logSubject, codecs)
 		got := roundTrip(t, cfg, cfg.Topics.DeliveryLog, value)
 		var back record.DeliveryAttempt
-		if err := before.Attempt.Unmarshal(got, &back); err != nil || back != sampleAttempt() {
+		if err := before.Attempt.Unmarshal(got, &back); err != nil || !reflect.DeepEqual(back, sampleAttempt()) {
 			t.Errorf("decode of the newer writer's record = %+v, %v", back, err)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -201,6 +202,11 @@ func sampleAttempt() record.DeliveryAttempt {
 		EventType: "order.created", URL: "https://example.com/hook", Attempt: 2,
 		StartedAt: time.UnixMilli(1700000000123).UTC(), DurationMS: 42, StatusCode: 503,
 		Outcome: record.OutcomeRetrying, Error: "503 Service Unavailable",
+		// Non-empty, so that a decoded copy compares equal (empty ones decode
+		// as empty, not nil).
+		RequestHeaders:  map[string][]string{"Webhook-Id": {"dlv_1"}},
+		ResponseHeaders: map[string][]string{"Retry-After": {"5"}},
+		ResponseBody:    []byte("busy"),
 	}
 }
 
@@ -236,7 +242,7 @@ func checkNewerWriter(t *testing.T, url, subject string, codecs *record.Codecs) 
 	if err := codecs.Attempt.Unmarshal(value, &got); err != nil {
 		t.Fatalf("a value of the newer schema (id %d): %v", id, err)
 	}
-	if got != a {
+	if !reflect.DeepEqual(got, a) {
 		t.Errorf("decoded %+v, want %+v", got, a)
 	}
 	other := codecs.Event.ID()

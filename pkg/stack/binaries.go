@@ -40,6 +40,9 @@ var Services = []Service{
 	{Name: "sender", GroupEnv: "HOOKLINE_SENDER_GROUP"},
 	{Name: "retry", GroupEnv: "HOOKLINE_RETRY_GROUP", TransactionEnv: "HOOKLINE_RETRY_TRANSACTIONAL_ID"},
 	{Name: "notify", GroupEnv: "HOOKLINE_NOTIFY_GROUP"},
+	// logs writes the delivery history; it runs when the stack has a
+	// PostgreSQL (Config.Postgres).
+	{Name: "logs", GroupEnv: "HOOKLINE_LOGS_GROUP"},
 }
 
 // Binary is a program of the repository.
@@ -72,6 +75,16 @@ func ServiceNames() []string {
 		out[i] = s.Name
 	}
 	return out
+}
+
+// DefaultServices are the services a stack runs when it is not told:
+// all of Services, but logs only with a PostgreSQL for the history.
+func DefaultServices(history bool) []string {
+	names := ServiceNames()
+	if !history {
+		names = slices.DeleteFunc(names, func(s string) bool { return s == "logs" })
+	}
+	return names
 }
 
 // lookup finds a service by name, and its place in Services.

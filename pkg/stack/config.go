@@ -22,7 +22,7 @@ type Config struct {
 	Bin      string
 	Programs map[string]string
 	// Services are the services Start runs, in this order; empty: all of
-	// Services.
+	// Services (but logs without Postgres).
 	Services []string
 
 	Brokers string // KAFKA_BROKERS
@@ -43,6 +43,9 @@ type Config struct {
 	SMTPURL    string // HOOKLINE_SMTP_URL
 	AlertFrom  string // HOOKLINE_ALERT_FROM
 	LogLevel   string // HOOKLINE_LOG_LEVEL
+	// Postgres is the delivery history's database (HOOKLINE_POSTGRES_URL):
+	// the logs service writes it and ingest serves the history API.
+	Postgres string
 	// HTTPAddr is where ingest serves the API; New picks a free port when
 	// empty. Notify's console links (HOOKLINE_CONSOLE_URL) point at it.
 	HTTPAddr string
@@ -82,7 +85,7 @@ type Config struct {
 // withDefaults fills what a stack needs and the caller left out.
 func (c Config) withDefaults() (Config, error) {
 	if len(c.Services) == 0 {
-		c.Services = ServiceNames()
+		c.Services = DefaultServices(c.Postgres != "")
 	}
 	for _, name := range c.Services {
 		if _, _, err := lookup(name); err != nil {
@@ -148,6 +151,10 @@ func (c Config) Settings() []string {
 	set("HOOKLINE_SMTP_URL", c.SMTPURL)
 	set("HOOKLINE_ALERT_FROM", c.AlertFrom)
 	set("HOOKLINE_LOG_LEVEL", c.LogLevel)
+	// Always set, empty for a stack without the history: one inherited
+	// from the caller's environment (make test exports the test server's)
+	// would give ingest a history the stack has no logs service writing.
+	env = append(env, "HOOKLINE_POSTGRES_URL="+c.Postgres)
 	if c.HTTPAddr != "" {
 		set("HOOKLINE_HTTP_ADDR", c.HTTPAddr)
 		set("HOOKLINE_CONSOLE_URL", c.API()+"/console/")

@@ -109,7 +109,7 @@ func TestSettings(t *testing.T) {
 			cfg:  Config{Prefix: "p.", Brokers: "k:1", Keys: map[string]string{"globex": "g", "acme": "a"}, HTTPAddr: "127.0.0.1:7000"},
 			want: []string{
 				"KAFKA_BROKERS=k:1", "HOOKLINE_TOPIC_PREFIX=p.", "HOOKLINE_INGEST_GROUP=p.ingest", "HOOKLINE_MATCHER_GROUP=p.matcher",
-				"HOOKLINE_SENDER_GROUP=p.sender", "HOOKLINE_RETRY_GROUP=p.retry", "HOOKLINE_NOTIFY_GROUP=p.notify",
+				"HOOKLINE_SENDER_GROUP=p.sender", "HOOKLINE_RETRY_GROUP=p.retry", "HOOKLINE_NOTIFY_GROUP=p.notify", "HOOKLINE_LOGS_GROUP=p.logs",
 				"HOOKLINE_API_KEYS=acme=a,globex=g", "HOOKLINE_HTTP_ADDR=127.0.0.1:7000",
 				"HOOKLINE_CONSOLE_URL=http://127.0.0.1:7000/console/",
 			},
@@ -119,6 +119,16 @@ func TestSettings(t *testing.T) {
 			cfg:     Config{Brokers: "k:1", Partitions: 3},
 			want:    []string{"KAFKA_BROKERS=k:1", "HOOKLINE_TOPIC_PARTITIONS=3"},
 			wantNot: []string{"HOOKLINE_TOPIC_PREFIX", "GROUP=", "HOOKLINE_API_KEYS", "REDIS_ADDR"},
+		},
+		{
+			name: "no history: an empty database, not the environment's",
+			cfg:  Config{Brokers: "k:1"},
+			want: []string{"HOOKLINE_POSTGRES_URL="},
+		},
+		{
+			name: "the history's database",
+			cfg:  Config{Brokers: "k:1", Postgres: "postgres://h/db"},
+			want: []string{"HOOKLINE_POSTGRES_URL=postgres://h/db"},
 		},
 		{
 			name: "Env comes last, so it wins",
@@ -157,8 +167,11 @@ func TestNewFillsWhatEveryStackNeeds(t *testing.T) {
 	if len(cfg.SecretKey) != 44 || !strings.HasPrefix(cfg.HTTPAddr, "127.0.0.1:") || s.API != "http://"+cfg.HTTPAddr {
 		t.Fatalf("secret key %q, HTTP address %q, API %q", cfg.SecretKey, cfg.HTTPAddr, s.API)
 	}
-	if !slices.Equal(cfg.Services, ServiceNames()) {
-		t.Errorf("services %v, want all", cfg.Services)
+	if want := []string{"ingest", "matcher", "sender", "retry", "notify"}; !slices.Equal(cfg.Services, want) {
+		t.Errorf("services %v, want %v: all but logs, which needs a PostgreSQL", cfg.Services, want)
+	}
+	if got := newStack(t, Config{Postgres: "postgres://h/db"}).Config().Services; !slices.Equal(got, ServiceNames()) {
+		t.Errorf("services with a PostgreSQL %v, want all", got)
 	}
 	if other := newStack(t, Config{}).Config(); other.SecretKey == cfg.SecretKey {
 		t.Error("two stacks got the same secret key")
@@ -215,7 +228,7 @@ func TestInstancesGetTheirOwnSettings(t *testing.T) {
 	if err := s.Add("x", "mailer"); err == nil {
 		t.Error("an instance of an unknown service was added")
 	}
-	if got := s.Names(); !slices.Equal(got, []string{"ingest", "matcher", "matcher-2", "notify", "retry", "sender"}) {
+	if got := s.Names(); !slices.Equal(got, []string{"ingest", "logs", "matcher", "matcher-2", "notify", "retry", "sender"}) {
 		t.Errorf("Names() = %v", got)
 	}
 	cpu := s.CPU()

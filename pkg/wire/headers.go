@@ -24,6 +24,15 @@ const (
 	// HeaderParked marks a delivery a sender's lane parked in a retry
 	// tier: how many times it was parked so far (a decimal number).
 	HeaderParked = "hookline-parked"
+	// HeaderSubscription names the one subscription a record of
+	// hookline.redeliveries (an Event to send again) is for; the matcher
+	// shapes the event for it.
+	HeaderSubscription = "hookline-subscription"
+	// HeaderRedelivery, on a record of hookline.redeliveries, is the
+	// redelivery id the Delivery gets (Delivery.Redelivery): the caller
+	// asked for a new attempt even if the event was delivered to that
+	// subscription before.
+	HeaderRedelivery = "hookline-redelivery"
 )
 
 // MaxReasonBytes bounds the reason Divert writes: enough to say why,

@@ -34,3 +34,8 @@ func (k Keys) Notify() string { return k.ns + "notify:" }
 
 // Crash prefixes the crash guard's counts per consumer group and partition.
 func (k Keys) Crash() string { return k.ns + "crash:" }
+
+// EventRedeliveries prefixes the old events the history API has sent again
+// to a subscription (one redelivery per event and subscription unless a new
+// attempt is asked for).
+func (k Keys) EventRedeliveries() string { return k.ns + "event-redelivery:" }

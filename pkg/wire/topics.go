@@ -63,6 +63,7 @@ func (t Topics) All(tiers []time.Duration) []Topic {
 		{Name: t.DLQ, Key: "subscription id", Record: record.DeliveryName, Retention: AuditRetention},
 		{Name: t.DeliveryLog, Key: "delivery id", Record: record.DeliveryAttemptName, Retention: AuditRetention},
 		{Name: t.Notifications, Key: "subscription id", Record: record.NotificationName, Retention: AuditRetention},
+		{Name: t.Redeliveries, Key: "subscription id", Record: record.EventName, Retention: ShortRetention},
 	}
 	for _, tier := range tiers {
 		topics = append(topics, Topic{Name: t.Retry(tier), Key: "subscription id", Record: record.DeliveryName,

@@ -64,6 +64,7 @@ func TestSpecs(t *testing.T) {
 		{"notifications keep 30 days", topics.Notifications, map[string]string{"retention.ms": ms(30 * day), "cleanup.policy": ""}},
 		{"dlq keeps 30 days", topics.DLQ, map[string]string{"retention.ms": ms(30 * day)}},
 		{"events keep 7 days", topics.Events, map[string]string{"retention.ms": ms(7 * day)}},
+		{"redeliveries keep 7 days", topics.Redeliveries, map[string]string{"retention.ms": ms(7 * day)}},
 		{"deliveries keep 7 days", topics.Deliveries, map[string]string{"retention.ms": ms(7 * day)}},
 		{"ingest json keeps 7 days", topics.IngestJSON, map[string]string{"retention.ms": ms(7 * day)}},
 		{"rejected ingest keeps 14 days", topics.IngestRejected, map[string]string{"retention.ms": ms(14 * day)}},
@@ -112,6 +113,7 @@ func TestSubjects(t *testing.T) {
 		"p.delivery-log-value":    "dev.hookline.DeliveryAttempt",
 		"p.event-types-value":     "dev.hookline.EventType",
 		"p.notifications-value":   "dev.hookline.Notification",
+		"p.redeliveries-value":    "dev.hookline.Event",
 	}
 	if len(got) != len(want) {
 		t.Errorf("Subjects = %v, want %v", got, want)
@@ -153,7 +155,7 @@ func TestNamesFromThePrefix(t *testing.T) {
 // of one kind never picks up another's keys.
 func TestKeysDoNotOverlap(t *testing.T) {
 	k := NewTopics(DefaultPrefix).Keys()
-	kinds := []string{k.EventIDs(), k.Delivered(), k.Parked(), k.Rate(), k.Health(), k.Notify(), k.Crash()}
+	kinds := []string{k.EventIDs(), k.Delivered(), k.Parked(), k.Rate(), k.Health(), k.Notify(), k.Crash(), k.EventRedeliveries()}
 	for i, a := range kinds {
 		if !strings.HasPrefix(a, k.Namespace()) {
 			t.Errorf("%q is outside the namespace %q", a, k.Namespace())

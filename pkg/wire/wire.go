@@ -40,6 +40,9 @@ type Topics struct {
 	DeliveryLog    string
 	EventTypes     string
 	Notifications  string
+	// Redeliveries holds old events to send again to one subscription
+	// (the history API's redeliver), which the matcher shapes for it.
+	Redeliveries string
 }
 
 // NewTopics names the topics under prefix (DefaultPrefix by default).
@@ -56,6 +59,7 @@ func NewTopics(prefix string) Topics {
 		DeliveryLog:    prefix + "delivery-log",
 		EventTypes:     prefix + "event-types",
 		Notifications:  prefix + "notifications",
+		Redeliveries:   prefix + "redeliveries",
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/logstore/pglogstore"
 	"github.com/hookline/hookline/pkg/ops"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/service"
@@ -46,6 +47,10 @@ type settings struct {
 
 	PublicURL      string
 	FrameAncestors []string
+
+	PostgresURL      string
+	PostgresMaxConns int
+	HistoryTimeout   time.Duration
 }
 
 func main() {
@@ -73,6 +78,9 @@ func main() {
 	if err := console.CheckFrameAncestors(cfg.FrameAncestors); err != nil {
 		r.Fail("HOOKLINE_PORTAL_FRAME_ANCESTORS", err)
 	}
+	cfg.PostgresURL = r.String("HOOKLINE_POSTGRES_URL", "", "the delivery history's PostgreSQL (the logs service's), read by the history API; empty: the history API answers 404")
+	cfg.PostgresMaxConns = r.Int("HOOKLINE_POSTGRES_MAX_CONNS", 8, "connections to PostgreSQL per process")
+	cfg.HistoryTimeout = r.Duration("HOOKLINE_HISTORY_QUERY_TIMEOUT", 5*time.Second, "longest a history query may run; beyond, the call answers 503")
 	rdb := service.RedisFromEnv(r)
 	service.Main(r, cfg.Base, func(ctx context.Context, log zerolog.Logger) error {
 		return run(ctx, cfg, rdb, log)
@@ -114,6 +122,19 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	srv.Portal = api.NewPortal(box.Derive(api.PortalKeyPurpose), cfg.PublicURL)
 	if srv.Console, err = console.Handler(console.Options{FrameAncestors: cfg.FrameAncestors}); err != nil {
 		return err
+	}
+	if cfg.PostgresURL != "" {
+		// Read-only: the logs service owns the schema. Opening does not
+		// connect, so ingest starts while the database is down and the
+		// history API answers 503 meanwhile.
+		history, err := pglogstore.Open(ctx, pglogstore.Config{URL: cfg.PostgresURL, ReadOnly: true,
+			MaxConns: int32(cfg.PostgresMaxConns), QueryTimeout: cfg.HistoryTimeout}, log)
+		if err != nil {
+			return err
+		}
+		defer history.Close()
+		srv.History = history
+		srv.EventRedeliveries = idempotency.New(rdb, cfg.Kafka.Topics.Keys().EventRedeliveries(), api.EventRedeliveryTTL)
 	}
 	br := &bridge.Bridge{Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Events: events, Log: log, Now: time.Now}
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, []string{cfg.Kafka.Topics.IngestJSON}, br.Handle, log, tel.TraceHooks())

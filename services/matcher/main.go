@@ -1,5 +1,7 @@
 // Command matcher joins hookline.events with every subscription and writes
-// one Delivery per match to hookline.deliveries, in Kafka transactions.
+// one Delivery per match to hookline.deliveries, in Kafka transactions. It
+// also shapes the old events of hookline.redeliveries for the one
+// subscription each names (the history API's "send to another endpoint").
 package main
 
 import (
@@ -113,7 +115,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 			return err
 		}
 		opts = append(append(opts, tel.KafkaHooks()),
-			match.SessionOptions(cfg.Kafka.Topics.Events, cfg.Group, cfg.TransactionID)...)
+			match.SessionOptions([]string{cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Redeliveries}, cfg.Group, cfg.TransactionID)...)
 		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
 		for {
 			err := consume(ctx, m, opts, &matching, log)

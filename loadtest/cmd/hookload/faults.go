@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,7 +30,10 @@ import (
 type faultRound struct {
 	name    string
 	about   string
-	brokers int      // nodes of the private Kafka cluster: 1 or 3
+	brokers int // nodes of the private Kafka cluster: 1 or 3
+	// history runs the logs service on a private PostgreSQL too, and
+	// checks at the end that the store holds every attempt of the topic.
+	history bool
 	env     []string // more settings of the services
 	script  func(f *faultKit) []step
 	tune    func(*scenario) // changes the round's load, when set
@@ -38,15 +42,24 @@ type faultRound struct {
 // faultRounds are the fault suite, in order.
 var faultRounds = []faultRound{{
 	name:    "faults",
-	about:   "SIGKILL and restart each service, restart Redis, restart the Kafka broker, take the sink down, scale out and in",
+	about:   "SIGKILL and restart each service, restart Redis, stop and start PostgreSQL, restart the Kafka broker, take the sink down, scale out and in",
 	brokers: 1,
+	history: true,
 	script: func(f *faultKit) []step {
 		return []step{
 			f.kill("sender"),
 			f.kill("matcher"),
 			f.kill("retry"),
 			f.kill("ingest"),
+			f.kill("logs"),
 			{"restart Redis (every key gone)", f.redis.Restart},
+			{fmt.Sprintf("PostgreSQL down %s (postgres.sh down, then up)", f.sinkDown), func(ctx context.Context) error {
+				if err := f.postgres.Down(ctx); err != nil {
+					return err
+				}
+				sleepCtx(ctx, f.sinkDown)
+				return f.postgres.Up(ctx)
+			}},
 			{"SIGKILL the Kafka broker, restart after 2s", func(ctx context.Context) error {
 				if err := f.kafka.Kill(ctx, 1); err != nil {
 					return err
@@ -222,6 +235,7 @@ type faultKit struct {
 	b        *bench
 	kafka    *infra.Kafka
 	redis    *infra.Redis
+	postgres *infra.Postgres // nil without the history
 	sinkDown time.Duration
 }
 
@@ -382,6 +396,17 @@ func runRound(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config, d
 	}
 	defer rd.Stop()
 
+	var pg *infra.Postgres
+	if r.history {
+		say("%s: starting a private PostgreSQL for the delivery history", r.name)
+		if pg, err = infra.StartPostgres(ctx, o.repo, filepath.Join(dir, "postgres")); err != nil {
+			return failed(err)
+		}
+		defer pg.Stop()
+		cfg.Postgres = pg.URL()
+		cfg.Services = append(slices.Clone(cfg.Services), "logs")
+	}
+
 	cfg.Brokers, cfg.Redis, cfg.LogDir = k.Brokers(), rd.Addr(), dir
 	cfg.Env = append(cfg.Env, r.env...)
 	// Static members: a killed service restarted under its own name gets
@@ -402,7 +427,7 @@ func runRound(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config, d
 	if o.size == "full" {
 		down = 30 * time.Second
 	}
-	kit := &faultKit{b: b, kafka: k, redis: rd, sinkDown: down}
+	kit := &faultKit{b: b, kafka: k, redis: rd, postgres: pg, sinkDown: down}
 	layout, err := kit.replication(ctx)
 	if err != nil {
 		layout = "replication unknown: " + err.Error()
@@ -410,6 +435,14 @@ func runRound(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config, d
 	say("%s: %s", r.name, layout)
 	res := b.runFaults(ctx, sc, r.script(kit))
 	res.Actions = append([]string{layout}, res.Actions...)
+	if pg != nil {
+		note, err := b.historyComplete(ctx, pg.URL())
+		if err != nil {
+			res.Problems = append(res.Problems, err.Error())
+		} else {
+			res.Actions = append(res.Actions, note)
+		}
+	}
 	if len(res.Problems) > 0 {
 		b.showLogs()
 	}
@@ -494,6 +527,44 @@ func (b *bench) runFaults(ctx context.Context, sc scenario, script []step) repor
 	res.Finish()
 	say("%s: events %d, delivered %d/%d, lost %d, duplicates %d", sc.name, res.Events, res.Delivered, res.Expected, res.Lost, res.Duplicates)
 	return res
+}
+
+// historyWithin bounds the wait for the logs service to catch up once the
+// stream has ended.
+const historyWithin = 3 * time.Minute
+
+// historyComplete waits until the delivery history holds as many attempts
+// as the delivery log topic (the run's own cluster: every record is the
+// run's), and says so; it fails when they differ after historyWithin.
+func (b *bench) historyComplete(ctx context.Context, dbURL string) (string, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return "", fmt.Errorf("history: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var inTopic, inStore int64
+	deadline := time.Now().Add(historyWithin)
+	for {
+		ends, err := kadm.NewClient(b.kafka).ListEndOffsets(ctx, b.topics.DeliveryLog)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return "", fmt.Errorf("history: end offsets of %s: %w", b.topics.DeliveryLog, err)
+		}
+		inTopic = 0
+		ends.Each(func(o kadm.ListedOffset) { inTopic += o.Offset })
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM attempts").Scan(&inStore); err != nil {
+			return "", fmt.Errorf("history: count attempts: %w", err)
+		}
+		if inStore == inTopic || time.Now().After(deadline) || !sleepCtx(ctx, time.Second) {
+			break
+		}
+	}
+	if inStore != inTopic {
+		return "", fmt.Errorf("history: attempts in the topic %d, in the store %d, %s after the stream ended", inTopic, inStore, historyWithin)
+	}
+	return fmt.Sprintf("history: attempts in the topic = attempts in the store = %d", inStore), nil
 }
 
 // restarted describes the instances that exited by themselves and were

@@ -88,7 +88,7 @@ func main() {
 	flag.Float64Var(&o.sinkFaults.TimeoutRate, "sink-timeout-rate", 0, "fraction never answered until the sender gives up (at most 30s)")
 	flag.Float64Var(&o.sinkFaults.ResetRate, "sink-reset-rate", 0, "fraction whose connection (HTTP/1.1) or stream (HTTP/2) is reset")
 	flag.DurationVar(&o.sinkDown, "sink-down", 0, "take the sink off the network this long, 5s into each scenario")
-	flag.BoolVar(&o.faults, "faults", false, "run the fault suite instead of the benchmarks: kill and restart services, Redis and Kafka brokers on a private cluster, take the sink down, scale out and in")
+	flag.BoolVar(&o.faults, "faults", false, "run the fault suite instead of the benchmarks: kill and restart services, Redis, PostgreSQL and Kafka brokers on a private cluster, take the sink down, scale out and in; attempts in the topic = attempts in the history")
 	flag.Parse()
 	if names != "" {
 		o.scenarios = strings.Split(names, ",")

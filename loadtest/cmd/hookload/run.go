@@ -88,7 +88,7 @@ func run(ctx context.Context, o options) error {
 	if bin == "" {
 		bin = filepath.Join(work, "bin")
 		say("building the services")
-		if err := stack.Build(ctx, o.repo, bin, services...); err != nil {
+		if err := stack.Build(ctx, o.repo, bin, append(slices.Clone(services), "logs")...); err != nil {
 			return err
 		}
 	}
@@ -204,7 +204,7 @@ func (b *bench) close() {
 }
 
 // services are what the benchmarks and the fault suite run: notify sends
-// no webhooks.
+// no webhooks; logs runs too in a round with the history (faultRound).
 var services = []string{"ingest", "matcher", "sender", "retry"}
 
 // cpu is the CPU time each service and hookload itself have used so far.

@@ -1,6 +1,6 @@
-// Package infra runs a private Kafka cluster and a private Redis for the
-// fault suite, through deploy/scripts/kafka.sh and redis.sh, on free ports
-// and in a folder of their own: the suite may kill and restart them, and
+// Package infra runs a private Kafka cluster, a private Redis and a
+// private PostgreSQL for the fault suite, through deploy/scripts/kafka.sh,
+// redis.sh and postgres.sh, on free ports and in folders of their own: the suite may kill and restart them, and
 // the shared servers other runs use are never touched. The Kafka jars come
 // from the repository's cache, as for the shared broker.
 package infra
@@ -120,6 +120,58 @@ func (r *Redis) Stop() {
 
 func (r *Redis) script(ctx context.Context, args ...string) error {
 	return run(ctx, filepath.Join(r.repo, "deploy", "scripts", "redis.sh"), r.env, args...)
+}
+
+// Postgres is a private PostgreSQL (postgres.sh), the delivery history's,
+// with its cluster under dir (which, as root, the server's user must be
+// able to reach: postgres.sh says so when it cannot). Stop wipes it.
+type Postgres struct {
+	repo string
+	env  []string
+	port int
+}
+
+// StartPostgres creates and starts a PostgreSQL on a free port.
+func StartPostgres(ctx context.Context, repo, dir string) (*Postgres, error) {
+	port, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p := &Postgres{repo: repo, port: port, env: []string{"POSTGRES_PORT=" + strconv.Itoa(port), "HOOKLINE_CACHE=" + dir}}
+	if err := p.script(ctx, "up"); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// URL is the hookline database's, for HOOKLINE_POSTGRES_URL.
+func (p *Postgres) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/hookline?sslmode=disable", p.port)
+}
+
+// Down stops the server (fast shutdown: open transactions rolled back),
+// keeping its data.
+func (p *Postgres) Down(ctx context.Context) error { return p.script(ctx, "down") }
+
+// Up starts it again and waits until it answers.
+func (p *Postgres) Up(ctx context.Context) error { return p.script(ctx, "up") }
+
+// Stop stops the server and wipes its data; its errors are only worth a
+// line on stderr.
+func (p *Postgres) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), stopWithin)
+	defer cancel()
+	if err := p.script(ctx, "reset"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
+
+func (p *Postgres) script(ctx context.Context, args ...string) error {
+	return run(ctx, filepath.Join(p.repo, "deploy", "scripts", "postgres.sh"), p.env, args...)
 }
 
 // run runs a deploy script with env added, and returns its output with

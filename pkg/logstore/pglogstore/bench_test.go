@@ -82,7 +82,7 @@ func BenchmarkWrite(b *testing.B) {
 		return next - 1
 	}
 	b.ResetTimer()
-	start, pg0, go0 := time.Now(), serverCPU(context.Background(), s.pool), testinfra.CPUTime()
+	start, pg0, go0 := time.Now(), testinfra.PostgresCPU(context.Background(), s.pool), testinfra.CPUTime()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	ops := b.N
@@ -103,7 +103,7 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	pgCPU, goCPU := serverCPU(context.Background(), s.pool)-pg0, testinfra.CPUTime()-go0
+	pgCPU, goCPU := testinfra.PostgresCPU(context.Background(), s.pool)-pg0, testinfra.CPUTime()-go0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {

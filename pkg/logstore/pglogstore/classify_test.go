@@ -23,6 +23,7 @@ func TestClassify(t *testing.T) {
 		{"connection failure", &pgconn.PgError{Code: "08006"}, true},
 		{"too many connections", &pgconn.PgError{Code: "53300"}, true},
 		{"query timeout", &pgconn.PgError{Code: "57014"}, true},
+		{"schema not created yet", &pgconn.PgError{Code: "42P01"}, true},
 		{"connection cut", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
 		{"deadline", context.DeadlineExceeded, true},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, false},

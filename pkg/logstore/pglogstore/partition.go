@@ -56,6 +56,9 @@ const ddlLockTimeout = "2s"
 // ago. A drop that cannot get its lock at once is left to the next call,
 // and reported.
 func (s *Store) Maintain(ctx context.Context) error {
+	if s.readOnly {
+		return errReadOnly
+	}
 	now := s.now()
 	today := dayOf(now)
 	var days []time.Time

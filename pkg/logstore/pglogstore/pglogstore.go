@@ -54,6 +54,13 @@ type Config struct {
 	QueryTimeout time.Duration
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
+	// ReadOnly opens the store for reading only (the query API): Open
+	// neither migrates nor prepares partitions, nor even connects (the
+	// first query does), so a reader starts while the database is down
+	// and its queries fail with logstore.ErrUnavailable meanwhile, as
+	// they do before the logs service has created the schema. Write and
+	// Maintain refuse.
+	ReadOnly bool
 }
 
 // Store is the PostgreSQL logstore.Store.
@@ -64,6 +71,7 @@ type Store struct {
 	daysAhead    int
 	queryTimeout time.Duration
 	now          func() time.Time
+	readOnly     bool
 
 	mu    sync.Mutex
 	known map[string]bool // partitions known to exist, by name
@@ -84,7 +92,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 	}
 	s := &Store{
 		log: log, retention: cfg.Retention, daysAhead: cfg.DaysAhead,
-		queryTimeout: cfg.QueryTimeout, now: cfg.Now, known: map[string]bool{},
+		queryTimeout: cfg.QueryTimeout, now: cfg.Now, known: map[string]bool{}, readOnly: cfg.ReadOnly,
 	}
 	if s.retention <= 0 {
 		s.retention = logstore.DefaultRetention
@@ -101,6 +109,9 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, classify(fmt.Errorf("connect: %w", err))
 	}
+	if s.readOnly {
+		return s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.pool.Close()
 		return nil, err
@@ -111,6 +122,9 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 	}
 	return s, nil
 }
+
+// errReadOnly is what a read-only store's Write and Maintain return.
+var errReadOnly = errors.New("pglogstore: the store is open read-only")
 
 // Close closes the pool.
 func (s *Store) Close() { s.pool.Close() }
@@ -170,7 +184,8 @@ func classify(err error) error {
 		case code[:2] == "08", // connection exception
 			code == "57P01", code == "57P02", code == "57P03", // shutting down, crashed, starting
 			code == "53300", // too many connections
-			code == "57014": // statement timeout (our QueryTimeout)
+			code == "57014", // statement timeout (our QueryTimeout)
+			code == "42P01": // no such table: the logs service has not created the schema yet
 			return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
 		}
 		return err

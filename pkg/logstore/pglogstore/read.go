@@ -158,16 +158,23 @@ func (s *Store) GetEvent(ctx context.Context, tenant, id string) (logstore.Event
 }
 
 const deliveryColumns = `d.tenant, d.id, d.created_at, d.subscription_id, d.event_id, d.event_type, d.url, d.event_time,
-	d.state, d.updated_at, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at`
+	d.state, d.updated_at, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at, d.route`
 
 func scanDelivery(rows pgx.Row, extra ...any) (logstore.Delivery, error) {
 	var d logstore.Delivery
 	var eventTime, updatedAt, lastAt, nextAt pgtype.Timestamptz
 	var state, status int16
+	var route []byte
 	dest := append([]any{&d.Tenant, &d.ID, &d.CreatedAt, &d.SubscriptionID, &d.EventID, &d.EventType, &d.URL, &eventTime,
-		&state, &updatedAt, &d.Attempts, &lastAt, &status, &d.LastError, &nextAt}, extra...)
+		&state, &updatedAt, &d.Attempts, &lastAt, &status, &d.LastError, &nextAt, &route}, extra...)
 	if err := rows.Scan(dest...); err != nil {
 		return d, err
+	}
+	if route != nil {
+		d.Route = new(logstore.Route)
+		if err := json.Unmarshal(route, d.Route); err != nil {
+			return d, fmt.Errorf("delivery %s: route: %w", d.ID, err)
+		}
 	}
 	d.CreatedAt, d.EventTime, d.UpdatedAt = d.CreatedAt.UTC(), timeOf(eventTime), timeOf(updatedAt)
 	d.LastAttemptAt, d.NextAttemptAt = timeOf(lastAt), timeOf(nextAt)
@@ -186,7 +193,9 @@ func (s *Store) ListDeliveries(ctx context.Context, tenant string, q logstore.De
 	}
 	var out []logstore.Delivery
 	err = s.read(ctx, sql, args, func(rows pgx.Rows) error {
-		d, err := scanDelivery(rows)
+		var payload []byte
+		d, err := scanDelivery(rows, &payload)
+		d.Payload = payload
 		out = append(out, d)
 		return err
 	})
@@ -216,8 +225,16 @@ func deliveriesQuery(tenant string, q logstore.DeliveryQuery) (string, []any, in
 	if cur != nil {
 		w.and("(d.created_at, d.id) < (%s, %s)", cur.At, cur.ID)
 	}
-	sql := "SELECT " + deliveryColumns + " FROM deliveries d WHERE " + w.String() +
-		" ORDER BY d.created_at DESC, d.id DESC LIMIT " + strconv.Itoa(limit+1)
+	where := " FROM deliveries d WHERE " + w.String() + " ORDER BY d.created_at DESC, d.id DESC LIMIT " + strconv.Itoa(limit+1)
+	if !q.WithPayload {
+		return "SELECT " + deliveryColumns + ", NULL::bytea" + where, w.args, limit, nil
+	}
+	// The page first, then each row's payload: one probe of bodies'
+	// primary key per delivery of the page.
+	sql := "SELECT " + strings.ReplaceAll(deliveryColumns, "d.", "p.") + ", b.body FROM (SELECT " + deliveryColumns +
+		", d.payload_hash" + where + ") p" +
+		" LEFT JOIN bodies b ON b.hash = p.payload_hash AND b.day = (p.created_at AT TIME ZONE 'UTC')::date" +
+		" ORDER BY p.created_at DESC, p.id DESC"
 	return sql, w.args, limit, nil
 }
 
@@ -297,8 +314,13 @@ func attemptsQuery(tenant string, q logstore.AttemptQuery) (string, []any, int, 
 		" ORDER BY started_at DESC, delivery_id DESC, attempt DESC LIMIT " + strconv.Itoa(limit+1)
 	body, join := "NULL::bytea", ""
 	if q.WithBody {
-		body = "b.body"
-		join = " LEFT JOIN bodies b ON b.hash = a.body_hash AND b.day = (a.started_at AT TIME ZONE 'UTC')::date"
+		// The body an attempt names, stored on its own day; or, when it
+		// names none, its delivery's payload, stored on the delivery's day.
+		body = "COALESCE(b.body, p.body)"
+		join = " LEFT JOIN bodies b ON b.hash = a.body_hash AND b.day = (a.started_at AT TIME ZONE 'UTC')::date" +
+			" LEFT JOIN LATERAL (SELECT pb.body FROM deliveries d JOIN bodies pb ON pb.hash = d.payload_hash" +
+			" AND pb.day = (d.created_at AT TIME ZONE 'UTC')::date" +
+			" WHERE a.body_hash IS NULL AND d.id = a.delivery_id AND d.created_at = a.delivery_created_at) p ON true"
 	}
 	sql := "SELECT " + attemptColumns + ", " + body + " FROM (" + keys + ") k" +
 		" JOIN LATERAL (SELECT * FROM attempts x WHERE x.delivery_id = k.delivery_id AND x.attempt = k.attempt" +

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +26,9 @@ const writeTries = 4
 // INSERT ... SELECT FROM unnest(arrays): one round trip and one plan per
 // table, whatever the batch size.
 func (s *Store) Write(ctx context.Context, b logstore.Batch) (logstore.WriteResult, error) {
+	if s.readOnly {
+		return logstore.WriteResult{}, errReadOnly
+	}
 	b, err := b.Prepare()
 	if err != nil {
 		return logstore.WriteResult{}, err
@@ -71,12 +73,8 @@ type body struct {
 	data []byte
 }
 
-// hashOf names a body: 16 bytes of SHA-256, as delivery ids are made,
-// far from any chance collision at any volume this store holds.
-func hashOf(b []byte) []byte {
-	sum := sha256.Sum256(b)
-	return sum[:16]
-}
+// hashOf names a body (logstore.BodyHash).
+func hashOf(b []byte) []byte { return logstore.BodyHash(b) }
 
 func (s *Store) plan(b logstore.Batch) *write {
 	// A row whose day is gone or about to go by retention is not stored:
@@ -250,12 +248,19 @@ const ahead = `(COALESCE(EXCLUDED.updated_at, '-infinity'), EXCLUDED.state, EXCL
 var upsertDeliveries = `
 INSERT INTO deliveries AS d (tenant, id, created_at, subscription_id, event_id, event_type, url, payload_hash,
                              event_time, state, attempts, last_attempt_at, last_status, last_error, next_attempt_at,
-                             updated_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::bytea[], $9::timestamptz[], $10::int2[], $11::int4[], $12::timestamptz[], $13::int2[],
-                     $14::text[], $15::timestamptz[], $16::timestamptz[])
+                             updated_at, route)
+SELECT u.tenant, u.id, u.created_at, u.subscription_id, u.event_id, u.event_type, u.url, u.payload_hash,
+       u.event_time, u.state, u.attempts, u.last_attempt_at, u.last_status, u.last_error, u.next_attempt_at,
+       u.updated_at, u.route::jsonb
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::bytea[], $9::timestamptz[], $10::int2[], $11::int4[], $12::timestamptz[], $13::int2[],
+            $14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[])
+     AS u(tenant, id, created_at, subscription_id, event_id, event_type, url, payload_hash,
+          event_time, state, attempts, last_attempt_at, last_status, last_error, next_attempt_at,
+          updated_at, route)
 ON CONFLICT (id, created_at) DO UPDATE SET
     payload_hash    = COALESCE(d.payload_hash, EXCLUDED.payload_hash),
+    route           = CASE WHEN d.payload_hash IS NULL THEN EXCLUDED.route ELSE d.route END,
     event_time      = COALESCE(d.event_time, EXCLUDED.event_time),
     state           = CASE WHEN ` + ahead + ` THEN EXCLUDED.state ELSE d.state END,
     updated_at      = CASE WHEN ` + ahead + ` THEN EXCLUDED.updated_at ELSE d.updated_at END,
@@ -274,6 +279,7 @@ func (w *write) deliveryArgs() []any {
 	tenant, id, sub, event, typ, url, lastErr := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	created, eventTime, lastAt, nextAt, updated := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
 	payload := make([][]byte, n)
+	route := make([]pgtype.Text, n)
 	state, lastStatus := make([]int16, n), make([]int16, n)
 	attempts := make([]int32, n)
 	for i, d := range w.deliveries {
@@ -282,9 +288,13 @@ func (w *write) deliveryArgs() []any {
 		if d.Payload != nil {
 			payload[i] = hashOf(d.Payload)
 		}
+		if d.Route != nil {
+			raw, _ := json.Marshal(d.Route) // strings only: cannot fail
+			route[i] = pgtype.Text{String: string(raw), Valid: true}
+		}
 		state[i], lastStatus[i], attempts[i] = int16(d.State.Rank()), status16(d.LastStatus), d.Attempts
 	}
-	return []any{tenant, id, created, sub, event, typ, url, payload, eventTime, state, attempts, lastAt, lastStatus, lastErr, nextAt, updated}
+	return []any{tenant, id, created, sub, event, typ, url, payload, eventTime, state, attempts, lastAt, lastStatus, lastErr, nextAt, updated, route}
 }
 
 const insertAttempts = `
@@ -323,8 +333,11 @@ func (w *write) attemptArgs() ([]any, error) {
 		if respHeaders[i], err = headersJSON(a.ResponseHeaders); err != nil {
 			return nil, err
 		}
-		if a.RequestBody != nil {
+		switch {
+		case a.RequestBody != nil:
 			bodyHash[i] = hashOf(a.RequestBody)
+		case a.RequestBodyHash != nil:
+			bodyHash[i] = a.RequestBodyHash
 		}
 		respBody[i], truncated[i], replay[i] = a.ResponseBody, a.ResponseTruncated, a.Replay
 	}

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		fn   func(*testing.T, Open)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"BodiesByReference", testBodiesByReference},
 		{"Idempotent", testIdempotent},
 		{"StateOrder", testStateOrder},
 		{"EventFilters", testEventFilters},
@@ -208,6 +209,88 @@ func testRoundTrip(t *testing.T, open Open) {
 	if len(p.Items) != 1 || p.Items[0].RequestBody != nil {
 		t.Errorf("list without WithBody: %d items, body %q; want 1 and none", len(p.Items), p.Items[0].RequestBody)
 	}
+}
+
+// testBodiesByReference: an attempt that sent its delivery's payload
+// names no body and reads back the payload, whichever comes first; the
+// attempts of one batch request share the array one of them carries; a
+// delivery keeps its route.
+func testBodiesByReference(t *testing.T, open Open) {
+	now := base()
+	s := openAt(t, open, now)
+	d := delivery("acme", "dlv_1", "sub_1", "evt_1", now)
+	d.Route = &logstore.Route{Condition: "0123456789abcdef0123456789abcdef", Values: map[string]string{"data.shop": "acme"}}
+	single := attempt(d, 1, now.Add(time.Second), logstore.StateDelivered)
+	single.RequestBody = nil
+	// The attempt first, its delivery in a later batch.
+	write(t, s, logstore.Batch{Attempts: []logstore.Attempt{single}})
+	write(t, s, logstore.Batch{Deliveries: []logstore.Delivery{d}})
+
+	// Two deliveries of a batch: the second attempt is written before the
+	// first, which carries the array.
+	b1 := delivery("acme", "dlv_b1", "sub_1", "evt_b1", now)
+	b2 := delivery("acme", "dlv_b2", "sub_1", "evt_b2", now)
+	array := []byte("[" + string(b1.Payload) + "," + string(b2.Payload) + "]")
+	carrier := attempt(b1, 1, now.Add(2*time.Second), logstore.StateDelivered)
+	carrier.RequestBody = array
+	named := attempt(b2, 1, now.Add(2*time.Second), logstore.StateDelivered)
+	named.RequestBody, named.RequestBodyHash = nil, logstore.BodyHash(array)
+	write(t, s, logstore.Batch{Deliveries: []logstore.Delivery{b1, b2}, Attempts: []logstore.Attempt{named}})
+	write(t, s, logstore.Batch{Attempts: []logstore.Attempt{carrier}})
+
+	for _, tc := range []struct {
+		delivery string
+		want     []byte
+	}{
+		{"dlv_1", d.Payload},
+		{"dlv_b1", array},
+		{"dlv_b2", array},
+	} {
+		p, err := s.ListAttempts(ctx(t), "acme", logstore.AttemptQuery{DeliveryID: tc.delivery, WithBody: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Items) != 1 || string(p.Items[0].RequestBody) != string(tc.want) {
+			t.Errorf("attempts of %s: %d, body %q; want 1 with %q", tc.delivery, len(p.Items), firstBody(p.Items), tc.want)
+		}
+	}
+	gd, err := s.GetDelivery(ctx(t), "acme", d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gd.Route == nil || gd.Route.Condition != d.Route.Condition || gd.Route.Values["data.shop"] != "acme" {
+		t.Errorf("route read back as %+v, want %+v", gd.Route, d.Route)
+	}
+	if gb, err := s.GetDelivery(ctx(t), "acme", b1.ID); err != nil || gb.Route != nil {
+		t.Errorf("a delivery to the subscription's own URL read back with route %+v (%v), want none", gb.Route, err)
+	}
+	// Lists leave payloads out unless asked.
+	for _, with := range []bool{false, true} {
+		p, err := s.ListDeliveries(ctx(t), "acme", logstore.DeliveryQuery{SubscriptionID: "sub_1", WithPayload: with})
+		if err != nil || len(p.Items) != 3 {
+			t.Fatalf("deliveries of sub_1: %d, %v; want 3", len(p.Items), err)
+		}
+		payloads := map[string]string{d.ID: string(d.Payload), b1.ID: string(b1.Payload), b2.ID: string(b2.Payload)}
+		for _, got := range p.Items {
+			if with && string(got.Payload) != payloads[got.ID] || !with && got.Payload != nil {
+				t.Errorf("list (WithPayload %v): %s has payload %q", with, got.ID, got.Payload)
+			}
+		}
+	}
+
+	bad := named
+	bad.DeliveryID, bad.RequestBodyHash = "dlv_bad", []byte("short")
+	var re *logstore.RecordError
+	if _, err := s.Write(ctx(t), logstore.Batch{Attempts: []logstore.Attempt{bad}}); !errors.As(err, &re) || re.Field != "request_body_hash" {
+		t.Errorf("an attempt naming a body by a malformed hash: %v, want a RecordError on request_body_hash", err)
+	}
+}
+
+func firstBody(items []logstore.Attempt) []byte {
+	if len(items) == 0 {
+		return nil
+	}
+	return items[0].RequestBody
 }
 
 func testIdempotent(t *testing.T, open Open) {

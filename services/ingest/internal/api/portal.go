@@ -116,7 +116,8 @@ func visible(r *http.Request, id string) bool {
 }
 
 // portalRoutes are the calls a portal session may make: managing its
-// tenant's endpoints, reading the event type catalog and the dead letters.
+// tenant's endpoints, reading the event type catalog, the dead letters and
+// the delivery history, and re-running deliveries from it.
 // Anything else (publishing events, changing the catalog, making portal
 // sessions) needs the API key; a route added later is refused to portals
 // until it is listed here.
@@ -135,6 +136,17 @@ var portalRoutes = map[string]bool{
 	"GET /v1/dead-letters/{id}":                  true,
 	"GET /v1/event-types":                        true,
 	"GET /v1/event-types/{name}":                 true,
+	// The delivery history, confined like the rest: a restricted session
+	// sees its subscriptions' deliveries and attempts only.
+	"GET /v1/events":                      true, // unrestricted sessions only (listEvents)
+	"GET /v1/events/{id}":                 true,
+	"POST /v1/events/{id}/redeliver":      true,
+	"GET /v1/deliveries":                  true,
+	"GET /v1/deliveries/{id}":             true,
+	"POST /v1/deliveries/{id}/redeliver":  true,
+	"GET /v1/subscriptions/{id}/attempts": true,
+	"GET /v1/subscriptions/{id}/stats":    true,
+	"POST /v1/subscriptions/{id}/recover": true,
 }
 
 // portalAuth admits a portal token to the routes a portal may call.

@@ -85,6 +85,7 @@ func TestRegistryServesHistory(t *testing.T) {
 		"hookline.delivery-log-value":    "dev.hookline.DeliveryAttempt",
 		"hookline.event-types-value":     "dev.hookline.EventType",
 		"hookline.notifications-value":   "dev.hookline.Notification",
+		"hookline.redeliveries-value":    "dev.hookline.Event",
 	}
 	var subjects []string
 	registryGet(t, h, "/subjects", http.StatusOK, &subjects)

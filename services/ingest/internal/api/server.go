@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/secretbox"
@@ -68,6 +69,13 @@ type Server struct {
 	DeadLetters *deadletters.Index
 	// Console serves the web console at /console/; nil: none.
 	Console http.Handler
+
+	// History reads the delivery history (the logs service's store); nil:
+	// the history API answers 404 (HOOKLINE_POSTGRES_URL not set).
+	History logstore.Reader
+	// EventRedeliveries remembers the events sent again to a subscription,
+	// so that a second call sends nothing; nil: not remembered.
+	EventRedeliveries *idempotency.Store
 }
 
 // route is one authenticated API call.
@@ -98,6 +106,15 @@ func (s *Server) routes() []route {
 		{"GET /v1/session", s.getSession},
 		{"GET /v1/dead-letters", s.listDeadLetters},
 		{"GET /v1/dead-letters/{id}", s.getDeadLetter},
+		{"GET /v1/events", s.listEvents},
+		{"GET /v1/events/{id}", s.getEvent},
+		{"POST /v1/events/{id}/redeliver", s.redeliverEvent},
+		{"GET /v1/deliveries", s.listDeliveries},
+		{"GET /v1/deliveries/{id}", s.getDelivery},
+		{"POST /v1/deliveries/{id}/redeliver", s.redeliverDelivery},
+		{"GET /v1/subscriptions/{id}/attempts", s.listAttempts},
+		{"GET /v1/subscriptions/{id}/stats", s.subscriptionStats},
+		{"POST /v1/subscriptions/{id}/recover", s.recoverSubscription},
 	}
 }
 

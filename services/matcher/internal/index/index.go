@@ -217,6 +217,17 @@ func (ix *Index) Candidates(tenant, eventType string) []*Entry {
 	return t.candidatesOf(eventType)
 }
 
+// Entry is the tenant's enabled subscription id, or nil.
+func (ix *Index) Entry(tenant, id string) *Entry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	t := ix.byTenant[tenant]
+	if t == nil {
+		return nil
+	}
+	return t.entries[id]
+}
+
 // MatchType matches a dotted event type against a pattern split on dots.
 // "*" stands for exactly one segment, except in last place, where it stands
 // for one or more: "order.*" matches order.created and order.item.added,

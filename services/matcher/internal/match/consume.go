@@ -27,13 +27,14 @@ const (
 
 // SessionOptions are the options of the matcher's transactional session on
 // top of the client's connection options: exactly-once consume-transform-
-// produce from the events topic in group, as transactionalID.
-func SessionOptions(eventsTopic, group, transactionalID string) []kgo.Opt {
+// produce from topics (the events topic and the redeliveries topic) in
+// group, as transactionalID.
+func SessionOptions(topics []string, group, transactionalID string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.TransactionalID(transactionalID),
 		kgo.TransactionTimeout(endTimeout),
 		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(eventsTopic),
+		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),

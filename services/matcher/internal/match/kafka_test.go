@@ -95,7 +95,7 @@ func startSession(tb testing.TB, cfg kafka.Config, m *Matcher, group, transactio
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts = append(append(opts, SessionOptions(cfg.Topics.Events, group, transactionalID)...), extra...)
+	opts = append(append(opts, SessionOptions([]string{cfg.Topics.Events, cfg.Topics.Redeliveries}, group, transactionalID)...), extra...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		tb.Fatal(err)

@@ -15,12 +15,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookline/hookline/pkg/logstore"
+	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
@@ -30,7 +33,8 @@ import (
 // Limits of one attempt.
 const (
 	snippetBytes  = 512
-	drainBytes    = 64 << 10 // read at most this much of a body, so the connection can be reused
+	bodyBytes     = record.MaxResponseBody // kept for the delivery log
+	drainBytes    = 64 << 10               // read at most this much of a body, so the connection can be reused
 	userAgent     = "Hookline-Webhooks/1.0"
 	maxRetryAfter = 24 * time.Hour
 )
@@ -118,10 +122,21 @@ type Result struct {
 	Status        int
 	Err           string // why it failed, for the delivery log
 	RetryAfter    time.Duration
-	Snippet       string
+	Snippet       string // the first bytes of Body as text
 	RequestBytes  int64
 	ResponseBytes int64
 	Duration      time.Duration
+
+	// RequestHeaders are the headers sent, credentials redacted
+	// (logstore.RedactHeaders): the delivery log is read by analysts, who
+	// must not see an endpoint's token. Nil when no request was made.
+	RequestHeaders http.Header
+	// ResponseHeaders are the answer's headers, redacted likewise.
+	ResponseHeaders http.Header
+	// Body is the first record.MaxResponseBody bytes of the answer;
+	// Truncated says there was more.
+	Body      []byte
+	Truncated bool
 }
 
 // Send makes the attempt. It never returns an error: every failure is a
@@ -186,7 +201,8 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	if decoded != nil {
 		h.Set("Content-Encoding", "gzip")
 	}
-	res := Result{RequestBytes: int64(len(body))}
+	// Recorded before the client adds its own (Host, Content-Length).
+	res := Result{RequestBytes: int64(len(body)), RequestHeaders: logstore.RedactHeaders(h)}
 
 	if req.Client != nil {
 		client = req.Client
@@ -197,11 +213,16 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 		return res
 	}
 	defer resp.Body.Close()
-	snippet := make([]byte, snippetBytes)
-	n, _ := io.ReadFull(resp.Body, snippet)
+	buf := bodyBuffers.Get().(*[]byte)
+	n, _ := io.ReadFull(resp.Body, *buf)
 	rest, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
-	res.Snippet = strings.ToValidUTF8(string(snippet[:n]), string(utf8.RuneError))
-	res.ResponseBytes = int64(n) + rest
+	if n > 0 {
+		res.Body = bytes.Clone((*buf)[:n])
+	}
+	bodyBuffers.Put(buf)
+	res.Snippet = strings.ToValidUTF8(string(res.Body[:min(n, snippetBytes)]), string(utf8.RuneError))
+	res.ResponseBytes, res.Truncated = int64(n)+rest, rest > 0
+	res.ResponseHeaders = logstore.RedactHeaders(resp.Header)
 	res.Status = resp.StatusCode
 	res.Class = classifyStatus(resp.StatusCode)
 	if res.Class != Delivered {
@@ -212,6 +233,14 @@ func send(ctx context.Context, client *http.Client, req Request, now time.Time) 
 	}
 	return res
 }
+
+// bodyBuffers hold the first bodyBytes of an answer while it is read: a
+// pool, since most answers are a few bytes and a fresh 4 KiB each would
+// be most of an attempt's garbage.
+var bodyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, bodyBytes)
+	return &b
+}}
 
 func classifyStatus(code int) Class {
 	switch {

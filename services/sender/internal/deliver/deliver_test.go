@@ -21,6 +21,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
@@ -385,18 +386,24 @@ func TestSSRFGuardRefusesUnlistedAddresses(t *testing.T) {
 	}
 }
 
-func TestResponseSnippetIsBounded(t *testing.T) {
+// TestResponseIsBounded: the answer's first 4 KiB are kept byte for byte
+// (and 512 of them as text), marked truncated when there was more, and
+// its headers with credentials redacted.
+func TestResponseIsBounded(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
 	}{
 		{"short", `{"error":"nope"}`},
+		{"exactly the bound", strings.Repeat("y", record.MaxResponseBody)},
 		{"long", strings.Repeat("x", 200<<10)},
 		{"invalid UTF-8", strings.Repeat("\xff\xfe", 1000)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Set-Cookie", "session=s3cr3t")
+				w.Header().Set("X-Request-Id", "req_1")
 				w.WriteHeader(http.StatusBadRequest)
 				_, _ = io.WriteString(w, tc.body)
 			})
@@ -407,10 +414,59 @@ func TestResponseSnippetIsBounded(t *testing.T) {
 			if len(tc.body) <= 512 && res.Snippet != tc.body {
 				t.Errorf("snippet %q, want the whole body", res.Snippet)
 			}
-			if res.ResponseBytes <= 0 || res.ResponseBytes > 512+64<<10 || res.ResponseBytes > int64(len(tc.body)) {
+			if want := tc.body[:min(len(tc.body), record.MaxResponseBody)]; string(res.Body) != want {
+				t.Errorf("body of %d bytes kept, want the first %d byte for byte", len(res.Body), len(want))
+			}
+			if res.Truncated != (len(tc.body) > record.MaxResponseBody) {
+				t.Errorf("truncated = %v for a %d-byte body", res.Truncated, len(tc.body))
+			}
+			if res.ResponseBytes <= 0 || res.ResponseBytes > record.MaxResponseBody+64<<10 || res.ResponseBytes > int64(len(tc.body)) {
 				t.Errorf("ResponseBytes = %d for a %d-byte body", res.ResponseBytes, len(tc.body))
 			}
+			if got := res.ResponseHeaders.Get("Set-Cookie"); got != "[redacted]" {
+				t.Errorf("Set-Cookie kept as %q, want it redacted", got)
+			}
+			if got := res.ResponseHeaders.Get("X-Request-Id"); got != "req_1" {
+				t.Errorf("X-Request-Id kept as %q", got)
+			}
 		})
+	}
+}
+
+// TestRequestHeadersAsSent: the headers recorded are those the endpoint
+// got, with the credentials redacted (the scheme of Authorization kept)
+// and the signatures kept; a refused request records none.
+func TestRequestHeadersAsSent(t *testing.T) {
+	got := make(chan http.Header, 1)
+	r := newReceiver(t, func(w http.ResponseWriter, req *http.Request) {
+		got <- req.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	key := newSecret(t)
+	res := send(t, r, deliver.Request{Secrets: []signature.Secret{key}, AuthType: "bearer", Password: "t0ken",
+		Headers: map[string]string{"X-Tenant": "acme", "X-Api-Key": "k3y"}})
+	sent := <-got
+	if sent.Get("Authorization") != "Bearer t0ken" {
+		t.Fatalf("endpoint got Authorization %q", sent.Get("Authorization"))
+	}
+	checks := []struct {
+		header, want string
+	}{
+		{"Authorization", "Bearer [redacted]"},
+		{"X-Api-Key", "[redacted]"},
+		{"X-Tenant", "acme"},
+		{signature.HeaderSignature, sent.Get(signature.HeaderSignature)},
+		{signature.HeaderID, sent.Get(signature.HeaderID)},
+		{"Content-Type", "application/json"},
+	}
+	for _, c := range checks {
+		if v := res.RequestHeaders.Get(c.header); v != c.want || v == "" {
+			t.Errorf("recorded %s = %q, want %q", c.header, v, c.want)
+		}
+	}
+	refused := deliver.Send(context.Background(), http.DefaultClient, deliver.Request{URL: r.URL, Refused: "no route"}, time.Now())
+	if refused.RequestHeaders != nil {
+		t.Errorf("a refused request recorded headers %v", refused.RequestHeaders)
 	}
 }
 

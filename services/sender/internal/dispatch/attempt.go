@@ -69,9 +69,9 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 	a := attempt{res: res, unsent: req.Refused != ""}
 	if res.Class == deliver.Delivered {
 		a.delivered = true
-		d.succeeded(ctx, ep, j, res, started, out)
+		d.succeeded(ctx, ep, j, req.Body, res, started, out)
 	} else {
-		a.gone = d.failed(ctx, ep, j.items, res, started, out)
+		a.gone = d.failed(ctx, ep, j.items, req.Body, res, started, out)
 	}
 	a.err = out.wait()
 	return a
@@ -98,10 +98,11 @@ func (d *Dispatcher) call(ctx context.Context, req deliver.Request, now time.Tim
 // succeeded writes a delivered job: one attempt per delivery in the log;
 // a job started while its lane was failing also ends the endpoint's
 // streak, before the lane starts another, so that no later failure is
-// counted into the streak it ends.
-func (d *Dispatcher) succeeded(ctx context.Context, ep *endpoint, j *job, res deliver.Result, started time.Time, out *outbox) {
+// counted into the streak it ends. body is the request's body (before
+// compression).
+func (d *Dispatcher) succeeded(ctx context.Context, ep *endpoint, j *job, body []byte, res deliver.Result, started time.Time, out *outbox) {
 	d.observe(ep, j.items, res)
-	d.record(ep, j.items, res, started, out)
+	d.record(ep, j.items, body, res, started, out)
 	if j.mayRecover {
 		d.recovered(ctx, ep, started, out)
 	}
@@ -112,9 +113,9 @@ func (d *Dispatcher) succeeded(ctx context.Context, ep *endpoint, j *job, res de
 // The request counts once toward the endpoint's health (a refused target
 // too: the owner has something to fix), which may disable it as well. It
 // returns why the subscription is disabled, "" when it is not.
-func (d *Dispatcher) failed(ctx context.Context, ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) (gone string) {
+func (d *Dispatcher) failed(ctx context.Context, ep *endpoint, items []*item, body []byte, res deliver.Result, started time.Time, out *outbox) (gone string) {
 	d.observe(ep, items, res)
-	d.record(ep, items, res, started, out)
+	d.record(ep, items, body, res, started, out)
 	if res.Class == deliver.Gone {
 		if reason := subscription.ReasonGone; ep.gone.CompareAndSwap(nil, &reason) {
 			d.disable(ctx, ep.sub.ID, started, reason, out)

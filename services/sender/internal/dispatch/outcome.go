@@ -3,6 +3,7 @@ package dispatch
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"time"
@@ -17,26 +18,49 @@ import (
 )
 
 // record writes the outcome of a request for each delivery in it: one
-// attempt each in the delivery log, all with the request's status, and
-// each delivery moved on by itself: nowhere when delivered, to a retry
-// tier while its attempts remain, else to the DLQ, given up
-// (hookline.delivery.exhausted).
-func (d *Dispatcher) record(ep *endpoint, items []*item, res deliver.Result, started time.Time, out *outbox) {
-	for _, it := range items {
-		d.recordOne(ep, it, res, started, out)
+// attempt each in the delivery log, all with the request's status,
+// headers and answer, and each delivery moved on by itself: nowhere when
+// delivered, to a retry tier while its attempts remain, else to the DLQ,
+// given up (hookline.delivery.exhausted).
+//
+// The body sent is a delivery's payload, which the delivery history has
+// from hookline.deliveries, so a single delivery's attempt does not carry
+// it again. A batch's array is no delivery's payload: the first
+// delivery's attempt carries it and every attempt of the batch names it by
+// its SHA-256, so the log holds each array once, not once per delivery.
+func (d *Dispatcher) record(ep *endpoint, items []*item, body []byte, res deliver.Result, started time.Time, out *outbox) {
+	var sum []byte
+	if batching(ep.sub) && res.RequestHeaders != nil {
+		h := sha256.Sum256(body)
+		sum = h[:]
+	}
+	for i, it := range items {
+		a := d.recordOne(ep, it, res, started, out)
+		if sum != nil {
+			a.RequestBodySHA256 = sum
+			if i == 0 {
+				a.RequestBody = body
+			}
+		}
+		d.logAttempt(it, a, out)
 	}
 }
 
-func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) {
+// recordOne moves one delivery on after a request and returns its
+// attempt for the delivery log.
+func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) *record.DeliveryAttempt {
 	dl := it.d
 	dl.URL = cmp.Or(res.URL, dl.URL) // where this attempt went
 	n := dl.Attempt + 1
-	a := record.DeliveryAttempt{
+	created := dl.CreatedAt
+	a := &record.DeliveryAttempt{
 		DeliveryID: dl.ID, Tenant: dl.Tenant, SubscriptionID: dl.SubscriptionID, EventID: dl.EventID,
 		EventType: dl.EventType, URL: dl.URL, Attempt: n, Replay: dl.Replay, StartedAt: started,
 		DurationMS: res.Duration.Milliseconds(), StatusCode: int32(res.Status), Error: res.Err,
 		ResponseSnippet: res.Snippet, RequestBytes: res.RequestBytes, ResponseBytes: res.ResponseBytes,
-		TraceID: traceID(it.rec.Context),
+		TraceID: traceID(it.rec.Context), DeliveryCreatedAt: &created,
+		RequestHeaders: res.RequestHeaders, ResponseHeaders: res.ResponseHeaders,
+		ResponseBody: res.Body, ResponseTruncated: res.Truncated,
 	}
 	if batching(ep.sub) {
 		// Its share of the request, so that sums over the log stay true.
@@ -47,14 +71,19 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 	switch {
 	case res.Class == deliver.Delivered:
 		a.Outcome = record.OutcomeDelivered
-	case res.Class == deliver.Retryable && n < maxAttempts:
+	case res.Class == deliver.Retryable && n < maxAttempts && dl.Redelivery == "":
 		tier, delay := d.Schedule.Next(int(n), res.RetryAfter)
 		due := started.Add(res.Duration + delay)
 		dl.DueAt = &due
 		a.Outcome, a.NextAttemptAt = record.OutcomeRetrying, &due
 		d.emit(it.rec.Context, out, d.Topics.Retry(tier), &dl)
 	default:
-		if res.Class == deliver.Retryable {
+		switch {
+		case dl.Redelivery != "":
+			// A re-run from the history is one attempt: it is not retried,
+			// and a replay of its dead letter is an ordinary one again.
+			dl.LastError, dl.Redelivery = "redelivery failed: "+res.Err, ""
+		case res.Class == deliver.Retryable:
 			dl.LastError = fmt.Sprintf("gave up after %d attempts: %s", n, res.Err)
 		}
 		a.Outcome = record.OutcomeDeadLettered
@@ -63,12 +92,17 @@ func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, start
 		d.exhausted(it, &dl, res, out)
 	}
 	d.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
-	value, err := d.Codecs.Attempt.Marshal(&a)
+	return a
+}
+
+// logAttempt writes an attempt to the delivery log.
+func (d *Dispatcher) logAttempt(it *item, a *record.DeliveryAttempt, out *outbox) {
+	value, err := d.Codecs.Attempt.Marshal(a)
 	if err != nil {
 		out.fail(err)
 		return
 	}
-	out.produce(&kgo.Record{Topic: d.Topics.DeliveryLog, Key: []byte(dl.ID), Value: value, Context: it.rec.Context})
+	out.produce(&kgo.Record{Topic: d.Topics.DeliveryLog, Key: []byte(a.DeliveryID), Value: value, Context: it.rec.Context})
 }
 
 // deadLetter writes a delivery to the DLQ with reason, unsent. It raises

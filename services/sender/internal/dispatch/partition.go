@@ -13,6 +13,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ratelimit"
+	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/wire"
 )
@@ -60,9 +61,12 @@ type partition struct {
 	lanes   map[string]*lane
 	held    int             // deliveries in memory: waiting, in flight, being written
 	holding map[string]bool // their ids, to drop repeats
-	events  chan func()     // outcomes of other goroutines, applied on the loop
-	wake    chan struct{}   // a pool slot freed
-	running int             // goroutines that will send an event
+	// unmarked counts the ids delivered whose marks are not in Redis yet
+	// (the next flushMarks): a repeat read meanwhile is dropped too.
+	unmarked map[string]int
+	events   chan func()   // outcomes of other goroutines, applied on the loop
+	wake     chan struct{} // a pool slot freed
+	running  int           // goroutines that will send an event
 
 	dirty    map[*lane]struct{} // lanes to start requests from in the next pass
 	windows  map[*lane]struct{} // batching lanes whose window took deliveries
@@ -87,7 +91,7 @@ func newPartition(d *Dispatcher, ctx context.Context, p *kafka.Partition) *parti
 	return &partition{
 		d: d, ctx: ctx, p: p,
 		log:   d.Log.With().Str("topic", p.Topic).Int32("partition", p.Partition).Logger(),
-		lanes: map[string]*lane{}, holding: map[string]bool{},
+		lanes: map[string]*lane{}, holding: map[string]bool{}, unmarked: map[string]int{},
 		events: make(chan func(), eventQueue), wake: make(chan struct{}, 1),
 		dirty: map[*lane]struct{}{}, windows: map[*lane]struct{}{}, poolWait: map[*lane]struct{}{},
 	}
@@ -281,7 +285,7 @@ func (pt *partition) check() {
 	items := pt.pending
 	ids := make([]string, len(items))
 	for i, it := range items {
-		ids[i] = it.d.ID
+		ids[i] = markKey(&it.d)
 	}
 	marked, err := pt.d.Delivered.Marked(pt.ctx, ids)
 	if err != nil {
@@ -296,7 +300,7 @@ func (pt *partition) check() {
 	}
 	pt.pending, pt.redisWait, pt.retryAt = nil, 0, time.Time{}
 	for i, it := range items {
-		if marked[i] || pt.holding[it.d.ID] {
+		if marked[i] || pt.holding[ids[i]] || pt.unmarked[ids[i]] > 0 {
 			pt.d.Metrics.Suppressed.Inc()
 			pt.p.Finish(it.rec)
 			continue
@@ -308,12 +312,22 @@ func (pt *partition) check() {
 // hold and release count a delivery in and out of the partition's memory.
 func (pt *partition) hold(it *item) {
 	pt.held++
-	pt.holding[it.d.ID] = true
+	pt.holding[markKey(&it.d)] = true
 }
 
 func (pt *partition) release(it *item) {
 	pt.held--
-	delete(pt.holding, it.d.ID)
+	delete(pt.holding, markKey(&it.d))
+}
+
+// markKey is what the delivered marks and the partition's memory know a
+// delivery by: its id, or for a re-run from the history its id and that
+// re-run's, so that a re-run of a delivery delivered before is sent, once.
+func markKey(d *record.Delivery) string {
+	if d.Redelivery == "" {
+		return d.ID
+	}
+	return d.ID + "/" + d.Redelivery
 }
 
 // lane returns the subscription's lane, made on first use.
@@ -604,6 +618,13 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		pt.release(it)
 	}
 	if a.err != nil {
+		if a.delivered {
+			// The endpoint took them, but their outcome is not in Kafka,
+			// so their records stay unfinished: mark them (before the
+			// partition returns), so that the run that takes them again
+			// drops them instead of sending them a second time.
+			pt.mark(j.items, false)
+		}
 		pt.fail(fmt.Errorf("write the outcome of %d deliveries to %s: %w", len(j.items), l.id, a.err))
 		return
 	}
@@ -617,9 +638,25 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		return
 	}
 	l.failing = false
-	for _, it := range j.items {
+	pt.mark(j.items, true)
+}
+
+// mark queues the delivered marks of items for the next flushMarks, and
+// with finish their records, which are finished once marked. Until a
+// mark is in Redis its id is counted in unmarked, so a repeat read
+// meanwhile is dropped.
+func (pt *partition) mark(items []*item, finish bool) {
+	for _, it := range items {
 		pt.marks = append(pt.marks, it.d.ID)
-		pt.markRecs = append(pt.markRecs, it.rec)
+		pt.unmarked[it.d.ID]++
+		if it.d.Redelivery != "" {
+			// The re-run itself, against its record being read again.
+			pt.marks = append(pt.marks, markKey(&it.d))
+			pt.unmarked[markKey(&it.d)]++
+		}
+		if finish {
+			pt.markRecs = append(pt.markRecs, it.rec)
+		}
 	}
 	if len(pt.marks) >= markBatch {
 		pt.flushMarks()
@@ -649,13 +686,31 @@ func (pt *partition) flushMarks() {
 	pt.running++
 	ctx := context.WithoutCancel(pt.ctx) // what was sent must be marked even when the handler stops
 	go func() {
-		if err := pt.d.Delivered.Mark(ctx, ids...); err != nil {
+		err := pt.d.Delivered.Mark(ctx, ids...)
+		if err != nil {
 			pt.d.Metrics.RedisErrors.Inc()
-			pt.log.Warn().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered")
 		}
 		pt.events <- func() {
 			pt.running--
 			pt.marking = false
+			if err != nil && !pt.stopping {
+				// Tried again at the next tick, the ids still held as
+				// unmarked, so that a repeat read meanwhile is dropped
+				// rather than sent again once Redis answers.
+				pt.log.Warn().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered; trying again")
+				pt.marks, pt.markRecs = append(ids, pt.marks...), append(recs, pt.markRecs...)
+				return
+			}
+			if err != nil {
+				// Stopping: the records are finished all the same (the
+				// endpoint took them); only a replay could send them again.
+				pt.log.Error().Err(err).Int("deliveries", len(ids)).Msg("could not mark deliveries as delivered before the partition stopped")
+			}
+			for _, id := range ids {
+				if pt.unmarked[id]--; pt.unmarked[id] <= 0 {
+					delete(pt.unmarked, id)
+				}
+			}
 			pt.p.Finish(recs...)
 		}
 	}()

@@ -1,4 +1,6 @@
-package pglogstore
+//go:build unix
+
+package testinfra
 
 import (
 	"context"
@@ -7,21 +9,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 )
 
 // clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// serverCPU is the CPU time the PostgreSQL server behind pool has used so
+// Querier is what PostgresCPU asks its server's pid with: a pgx
+// connection or pool.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// PostgresCPU is the CPU time the PostgreSQL server behind q has used so
 // far: its postmaster, every live child (backends, WAL writer,
 // checkpointer...) and the children it has reaped. Benchmarks report CPU
 // per operation next to wall time, because other load on the machine
 // inflates the one and not the other. Zero when the server is not on this
 // machine (its /proc is not readable).
-func serverCPU(ctx context.Context, pool *pgxpool.Pool) time.Duration {
+func PostgresCPU(ctx context.Context, q Querier) time.Duration {
 	var backend int
-	if err := pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+	if err := q.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
 		return 0
 	}
 	postmaster, ok := procStat(backend)
