@@ -84,8 +84,13 @@ export function latencyChart(buckets, label) {
     const pts = buckets.flatMap((x, i) => x.b
       ? [`${(xOf(i, buckets.length) + w / 2).toFixed(1)},${(TOP + plotH * (1 - x.b.latency_ms[p] / top)).toFixed(1)}`]
       : []);
-    if (pts.length === 1) pts.push(pts[0]); // a lone minute still shows as a dot
-    if (pts.length) svg.append(s("polyline", { points: pts.join(" "), class: "line " + p }));
+    if (!pts.length) continue;
+    svg.append(s("polyline", { points: pts.join(" "), class: "line " + p }));
+    // A dot on each minute: a lone one is a point, not an invisible line.
+    for (const pt of pts) {
+      const [cx, cy] = pt.split(",");
+      svg.append(s("circle", { cx, cy, r: 2.5, class: "dot " + p }));
+    }
   }
   return svg;
 }

@@ -49,7 +49,7 @@ export async function page(main, _params, ctx) {
         h("p", { class: "legend small" }, h("span", { class: "key p50" }), "median ", h("span", { class: "key p95" }), "p95"))),
     h("h2", { class: "section" }, "Endpoints, failing first"),
     h("table", { class: "list", id: "overview-endpoints" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Endpoint"), h("th", {}, "Attempts"), h("th", {}, "Success"), h("th", {}, "Failed"), h("th", {}, "p95"), h("th", {}, h("span", { class: "visually-hidden" }, "Logs")))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Endpoint"), h("th", {}, "Attempts"), h("th", {}, "Success"), h("th", {}, "Not delivered"), h("th", {}, "p95"), h("th", {}, h("span", { class: "visually-hidden" }, "Logs")))),
       h("tbody", {}, st.subscriptions.map((e) => {
         const bad = e.retrying + e.failed;
         const id = encodeURIComponent(e.subscription_id);
