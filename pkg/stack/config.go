@@ -154,7 +154,10 @@ func (c Config) Settings() []string {
 	set("HOOKLINE_SMTP_URL", c.SMTPURL)
 	set("HOOKLINE_ALERT_FROM", c.AlertFrom)
 	set("HOOKLINE_LOG_LEVEL", c.LogLevel)
-	set("HOOKLINE_POSTGRES_URL", c.Postgres)
+	// Always set, empty for a stack without the history: one inherited
+	// from the caller's environment (make test exports the test server's)
+	// would give ingest a history the stack has no logs service writing.
+	env = append(env, "HOOKLINE_POSTGRES_URL="+c.Postgres)
 	if c.HTTPAddr != "" {
 		set("HOOKLINE_HTTP_ADDR", c.HTTPAddr)
 		set("HOOKLINE_CONSOLE_URL", c.API()+"/console/")

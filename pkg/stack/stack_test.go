@@ -121,6 +121,16 @@ func TestSettings(t *testing.T) {
 			wantNot: []string{"HOOKLINE_TOPIC_PREFIX", "GROUP=", "HOOKLINE_API_KEYS", "REDIS_ADDR"},
 		},
 		{
+			name: "no history: an empty database, not the environment's",
+			cfg:  Config{Brokers: "k:1"},
+			want: []string{"HOOKLINE_POSTGRES_URL="},
+		},
+		{
+			name: "the history's database",
+			cfg:  Config{Brokers: "k:1", Postgres: "postgres://h/db"},
+			want: []string{"HOOKLINE_POSTGRES_URL=postgres://h/db"},
+		},
+		{
 			name: "Env comes last, so it wins",
 			cfg:  Config{LogLevel: "warn", Env: []string{"HOOKLINE_LOG_LEVEL=debug"}},
 			want: []string{"HOOKLINE_LOG_LEVEL=warn", "HOOKLINE_LOG_LEVEL=debug"},
