@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/stack"
 )
 
 // TestConsoleHistoryInABrowser is the delivery history in the portal,
@@ -203,4 +204,34 @@ func countID(reqs []*http.Request, id string) int {
 		}
 	}
 	return n
+}
+
+// TestConsoleHistoryUnavailable: with the history's database down (ingest
+// given one that does not answer), the history pages say it is
+// unavailable and show nothing, rather than an empty list; the rest of
+// the console works.
+func TestConsoleHistoryUnavailable(t *testing.T) {
+	chromium(t)
+	rc := newReceiver(t)
+	s := startStack(t, rc.Cert.PEM, "1h", func(c *stack.Config) {
+		c.Postgres = "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	})
+	var sub created
+	if code := s.postJSON("/v1/subscriptions", map[string]any{"url": rc.URL + "/ok", "event_types": []string{"order.*"}, "name": "Shop"}, &sub); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	link := s.portal(t, s.Key, map[string]any{})
+	base := strings.Split(link.URL, "#")[0]
+	b := newBrowser(t)
+	b.do("open the portal link", chromedp.Navigate(link.URL))
+	b.waitText("Shop", 20*time.Second)
+	for _, page := range []string{"#/subscriptions/" + sub.ID + "/logs", "#/events", "#/overview", "#/deliveries/dlv_x"} {
+		b.do("open "+page, chromedp.Navigate(base+page))
+		b.waitText("The delivery history is unavailable right now", 30*time.Second)
+		if n := eval[int](b, `document.querySelectorAll("main table").length`); n != 0 {
+			t.Errorf("%s shows %d tables while the history is down", page, n)
+		}
+	}
+	b.click("Try again")
+	b.waitText("The delivery history is unavailable right now", 30*time.Second)
 }
