@@ -82,14 +82,23 @@ type Config struct {
 	ReadyTimeout, StopTimeout time.Duration
 }
 
+// ServicesToRun is Services, or when empty every service (but logs
+// without Postgres): what the stack starts, for a caller that needs the
+// names before it does (to build them, or to name their addresses).
+func (c Config) ServicesToRun() []string {
+	if len(c.Services) > 0 {
+		return c.Services
+	}
+	names := ServiceNames()
+	if c.Postgres == "" {
+		names = slices.DeleteFunc(names, func(s string) bool { return s == "logs" })
+	}
+	return names
+}
+
 // withDefaults fills what a stack needs and the caller left out.
 func (c Config) withDefaults() (Config, error) {
-	if len(c.Services) == 0 {
-		c.Services = ServiceNames()
-		if c.Postgres == "" {
-			c.Services = slices.DeleteFunc(c.Services, func(s string) bool { return s == "logs" })
-		}
-	}
+	c.Services = c.ServicesToRun()
 	for _, name := range c.Services {
 		if _, _, err := lookup(name); err != nil {
 			return c, err
