@@ -47,8 +47,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Ingest alone, without the delivery history (HOOKLINE_POSTGRES_URL empty,
+# not make test's: no logs service would create its tables, and every
+# history call would answer 503): its calls answer 404 not-enabled here.
 start_stack "$work" KAFKA_BROKERS="$BROKERS" REDIS_ADDR="$REDIS" HOOKLINE_STACK_SERVICES=ingest HOOKLINE_TOPIC_PARTITIONS=1 \
-  HOOKLINE_API_KEYS=acme=key-acme HOOKLINE_LOG_LEVEL=warn
+  HOOKLINE_API_KEYS=acme=key-acme HOOKLINE_LOG_LEVEL=warn HOOKLINE_POSTGRES_URL=
 API=$HOOKLINE_API_URL
 log "fuzzing $API for ${SECONDS_BUDGET}s, seed $SEED"
 
@@ -64,9 +67,16 @@ rc=0
 # From the work directory: schemathesis keeps state in .schemathesis/ of
 # the current directory.
 cd "$work"
+# POST /v1/events is accepted (202) before the delivery history has the
+# event (and here there is no history): GET /v1/events/{id} right after it
+# rightly finds nothing, which the stateful phase's "created resource not
+# found" check (ensure_resource_availability) takes for a bug. Its
+# per-operation setting does not reach the links it follows, so it is off
+# for the run; the Go tests check that what the API creates synchronously
+# (subscriptions, event types, portal sessions) is found at once.
 timeout --kill-after=10 $((SECONDS_BUDGET + 120)) "$ST" run "$API/openapi.json" \
   --header "Authorization: Bearer key-acme" \
-  --checks all --exclude-checks positive_data_acceptance \
+  --checks all --exclude-checks positive_data_acceptance,ensure_resource_availability \
   --max-time "$SECONDS_BUDGET" --max-examples 100 --workers 1 --seed "$SEED" \
   --request-timeout 40 --max-response-time 35 --generation-database none --no-color \
   --report junit --report-dir "$work/report" >"$work/schemathesis.txt" 2>&1 || rc=$?
