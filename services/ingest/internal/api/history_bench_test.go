@@ -154,7 +154,7 @@ func BenchmarkHistoryAPI(b *testing.B) {
 		}},
 		{"console: Logs tab, live poll", func(r *rand.Rand) (string, []string) {
 			k, s := sub(r)
-			return one(k, "/v1/subscriptions/"+s+"/attempts?since="+minute+"&limit=50")
+			return one(k, "/v1/subscriptions/"+s+"/attempts?since="+minute+"&limit=250")
 		}},
 		{"console: attempt page", func(r *rand.Rand) (string, []string) {
 			k, d := delivery(r)

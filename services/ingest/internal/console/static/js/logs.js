@@ -9,11 +9,14 @@ import { historyNotice, historyDown, isoOf, windowInputs, stateBadge, bodyBlock,
 
 // Live updates: a poll every POLL_MS reads the attempts started since
 // the newest shown, less LAG_MS (the logs service writes an attempt when
-// it ends, so a slow one can land behind a quicker later one). The list
-// stops growing at MAX_ROWS: past that, reloading shows the newest.
+// it ends, so a slow one can land behind a quicker later one), up to
+// POLL_LIMIT of them: more than that in a minute (over 4 a second) is more
+// than a person reads live, and the tab asks for a reload. The list stops
+// growing at MAX_ROWS for the same reason.
 const POLL_MS = 3000;
 const LAG_MS = 60000;
-const MAX_ROWS = 250;
+const POLL_LIMIT = 250;
+const MAX_ROWS = 500;
 
 const key = (a) => a.delivery_id + "/" + a.attempt + "/" + a.started_at;
 
@@ -116,7 +119,7 @@ export async function tab(main, params, ctx) {
     const since = newest ? new Date(Math.max(newest - LAG_MS, filter.since ? Date.parse(filter.since) : 0)).toISOString() : filter.since;
     let next;
     try {
-      next = await api("GET", "/v1/subscriptions/" + id + "/attempts" + qs({ status: filter.status, since, limit: 50 }));
+      next = await api("GET", "/v1/subscriptions/" + id + "/attempts" + qs({ status: filter.status, since, limit: POLL_LIMIT }));
     } catch (err) {
       if (ctx.stale()) return stop();
       failures++;
@@ -128,7 +131,7 @@ export async function tab(main, params, ctx) {
     const added = next.data.filter((a) => add(a, true)).length;
     if (added && !table.isConnected) empty.replaceWith(table);
     if (next.next_cursor || rows.length >= MAX_ROWS) {
-      return stop("More new attempts than this list holds: reload the page to see the newest.");
+      return stop("Live updates stopped: more new attempts than this list follows; reload the page to see the newest.");
     }
     live.textContent = "Live: checked " + new Date().toLocaleTimeString() + (added ? ", " + added + " new" : "") + ".";
     schedule();
