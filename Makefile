@@ -27,8 +27,8 @@ test: ## every test with -race, against real Kafka, Redis, PostgreSQL, schema re
 	@deploy/scripts/test.sh $(MODULES)
 
 .PHONY: console-screenshots
-console-screenshots: ## the console's browser test against real Kafka and Redis, saving docs/screenshots/ (needs chromium: deploy/scripts/chromium.sh ensure)
-	@HOOKLINE_TEST_GO_ONLY=1 HOOKLINE_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/screenshots deploy/scripts/test.sh -run 'TestConsoleInABrowser' ./loadtest/e2e/
+console-screenshots: ## the console's browser tests against real Kafka, Redis and PostgreSQL, saving docs/screenshots/ (needs chromium: deploy/scripts/chromium.sh ensure)
+	@HOOKLINE_TEST_GO_ONLY=1 HOOKLINE_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/screenshots deploy/scripts/test.sh -run 'TestConsole(History)?InABrowser' ./loadtest/e2e/
 
 .PHONY: test-unit
 test-unit: ## the tests that need no servers (integration tests skip)

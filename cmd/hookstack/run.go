@@ -41,6 +41,9 @@ func readRunSettings(r *config.Reader) runSettings {
 	c.LogDir = r.String("HOOKLINE_STACK_LOG_DIR", "", "folder of one <service>.log each; empty: a temporary one, removed at exit")
 	s.envFile = r.String("HOOKLINE_STACK_ENV_FILE", "", "file the export lines go to once every service is ready (written whole, at once); empty: stdout")
 	s.keep = r.Bool("HOOKLINE_STACK_KEEP", false, "keep the prefix's topics and consumer groups at exit")
+	// Named now, not left to the stack: they are built, and their ops
+	// addresses written to the env file, before and after it starts.
+	c.Services = c.ServicesToRun()
 	if len(keys) > 0 {
 		c.Keys = map[string]string{}
 		for _, kv := range keys {
@@ -73,9 +76,6 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		return exitCode(2)
 	}
 	cfg := s.cfg
-	if len(cfg.Services) == 0 {
-		cfg.Services = stack.DefaultServices(cfg.Postgres != "")
-	}
 	if cfg.Prefix == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)

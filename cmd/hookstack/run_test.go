@@ -133,3 +133,31 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDefaultServicesAreNamed: without HOOKLINE_STACK_SERVICES hookstack
+// names every service (logs only with a database) before it starts them,
+// so that it builds them and writes each one's ops address; an empty list
+// left to the stack built nothing and wrote no address.
+func TestDefaultServicesAreNamed(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no database", nil, "ingest,matcher,sender,retry,notify"},
+		{"with the history", map[string]string{"HOOKLINE_POSTGRES_URL": "postgres://h/db"}, "ingest,matcher,sender,retry,notify,logs"},
+		{"asked for", map[string]string{"HOOKLINE_STACK_SERVICES": "ingest,sender"}, "ingest,sender"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := config.New(nil, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			s := readRunSettings(r)
+			if err := r.Err(io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(s.cfg.Services, ","); got != tc.want {
+				t.Errorf("services %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

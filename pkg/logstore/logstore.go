@@ -62,6 +62,10 @@ type Reader interface {
 	// Stats counts a subscription's attempts by outcome in a window, with
 	// latency percentiles.
 	Stats(ctx context.Context, tenant string, q StatsQuery) (Stats, error)
+	// Overview sums up the tenant's attempts in a window: counts and
+	// latency in all, per bucket of time and per subscription, for the
+	// console's overview. It reads every attempt of the window once.
+	Overview(ctx context.Context, tenant string, q OverviewQuery) (Overview, error)
 }
 
 // Errors a caller decides on. Drivers wrap them, so test with errors.Is.

@@ -174,6 +174,30 @@ type Stats struct {
 	P50, P95, P99 time.Duration
 }
 
+// Overview sums up a tenant's attempts in a window: in all, per bucket of
+// time and per subscription.
+type Overview struct {
+	Stats
+	// Series has one entry per bucket holding attempts, oldest first;
+	// buckets without any are left out.
+	Series []Bucket
+	// Subscriptions has one entry per subscription with attempts in the
+	// window, in no particular order.
+	Subscriptions []SubscriptionStats
+}
+
+// Bucket is the Stats of the attempts started in [Start, Start+bucket).
+type Bucket struct {
+	Start time.Time
+	Stats
+}
+
+// SubscriptionStats is the Stats of one subscription's attempts.
+type SubscriptionStats struct {
+	SubscriptionID string
+	Stats
+}
+
 // RecordError is a record a store refuses, naming the record and the
 // field. It wraps ErrInvalid.
 type RecordError struct {

@@ -71,6 +71,41 @@ type StatsQuery struct {
 	Until          time.Time
 }
 
+// OverviewQuery selects the attempts Overview sums up: a tenant's, in a
+// window (both bounds required), in buckets of Bucket (a whole number of
+// seconds, at least one; the first bucket starts at Since).
+type OverviewQuery struct {
+	// SubscriptionIDs, when not nil, restricts the overview to those
+	// subscriptions (a portal session limited to some).
+	SubscriptionIDs []string
+	Since           time.Time
+	Until           time.Time
+	Bucket          time.Duration
+}
+
+// MaxOverviewBuckets bounds the series of an overview, so that a wide
+// window with a narrow bucket cannot make an answer of millions of rows.
+const MaxOverviewBuckets = 1440
+
+// Check validates q.
+func (q OverviewQuery) Check() error {
+	switch {
+	case q.Since.IsZero():
+		return &QueryError{"since", "is required"}
+	case q.Until.IsZero():
+		return &QueryError{"until", "is required"}
+	case q.Bucket < time.Second || q.Bucket%time.Second != 0:
+		return &QueryError{"bucket", "must be a whole number of seconds"}
+	}
+	if err := checkWindow(q.Since, q.Until); err != nil {
+		return err
+	}
+	if q.Until.Sub(q.Since)/q.Bucket > MaxOverviewBuckets {
+		return &QueryError{"bucket", fmt.Sprintf("makes more than %d buckets of the window", MaxOverviewBuckets)}
+	}
+	return nil
+}
+
 // QueryError is a query a store refuses; Field is the query parameter's
 // API name (limit, cursor, status, since, until, subscription_id). It
 // wraps ErrInvalid.

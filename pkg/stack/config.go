@@ -82,11 +82,19 @@ type Config struct {
 	ReadyTimeout, StopTimeout time.Duration
 }
 
+// ServicesToRun is Services, or when empty every service (but logs
+// without Postgres): what the stack starts, for a caller that needs the
+// names before it does (to build them, or to name their addresses).
+func (c Config) ServicesToRun() []string {
+	if len(c.Services) > 0 {
+		return c.Services
+	}
+	return DefaultServices(c.Postgres != "")
+}
+
 // withDefaults fills what a stack needs and the caller left out.
 func (c Config) withDefaults() (Config, error) {
-	if len(c.Services) == 0 {
-		c.Services = DefaultServices(c.Postgres != "")
-	}
+	c.Services = c.ServicesToRun()
 	for _, name := range c.Services {
 		if _, _, err := lookup(name); err != nil {
 			return c, err

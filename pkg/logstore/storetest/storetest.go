@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"TenantIsolation", testTenantIsolation},
 		{"Retention", testRetention},
 		{"Stats", testStats},
+		{"Overview", testOverview},
 		{"BadQueries", testBadQueries},
 		{"BadRecords", testBadRecords},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -771,6 +772,76 @@ func testStats(t *testing.T, open Open) {
 	}
 }
 
+// testOverview: a tenant's attempts summed up in all, per minute and per
+// subscription; another tenant's and those outside the window are not
+// counted, and a restriction to some subscriptions holds.
+func testOverview(t *testing.T, open Open) {
+	now := base()
+	s := openAt(t, open, now)
+	var b logstore.Batch
+	add := func(tenant, sub string, i int, at time.Time, outcome logstore.State, ms int64) {
+		d := delivery(tenant, fmt.Sprintf("dlv_%s_%s_%03d", tenant, sub, i), sub, fmt.Sprintf("evt_%03d", i), now)
+		a := attempt(d, 1, at, outcome)
+		a.DurationMS = ms
+		b.Attempts = append(b.Attempts, a)
+	}
+	// sub_1: 10 delivered in the first minute, 10ms each.
+	for i := range 10 {
+		add("acme", "sub_1", i, now.Add(time.Duration(i)*time.Second), logstore.StateDelivered, 10)
+	}
+	// sub_2: 4 in the third minute, 1 delivered, 1 retrying, 2 failed, 100ms.
+	for i, o := range []logstore.State{logstore.StateDelivered, logstore.StateRetrying, logstore.StateFailed, logstore.StateFailed} {
+		add("acme", "sub_2", i, now.Add(2*time.Minute+time.Duration(i)*time.Second), o, 100)
+	}
+	add("acme", "sub_1", 99, now.Add(-time.Second), logstore.StateFailed, 5) // before the window
+	add("globex", "sub_1", 1, now.Add(time.Second), logstore.StateFailed, 5) // another tenant
+	write(t, s, b)
+
+	q := logstore.OverviewQuery{Since: now, Until: now.Add(time.Hour), Bucket: time.Minute}
+	ov, err := s.Overview(ctx(t), "acme", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAll := logstore.Stats{Attempts: 14, Delivered: 11, Retrying: 1, Failed: 2, P50: 10 * time.Millisecond, P95: 100 * time.Millisecond, P99: 100 * time.Millisecond}
+	if ov.Stats != wantAll {
+		t.Errorf("in all %+v, want %+v", ov.Stats, wantAll)
+	}
+	wantSeries := []logstore.Bucket{
+		{Start: now, Stats: logstore.Stats{Attempts: 10, Delivered: 10, P50: 10 * time.Millisecond, P95: 10 * time.Millisecond, P99: 10 * time.Millisecond}},
+		{Start: now.Add(2 * time.Minute), Stats: logstore.Stats{Attempts: 4, Delivered: 1, Retrying: 1, Failed: 2, P50: 100 * time.Millisecond, P95: 100 * time.Millisecond, P99: 100 * time.Millisecond}},
+	}
+	if len(ov.Series) != len(wantSeries) {
+		t.Fatalf("series %+v, want %+v", ov.Series, wantSeries)
+	}
+	for i := range wantSeries {
+		if !ov.Series[i].Start.Equal(wantSeries[i].Start) || ov.Series[i].Stats != wantSeries[i].Stats {
+			t.Errorf("bucket %d: %+v, want %+v", i, ov.Series[i], wantSeries[i])
+		}
+	}
+	bySub := map[string]logstore.Stats{}
+	for _, ss := range ov.Subscriptions {
+		bySub[ss.SubscriptionID] = ss.Stats
+	}
+	if len(bySub) != 2 || bySub["sub_1"].Attempts != 10 || bySub["sub_2"].Failed != 2 || bySub["sub_2"].Attempts != 4 {
+		t.Errorf("per subscription %+v", ov.Subscriptions)
+	}
+
+	q.SubscriptionIDs = []string{"sub_2"}
+	ov, err = s.Overview(ctx(t), "acme", q)
+	if err != nil || ov.Attempts != 4 || len(ov.Subscriptions) != 1 || ov.Subscriptions[0].SubscriptionID != "sub_2" || len(ov.Series) != 1 {
+		t.Errorf("restricted to sub_2: %+v, %v", ov, err)
+	}
+	q.SubscriptionIDs = []string{}
+	ov, err = s.Overview(ctx(t), "acme", q)
+	if err != nil || ov.Attempts != 0 || len(ov.Subscriptions) != 0 || len(ov.Series) != 0 {
+		t.Errorf("restricted to no subscription: %+v, %v", ov, err)
+	}
+	ov, err = s.Overview(ctx(t), "acme", logstore.OverviewQuery{Since: now.Add(2 * time.Hour), Until: now.Add(3 * time.Hour), Bucket: time.Minute})
+	if err != nil || ov.Stats != (logstore.Stats{}) || len(ov.Series) != 0 || len(ov.Subscriptions) != 0 {
+		t.Errorf("an empty window: %+v, %v; want zero", ov, err)
+	}
+}
+
 func testBadQueries(t *testing.T, open Open) {
 	now := base()
 	s := openAt(t, open, now)
@@ -821,6 +892,18 @@ func testBadQueries(t *testing.T, open Open) {
 			_, err := s.Stats(ctx(t), "acme", logstore.StatsQuery{SubscriptionID: "sub_1", Until: now})
 			return err
 		}, "since"},
+		{"overview without a window", func() error {
+			_, err := s.Overview(ctx(t), "acme", logstore.OverviewQuery{Until: now, Bucket: time.Minute})
+			return err
+		}, "since"},
+		{"overview of too many buckets", func() error {
+			_, err := s.Overview(ctx(t), "acme", logstore.OverviewQuery{Since: now.Add(-48 * time.Hour), Until: now, Bucket: time.Minute})
+			return err
+		}, "bucket"},
+		{"overview bucket of a fraction of a second", func() error {
+			_, err := s.Overview(ctx(t), "acme", logstore.OverviewQuery{Since: now.Add(-time.Hour), Until: now, Bucket: 1500 * time.Millisecond})
+			return err
+		}, "bucket"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

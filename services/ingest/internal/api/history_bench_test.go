@@ -44,8 +44,11 @@ var historyBenchEnd = time.Date(2026, 1, 11, 0, 0, 0, 0, time.UTC)
 // bench-logstore` generates and keeps: 10 million attempts in the
 // database bench_logstore_10000000 of HOOKLINE_POSTGRES_URL's server (or
 // HOOKLINE_BENCH_HISTORY_URL), with its 10,000 subscriptions in real
-// Kafka for the API's lookups. Each call is a sub-benchmark reporting
-// p50/p95/p99 over random subscriptions, events and deliveries:
+// Kafka for the API's lookups. Each call, and each console page over the
+// history (all the calls it makes when it opens: the Logs tab, an
+// attempt, events, the overview), is a sub-benchmark reporting
+// p50/p95/p99 of its server time over random subscriptions, events and
+// deliveries:
 //
 //	make bench-logstore   # once: generates the dataset
 //	go test -run '^$' -bench BenchmarkHistoryAPI -benchtime 2000x ./internal/api/
@@ -128,21 +131,84 @@ func BenchmarkHistoryAPI(b *testing.B) {
 			return k, "/v1/subscriptions/" + s + "/stats?since=" + day + "&until=" + end
 		}},
 	}
+	hour := historyBenchEnd.Add(-time.Hour).Format(time.RFC3339)
+	minute := historyBenchEnd.Add(-time.Minute).Format(time.RFC3339)
+	// The console's pages over the history: each is every call the page
+	// makes when it opens (or, for the Logs tab's live poll, each poll).
+	one := func(key string, paths ...string) (string, []string) { return key, paths }
+	pages := []struct {
+		name  string
+		paths func(r *rand.Rand) (key string, paths []string)
+	}{
+		{"console: Logs tab", func(r *rand.Rand) (string, []string) {
+			k, s := sub(r)
+			return one(k, "/v1/subscriptions/"+s, "/v1/subscriptions/"+s+"/attempts?limit=50")
+		}},
+		{"console: Logs tab, failed in the last day", func(r *rand.Rand) (string, []string) {
+			k, s := sub(r)
+			return one(k, "/v1/subscriptions/"+s, "/v1/subscriptions/"+s+"/attempts?status=failed&since="+day+"&limit=50")
+		}},
+		{"console: Logs tab, an older page", func(r *rand.Rand) (string, []string) {
+			k, s := sub(r)
+			return one(k, "/v1/subscriptions/"+s, "/v1/subscriptions/"+s+"/attempts?until="+day+"&limit=50")
+		}},
+		{"console: Logs tab, live poll", func(r *rand.Rand) (string, []string) {
+			k, s := sub(r)
+			return one(k, "/v1/subscriptions/"+s+"/attempts?since="+minute+"&limit=250")
+		}},
+		{"console: attempt page", func(r *rand.Rand) (string, []string) {
+			k, d := delivery(r)
+			return one(k, "/v1/deliveries/"+d)
+		}},
+		{"console: events page", func(r *rand.Rand) (string, []string) {
+			k, _ := sub(r)
+			return one(k, "/v1/events?limit=50")
+		}},
+		{"console: events by subject", func(r *rand.Rand) (string, []string) {
+			e := r.IntN(deliveries / 2) // the dataset's event e is tenant e%100's, subject ord_<e>
+			return one("key_"+strconv.Itoa(e%100), "/v1/events?subject=ord_"+strconv.Itoa(e)+"&limit=50")
+		}},
+		{"console: event page", func(r *rand.Rand) (string, []string) {
+			k, e := event(r)
+			return one(k, "/v1/events/"+e, "/v1/subscriptions?limit=250")
+		}},
+		{"console: overview (the last hour)", func(r *rand.Rand) (string, []string) {
+			k, _ := sub(r)
+			return one(k, "/v1/stats?since="+hour+"&until="+end)
+		}},
+		{"console: overview of a whole day", func(r *rand.Rand) (string, []string) {
+			k, _ := sub(r)
+			return one(k, "/v1/stats?since="+day+"&until="+end)
+		}},
+	}
 	for _, c := range calls {
+		pages = append(pages, struct {
+			name  string
+			paths func(r *rand.Rand) (key string, paths []string)
+		}{c.name, func(r *rand.Rand) (string, []string) {
+			k, p := c.path(r)
+			return one(k, p)
+		}})
+	}
+	for _, c := range pages {
 		b.Run(c.name, func(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 2))
 			took := make([]time.Duration, 0, b.N)
 			for b.Loop() {
-				key, path := c.path(r)
-				req := httptest.NewRequest(http.MethodGet, path, nil)
-				req.Header.Set("Authorization", "Bearer "+key)
-				rec := httptest.NewRecorder()
-				start := time.Now()
-				h.ServeHTTP(rec, req)
-				took = append(took, time.Since(start))
-				if rec.Code != http.StatusOK {
-					b.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body.Bytes())
+				key, paths := c.paths(r)
+				var page time.Duration
+				for _, path := range paths {
+					req := httptest.NewRequest(http.MethodGet, path, nil)
+					req.Header.Set("Authorization", "Bearer "+key)
+					rec := httptest.NewRecorder()
+					start := time.Now()
+					h.ServeHTTP(rec, req)
+					page += time.Since(start)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body.Bytes())
+					}
 				}
+				took = append(took, page)
 			}
 			slices.Sort(took)
 			pct := func(p float64) float64 {

@@ -26,7 +26,7 @@ import (
 // historyRoutes are the history's GET calls, with a path for each.
 var historyRoutes = []string{
 	"/v1/events", "/v1/events/evt_1", "/v1/deliveries", "/v1/deliveries/dlv_1",
-	"/v1/subscriptions/sub_1/attempts", "/v1/subscriptions/sub_1/stats",
+	"/v1/subscriptions/sub_1/attempts", "/v1/subscriptions/sub_1/stats", "/v1/stats",
 }
 
 // TestHistoryOff: without a store the history answers 404 saying so,
@@ -68,6 +68,12 @@ func TestHistoryBadFilters(t *testing.T) {
 		{"/v1/events?limit=", "limit"},
 		{"/v1/subscriptions/sub_1/attempts?status=", "status"},
 		{"/v1/subscriptions/sub_1/stats?since=&until=", "since"},
+		{"/v1/stats?since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:01Z", "since"},
+		{"/v1/stats?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "until"},
+		{"/v1/stats?bucket=0", "bucket"},
+		{"/v1/stats?bucket=1&since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z", "bucket"},
+		{"/v1/stats?limit=251", "limit"},
+		{"/v1/stats?subscription_id=sub_1", "subscription_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
@@ -267,6 +273,23 @@ func TestHistoryQueries(t *testing.T) {
 		t.Errorf("stats %+v, want 3 attempts: 1 each, p99 30 ms", stats)
 	}
 
+	// The overview of the last hour: the tenant's three attempts, not
+	// globex's, in minute buckets, its endpoint named.
+	var ov overviewAnswer
+	decodeInto(t, h.must(t, 200, "GET", "/v1/stats", "key-acme", ""), &ov)
+	var inSeries int64
+	for _, b := range ov.Series {
+		inSeries += b.Attempts
+		if b.Start.Before(ov.Since) || !b.Start.Before(ov.Until) {
+			t.Errorf("bucket %v outside the window %v..%v", b.Start, ov.Since, ov.Until)
+		}
+	}
+	if ov.Attempts != 3 || ov.Delivered != 1 || ov.Retrying != 1 || ov.Failed != 1 || ov.BucketSeconds != 60 || inSeries != 3 ||
+		ov.SubscriptionsTotal != 1 || len(ov.Subscriptions) != 1 || ov.Subscriptions[0].SubscriptionID != sub.ID ||
+		ov.Subscriptions[0].URL != sub.URL || ov.Until.Sub(ov.Since) != time.Hour {
+		t.Errorf("overview %+v, want the tenant's 3 attempts of the last hour", ov)
+	}
+
 	// Another tenant's ids: 404, like unknown ones.
 	for _, path := range []string{"/v1/events/" + ge.ID, "/v1/deliveries/" + gd.ID, "/v1/subscriptions/" + other.ID + "/attempts",
 		"/v1/subscriptions/" + other.ID + "/stats", "/v1/deliveries?subscription_id=" + other.ID} {
@@ -325,6 +348,17 @@ func TestHistoryPortal(t *testing.T) {
 			t.Errorf("restricted POST %s: %d %s, want refused", path, status, out)
 		}
 	}
+	// The overview of a restricted session counts its subscriptions only.
+	var ov overviewAnswer
+	decodeInto(t, h.must(t, 200, "GET", "/v1/stats", all.Token, ""), &ov)
+	if ov.Attempts != 4 || ov.SubscriptionsTotal != 2 {
+		t.Errorf("overview of the whole tenant %+v, want 4 attempts of 2 subscriptions", ov)
+	}
+	decodeInto(t, h.must(t, 200, "GET", "/v1/stats", restricted.Token, ""), &ov)
+	if ov.Attempts != 2 || ov.SubscriptionsTotal != 1 || ov.Subscriptions[0].SubscriptionID != mine.ID {
+		t.Errorf("overview of a restricted session %+v, want its subscription's 2 attempts only", ov)
+	}
+
 	var got eventWithDeliveries
 	decodeInto(t, h.must(t, 200, "GET", "/v1/events/"+e1.ID, restricted.Token, ""), &got)
 	for _, d := range got.Deliveries {
@@ -500,6 +534,9 @@ func TestOpenAPIDocumentsTheHistory(t *testing.T) {
 		"Attempt":                     reflect.TypeFor[attemptView](),
 		"BodyText":                    reflect.TypeFor[bodyText](),
 		"SubscriptionStats":           reflect.TypeFor[statsAnswer](),
+		"Overview":                    reflect.TypeFor[overviewAnswer](),
+		"OverviewBucket":              reflect.TypeFor[overviewBucket](),
+		"OverviewSubscription":        reflect.TypeFor[overviewSubscription](),
 		"Redelivery":                  reflect.TypeFor[redeliveryAnswer](),
 		"EventRedeliveryInput":        reflect.TypeFor[eventRedeliveryInput](),
 		"RecoverInput":                reflect.TypeFor[recoverInput](),

@@ -147,6 +147,7 @@ var portalRoutes = map[string]bool{
 	"GET /v1/subscriptions/{id}/attempts": true,
 	"GET /v1/subscriptions/{id}/stats":    true,
 	"POST /v1/subscriptions/{id}/recover": true,
+	"GET /v1/stats":                       true, // a restricted session's subscriptions only (overview)
 }
 
 // portalAuth admits a portal token to the routes a portal may call.

@@ -115,6 +115,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/subscriptions/{id}/attempts", s.listAttempts},
 		{"GET /v1/subscriptions/{id}/stats", s.subscriptionStats},
 		{"POST /v1/subscriptions/{id}/recover", s.recoverSubscription},
+		{"GET /v1/stats", s.overview},
 	}
 }
 

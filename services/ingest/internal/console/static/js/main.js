@@ -1,7 +1,6 @@
 // The console's entry: sign-in, the frame around every page and the
 // router. Pages are modules with a render(main, params, ctx) function;
-// a page added later (the Logs tab, events, the overview) is one entry in
-// routes below and one item in the nav.
+// a page added later is one entry in routes below and one item in the nav.
 import { api, credential, signIn, signOut, onUnauthorized } from "./api.js";
 import { h, replace, errorNotice, ago } from "./dom.js";
 import * as subscriptions from "./subscriptions.js";
@@ -9,6 +8,8 @@ import * as form from "./form.js";
 import * as deadLetters from "./deadletters.js";
 import * as eventTypes from "./eventtypes.js";
 import * as logs from "./logs.js";
+import * as events from "./events.js";
+import * as overview from "./overview.js";
 
 const app = document.getElementById("app");
 
@@ -19,13 +20,19 @@ const routes = [
   ["/subscriptions/:id", subscriptions.detail, "subscriptions"],
   ["/subscriptions/:id/edit", form.edit, "subscriptions"],
   ["/subscriptions/:id/logs", logs.tab, "subscriptions"],
+  ["/deliveries/:id", logs.delivery, "subscriptions"],
+  ["/events", events.list, "events"],
+  ["/events/:id", events.detail, "events"],
+  ["/overview", overview.page, "overview"],
   ["/dead-letters", deadLetters.list, "dead-letters"],
   ["/dead-letters/:id", deadLetters.detail, "dead-letters"],
   ["/event-types", eventTypes.list, "event-types"],
 ];
 
 const nav = [
+  ["overview", "Overview", "#/overview"],
   ["subscriptions", "Endpoints", "#/subscriptions"],
+  ["events", "Events", "#/events"],
   ["dead-letters", "Dead letters", "#/dead-letters"],
   ["event-types", "Event types", "#/event-types"],
 ];
@@ -156,19 +163,24 @@ onUnauthorized((err) => {
 });
 
 // Keyboard: "/" focuses the page's search or first field, "n" starts a
-// new endpoint, "g e" / "g d" / "g t" go to a section.
+// new endpoint, "g o" / "g e" / "g v" / "g d" / "g t" go to a section,
+// "l" opens the Logs tab of the endpoint shown.
 let pendingG = false;
 document.addEventListener("keydown", (e) => {
   const t = e.target;
   if (e.ctrlKey || e.metaKey || e.altKey || (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)))) return;
   if (pendingG) {
     pendingG = false;
-    const dest = { e: "#/subscriptions", d: "#/dead-letters", t: "#/event-types" }[e.key];
+    const dest = { o: "#/overview", e: "#/subscriptions", v: "#/events", d: "#/dead-letters", t: "#/event-types" }[e.key];
     if (dest) { e.preventDefault(); go(dest); }
     return;
   }
   if (e.key === "g") pendingG = true;
   else if (e.key === "n" && session && session.can_create) { e.preventDefault(); go("#/subscriptions/new"); }
+  else if (e.key === "l" && /^#\/subscriptions\/[^/]+$/.test(window.location.hash) && window.location.hash !== "#/subscriptions/new") {
+    e.preventDefault();
+    go(window.location.hash + "/logs");
+  }
   else if (e.key === "/") {
     const f = document.querySelector("main input, main select");
     if (f) { e.preventDefault(); f.focus(); }
