@@ -71,8 +71,8 @@ func NewTransactor(ctx context.Context, cfg Config, c *Consumer, txnID string, l
 }
 
 // Fatal is closed when the producer can never commit again: another
-// instance with the same transactional id fenced it, or the broker refuses
-// it the id. Retrying cannot help, so the service should exit and let its
+// instance with the same transactional id fenced it, the broker refuses
+// it the id, or a transaction could not be ended (errUnended). Retrying cannot help, so the service should exit and let its
 // supervisor start it afresh; Err tells why.
 func (t *Transactor) Fatal() <-chan struct{} { return t.fatal }
 
@@ -86,10 +86,19 @@ func (t *Transactor) Err() error {
 	}
 }
 
+// errUnended marks a transaction that could be neither committed nor
+// aborted (the broker died, or refused the end without saying the
+// transaction is abortable): its outcome is unknown and the producer stays
+// in it, so every later Begin fails. Only a new producer with the same
+// transactional id, as a restarted instance makes, finishes it (fencing
+// this one): the retry service stalled on this, releasing nothing, until
+// it was made fatal.
+var errUnended = errors.New("the transaction could not be ended")
+
 // isFatal reports whether err leaves the transactional producer unusable.
 func isFatal(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) ||
-		errors.Is(err, kerr.ClusterAuthorizationFailed)
+		errors.Is(err, kerr.ClusterAuthorizationFailed) || errors.Is(err, errUnended)
 }
 
 // Close closes the producer.
@@ -171,14 +180,14 @@ func (t *Transactor) transact(ctx context.Context, calls []*txnCall) error {
 		return t.abort(ctx, fmt.Errorf("commit transaction: %w", err))
 	}
 	if err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
+		return fmt.Errorf("commit transaction: %w: %w", errUnended, err)
 	}
 	return nil
 }
 
 func (t *Transactor) abort(ctx context.Context, cause error) error {
 	if err := t.producer.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		return errors.Join(cause, fmt.Errorf("abort transaction: %w", err))
+		return errors.Join(cause, fmt.Errorf("abort transaction: %w: %w", errUnended, err))
 	}
 	return cause
 }

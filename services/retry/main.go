@@ -85,8 +85,10 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		return consumer.Run(ctx)
 	})
 	g.Go(func() error {
-		// A fenced producer never commits again: exit, so that the
-		// supervisor starts a fresh instance, rather than retry forever.
+		// A fenced producer, or one stuck in a transaction it could not
+		// end, never commits again: exit, so that the supervisor starts a
+		// fresh instance (which finishes that transaction), rather than
+		// retry forever.
 		select {
 		case <-txn.Fatal():
 			return txn.Err()
