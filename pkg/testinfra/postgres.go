@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hookline/hookline/pkg/stack"
 )
 
 // PrivatePostgres is a PostgreSQL server of one test's own, started with
@@ -25,7 +27,7 @@ type PrivatePostgres struct {
 func StartPostgres(t testing.TB) *PrivatePostgres {
 	t.Helper()
 	need(t, "HOOKLINE_POSTGRES_URL")
-	root, err := repoRoot()
+	root, err := stack.FindRepo(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,22 +65,4 @@ func (p *PrivatePostgres) run(verb string) (string, error) {
 	cmd.Env = p.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// repoRoot is the folder holding go.work, above the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.work above the working directory")
-		}
-		dir = parent
-	}
 }
