@@ -298,6 +298,9 @@ func (b *bench) producer(sc scenario) (workload.Producer, string) {
 	if b.o.via != "" {
 		via = b.o.via
 	}
+	if via == "http" && sc.clients > 0 {
+		return &workload.HTTPProducer{API: b.api, Tenant: sc.plan.Tenant, Events: 1, Single: true, Concurrency: sc.clients}, via
+	}
 	if via == "http" {
 		events := 100
 		if sc.rate > 0 {
@@ -363,9 +366,11 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	cpu0 := b.cpu()
 	start := time.Now()
 	sent := make(chan struct{})
+	var sending time.Duration
 	go func() {
 		defer close(sent)
 		load.Run(ctx, prod, &prog)
+		sending = time.Since(start)
 	}()
 	if d := b.o.sinkDown; d > 0 {
 		time.AfterFunc(5*time.Second, func() {
@@ -383,6 +388,18 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
 	res.Groups = groups(sc, subs, tally, &prog, start)
+	if sc.hops {
+		if res.Hops, err = b.hops(ctx, tally, prog.ExpectedIDs()); err != nil {
+			res.Problems = append(res.Problems, "per-hop latency: "+err.Error())
+		}
+	}
+	if sc.clients > 0 {
+		b.apiCeiling(ctx, sc, &res, prod, sending)
+		res.Finish()
+		say("%s: %.0f events/s accepted (bare Go HTTP server %.0f/s, ratio %.2f), request p50 %.1f ms p99 %.1f ms; %d/%d delivered, lost %d",
+			sc.name, res.Accepted, res.Ceiling.PerSecond, res.Ratio, res.Requests.P50, res.Requests.P99, res.Delivered, res.Expected, res.Lost)
+		return res
+	}
 	// The ceiling posts at least ceilingMin requests, so that connection
 	// setup does not dominate small scenarios; its sink answers without faults.
 	c := tally.Counts()
@@ -396,6 +413,23 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	say("%s: %d/%d delivered at %.0f/s (ceiling %.0f/s at concurrency %d), p99 %.0f ms, lost %d, duplicates %d",
 		sc.name, res.Delivered, res.Expected, res.PerSecond, res.Ceiling.PerSecond, res.Ceiling.Concurrency, res.Latency.P99, res.Lost, res.Duplicates)
 	return res
+}
+
+// apiCeiling fills the api scenario's figures: events accepted per second
+// while sending, each request's answer time, and the ceiling, a bare Go
+// HTTP server taking as many requests from as many clients.
+func (b *bench) apiCeiling(ctx context.Context, sc scenario, res *report.Result, prod workload.Producer, sending time.Duration) {
+	if sending > 0 {
+		res.Accepted = float64(res.Events) / sending.Seconds()
+	}
+	if h, ok := prod.(*workload.HTTPProducer); ok {
+		res.Requests = report.Summarize(h.Took())
+	}
+	c, err := ceiling.API(ctx, ceiling.Bodies(1000, sc.plan.PayloadBytes), max(res.Events, ceilingMin), sc.clients, 30*time.Second)
+	if err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	res.Ceiling = c
 }
 
 // closedPort is an https URL base on 127.0.0.1 where nothing listens: its
