@@ -185,7 +185,7 @@ func (r *Run) OK() bool {
 }
 
 // Processes whose CPU the table shows, in order.
-var Processes = []string{"ingest", "matcher", "sender", "retry", "hookload"}
+var Processes = []string{"ingest", "matcher", "sender", "retry", "broker", "hookload"}
 
 // Markdown writes the results as a markdown table.
 func (r *Run) Markdown(w io.Writer) {
