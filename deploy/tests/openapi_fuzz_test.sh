@@ -59,14 +59,16 @@ log "fuzzing $API for ${SECONDS_BUDGET}s, seed $SEED"
 # limit of the checks are above that. One worker: with several threads,
 # hypothesis's ast.parse hits a CPython 3.11 bug ("AST constructor
 # recursion depth mismatch") and schemathesis reports it as an error of
-# the API.
+# the API. ensure_resource_availability (ST302) is left out: an event
+# POSTed is readable at GET /v1/events/{id} only once the logs service has
+# stored it in the history, asynchronously, and no logs service runs here.
 rc=0
 # From the work directory: schemathesis keeps state in .schemathesis/ of
 # the current directory.
 cd "$work"
 timeout --kill-after=10 $((SECONDS_BUDGET + 120)) "$ST" run "$API/openapi.json" \
   --header "Authorization: Bearer key-acme" \
-  --checks all --exclude-checks positive_data_acceptance \
+  --checks all --exclude-checks positive_data_acceptance,ensure_resource_availability \
   --max-time "$SECONDS_BUDGET" --max-examples 100 --workers 1 --seed "$SEED" \
   --request-timeout 40 --max-response-time 35 --generation-database none --no-color \
   --report junit --report-dir "$work/report" >"$work/schemathesis.txt" 2>&1 || rc=$?

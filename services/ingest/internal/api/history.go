@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -74,20 +75,29 @@ func (q *query) bad(field, detail string) {
 
 // known refuses parameters the call does not take: a misspelt filter
 // would otherwise widen the answer silently.
+// A known parameter given empty (?status=) or holding a NUL byte, which
+// PostgreSQL's text cannot, is refused too: neither means "no filter".
 func (q *query) known(names ...string) {
-	for k := range q.v {
-		if !slices.Contains(names, k) {
+	for k, vs := range q.v {
+		switch {
+		case !slices.Contains(names, k):
 			q.bad(k, "unknown query parameter")
+		case slices.Contains(vs, ""):
+			q.bad(k, "is empty; leave the parameter out for no filter")
+		case slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }):
+			q.bad(k, "must not contain a NUL character")
 		}
 	}
 }
 
 func (q *query) time(name string) time.Time {
-	v := q.v.Get(name)
-	if v == "" {
+	vs, given := q.v[name]
+	if !given {
 		return time.Time{}
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
+	// Given but empty (?until=) is a mistake, not "no bound": the
+	// OpenAPI document says date-time.
+	t, err := time.Parse(time.RFC3339Nano, vs[0])
 	if err != nil {
 		q.bad(name, "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
 	}
