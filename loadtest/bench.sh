@@ -53,9 +53,22 @@ if [ -z "$faults" ]; then
   echo "bench: KAFKA_BROKERS=$KAFKA_BROKERS REDIS_ADDR=$REDIS_ADDR" >&2
 fi
 
+# The brokers' CPU is part of what a scenario costs: pass the pids of the
+# brokers deploy/scripts/infra.sh runs here (started now or before).
+broker_pids=""
+if [ -z "$faults" ]; then
+  for f in "${KAFKA_STATE:-${HOOKLINE_CACHE:-$ROOT/.cache}/kafka}"/run/node-*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(<"$f")
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q kafka.Kafka; then
+      broker_pids+="${broker_pids:+,}$pid"
+    fi
+  done
+fi
+
 # As root, the private PostgreSQL runs as the postgres user, which must
 # reach its folder under here.
 chmod 755 "$tmp"
 mkdir -p "$tmp/work"
 (cd "$ROOT/loadtest" && go build -o "$tmp/hookload" ./cmd/hookload)
-"$tmp/hookload" -repo "$ROOT" -work "$tmp/work" "$@"
+"$tmp/hookload" -repo "$ROOT" -work "$tmp/work" ${broker_pids:+-broker-pids "$broker_pids"} "$@"

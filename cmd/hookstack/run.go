@@ -121,14 +121,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 			say(stderr, "deleting the topics and groups of %s: %v", cfg.Prefix, delErr)
 		}
 	}()
-	settings := []config.Setting{
-		{Name: "HOOKLINE_API_URL", Value: st.API},
-		{Name: "HOOKLINE_TOPIC_PREFIX", Value: cfg.Prefix},
-	}
-	for _, name := range cfg.Services {
-		settings = append(settings, config.Setting{Name: "HOOKLINE_" + strings.ToUpper(name) + "_OPS_ADDR", Value: st.OpsAddr(name)})
-	}
-	if err := writeSettings(s.envFile, settings, stdout); err != nil {
+	if err := writeSettings(s.envFile, readySettings(st), stdout); err != nil {
 		return err
 	}
 	say(stderr, "ready: API %s", st.API)
@@ -139,6 +132,21 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	case x := <-st.Exits():
 		return fmt.Errorf("%s exited by itself (%v):\n%s", x.Name, x.Err, st.LogTail(x.Name, 3000))
 	}
+}
+
+// readySettings are where st's services listen, as export lines: every
+// service the stack runs, which without HOOKLINE_STACK_SERVICES is the
+// stack's defaults (its Config), not the empty list asked for.
+func readySettings(st *stack.Stack) []config.Setting {
+	cfg := st.Config()
+	settings := []config.Setting{
+		{Name: "HOOKLINE_API_URL", Value: st.API},
+		{Name: "HOOKLINE_TOPIC_PREFIX", Value: cfg.Prefix},
+	}
+	for _, name := range cfg.Services {
+		settings = append(settings, config.Setting{Name: "HOOKLINE_" + strings.ToUpper(name) + "_OPS_ADDR", Value: st.OpsAddr(name)})
+	}
+	return settings
 }
 
 // writeSettings writes the export lines to file, whole (a reader waiting

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/stack"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
@@ -159,5 +160,26 @@ func TestDefaultServicesAreNamed(t *testing.T) {
 				t.Errorf("services %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestReadySettingsNameEveryDefaultService(t *testing.T) {
+	// No services asked for: the stack runs its defaults, and the env
+	// file must say where each listens (deploy/tests scrape them all).
+	st, err := stack.New(stack.Config{Prefix: "x.", Postgres: "postgres://db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range readySettings(st) {
+		names[s.Name] = true
+	}
+	for _, svc := range stack.ServiceNames() {
+		if want := "HOOKLINE_" + strings.ToUpper(svc) + "_OPS_ADDR"; !names[want] {
+			t.Errorf("no %s among %v", want, names)
+		}
+	}
+	if !names["HOOKLINE_API_URL"] || !names["HOOKLINE_TOPIC_PREFIX"] {
+		t.Errorf("settings %v lack the API URL or the prefix", names)
 	}
 }

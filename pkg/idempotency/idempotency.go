@@ -8,18 +8,23 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hookline/hookline/pkg/redisbatch"
 )
 
-// Store holds marks under a key prefix with a time to live.
+// Store holds marks under a key prefix with a time to live. Concurrent
+// Marked and Mark calls share Redis pipelines (redisbatch): ingest's
+// concurrent requests each need both.
 type Store struct {
 	rdb    redis.UniversalClient
+	batch  *redisbatch.Batcher
 	prefix string
 	ttl    time.Duration
 }
 
 // New returns a store of marks under prefix that expire after ttl.
 func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Store {
-	return &Store{rdb: rdb, prefix: prefix, ttl: ttl}
+	return &Store{rdb: rdb, batch: redisbatch.New(rdb, 0), prefix: prefix, ttl: ttl}
 }
 
 // Claim marks key and reports whether this call set it (false: it was
@@ -49,10 +54,11 @@ func (s *Store) Marked(ctx context.Context, keys []string) ([]bool, error) {
 	for i, k := range keys {
 		full[i] = s.prefix + k
 	}
-	vals, err := s.rdb.MGet(ctx, full...).Result()
-	if err != nil {
+	var get *redis.SliceCmd
+	if err := s.batch.Do(ctx, func(p redis.Pipeliner) { get = p.MGet(ctx, full...) }); err != nil {
 		return nil, fmt.Errorf("redis mget: %w", err)
 	}
+	vals := get.Val()
 	out := make([]bool, len(vals))
 	for i, v := range vals {
 		out[i] = v != nil
@@ -65,11 +71,10 @@ func (s *Store) Mark(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.batch.Do(ctx, func(p redis.Pipeliner) {
 		for _, k := range keys {
 			p.Set(ctx, s.prefix+k, 1, s.ttl)
 		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("redis mark: %w", err)

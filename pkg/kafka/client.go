@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -74,9 +73,14 @@ func (c Config) Options(log zerolog.Logger) ([]kgo.Opt, error) {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.WithLogger(logger{log.With().Str("component", "kafka").Logger()}),
+		// No linger: a produce goes out at once, and the records that
+		// come while it is in flight (one request per broker, as the
+		// idempotent producer allows) share the next one. Lingering only
+		// added its time to every hop at low rates (issue 18); batches
+		// form by themselves under load.
+		kgo.ProducerLinger(0),
 		// Hookline's topics are created by EnsureTopics with their settings;
 		// a typo must not create a topic with broker defaults.
-		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.RecordRetries(20),
 		// A record up to the topics' limit must fit a batch; a fetch
 		// takes at least one batch whatever these say (KIP-74), but a

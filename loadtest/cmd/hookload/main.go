@@ -38,6 +38,7 @@ type options struct {
 	schedule   string
 	repo       string
 	bin        string
+	brokerPIDs string // comma-separated, for the broker's CPU
 	work       string
 	results    string
 	progress   time.Duration
@@ -88,6 +89,7 @@ func main() {
 	flag.Float64Var(&o.sinkFaults.TimeoutRate, "sink-timeout-rate", 0, "fraction never answered until the sender gives up (at most 30s)")
 	flag.Float64Var(&o.sinkFaults.ResetRate, "sink-reset-rate", 0, "fraction whose connection (HTTP/1.1) or stream (HTTP/2) is reset")
 	flag.DurationVar(&o.sinkDown, "sink-down", 0, "take the sink off the network this long, 5s into each scenario")
+	flag.StringVar(&o.brokerPIDs, "broker-pids", "", "comma-separated process ids of the Kafka brokers, whose CPU the report shows (bench.sh passes those of deploy/scripts/infra.sh)")
 	flag.BoolVar(&o.faults, "faults", false, "run the fault suite instead of the benchmarks: kill and restart services, Redis, PostgreSQL and Kafka brokers on a private cluster, take the sink down, scale out and in; attempts in the topic = attempts in the history")
 	flag.Parse()
 	if names != "" {

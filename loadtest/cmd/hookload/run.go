@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,6 +148,10 @@ func benchmarks(ctx context.Context, o options, sk *sink.Sink, cfg stack.Config,
 		if ctx.Err() != nil {
 			break
 		}
+		if sc.idle > 0 {
+			out.Results = append(out.Results, b.idle(ctx, sc))
+			continue
+		}
 		var alone *report.Result
 		if sc.alone != nil {
 			r := b.scenario(ctx, *sc.alone)
@@ -212,6 +217,13 @@ func (b *bench) cpu() map[string]time.Duration {
 	c := b.stack.CPU()
 	if d, err := stack.ProcessCPU(os.Getpid()); err == nil {
 		c["hookload"] = d
+	}
+	for _, f := range strings.Split(b.o.brokerPIDs, ",") {
+		if pid, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			if d, err := stack.ProcessCPU(pid); err == nil {
+				c["broker"] += d
+			}
+		}
 	}
 	return c
 }
@@ -298,6 +310,9 @@ func (b *bench) producer(sc scenario) (workload.Producer, string) {
 	if b.o.via != "" {
 		via = b.o.via
 	}
+	if via == "http" && (sc.clients > 0 || sc.single) {
+		return &workload.HTTPProducer{API: b.api, Tenant: sc.plan.Tenant, Events: 1, Single: true, Concurrency: max(sc.clients, 8)}, via
+	}
 	if via == "http" {
 		events := 100
 		if sc.rate > 0 {
@@ -363,9 +378,11 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	cpu0 := b.cpu()
 	start := time.Now()
 	sent := make(chan struct{})
+	var sending time.Duration
 	go func() {
 		defer close(sent)
 		load.Run(ctx, prod, &prog)
+		sending = time.Since(start)
 	}()
 	if d := b.o.sinkDown; d > 0 {
 		time.AfterFunc(5*time.Second, func() {
@@ -383,6 +400,19 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
 	res.Groups = groups(sc, subs, tally, &prog, start)
+	perDelivery(&res)
+	if sc.hops {
+		if res.Hops, err = b.hops(ctx, tally, prog.ExpectedIDs()); err != nil {
+			res.Problems = append(res.Problems, "per-hop latency: "+err.Error())
+		}
+	}
+	if sc.clients > 0 {
+		b.apiCeiling(ctx, sc, &res, prod, sending)
+		res.Finish()
+		say("%s: %.0f events/s accepted (bare Go HTTP server %.0f/s, ratio %.2f), request p50 %.1f ms p99 %.1f ms; %d/%d delivered, lost %d",
+			sc.name, res.Accepted, res.Ceiling.PerSecond, res.Ratio, res.Requests.P50, res.Requests.P99, res.Delivered, res.Expected, res.Lost)
+		return res
+	}
 	// The ceiling posts at least ceilingMin requests, so that connection
 	// setup does not dominate small scenarios; its sink answers without faults.
 	c := tally.Counts()
@@ -396,6 +426,80 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	say("%s: %d/%d delivered at %.0f/s (ceiling %.0f/s at concurrency %d), p99 %.0f ms, lost %d, duplicates %d",
 		sc.name, res.Delivered, res.Expected, res.PerSecond, res.Ceiling.PerSecond, res.Ceiling.Concurrency, res.Latency.P99, res.Lost, res.Duplicates)
 	return res
+}
+
+// idle measures what the stack costs doing nothing: the CPU of every
+// process (the broker's too, with -broker-pids) over sc.idle, after the
+// previous scenarios' work has settled.
+func (b *bench) idle(ctx context.Context, sc scenario) report.Result {
+	res := report.Result{Scenario: sc.name, Via: "-"}
+	say("%s: %s", sc.name, sc.about)
+	select { // let the last scenario's retries, commits and GC settle
+	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+	}
+	cpu0 := b.cpu()
+	select {
+	case <-time.After(sc.idle):
+	case <-ctx.Done():
+	}
+	cpu1 := b.cpu()
+	res.CPU = map[string]float64{}
+	total := 0.0
+	for name, d := range cpu1 {
+		res.CPU[name] = (d - cpu0[name]).Seconds()
+		if name != "hookload" {
+			total += res.CPU[name]
+		}
+	}
+	res.Seconds = sc.idle.Seconds()
+	res.Actions = append(res.Actions, fmt.Sprintf("idle for %s: %.3f cores in all (services and broker: %s)", sc.idle, total/res.Seconds, cpuList(res.CPU, res.Seconds)))
+	say("%s: %s", sc.name, res.Actions[0])
+	return res
+}
+
+// cpuList is each process's CPU over seconds, in cores, hookload left out.
+func cpuList(cpu map[string]float64, seconds float64) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(cpu)) {
+		if name != "hookload" {
+			parts = append(parts, fmt.Sprintf("%s %.3f", name, cpu[name]/seconds))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// perDelivery notes the CPU the stack spent per delivery: every process
+// but hookload, the broker's too with -broker-pids.
+func perDelivery(res *report.Result) {
+	if res.Delivered == 0 {
+		return
+	}
+	total := 0.0
+	for name, s := range res.CPU {
+		if name != "hookload" {
+			total += s
+		}
+	}
+	res.Actions = append(res.Actions, fmt.Sprintf("CPU per delivery %.2f ms (CPU seconds: %s)",
+		total*1000/float64(res.Delivered), cpuList(res.CPU, 1)))
+}
+
+// apiCeiling fills the api scenario's figures: events accepted per second
+// while sending, each request's answer time, and the ceiling, a bare Go
+// HTTP server taking as many requests from as many clients.
+func (b *bench) apiCeiling(ctx context.Context, sc scenario, res *report.Result, prod workload.Producer, sending time.Duration) {
+	if sending > 0 {
+		res.Accepted = float64(res.Events) / sending.Seconds()
+	}
+	if h, ok := prod.(*workload.HTTPProducer); ok {
+		res.Requests = report.Summarize(h.Took())
+	}
+	c, err := ceiling.API(ctx, ceiling.Bodies(1000, sc.plan.PayloadBytes), max(res.Events, ceilingMin), sc.clients, 30*time.Second)
+	if err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	res.Ceiling = c
 }
 
 // closedPort is an https URL base on 127.0.0.1 where nothing listens: its

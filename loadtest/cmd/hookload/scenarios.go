@@ -32,6 +32,16 @@ type scenario struct {
 	// run first; compare says how this run fares next to it.
 	alone   *scenario
 	compare func(alone, with *report.Result)
+	// hops asks for the per-hop breakdown of the latency (report.Hop).
+	hops bool
+	// idle, when set, sends nothing: the scenario measures the stack's
+	// CPU at rest for this long.
+	idle time.Duration
+	// clients, when set, sends one event per request, this many requests
+	// at a time, and measures the API against a bare Go HTTP server.
+	clients int
+	// single sends one event per request (at the scenario's rate).
+	single bool
 }
 
 // endpoint is how one endpoint of a scenario misbehaves.
@@ -59,7 +69,7 @@ var sizes = map[string]struct {
 // scenarioNames lists the scenarios in the order they run: the failing one
 // last, so that its retries cannot disturb another's numbers, and the
 // neighbours ones before it, since their bad endpoints retry too.
-var scenarioNames = []string{"throughput", "fanout", "selective", "latency", "neighbours", "at-scale", "failing"}
+var scenarioNames = []string{"throughput", "fanout", "selective", "latency", "trickle", "api", "idle", "neighbours", "at-scale", "failing"}
 
 // slow3s is an endpoint that answers after 3 seconds.
 var slow3s = endpoint{faults: sink.Faults{SlowRate: 1, Slow: 3 * time.Second}}
@@ -199,7 +209,24 @@ func scenarios(size string, payload int) ([]scenario, error) {
 		about:  "a steady 1,000 events/s through POST /v1/events (batches of 10)",
 		plan:   plan("latency", 1, 1, 1, 1),
 		events: int(1000 * sz.latencyFor.Seconds()), rate: 1000, via: "http",
-		send: sz.latencyFor + 30*time.Second, drain: time.Minute,
+		send: sz.latencyFor + 30*time.Second, drain: time.Minute, hops: true,
+	}, {
+		name:   "trickle",
+		about:  "a steady 50 events/s through POST /v1/events, one event per request: latency and CPU per delivery at a low rate",
+		plan:   plan("trickle", 1, 1, 1, 1),
+		events: int(50 * sz.latencyFor.Seconds()), rate: 50, via: "http", single: true,
+		send: sz.latencyFor + 30*time.Second, drain: time.Minute, hops: true,
+	}, {
+		name:   "api",
+		about:  "single-event POST /v1/events from 64 concurrent clients, as fast as they are answered",
+		plan:   plan("api", 1, 1, 1, 1),
+		events: sz.events / 2, via: "http", clients: 64,
+		send: 2 * time.Minute, drain: time.Minute,
+	}, {
+		name:  "idle",
+		about: "nothing sent: the stack's CPU at rest, the broker's included",
+		plan:  plan("idle", 1, 1, 1, 1),
+		idle:  20 * time.Second,
 	},
 		neighbours(size, payload, plan),
 		atScale(sz.events, payload, plan),

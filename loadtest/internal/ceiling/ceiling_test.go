@@ -34,3 +34,22 @@ func TestCeilingPostsSignedRequestsTheSinkCounts(t *testing.T) {
 		t.Errorf("ceiling %+v, sink peak %d: want concurrency 8 and a rate", c, got.PeakInFlight)
 	}
 }
+
+func TestAPICeilingAnswersEveryBodyOfItsBareServer(t *testing.T) {
+	bodies := Bodies(10, 1024)
+	for _, b := range bodies {
+		if len(b) < 1000 || len(b) > 1200 {
+			t.Fatalf("body of %d bytes, want about 1 KiB", len(b))
+		}
+	}
+	c, err := API(context.Background(), bodies, 500, 16, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Requests != 500 || c.Concurrency != 16 || c.PerSecond <= 0 {
+		t.Errorf("ceiling %+v: want 500 requests answered 202 at concurrency 16, and a rate", c)
+	}
+	if _, err := API(context.Background(), [][]byte{[]byte("not json")}, 5, 1, 30*time.Second); err == nil {
+		t.Error("a body the server cannot decode: want an error")
+	}
+}

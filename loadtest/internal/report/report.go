@@ -20,6 +20,7 @@ import (
 type Latency struct {
 	Count int     `json:"count"`
 	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
 	P95   float64 `json:"p95_ms"`
 	P99   float64 `json:"p99_ms"`
 	Max   float64 `json:"max_ms"`
@@ -37,6 +38,7 @@ func Summarize(ds []time.Duration) Latency {
 	return Latency{
 		Count: len(ds),
 		P50:   ms(Percentile(ds, 50)),
+		P90:   ms(Percentile(ds, 90)),
 		P95:   ms(Percentile(ds, 95)),
 		P99:   ms(Percentile(ds, 99)),
 		Max:   ms(ds[len(ds)-1]),
@@ -92,10 +94,29 @@ type Result struct {
 	// Groups are what each set of the scenario's endpoints got, when it
 	// has sets that behave differently (fast, slow, timing out, ...).
 	Groups []Group `json:"groups,omitempty"`
+	// Hops break the end-to-end latency down by where the time went
+	// (scenarios that ask for it: latency).
+	Hops []Hop `json:"hops,omitempty"`
+	// Accepted is the events the API accepted per second over the time
+	// spent sending (the api scenario), whose ceiling is a bare Go HTTP
+	// server's in the same run: then Ratio is Accepted over it.
+	Accepted float64 `json:"accepted_per_second,omitempty"`
+	// Requests is the API's answer time per request, as its clients saw
+	// it (the api scenario).
+	Requests Latency `json:"requests"`
 	// Actions are the faults a fault suite inflicted, in order, or what a
 	// scenario compared.
 	Actions  []string `json:"actions,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+// Hop is the latency of one stretch of a delivery's way, from one
+// timestamp to the next (Kafka's record timestamps and the delivery log's
+// have millisecond resolution).
+type Hop struct {
+	Name    string  `json:"name"`
+	About   string  `json:"about"`
+	Latency Latency `json:"latency"`
 }
 
 // Group is what one set of a scenario's endpoints got.
@@ -128,7 +149,10 @@ func (r *Result) Finish() {
 	if r.Seconds > 0 {
 		r.PerSecond = float64(r.Delivered) / r.Seconds
 	}
-	if r.Ceiling.PerSecond > 0 {
+	switch {
+	case r.Ceiling.PerSecond > 0 && r.Accepted > 0:
+		r.Ratio = r.Accepted / r.Ceiling.PerSecond
+	case r.Ceiling.PerSecond > 0:
 		r.Ratio = r.PerSecond / r.Ceiling.PerSecond
 	}
 	if r.Lost > 0 {
@@ -161,7 +185,7 @@ func (r *Run) OK() bool {
 }
 
 // Processes whose CPU the table shows, in order.
-var Processes = []string{"ingest", "matcher", "sender", "retry", "hookload"}
+var Processes = []string{"ingest", "matcher", "sender", "retry", "broker", "hookload"}
 
 // Markdown writes the results as a markdown table.
 func (r *Run) Markdown(w io.Writer) {
@@ -195,6 +219,17 @@ func (r *Run) Markdown(w io.Writer) {
 		}
 		if len(res.Groups) > 0 {
 			fmt.Fprintln(w)
+		}
+		if res.Accepted > 0 {
+			fmt.Fprintf(w, "\n%s: %.0f events/s accepted, %.0f/s for a bare Go HTTP server (ratio %.2f); request p50 %.1f ms, p99 %.1f ms\n",
+				res.Scenario, res.Accepted, res.Ceiling.PerSecond, res.Ratio, res.Requests.P50, res.Requests.P99)
+		}
+		if len(res.Hops) > 0 {
+			fmt.Fprintf(w, "\n%s, per hop (ms):\n\n| hop | from → to | count | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n", res.Scenario)
+			for _, h := range res.Hops {
+				l := h.Latency
+				fmt.Fprintf(w, "| %s | %s | %d | %.1f | %.1f | %.1f | %.1f |\n", h.Name, h.About, l.Count, l.P50, l.P90, l.P99, l.Max)
+			}
 		}
 		if len(res.Actions) > 0 {
 			fmt.Fprintf(w, "\n%s: %s\n", res.Scenario, strings.Join(res.Actions, "; "))

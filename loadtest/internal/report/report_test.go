@@ -125,3 +125,19 @@ func TestMarkdownAndJSON(t *testing.T) {
 		t.Errorf("JSON does not round-trip: %v %+v", err, back)
 	}
 }
+
+func TestAcceptedIsComparedWithTheAPICeiling(t *testing.T) {
+	r := Result{Scenario: "api", Delivered: 5000, Seconds: 2, Accepted: 4000, Ceiling: Ceiling{PerSecond: 20000},
+		Hops: []Hop{{Name: "matcher", About: "a → b", Latency: Latency{Count: 3, P50: 1, P90: 2, P99: 3, Max: 4}}}}
+	r.Finish()
+	if r.Ratio != 0.2 {
+		t.Errorf("ratio %v, want accepted over the ceiling: 0.2", r.Ratio)
+	}
+	var b strings.Builder
+	(&Run{Results: []Result{r}}).Markdown(&b)
+	for _, want := range []string{"4000 events/s accepted", "ratio 0.20", "| matcher | a → b | 3 | 1.0 | 2.0 | 3.0 | 4.0 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b.String())
+		}
+	}
+}

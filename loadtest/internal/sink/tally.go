@@ -59,8 +59,9 @@ type Tally struct {
 	faults Faults
 
 	mu         sync.Mutex
-	seen       map[string]struct{} // webhook-ids answered 2xx
-	latencies  []time.Duration     // of first deliveries
+	seen       map[string]struct{}  // webhook-ids answered 2xx
+	arrived    map[string]time.Time // when each webhook-id was first answered 2xx
+	latencies  []time.Duration      // of first deliveries
 	duplicates int
 	faulted    int
 	badSig     int
@@ -81,7 +82,7 @@ type PathTally struct {
 }
 
 func newTally(f Faults) *Tally {
-	return &Tally{faults: f, seen: map[string]struct{}{}, paths: map[string]*PathTally{}}
+	return &Tally{faults: f, seen: map[string]struct{}{}, arrived: map[string]time.Time{}, paths: map[string]*PathTally{}}
 }
 
 // Paths returns a copy of what each endpoint received, by path, for the
@@ -162,6 +163,20 @@ func (t *Tally) Latencies() []time.Duration {
 	return append([]time.Duration(nil), t.latencies...)
 }
 
+// Arrived returns when each delivery (webhook-id) first arrived, for the
+// ids where keep is true.
+func (t *Tally) Arrived(keep func(id string) bool) map[string]time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]time.Time{}
+	for id, at := range t.arrived {
+		if keep(id) {
+			out[id] = at
+		}
+	}
+	return out
+}
+
 // Last is when the latest delivery arrived (zero before the first).
 func (t *Tally) Last() time.Time {
 	t.mu.Lock()
@@ -211,6 +226,7 @@ func (t *Tally) delivered(id string, occurred, now time.Time, path string, body 
 		return
 	}
 	t.seen[id] = struct{}{}
+	t.arrived[id] = now
 	if t.first.IsZero() {
 		t.first = now
 	}

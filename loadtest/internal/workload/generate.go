@@ -208,8 +208,12 @@ type HTTPProducer struct {
 	Tenant      func(i int) string
 	Events      int // per request, at most 500
 	Concurrency int
+	// Single sends one event per request as an object, not an array.
+	Single bool
 
 	once sync.Once
+	mu   sync.Mutex
+	took []time.Duration // each request's answer time
 	work chan httpBatch
 	wg   sync.WaitGroup
 }
@@ -265,7 +269,18 @@ func (h *HTTPProducer) worker() {
 		var out struct {
 			Events []struct{ ID string } `json:"events"`
 		}
-		err := h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events", body, &out)
+		t0 := time.Now()
+		var err error
+		if h.Single && len(body) == 1 {
+			var one struct{ ID string }
+			err = h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events", body[0], &one)
+			out.Events = append(out.Events, one)
+		} else {
+			err = h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events", body, &out)
+		}
+		h.mu.Lock()
+		h.took = append(h.took, time.Since(t0))
+		h.mu.Unlock()
 		if err == nil && len(out.Events) != len(b.evs) {
 			err = fmt.Errorf("sent %d events, %d ids came back", len(b.evs), len(out.Events))
 		}
@@ -276,6 +291,13 @@ func (h *HTTPProducer) worker() {
 			b.done(ev, err)
 		}
 	}
+}
+
+// Took returns a copy of every request's answer time so far.
+func (h *HTTPProducer) Took() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]time.Duration(nil), h.took...)
 }
 
 // Flush waits for the requests in flight; the producer cannot be used

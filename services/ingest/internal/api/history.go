@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -74,22 +75,29 @@ func (q *query) bad(field, detail string) {
 
 // known refuses parameters the call does not take: a misspelt filter
 // would otherwise widen the answer silently.
+// A known parameter given empty (?status=) or holding a NUL byte, which
+// PostgreSQL's text cannot, is refused too: neither means "no filter".
 func (q *query) known(names ...string) {
-	for k := range q.v {
-		if !slices.Contains(names, k) {
+	for k, vs := range q.v {
+		switch {
+		case !slices.Contains(names, k):
 			q.bad(k, "unknown query parameter")
+		case slices.Contains(vs, ""):
+			q.bad(k, "is empty; leave the parameter out for no filter")
+		case slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }):
+			q.bad(k, "must not contain a NUL character")
 		}
 	}
 }
 
-// time reads an RFC 3339 time. Like every filter, one given empty
-// (?since=) is refused as a bad value, not taken as absent: an empty
-// filter that meant "none" would hide a client's bug.
+// time reads an RFC 3339 time; absent or empty, none (known refuses a
+// parameter given empty).
 func (q *query) time(name string) time.Time {
-	if !q.v.Has(name) {
+	v := q.v.Get(name)
+	if v == "" {
 		return time.Time{}
 	}
-	t, err := time.Parse(time.RFC3339Nano, q.v.Get(name))
+	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		q.bad(name, "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
 	}
@@ -106,10 +114,11 @@ func (q *query) window() (since, until time.Time) {
 }
 
 func (q *query) limit() int {
-	if !q.v.Has("limit") {
+	v := q.v.Get("limit")
+	if v == "" {
 		return 0
 	}
-	n, err := strconv.Atoi(q.v.Get("limit"))
+	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > logstore.MaxLimit {
 		q.bad("limit", fmt.Sprintf("must be a whole number from 1 to %d", logstore.MaxLimit))
 	}
@@ -119,7 +128,7 @@ func (q *query) limit() int {
 // status reads ?status= among valid.
 func (q *query) status(valid ...logstore.State) logstore.State {
 	v := logstore.State(q.v.Get("status"))
-	if q.v.Has("status") && !slices.Contains(valid, v) {
+	if v != "" && !slices.Contains(valid, v) {
 		names := make([]string, len(valid))
 		for i, s := range valid {
 			names[i] = string(s)

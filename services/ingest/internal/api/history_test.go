@@ -61,6 +61,11 @@ func TestHistoryBadFilters(t *testing.T) {
 		{"/v1/deliveries?since=2026-13-01T00:00:00Z", "since"},
 		{"/v1/subscriptions/sub_1/attempts?status=pending", "status"},
 		{"/v1/subscriptions/sub_1/attempts?until=noon", "until"},
+		{"/v1/deliveries?until=", "until"},
+		{"/v1/events?since=", "since"},
+		{"/v1/events?limit=", "limit"},
+		{"/v1/deliveries?status=", "status"},
+		{"/v1/events?subject=l%14%00", "subject"},
 		{"/v1/subscriptions/sub_1/stats?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "until"},
 		// Found by schemathesis: given empty, a filter is refused, not ignored.
 		{"/v1/deliveries?until=", "until"},

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/crashguard"
+	"github.com/hookline/hookline/pkg/kafka"
 )
 
 const (
@@ -33,6 +34,11 @@ func SessionOptions(topics []string, group, transactionalID string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.TransactionalID(transactionalID),
 		kgo.TransactionTimeout(endTimeout),
+		// The next transaction begins as soon as the last one ended,
+		// while the coordinator may still be writing its markers: the
+		// broker answers CONCURRENT_TRANSACTIONS, and franz-go's 20 ms
+		// default backoff became the matcher's latency tail (issue 18).
+		kgo.ConcurrentTransactionsBackoff(kafka.TxnBackoff),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
