@@ -45,6 +45,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 		// subscription (410, health window) after the loop started this
 		// one.
 		d.slots.release()
+		handOn(j.items)
 		out := d.outbox(ctx)
 		for _, it := range j.items {
 			d.deadLetter(it, subscription.DisabledError(*reason), out)
@@ -71,6 +72,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 		a.delivered = true
 		d.succeeded(ctx, ep, j, req.Body, res, started, out)
 	} else {
+		handOn(j.items) // to a retry tier or the DLQ
 		a.gone = d.failed(ctx, ep, j.items, req.Body, res, started, out)
 	}
 	a.err = out.wait()

@@ -14,6 +14,20 @@ type item struct {
 	rec   *kgo.Record
 	d     record.Delivery
 	parks int // times it was parked before (wire.HeaderParked)
+	// handedOn is set, before they are produced, once its outcome hands
+	// the delivery on to a record of its own: a retry tier (a failed
+	// attempt, a park) or the DLQ (replayable). From then on a copy read
+	// while this one is still held (its outcome still being written) may
+	// be that record back from the retry service, its next life, and is
+	// no repeat of it. Set by the attempt's goroutine, read by the loop.
+	handedOn atomic.Bool
+}
+
+// handOn marks items as handed on (item.handedOn).
+func handOn(items []*item) {
+	for _, it := range items {
+		it.handedOn.Store(true)
+	}
 }
 
 // job is one request to make: one delivery, or a batch of one

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -153,31 +154,38 @@ func waitFailedRuns(t *testing.T, r *running, n int64) {
 	}
 }
 
-// markGate is a Redis hook that stops the sender's "delivered" marks (SETs
-// of keys under prefix) while it is closed: it holds them until it opens,
-// or, when fail is set, refuses them. Other commands pass.
-type markGate struct {
+// redisGate is a Redis hook that stops some commands while it is closed:
+// those named in names (lower case) with a key under prefix, such as the
+// sender's "delivered" marks (SETs under the delivered prefix) or its
+// endpoint health writes (the script run on a key under the health
+// prefix). It holds them until it opens, or, when fail is set, refuses
+// them. Other commands pass.
+type redisGate struct {
 	prefix string
+	names  []string
 	fail   bool
 
 	mu     sync.Mutex
 	cond   *sync.Cond
 	once   sync.Once
 	opened chan struct{}
-	seen   map[string]bool // ids whose marks reached the gate
+	seen   map[string]bool // what follows prefix in the keys that reached the gate
 }
 
-func newMarkGate(prefix string, fail bool) *markGate {
-	g := &markGate{prefix: prefix, fail: fail, opened: make(chan struct{}), seen: map[string]bool{}}
+// newMarkGate stops the "delivered" marks, SETs of keys under prefix.
+func newMarkGate(prefix string, fail bool) *redisGate { return newRedisGate(prefix, fail, "set") }
+
+func newRedisGate(prefix string, fail bool, names ...string) *redisGate {
+	g := &redisGate{prefix: prefix, names: names, fail: fail, opened: make(chan struct{}), seen: map[string]bool{}}
 	g.cond = sync.NewCond(&g.mu)
 	return g
 }
 
 var errMarkRefused = errors.New("mark refused (test)")
 
-func (g *markGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g *redisGate) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (g *markGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (g *redisGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if err := g.pass(ctx, []redis.Cmder{cmd}); err != nil {
 			cmd.SetErr(err)
@@ -187,7 +195,7 @@ func (g *markGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (g *markGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (g *redisGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if err := g.pass(ctx, cmds); err != nil {
 			for _, c := range cmds {
@@ -199,24 +207,25 @@ func (g *markGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// pass notes the marks among cmds and, while the gate is closed, holds or
-// refuses them.
-func (g *markGate) pass(ctx context.Context, cmds []redis.Cmder) error {
-	marks := false
+// pass notes the commands among cmds that the gate stops and, while it is
+// closed, holds or refuses them.
+func (g *redisGate) pass(ctx context.Context, cmds []redis.Cmder) error {
+	stop := false
 	g.mu.Lock()
 	for _, c := range cmds {
-		args := c.Args()
-		if len(args) < 2 || !strings.EqualFold(c.Name(), "set") {
+		if !slices.Contains(g.names, strings.ToLower(c.Name())) {
 			continue
 		}
-		if key, ok := args[1].(string); ok && strings.HasPrefix(key, g.prefix) {
-			g.seen[strings.TrimPrefix(key, g.prefix)] = true
-			marks = true
+		for _, arg := range c.Args()[1:] {
+			if key, ok := arg.(string); ok && strings.HasPrefix(key, g.prefix) {
+				g.seen[strings.TrimPrefix(key, g.prefix)] = true
+				stop = true
+			}
 		}
 	}
 	g.cond.Broadcast()
 	g.mu.Unlock()
-	if !marks {
+	if !stop {
 		return nil
 	}
 	select {
@@ -235,8 +244,9 @@ func (g *markGate) pass(ctx context.Context, cmds []redis.Cmder) error {
 	}
 }
 
-// waitFor waits until the mark of delivery id has reached the gate.
-func (g *markGate) waitFor(t *testing.T, id string) {
+// waitFor waits until a command on the key prefix + id has reached the
+// gate (for the marks, id is a delivery's).
+func (g *redisGate) waitFor(t *testing.T, id string) {
 	t.Helper()
 	timer := time.AfterFunc(30*time.Second, func() {
 		g.mu.Lock()
@@ -249,11 +259,11 @@ func (g *markGate) waitFor(t *testing.T, id string) {
 	defer g.mu.Unlock()
 	for !g.seen[id] {
 		if time.Now().After(deadline) {
-			t.Fatalf("the mark of %s did not reach Redis within 30 s", id)
+			t.Fatalf("a command on %s%s did not reach Redis within 30 s", g.prefix, id)
 		}
 		g.cond.Wait()
 	}
 }
 
-// open lets every mark through from now on.
-func (g *markGate) open() { g.once.Do(func() { close(g.opened) }) }
+// open lets every command through from now on.
+func (g *redisGate) open() { g.once.Do(func() { close(g.opened) }) }

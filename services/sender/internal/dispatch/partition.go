@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,9 +59,10 @@ type partition struct {
 	p   *kafka.Partition
 	log zerolog.Logger
 
-	lanes   map[string]*lane
-	held    int             // deliveries in memory: waiting, in flight, being written
-	holding map[string]bool // their ids, to drop repeats
+	lanes map[string]*lane
+	held  int // deliveries in memory: waiting, in flight, being written
+	// holding is those deliveries by markKey, to drop repeats (repeat).
+	holding map[string][]*item
 	// unmarked counts the ids delivered whose marks are not in Redis yet
 	// (the next flushMarks): a repeat read meanwhile is dropped too.
 	unmarked map[string]int
@@ -91,7 +93,7 @@ func newPartition(d *Dispatcher, ctx context.Context, p *kafka.Partition) *parti
 	return &partition{
 		d: d, ctx: ctx, p: p,
 		log:   d.Log.With().Str("topic", p.Topic).Int32("partition", p.Partition).Logger(),
-		lanes: map[string]*lane{}, holding: map[string]bool{}, unmarked: map[string]int{},
+		lanes: map[string]*lane{}, holding: map[string][]*item{}, unmarked: map[string]int{},
 		events: make(chan func(), eventQueue), wake: make(chan struct{}, 1),
 		dirty: map[*lane]struct{}{}, windows: map[*lane]struct{}{}, poolWait: map[*lane]struct{}{},
 	}
@@ -300,7 +302,7 @@ func (pt *partition) check() {
 	}
 	pt.pending, pt.redisWait, pt.retryAt = nil, 0, time.Time{}
 	for i, it := range items {
-		if marked[i] || pt.holding[ids[i]] || pt.unmarked[ids[i]] > 0 {
+		if marked[i] || pt.repeat(ids[i]) || pt.unmarked[ids[i]] > 0 {
 			pt.d.Metrics.Suppressed.Inc()
 			pt.p.Finish(it.rec)
 			continue
@@ -312,12 +314,36 @@ func (pt *partition) check() {
 // hold and release count a delivery in and out of the partition's memory.
 func (pt *partition) hold(it *item) {
 	pt.held++
-	pt.holding[markKey(&it.d)] = true
+	key := markKey(&it.d)
+	pt.holding[key] = append(pt.holding[key], it)
 }
 
 func (pt *partition) release(it *item) {
 	pt.held--
-	delete(pt.holding, markKey(&it.d))
+	key := markKey(&it.d)
+	held := slices.DeleteFunc(pt.holding[key], func(h *item) bool { return h == it })
+	if len(held) == 0 {
+		delete(pt.holding, key)
+		return
+	}
+	pt.holding[key] = held
+}
+
+// repeat reports whether a delivery read now repeats one the partition
+// holds that will still decide its fate: waiting, in flight, or delivered
+// and being written. One held whose outcome handed it on (item.handedOn)
+// does not count: its retry or park can be back before its outcome is
+// all written (a Redis write of the health streak or the parked tail
+// waiting, a partition of the delivery log electing a leader), and that
+// copy, dropped as a repeat, was lost. A true repeat read in that window
+// is sent again: a duplicate at worst, never a loss.
+func (pt *partition) repeat(key string) bool {
+	for _, it := range pt.holding[key] {
+		if !it.handedOn.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // markKey is what the delivered marks and the partition's memory know a
@@ -778,6 +804,7 @@ func (pt *partition) inOrder(fn func(context.Context)) <-chan struct{} {
 
 // deadLetter writes items to the DLQ with reason, sent nowhere.
 func (pt *partition) deadLetter(l *lane, items []*item, reason string) {
+	handOn(items)
 	pt.write(items, nil, func(out *outbox) {
 		for _, it := range items {
 			pt.d.deadLetter(it, reason, out)
@@ -824,6 +851,7 @@ func (pt *partition) park(l *lane, items []*item, reason string, due time.Time) 
 	l.stats.parked.Add(int64(len(items)))
 	pt.d.Metrics.Parked.WithLabelValues(reason).Add(float64(len(items)))
 	topic := pt.d.Topics.Retry(tier)
+	handOn(items)
 	var save func(context.Context)
 	if l.ordered() && pt.d.Tails != nil {
 		id, tail, tier := l.id, l.tail, tier
