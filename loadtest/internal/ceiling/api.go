@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,34 +52,9 @@ func API(ctx context.Context, bodies [][]byte, n, concurrency int, maxDuration t
 	ctx, cancel := context.WithTimeout(ctx, maxDuration)
 	defer cancel()
 	url := "http://" + ln.Addr().String() + "/v1/events"
-	var next, ok atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range concurrency {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := postJSON(ctx, client, url, bodies[i%len(bodies)]); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					continue
-				}
-				ok.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	took := time.Since(start)
-	c := report.Ceiling{Requests: int(ok.Load()), Concurrency: concurrency, Seconds: took.Seconds()}
-	c.PerSecond = float64(c.Requests) / took.Seconds()
-	if firstErr != nil && ctx.Err() == nil {
-		return c, fmt.Errorf("API ceiling: %w", firstErr)
-	}
-	return c, nil
+	return drive(ctx, n, concurrency, "API ceiling", func(i int) error {
+		return postJSON(ctx, client, url, bodies[i%len(bodies)])
+	})
 }
 
 func postJSON(ctx context.Context, client *http.Client, url string, body []byte) error {

@@ -46,6 +46,15 @@ func Run(ctx context.Context, sk *sink.Sink, samples []sink.Sample, n, concurren
 		return report.Ceiling{}, fmt.Errorf("ceiling: %w", err)
 	}
 
+	return drive(ctx, n, concurrency, "ceiling", func(i int) error {
+		return post(ctx, client, sk, samples[i%len(samples)], "ceil_"+strconv.Itoa(i))
+	})
+}
+
+// drive makes n requests, concurrency at a time, each by calling do with
+// its number, until ctx ends, and reports how many succeeded and how
+// fast; the first failure is returned (named by what) unless ctx ended.
+func drive(ctx context.Context, n, concurrency int, what string, do func(i int) error) (report.Ceiling, error) {
 	var next, ok atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -58,8 +67,7 @@ func Run(ctx context.Context, sk *sink.Sink, samples []sink.Sample, n, concurren
 				if i >= n {
 					return
 				}
-				s := samples[i%len(samples)]
-				if err := post(ctx, client, sk, s, "ceil_"+strconv.Itoa(i)); err != nil {
+				if err := do(i); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
@@ -72,7 +80,7 @@ func Run(ctx context.Context, sk *sink.Sink, samples []sink.Sample, n, concurren
 	c := report.Ceiling{Requests: int(ok.Load()), Concurrency: concurrency, Seconds: took.Seconds()}
 	c.PerSecond = float64(c.Requests) / took.Seconds()
 	if firstErr != nil && ctx.Err() == nil {
-		return c, fmt.Errorf("ceiling: %w", firstErr)
+		return c, fmt.Errorf("%s: %w", what, firstErr)
 	}
 	return c, nil
 }
