@@ -64,15 +64,9 @@ AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKER
 { exec 3<>"/dev/tcp/${REDIS%:*}/${REDIS##*:}" && printf 'PING\r\n' >&3 && read -r -t 2 pong <&3 && [[ $pong == +PONG* ]]; } 2>/dev/null ||
   fail "no Redis at $REDIS: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 exec 3>&-
-PGURL=${HOOKLINE_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/hookline?sslmode=disable}
-psql -X -q -d "$PGURL" -c 'SELECT 1' >/dev/null 2>&1 ||
-  fail "no PostgreSQL at $PGURL: start one with eval \"\$(deploy/scripts/infra.sh up)\""
-
+# A database of its own on make test's PostgreSQL, for the logs service.
+create_db "avrotest$(date +%s)$$"
 work=$(mktemp -d)
-# A database of its own on that server, for the logs service.
-db="avrotest$(date +%s)$$"
-psql -X -q -d "$PGURL" -c "CREATE DATABASE $db" >/dev/null || fail "create database $db"
-DBURL=$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PGURL" "$db")
 
 cleanup() {
   local rc=$?
@@ -89,7 +83,7 @@ cleanup() {
     log "kept topics/groups with prefix ${HOOKLINE_TOPIC_PREFIX:-} and $work"
   else
     rm -rf "$work"
-    psql -X -q -d "$PGURL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || log "drop database $db failed (harmless)"
+    drop_db
   fi
   exit $rc
 }

@@ -159,3 +159,23 @@ stop_stack() {
   wait "$pid" || rc=$?
   return $rc
 }
+
+# create_db NAME: a database of its own on the PostgreSQL of
+# HOOKLINE_POSTGRES_URL (make test's; default 127.0.0.1:5432), for a test's
+# logs service. Sets PGURL (the server) and DBURL (the new database); the
+# test calls drop_db when it ends.
+create_db() {
+  PGURL=${HOOKLINE_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/hookline?sslmode=disable}
+  psql -X -q -d "$PGURL" -c 'SELECT 1' >/dev/null 2>&1 ||
+    fail "no PostgreSQL at $PGURL: start one with eval \"\$(deploy/scripts/infra.sh up)\""
+  TEST_DB=$1
+  psql -X -q -d "$PGURL" -c "CREATE DATABASE $TEST_DB" >/dev/null || fail "create database $TEST_DB"
+  DBURL=$("$(venv_python)" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PGURL" "$TEST_DB")
+}
+
+# drop_db: drops the database create_db made, if any.
+drop_db() {
+  [[ -n ${TEST_DB:-} ]] || return 0
+  psql -X -q -d "$PGURL" -c "DROP DATABASE IF EXISTS $TEST_DB WITH (FORCE)" >/dev/null 2>&1 ||
+    log "drop database $TEST_DB failed (harmless)"
+}

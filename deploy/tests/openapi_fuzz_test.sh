@@ -41,14 +41,8 @@ SEED=${OPENAPI_FUZZ_SEED:-20261202}
 AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)' "$BROKERS" 2>/dev/null ||
   fail "no Kafka at $BROKERS: start one with eval \"\$(deploy/scripts/infra.sh up)\""
 
-PGURL=${HOOKLINE_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/hookline?sslmode=disable}
-psql -X -q -d "$PGURL" -c 'SELECT 1' >/dev/null 2>&1 ||
-  fail "no PostgreSQL at $PGURL: start one with eval \"\$(deploy/scripts/infra.sh up)\""
-
+create_db "fuzz$(date +%s)$$"
 work=$(mktemp -d)
-db="fuzz$(date +%s)$$"
-psql -X -q -d "$PGURL" -c "CREATE DATABASE $db" >/dev/null || fail "create database $db"
-DBURL=$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PGURL" "$db")
 cleanup() {
   local rc=$?
   stop_stack || { log "ingest did not stop cleanly (hookstack.log)"; ((rc == 0)) && rc=1; }
@@ -57,10 +51,10 @@ cleanup() {
     tail -n 20 "$work/ingest.log" >&2
   fi
   if [[ ${KEEP:-0} == 1 ]]; then
-    log "kept $work and the database $db"
+    log "kept $work and the database $TEST_DB"
   else
     rm -rf "$work"
-    psql -X -q -d "$PGURL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || log "drop database $db failed (harmless)"
+    drop_db
   fi
   exit $rc
 }

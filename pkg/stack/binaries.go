@@ -77,16 +77,6 @@ func ServiceNames() []string {
 	return out
 }
 
-// DefaultServices are the services a stack runs when it is not told:
-// all of Services, but logs only with a PostgreSQL for the history.
-func DefaultServices(history bool) []string {
-	names := ServiceNames()
-	if !history {
-		names = slices.DeleteFunc(names, func(s string) bool { return s == "logs" })
-	}
-	return names
-}
-
 // lookup finds a service by name, and its place in Services.
 func lookup(name string) (Service, int, error) {
 	i := slices.IndexFunc(Services, func(s Service) bool { return s.Name == name })

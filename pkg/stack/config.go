@@ -89,7 +89,11 @@ func (c Config) ServicesToRun() []string {
 	if len(c.Services) > 0 {
 		return c.Services
 	}
-	return DefaultServices(c.Postgres != "")
+	names := ServiceNames()
+	if c.Postgres == "" {
+		names = slices.DeleteFunc(names, func(s string) bool { return s == "logs" })
+	}
+	return names
 }
 
 // withDefaults fills what a stack needs and the caller left out.

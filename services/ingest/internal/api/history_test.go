@@ -3,11 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -516,45 +514,4 @@ func headerValue(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
-}
-
-// TestOpenAPIDocumentsTheHistory checks the history's schemas against the
-// Go types of its answers and inputs, member for member.
-func TestOpenAPIDocumentsTheHistory(t *testing.T) {
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(openAPI, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for name, typ := range map[string]reflect.Type{
-		"HistoryEvent":                reflect.TypeFor[eventView](),
-		"HistoryEventWithDeliveries":  reflect.TypeFor[eventWithDeliveries](),
-		"HistoryDelivery":             reflect.TypeFor[deliveryView](),
-		"HistoryDeliveryWithAttempts": reflect.TypeFor[deliveryWithAttempts](),
-		"Attempt":                     reflect.TypeFor[attemptView](),
-		"BodyText":                    reflect.TypeFor[bodyText](),
-		"SubscriptionStats":           reflect.TypeFor[statsAnswer](),
-		"Overview":                    reflect.TypeFor[overviewAnswer](),
-		"OverviewBucket":              reflect.TypeFor[overviewBucket](),
-		"OverviewSubscription":        reflect.TypeFor[overviewSubscription](),
-		"Redelivery":                  reflect.TypeFor[redeliveryAnswer](),
-		"EventRedeliveryInput":        reflect.TypeFor[eventRedeliveryInput](),
-		"RecoverInput":                reflect.TypeFor[recoverInput](),
-		"Recovered":                   reflect.TypeFor[recoverAnswer](),
-	} {
-		schema, ok := doc.Components.Schemas[name]
-		if !ok {
-			t.Errorf("openapi.json has no schema %s", name)
-			continue
-		}
-		documented := slices.Sorted(maps.Keys(schema.Properties))
-		if want := jsonFields(typ); !slices.Equal(documented, want) {
-			t.Errorf("%s documents %q,\nthe API has %q", name, documented, want)
-		}
-	}
 }
