@@ -30,11 +30,13 @@ func TestMain(m *testing.M) {
 // fakeService modes: "" serves until SIGTERM; "exit" exits 1 after 200 ms;
 // "stubborn" ignores SIGTERM; "failing" exits 3 on SIGTERM.
 func fakeService() {
+	// Listen for SIGTERM before saying it started: the tests signal it as
+	// soon as they read that line.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	fmt.Printf("service=%s instance=%s txn=%s retrytxn=%s group=%s ops=%s\n", os.Getenv("FAKE_SERVICE"),
 		os.Getenv("HOOKLINE_INSTANCE_ID"), os.Getenv("HOOKLINE_TRANSACTIONAL_ID"), os.Getenv("HOOKLINE_RETRY_TRANSACTIONAL_ID"),
 		os.Getenv("HOOKLINE_SENDER_GROUP"), os.Getenv("HOOKLINE_OPS_ADDR"))
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
 	switch os.Getenv("FAKE_MODE") {
 	case "exit":
 		time.Sleep(200 * time.Millisecond)
