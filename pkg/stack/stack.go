@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/hookline/hookline/pkg/kafka"
 )
@@ -441,26 +442,36 @@ func DeleteTopics(ctx context.Context, brokers, prefix string) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		return err
-	}
-	var mine []string
-	for _, t := range topics.Names() {
-		if strings.HasPrefix(t, prefix) {
-			mine = append(mine, t)
-		}
-	}
 	var errs []error
-	if len(mine) > 0 {
+	// A broker's metadata may not list yet the topics created last before
+	// the services stopped: list and delete again until none is left
+	// (a few rounds at most).
+	for round := 0; round < 5; round++ {
+		if round > 0 {
+			time.Sleep(time.Second)
+		}
+		topics, err := adm.ListTopics(ctx)
+		if err != nil {
+			return err
+		}
+		var mine []string
+		for _, t := range topics.Names() {
+			if strings.HasPrefix(t, prefix) {
+				mine = append(mine, t)
+			}
+		}
+		if len(mine) == 0 {
+			break
+		}
+		errs = nil
 		resps, err := adm.DeleteTopics(ctx, mine...)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		// A topic's own error (a timeout on a loaded broker) is in its
-		// response, not in err.
+		// response, not in err; one already deleted is not an error.
 		for _, r := range resps.Sorted() {
-			if r.Err != nil {
+			if r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
 				errs = append(errs, fmt.Errorf("delete %s: %w", r.Topic, r.Err))
 			}
 		}
