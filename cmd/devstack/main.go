@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/signal"
@@ -232,8 +233,11 @@ func run(ctx context.Context, s settings) error {
 		cfg.Env = append(cfg.Env, "HOOKLINE_CONSOLE_URL="+s.consoleURL)
 	}
 	st, err := stack.Start(ctx, cfg)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w (run `make build` first)", err)
+	}
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if err := st.Stop(); err != nil {

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,6 +37,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ulikunitz/xz"
+
+	"github.com/hookline/hookline/pkg/freeport"
 )
 
 // Defaults of Config.
@@ -109,7 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.Port == 0 {
-		if cfg.Port, err = freePort(); err != nil {
+		if cfg.Port, err = freeport.Port(); err != nil {
 			return nil, err
 		}
 	}
@@ -438,13 +439,4 @@ func untar(tr *tar.Reader, dir string) error {
 			}
 		}
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

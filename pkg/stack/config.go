@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookline/hookline/pkg/freeport"
 )
 
 // Config says which services a stack runs and the settings they share.
@@ -110,7 +112,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.SecretKey = base64.StdEncoding.EncodeToString(key)
 	}
 	if c.HTTPAddr == "" {
-		addr, err := freeAddr()
+		addr, err := freeport.Addr()
 		if err != nil {
 			return c, err
 		}
@@ -201,5 +203,5 @@ func (c Config) opsAddr(name, service string) (string, error) {
 		}
 		return fmt.Sprintf("127.0.0.1:%d", c.OpsBasePort+i), nil
 	}
-	return freeAddr()
+	return freeport.Addr()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,15 +118,6 @@ func (s *Stack) StartAll(ctx context.Context) error {
 // Config is the stack's configuration, with the defaults New filled in
 // (the secret key, ingest's address).
 func (s *Stack) Config() Config { return s.cfg }
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
 
 // Add runs one more instance of service under a name of its own (e.g.
 // sender-2), with env added to the stack's.

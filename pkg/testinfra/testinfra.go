@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/freeport"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/wire"
 )
@@ -242,15 +242,14 @@ func SchemaRegistry(t testing.TB) string {
 }
 
 // FreeAddr is a 127.0.0.1 address with a port free a moment ago, for a
-// server a test starts (a service's API or ops port).
+// server a test starts (a service's API or ops port); see freeport.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // Records returns every record of topic, from the start to the end

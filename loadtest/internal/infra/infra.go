@@ -8,14 +8,14 @@ package infra
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookline/hookline/pkg/freeport"
 )
 
 // stopWithin bounds stopping a server when the run ends, whatever the
@@ -34,7 +34,7 @@ type Kafka struct {
 // under dir, and waits until every broker serves.
 func StartKafka(ctx context.Context, repo, dir string, nodes int) (*Kafka, error) {
 	// Brokers on base..base+n-1, controllers on base+n..base+2n-1.
-	base, err := freePorts(2 * nodes)
+	base, err := freeport.Ports(2 * nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ type Redis struct {
 
 // StartRedis starts a Redis on a free port with its files under dir.
 func StartRedis(ctx context.Context, repo, dir string) (*Redis, error) {
-	port, err := freePorts(1)
+	port, err := freeport.Ports(1)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ type Postgres struct {
 
 // StartPostgres creates and starts a PostgreSQL on a free port.
 func StartPostgres(ctx context.Context, repo, dir string) (*Postgres, error) {
-	port, err := freePorts(1)
+	port, err := freeport.Ports(1)
 	if err != nil {
 		return nil, err
 	}
@@ -185,60 +185,4 @@ func run(ctx context.Context, script string, env []string, args ...string) error
 		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(script), strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-// freePorts finds n consecutive ports on 127.0.0.1 that nothing listens on
-// and returns the first. They are taken below the kernel's ephemeral range
-// (net.ipv4.ip_local_port_range), which the kernel hands out to every
-// outgoing connection and every listener on port 0 of the machine: a port
-// from that range could be taken between this check and the server
-// binding it, or while the suite has a broker killed, and the restarted
-// broker could then not bind its port. Another process may still take one
-// on purpose; the scripts then stop with a clear message.
-func freePorts(n int) (int, error) {
-	low, high := lowestPort, ephemeralStart()
-	if high-low < 1000 {
-		// No room below it on this machine: take the risk above.
-		low, high = high, 65536
-	}
-	for range 200 {
-		base := low + rand.IntN(high-low-n)
-		held := make([]net.Listener, 0, n)
-		for i := range n {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if len(held) == n {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no %d consecutive free ports on 127.0.0.1 in %d-%d", n, low, high)
-}
-
-// lowestPort is where private ports start: above the ports people give
-// their own servers (Kafka's 9092 and 19092 with offsets, Redis, mailpit).
-const lowestPort = 20000
-
-// ephemeralStart is the first port of the kernel's ephemeral range;
-// Linux's default when it cannot be read.
-func ephemeralStart() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	fields := strings.Fields(string(b))
-	if len(fields) == 0 {
-		return 32768
-	}
-	n, err := strconv.Atoi(fields[0])
-	if err != nil {
-		return 32768
-	}
-	return n
 }

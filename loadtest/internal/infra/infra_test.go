@@ -2,11 +2,9 @@ package infra
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -35,20 +33,6 @@ func repo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func TestFreePorts(t *testing.T) {
-	base, err := freePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-		if err != nil {
-			t.Fatalf("port %d of the run from %d: %v", i, base, err)
-		}
-		ln.Close()
-	}
 }
 
 func TestRedisRestartEmptiesIt(t *testing.T) {
@@ -119,23 +103,5 @@ func TestKafkaKillAndStart(t *testing.T) {
 	k.Stop()
 	if ping(refused) == nil {
 		t.Error("the broker answers after Stop")
-	}
-}
-
-// TestFreePortsAvoidTheEphemeralRange: private servers' ports are not
-// ones the kernel may hand to any connection meanwhile.
-func TestFreePortsAvoidTheEphemeralRange(t *testing.T) {
-	start := ephemeralStart()
-	if start-lowestPort < 1000 {
-		t.Skipf("this machine's ephemeral range starts at %d: no room below it, so freePorts takes ports above", start)
-	}
-	for range 20 {
-		base, err := freePorts(6)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if base < lowestPort || base+6 > start {
-			t.Errorf("ports %d-%d, want them in %d-%d", base, base+5, lowestPort, start-1)
-		}
 	}
 }
