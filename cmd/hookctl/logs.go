@@ -169,3 +169,78 @@ func redeliverCommand(ctx context.Context, e env, out *printer, args []string) e
 	}
 	return out.value(answer)
 }
+
+// overview is what hookctl shows of GET /v1/stats.
+type overview struct {
+	counts
+	Since         time.Time `json:"since"`
+	Until         time.Time `json:"until"`
+	Subscriptions []struct {
+		SubscriptionID string `json:"subscription_id"`
+		Name           string `json:"name"`
+		URL            string `json:"url"`
+		counts
+	} `json:"subscriptions"`
+	SubscriptionsTotal int `json:"subscriptions_total"`
+}
+
+type counts struct {
+	Attempts  int64 `json:"attempts"`
+	Delivered int64 `json:"delivered"`
+	Retrying  int64 `json:"retrying"`
+	Failed    int64 `json:"failed"`
+	LatencyMS struct {
+		P50 int64 `json:"p50"`
+		P95 int64 `json:"p95"`
+		P99 int64 `json:"p99"`
+	} `json:"latency_ms"`
+}
+
+func (c counts) row(first ...string) []string {
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return append(first, n(c.Attempts), n(c.Delivered), n(c.Retrying), n(c.Failed),
+		fmt.Sprintf("%d/%d/%dms", c.LatencyMS.P50, c.LatencyMS.P95, c.LatencyMS.P99))
+}
+
+// statsCommand is the tenant's attempts of a window counted by outcome,
+// in all and per endpoint, failing first (GET /v1/stats).
+func statsCommand(ctx context.Context, e env, out *printer, args []string) error {
+	const use = "stats [-since T] [-until T] [-n N]"
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	since := fs.String("since", "", "attempts started at or after: RFC 3339, or a duration ago (default 1h)")
+	until := fs.String("until", "", "attempts started before (now when empty)")
+	n := fs.Int("n", 20, "how many endpoints, failing first")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *n < 1 || *n > pageSize {
+		return fmt.Errorf("%w: %s (N: 1 to %d)", errUsage, use, pageSize)
+	}
+	q := url.Values{"limit": {strconv.Itoa(*n)}}
+	now := time.Now()
+	for name, v := range map[string]string{"since": *since, "until": *until} {
+		t, err := historyTime(v, now)
+		if err != nil {
+			return err
+		}
+		if t != "" {
+			q.Set(name, t)
+		}
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, http.MethodGet, "/v1/stats?"+q.Encode(), nil, &raw); err != nil {
+		return err
+	}
+	if out.json {
+		return out.value(raw)
+	}
+	var ov overview
+	if err := json.Unmarshal(raw, &ov); err != nil {
+		return fmt.Errorf("GET /v1/stats: %w", err)
+	}
+	headers := []string{"SUBSCRIPTION", "NAME", "URL", "ATTEMPTS", "DELIVERED", "RETRYING", "FAILED", "P50/P95/P99"}
+	rows := [][]string{ov.counts.row("all", fmt.Sprintf("%d endpoints", ov.SubscriptionsTotal),
+		ov.Since.Local().Format("15:04")+" to "+ov.Until.Local().Format("15:04"))}
+	for _, s := range ov.Subscriptions {
+		rows = append(rows, s.counts.row(s.SubscriptionID, s.Name, s.URL))
+	}
+	return out.table(headers, rows)
+}

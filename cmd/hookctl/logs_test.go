@@ -104,3 +104,43 @@ func TestHistoryTime(t *testing.T) {
 		t.Errorf("negative duration: %v", err)
 	}
 }
+
+// TestStatsCallsTheOverview: stats asks GET /v1/stats for the window and
+// count given and prints the totals and each endpoint.
+func TestStatsCallsTheOverview(t *testing.T) {
+	var asked []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		if r.Header.Get("Authorization") != "Bearer k1" {
+			t.Errorf("Authorization %q", r.Header.Get("Authorization"))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"since":"2026-01-02T02:00:00Z","until":"2026-01-02T04:00:00Z","bucket_seconds":60,
+			"attempts":12,"delivered":9,"retrying":2,"failed":1,"latency_ms":{"p50":40,"p95":210,"p99":950},"series":[],
+			"subscriptions":[{"subscription_id":"sub_bad","name":"orders","url":"https://a.example/h","attempts":4,"delivered":1,"retrying":2,"failed":1,"latency_ms":{"p50":900,"p95":950,"p99":990}}],
+			"subscriptions_total":3}`)
+	}))
+	defer api.Close()
+	t.Setenv("HOOKLINE_API_URL", api.URL)
+	t.Setenv("HOOKLINE_API_KEY", "k1")
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"stats", "-since", "2h", "-n", "5"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || !strings.HasPrefix(asked[0], "GET /v1/stats?") || !strings.Contains(asked[0], "limit=5") || !strings.Contains(asked[0], "since=") {
+		t.Fatalf("asked %q", asked)
+	}
+	for _, want := range []string{"SUBSCRIPTION", "3 endpoints", "40/210/950ms", "sub_bad", "orders", "https://a.example/h", "900/950/990ms"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stats output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := run(context.Background(), []string{"stats", "-n", "0"}, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("stats -n 0: %v, want a usage error", err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"-o", "json", "stats"}, &out); err != nil || !strings.Contains(out.String(), `"subscriptions_total": 3`) {
+		t.Errorf("stats -o json: %v\n%s", err, out.String())
+	}
+}

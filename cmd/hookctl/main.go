@@ -59,6 +59,10 @@ Delivery history (ingest API, when it has HOOKLINE_POSTGRES_URL):
                                  even if it was sent there before)
   redeliver -recover S -since T [-until T]
                                  send again the failed deliveries of a window
+  stats [-since T] [-until T] [-n N]
+                                 attempts of a window (the last hour) by
+                                 outcome with latency, in all and for the N
+                                 (20) endpoints failing most
 
 Kafka (KAFKA_BROKERS, HOOKLINE_TOPIC_PREFIX; HOOKLINE_SCHEMA_REGISTRY_URL when the services use one):
   tail [-f] [-tenant T] [-sub S] [-outcome O] [-n N]
@@ -131,6 +135,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return logsCommand(ctx, env, out, rest[1:])
 	case "redeliver":
 		return redeliverCommand(ctx, env, out, rest[1:])
+	case "stats":
+		return statsCommand(ctx, env, out, rest[1:])
 	case "lag":
 		return lagCommand(ctx, env, out)
 	case "notifications":
