@@ -77,6 +77,7 @@ func newStack(t testing.TB, opts ...kgo.Opt) *stack {
 		t.Fatalf("catalog not ready: %v", err)
 	}
 	srv.Producer, srv.View, srv.Topics, srv.Catalog = producer, view, cfg.Topics, types
+	srv.EventWrites = kafka.NewGroup(producer)
 	srv.Events = idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
