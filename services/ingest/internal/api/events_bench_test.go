@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	hookstack "github.com/hookline/hookline/pkg/stack"
+	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
@@ -36,7 +38,13 @@ import (
 //	  -cpuprofile cpu.out ./internal/api/
 func BenchmarkPostEvent(b *testing.B) {
 	var counts produceCounts
-	st := newStack(b, kgo.WithHooks(&counts))
+	// The producer as main builds it: tracing and metrics hooks too.
+	tel, err := telemetry.New(context.Background(), "ingest-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	st := newStack(b, tel.KafkaHooks(), kgo.WithHooks(&counts))
 	var ids atomic.Int64
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))

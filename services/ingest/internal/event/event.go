@@ -194,10 +194,39 @@ func (in *Input) Record(tenant string, now time.Time) record.Event {
 	return ev
 }
 
+// compact is json.Compact for JSON the decoder has already validated:
+// insignificant whitespace is exactly the whitespace outside strings, so
+// a plain loop finds it, where json.Compact runs its scanner over every
+// byte again (a fifth of an event's CPU from parse to Avro). raw itself
+// is returned when there is nothing to remove.
 func compact(raw json.RawMessage) []byte {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return raw // already validated by the decoder; keep as sent
+	var out []byte // nil until the first byte to leave out
+	inString, escaped := false, false
+	for i, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if out == nil {
+				out = append(make([]byte, 0, len(raw)), raw[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, c)
+		}
 	}
-	return b.Bytes()
+	if out == nil {
+		return raw
+	}
+	return out
 }
