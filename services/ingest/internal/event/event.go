@@ -196,37 +196,38 @@ func (in *Input) Record(tenant string, now time.Time) record.Event {
 
 // compact is json.Compact for JSON the decoder has already validated:
 // insignificant whitespace is exactly the whitespace outside strings, so
-// a plain loop finds it, where json.Compact runs its scanner over every
-// byte again (a fifth of an event's CPU from parse to Avro). raw itself
-// is returned when there is nothing to remove.
+// it is found by skipping from quote to quote, where json.Compact runs its
+// scanner over every byte again (a fifth of an event's CPU from parse to
+// Avro). raw itself is returned when there is nothing to remove.
 func compact(raw json.RawMessage) []byte {
 	var out []byte // nil until the first byte to leave out
-	inString, escaped := false, false
-	for i, c := range raw {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+	kept := 0      // raw[kept:i] is still to be copied to out
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			// Skip the string: to its closing quote, past escapes.
+			for i++; i < len(raw); i++ {
+				j := bytes.IndexAny(raw[i:], `"\`)
+				if j < 0 {
+					i = len(raw)
+					break
+				}
+				i += j
+				if raw[i] == '"' {
+					break
+				}
+				i++ // the escaped byte
 			}
-		case c == '"':
-			inString = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		case ' ', '\t', '\n', '\r':
 			if out == nil {
-				out = append(make([]byte, 0, len(raw)), raw[:i]...)
+				out = make([]byte, 0, len(raw))
 			}
-			continue
-		}
-		if out != nil {
-			out = append(out, c)
+			out = append(out, raw[kept:i]...)
+			kept = i + 1
 		}
 	}
 	if out == nil {
 		return raw
 	}
-	return out
+	return append(out, raw[kept:]...)
 }
