@@ -91,3 +91,57 @@ func TestGroupProduceSync(t *testing.T) {
 		t.Errorf("%d distinct records in the topic, want %d", len(got), callers*perCall-1)
 	}
 }
+
+// TestGroupStalledSendHandsOn has a call stall (its topic does not exist,
+// and the client never gives up on that) and checks that a call made
+// after it is still produced, once GroupHandOff has passed, and that the
+// stalled call gets its own error when its context ends.
+func TestGroupStalledSendHandsOn(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	buffered := make(chan string, 8)
+	cl, err := kafka.NewClient(cfg, testinfra.Logger(), kgo.UnknownTopicRetries(-1),
+		kgo.WithHooks(bufferedHook(func(r *kgo.Record) { buffered <- r.Topic })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	g := kafka.NewGroup(cl)
+
+	missing := cfg.Topics.Prefix + "no-such-topic"
+	stallCtx, unstall := context.WithCancel(context.Background())
+	defer unstall()
+	stalled := make(chan error, 1)
+	go func() {
+		stalled <- g.ProduceSync(stallCtx, &kgo.Record{Topic: missing, Value: []byte("stuck"), Context: stallCtx}).FirstErr()
+	}()
+	if topic := <-buffered; topic != missing { // the stalled call holds the turn
+		t.Fatalf("first record buffered is for %s", topic)
+	}
+
+	after := make(chan error, 1)
+	go func() {
+		after <- g.ProduceSync(context.Background(), &kgo.Record{Topic: cfg.Topics.Events, Value: []byte("after")}).FirstErr()
+	}()
+	select {
+	case err := <-after:
+		if err != nil {
+			t.Fatalf("the call after a stalled one: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call after a stalled one waits for it")
+	}
+	select {
+	case err := <-stalled:
+		t.Fatalf("the stalled call returned first (%v): the test proved nothing", err)
+	default:
+	}
+	unstall()
+	if err := <-stalled; err == nil {
+		t.Fatal("the stalled call: no error after its context ended")
+	}
+}
+
+// bufferedHook calls its function for each record the client buffers.
+type bufferedHook func(*kgo.Record)
+
+func (h bufferedHook) OnProduceRecordBuffered(r *kgo.Record) { h(r) }
