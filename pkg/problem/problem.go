@@ -127,7 +127,7 @@ func TooDeep(body []byte, max int) (FieldError, bool) {
 			case c == '"':
 				inString = false
 				if keyStart >= 0 && len(stack) > 0 && !stack[len(stack)-1].array {
-					stack[len(stack)-1].key = string(body[keyStart:i])
+					stack[len(stack)-1].key = body[keyStart:i]
 				}
 			}
 			continue
@@ -158,11 +158,12 @@ func TooDeep(body []byte, max int) (FieldError, bool) {
 }
 
 // jsonFrame is an open object (with its current key) or array (with its
-// current index) while TooDeep scans.
+// current index) while TooDeep scans. The key points into the body: every
+// key of every body is scanned, and only an answer needs strings.
 type jsonFrame struct {
 	array bool
 	index int
-	key   string
+	key   []byte
 }
 
 // expectsKey reports whether a string starting after prefix is an object
@@ -197,7 +198,7 @@ func pathOf(stack []jsonFrame, n int) string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(f.key)
+		b.Write(f.key)
 	}
 	return b.String()
 }

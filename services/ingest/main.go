@@ -105,7 +105,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	keys := cfg.Kafka.Topics.Keys()
 	events := idempotency.New(rdb, keys.EventIDs(), cfg.DedupeTTL)
 	srv := &api.Server{
-		Producer: producer, View: view, Codecs: codecs, Topics: cfg.Kafka.Topics, Keys: cfg.Keys,
+		Producer: producer, EventWrites: kafka.NewGroup(producer), View: view, Codecs: codecs, Topics: cfg.Kafka.Topics, Keys: cfg.Keys,
 		Events: events, Box: box, Guard: guard, Tiers: cfg.Schedule.Tiers(), MaxBody: cfg.MaxBody,
 		Log: log, Now: time.Now,
 		Replay: func(ctx context.Context, f dlq.Filter) ([]string, error) {

@@ -26,7 +26,7 @@ var testNow = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
 // offlineServer is a Server without Kafka or Redis: enough for everything
 // that is refused before a write.
-func offlineServer(t *testing.T) *Server {
+func offlineServer(t testing.TB) *Server {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

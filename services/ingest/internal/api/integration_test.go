@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
@@ -32,14 +34,15 @@ type stack struct {
 	url string
 }
 
-func newStack(t *testing.T) *stack {
+// newStack starts it; opts are added to the producer's options.
+func newStack(t testing.TB, opts ...kgo.Opt) *stack {
 	t.Helper()
 	cfg := testinfra.Kafka(t)
 	rdb := testinfra.Redis(t)
 	log := testinfra.Logger()
 	srv := offlineServer(t)
 	srv.Now = time.Now
-	producer, err := kafka.NewClient(cfg, log)
+	producer, err := kafka.NewClient(cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +77,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatalf("catalog not ready: %v", err)
 	}
 	srv.Producer, srv.View, srv.Topics, srv.Catalog = producer, view, cfg.Topics, types
+	srv.EventWrites = kafka.NewGroup(producer)
 	srv.Events = idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

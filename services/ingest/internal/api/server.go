@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
@@ -76,6 +77,11 @@ type Server struct {
 	// EventRedeliveries remembers the events sent again to a subscription,
 	// so that a second call sends nothing; nil: not remembered.
 	EventRedeliveries *idempotency.Store
+
+	// EventWrites produces POST /v1/events' records through Producer so
+	// that concurrent requests share produce requests; nil: each request
+	// produces alone.
+	EventWrites *kafka.Group
 }
 
 // route is one authenticated API call.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/pkg/record"
 )
 
@@ -473,6 +474,8 @@ func TestRequests(t *testing.T) {
 		{"cursor without id", "GET", "/v1/subscriptions?cursor=MTIz", "Bearer key-acme", "", "", http.StatusBadRequest},
 		{"event tenant field", "POST", "/v1/events", "Bearer key-acme", "application/json", `{"type":"a","data":{},"tenant":"globex"}`, http.StatusBadRequest},
 		{"event invalid", "POST", "/v1/events", "Bearer key-acme", "application/json", `[{"type":"a","data":{}},{"type":"b"}]`, http.StatusBadRequest},
+		{"event text body", "POST", "/v1/events", "Bearer key-acme", "text/plain", `{"type":"a","data":{}}`, http.StatusUnsupportedMediaType},
+		{"event nested too deep", "POST", "/v1/events", "Bearer key-acme", "application/json", deepEvent, http.StatusBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -493,6 +496,19 @@ func TestRequests(t *testing.T) {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// deepEvent is an event whose data nests one level deeper than allowed.
+var deepEvent = `{"type":"a","data":` + strings.Repeat(`{"a":`, problem.MaxNesting) + "1" + strings.Repeat("}", problem.MaxNesting) + `}`
+
+// TestPostEventsTooDeep checks that POST /v1/events names the member
+// nested too deep (event.Parse checks it; the handler does not again).
+func TestPostEventsTooDeep(t *testing.T) {
+	rec := do(t, offlineServer(t).Handler(), "POST", "/v1/events", "key-acme", deepEvent)
+	p := problemOf(t, http.StatusBadRequest, rec.Header(), rec.Body.Bytes())
+	if len(p.Errors) != 1 || !strings.HasPrefix(p.Errors[0].Field, "data.a.a") || !strings.Contains(p.Errors[0].Detail, "deeper than") {
+		t.Fatalf("errors %+v, want one naming data.a.a...", p.Errors)
 	}
 }
 

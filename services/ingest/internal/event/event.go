@@ -194,10 +194,40 @@ func (in *Input) Record(tenant string, now time.Time) record.Event {
 	return ev
 }
 
+// compact is json.Compact for JSON the decoder has already validated:
+// insignificant whitespace is exactly the whitespace outside strings, so
+// it is found by skipping from quote to quote, where json.Compact runs its
+// scanner over every byte again (a fifth of an event's CPU from parse to
+// Avro). raw itself is returned when there is nothing to remove.
 func compact(raw json.RawMessage) []byte {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return raw // already validated by the decoder; keep as sent
+	var out []byte // nil until the first byte to leave out
+	kept := 0      // raw[kept:i] is still to be copied to out
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			// Skip the string: to its closing quote, past escapes.
+			for i++; i < len(raw); i++ {
+				j := bytes.IndexAny(raw[i:], `"\`)
+				if j < 0 {
+					i = len(raw)
+					break
+				}
+				i += j
+				if raw[i] == '"' {
+					break
+				}
+				i++ // the escaped byte
+			}
+		case ' ', '\t', '\n', '\r':
+			if out == nil {
+				out = make([]byte, 0, len(raw))
+			}
+			out = append(out, raw[kept:i]...)
+			kept = i + 1
+		}
 	}
-	return b.Bytes()
+	if out == nil {
+		return raw
+	}
+	return append(out, raw[kept:]...)
 }

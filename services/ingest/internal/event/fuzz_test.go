@@ -75,3 +75,26 @@ func assertObject(t *testing.T, name, s string) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// FuzzCompact checks that compact removes from valid JSON exactly what
+// json.Compact does.
+func FuzzCompact(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"a":1}`, "{ \"a\" :\t[1, 2 ,\n3],\r\"b\": \"x y\" }",
+		`{"s":"quote \" and \\ and \\\" then space "}`, `{"u":"\u00e9 \t"}`, ` {"a": {"b": null}} `,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) {
+			return
+		}
+		var want bytes.Buffer
+		if err := json.Compact(&want, raw); err != nil {
+			t.Fatal(err)
+		}
+		if got := compact(raw); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("compact(%q) = %q, json.Compact: %q", raw, got, want.Bytes())
+		}
+	})
+}
