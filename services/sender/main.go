@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
@@ -24,7 +25,6 @@ import (
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
 )
 

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
@@ -34,7 +35,6 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/wire"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // Defaults of the Dispatcher's settings, each used when its field is zero.

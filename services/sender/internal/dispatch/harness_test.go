@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ratelimit"
@@ -26,9 +27,8 @@ import (
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
 // schedule is the tests' retry schedule: two short tiers.

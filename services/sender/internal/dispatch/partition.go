@@ -390,7 +390,7 @@ func (pt *partition) refresh(l *lane) {
 		// while before giving up on its deliveries.
 		l.sub, l.ep, l.lookup = nil, nil, pt.d.now().Add(viewLag)
 		return
-	case sub == l.sub && !l.ep.stale(pt.d.now()):
+	case sub == l.sub && !l.ep.Stale(pt.d.now()):
 		return
 	}
 	l.sub, l.lookup, l.gone = sub, time.Time{}, ""
@@ -426,8 +426,8 @@ func (pt *partition) admit(it *item) {
 // route sends a delivery of a known subscription on its way.
 func (pt *partition) route(l *lane, it *item) {
 	switch {
-	case l.ep.unsendable != "":
-		pt.deadLetter(l, []*item{it}, l.ep.unsendable)
+	case l.ep.Unsendable != "":
+		pt.deadLetter(l, []*item{it}, l.ep.Unsendable)
 		return
 	case l.gone != "":
 		pt.deadLetter(l, []*item{it}, subscription.DisabledError(l.gone))
