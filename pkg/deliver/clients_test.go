@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/deliver"
+	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/testreceiver"
 )
 

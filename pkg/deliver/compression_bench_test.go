@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/testreceiver"
 )
 

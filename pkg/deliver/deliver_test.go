@@ -21,12 +21,12 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
