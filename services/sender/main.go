@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hookline/hookline/pkg/claim"
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/health"
@@ -118,6 +119,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Schedule:       cfg.Schedule,
 		Producer:       producer,
 		Delivered:      idempotency.New(rdb, keys.Delivered(), cfg.DeliveredTTL),
+		Claims:         claim.New(rdb, keys.Claims()),
 		Limiter:        ratelimit.New(rdb, keys.Rate()),
 		Health:         health.New(rdb, keys.Health(), cfg.DisableWindow),
 		Tails:          dispatch.NewTails(rdb, keys.Parked(), 24*time.Hour),

@@ -77,7 +77,10 @@ type partition struct {
 	armed    time.Time          // what the loop's timer is set for
 	reviewed time.Time
 
-	pending   []*item // fetched, waiting for Redis to say which are delivered
+	pending []*item // fetched, waiting for Redis to say which are delivered
+	// awaiting are held deliveries that ingest claimed in immediate mode,
+	// waiting for that attempt to end (claims.go).
+	awaiting  []*item
 	retryAt   time.Time
 	redisWait time.Duration
 	marks     []string      // delivered ids to mark
@@ -238,6 +241,10 @@ func (pt *partition) stop() {
 	}
 	pt.stopping = true
 	pt.pending = nil
+	for _, it := range pt.awaiting {
+		pt.release(it)
+	}
+	pt.awaiting = nil
 	for _, l := range pt.lanes {
 		for _, it := range l.unknown {
 			pt.release(it)
@@ -301,14 +308,16 @@ func (pt *partition) check() {
 		return
 	}
 	pt.pending, pt.redisWait, pt.retryAt = nil, 0, time.Time{}
+	fresh := items[:0]
 	for i, it := range items {
 		if marked[i] || pt.repeat(ids[i]) || pt.unmarked[ids[i]] > 0 {
 			pt.d.Metrics.Suppressed.Inc()
 			pt.p.Finish(it.rec)
 			continue
 		}
-		pt.admit(it)
+		fresh = append(fresh, it)
 	}
+	pt.settle(fresh) // immediate mode's claims (claims.go)
 }
 
 // hold and release count a delivery in and out of the partition's memory.
@@ -963,6 +972,7 @@ func (pt *partition) tick() {
 		pt.check()
 	}
 	pt.flushMarks()
+	pt.lookAgain()
 	review := now.Sub(pt.reviewed) >= reviewEvery
 	if review {
 		pt.reviewed = now
