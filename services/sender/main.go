@@ -5,9 +5,7 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -88,18 +86,9 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	box, guard := cfg.Box, cfg.Guard
-	var roots *x509.CertPool
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return err
-		}
-		if roots, err = x509.SystemCertPool(); err != nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("HOOKLINE_SENDER_CA_FILE %s holds no certificate", cfg.CAFile)
-		}
+	roots, err := deliver.RootCAs(cfg.CAFile)
+	if err != nil {
+		return fmt.Errorf("HOOKLINE_SENDER_CA_FILE: %w", err)
 	}
 	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
 	if err != nil {
