@@ -89,10 +89,10 @@ func main() {
 	if err := console.CheckFrameAncestors(cfg.FrameAncestors); err != nil {
 		r.Fail("HOOKLINE_PORTAL_FRAME_ANCESTORS", err)
 	}
-	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo); immediate mode sends as the sender does")
-	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host, for immediate mode")
-	cfg.CertClients = r.Int("HOOKLINE_SENDER_CLIENT_CERTS", deliver.DefaultMaxCertClients, "client certificates (mutual TLS) whose connection pools are kept at once, for immediate mode")
-	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends (the sender's marks, set by immediate mode too)")
+	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo)")
+	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	cfg.CertClients = r.Int("HOOKLINE_SENDER_CLIENT_CERTS", deliver.DefaultMaxCertClients, "client certificates (mutual TLS) whose connection pools are kept at once; the least recently used beyond are dropped")
+	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
 	cfg.ImmediateMax = r.Int("HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT", immediate.DefaultMaxInFlight, "immediate-mode attempts in flight per instance; beyond, deliveries are queued (the pipeline delivers them)")
 	cfg.ImmediateTenant = r.Int("HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT_PER_TENANT", immediate.DefaultMaxInFlightTenant, "of those, per tenant")
 	for name, v := range map[string]int{"HOOKLINE_SENDER_CONNS_PER_HOST": cfg.ConnsPerHost, "HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT": cfg.ImmediateMax, "HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT_PER_TENANT": cfg.ImmediateTenant} {
