@@ -308,13 +308,16 @@ func (pt *partition) check() {
 		return
 	}
 	pt.pending, pt.redisWait, pt.retryAt = nil, 0, time.Time{}
-	fresh := items[:0]
+	fresh, taken := items[:0], make(map[string]bool, len(items))
 	for i, it := range items {
-		if marked[i] || pt.repeat(ids[i]) || pt.unmarked[ids[i]] > 0 {
+		// taken: a repeat of one admitted from this same fetch, which is
+		// held only once settle admits it.
+		if marked[i] || pt.repeat(ids[i]) || pt.unmarked[ids[i]] > 0 || taken[ids[i]] {
 			pt.d.Metrics.Suppressed.Inc()
 			pt.p.Finish(it.rec)
 			continue
 		}
+		taken[ids[i]] = true
 		fresh = append(fresh, it)
 	}
 	pt.settle(fresh) // immediate mode's claims (claims.go)
