@@ -72,16 +72,10 @@ func TestImmediateModeThroughTheStack(t *testing.T) {
 		}
 		return ans
 	}
-	sent := func(id string) int {
+	sent := func(id string) int { // not inside waitFor's condition: it holds rc.mu
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
-		n := 0
-		for _, r := range rc.got {
-			if r.Header.Get("webhook-id") == id {
-				n++
-			}
-		}
-		return n
+		return countID(rc.got, id)
 	}
 	// settled posts a queue-mode event of the same subject after the
 	// immediate one and waits for it: the pipeline's copy of the immediate
@@ -140,7 +134,7 @@ func TestImmediateModeThroughTheStack(t *testing.T) {
 		if d.Outcome != "failed" || d.StatusCode != http.StatusServiceUnavailable || d.SubscriptionID != failSub {
 			t.Fatalf("answer %+v, want failed 503", d)
 		}
-		rc.waitFor(t, 60*time.Second, "the retry", func([]*http.Request, [][]byte) bool { return sent(d.DeliveryID) >= 2 })
+		rc.waitFor(t, 60*time.Second, "the retry", func(reqs []*http.Request, _ [][]byte) bool { return countID(reqs, d.DeliveryID) >= 2 })
 		time.Sleep(2 * time.Second)
 		if n := sent(d.DeliveryID); n != 2 {
 			t.Errorf("the receiver got the delivery %d times, want twice (the immediate attempt and the retry)", n)
@@ -154,7 +148,7 @@ func TestImmediateModeThroughTheStack(t *testing.T) {
 		if d.Outcome != "pending" || d.SubscriptionID != slowSub {
 			t.Fatalf("answer %+v, want pending", d)
 		}
-		rc.waitFor(t, 30*time.Second, "the slow delivery", func([]*http.Request, [][]byte) bool { return sent(d.DeliveryID) >= 1 })
+		rc.waitFor(t, 30*time.Second, "the slow delivery", func(reqs []*http.Request, _ [][]byte) bool { return countID(reqs, d.DeliveryID) >= 1 })
 		time.Sleep(500 * time.Millisecond) // its claim resolved
 		settled("imm.slow", "ord_slow")
 		time.Sleep(time.Second)
