@@ -363,4 +363,3 @@ func TestHostileNeighbour(t *testing.T) {
 		t.Errorf("good's delivery took %v beside a hanging neighbour", took)
 	}
 }
-
