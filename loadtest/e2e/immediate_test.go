@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +29,8 @@ type immediateAnswer struct {
 // attempt goes on as attempt 2 from the first retry tier, one still under
 // way past the wait ends once, and a batch subscription's delivery is
 // queued for the pipeline, which delivers it. Each history in the
-// delivery log starts with the immediate attempt as attempt 1.
+// delivery log, and so in the history API, starts with the immediate
+// attempt as attempt 1.
 func TestImmediateModeThroughTheStack(t *testing.T) {
 	rc := newReceiver(t)
 	var (
@@ -50,7 +52,7 @@ func TestImmediateModeThroughTheStack(t *testing.T) {
 		}
 		return http.StatusNoContent, nil
 	}
-	s := startStack(t, rc.Cert.PEM, "1s,2s")
+	s := startStack(t, rc.Cert.PEM, "1s,2s", withHistory(t))
 	subscribe := func(path, eventType string, extra map[string]any) string {
 		t.Helper()
 		body := map[string]any{"url": rc.URL + path, "event_types": []string{eventType}}
@@ -190,6 +192,26 @@ func TestImmediateModeThroughTheStack(t *testing.T) {
 	for id, w := range want {
 		if got := fmt.Sprint(byID[id]); got != w {
 			t.Errorf("delivery log of %s: %s, want %s", id, got, w)
+		}
+	}
+
+	// The history API tells the same story (the logs service's store).
+	for id, w := range want {
+		var got []string
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			var d historyDelivery
+			code, _ := s.call(http.MethodGet, "/v1/deliveries/"+id, s.Key, "", nil, &d)
+			got = nil
+			for _, a := range d.Attempts {
+				got = append(got, fmt.Sprintf("%d:%s", a.Attempt, a.Outcome))
+			}
+			slices.Sort(got)
+			if code == http.StatusOK && fmt.Sprint(got) == w || time.Now().After(deadline) {
+				break
+			}
+		}
+		if fmt.Sprint(got) != w {
+			t.Errorf("history of %s: %v, want %s", id, got, w)
 		}
 	}
 }
