@@ -241,10 +241,15 @@ func (h *HTTPProducer) Send(ctx context.Context, evs []Event, done func(Event, e
 			h.wg.Go(h.worker)
 		}
 	})
-	// A request holds events of one tenant, so split by tenant.
+	// A request holds events of one tenant, so split by tenant; a single
+	// producer's, one event each (Load paces a high rate in chunks).
 	byTenant := map[int][]Event{}
-	for _, ev := range evs {
-		byTenant[ev.Tenant] = append(byTenant[ev.Tenant], ev)
+	for i, ev := range evs {
+		key := ev.Tenant
+		if h.Single {
+			key = i
+		}
+		byTenant[key] = append(byTenant[key], ev)
 	}
 	for _, group := range byTenant {
 		select {
