@@ -452,14 +452,14 @@ func immediateFigures(res *report.Result, prod workload.Producer) {
 	}
 	res.Requests = report.Summarize(h.Took())
 	im := &report.Immediate{Outcomes: map[string]int{}}
-	var overhead []time.Duration
+	var overhead, attempt []time.Duration
 	for _, a := range h.Answers() {
 		im.Outcomes[cmp.Or(a.Outcome, "none")]++
 		if a.Outcome == "delivered" {
-			overhead = append(overhead, max(a.Took-a.Attempt, 0))
+			overhead, attempt = append(overhead, max(a.Took-a.Attempt, 0)), append(attempt, a.Attempt)
 		}
 	}
-	im.Overhead = report.Summarize(overhead)
+	im.Overhead, im.Attempt = report.Summarize(overhead), report.Summarize(attempt)
 	res.Immediate = im
 	if n := im.Outcomes["delivered"]; n < len(h.Answers()) {
 		res.Problems = append(res.Problems, fmt.Sprintf("%d of %d immediate requests were not delivered in the request: %v", len(h.Answers())-n, len(h.Answers()), im.Outcomes))

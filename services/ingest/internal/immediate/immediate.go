@@ -277,11 +277,12 @@ func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
 		p.d.running.Add(1)
 		go func() {
 			defer p.d.running.Done()
-			defer close(a.done)
-			res := p.d.attempt(bg, a, span)
+			res, settle := p.d.attempt(bg, a, span)
 			mu.Lock()
 			out[a.i] = res
 			mu.Unlock()
+			close(a.done) // the answer need not wait for the settling
+			settle()
 		}()
 	}
 	timer := time.NewTimer(wait)
@@ -309,29 +310,32 @@ func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
 	return append([]Delivery(nil), out...)
 }
 
-// attempt makes one attempt, writes it to the delivery log as attempt 1
-// and resolves its claim, then frees its slot.
-func (d *Deliverer) attempt(ctx context.Context, a *attempt, span trace.SpanContext) Delivery {
-	defer d.release(a.dl.Tenant)
+// attempt makes one attempt and frees its slot. It returns the answer's
+// entry at once, and settle, which writes the attempt to the delivery log
+// as attempt 1 and resolves its claim: the caller answers first.
+func (d *Deliverer) attempt(ctx context.Context, a *attempt, span trace.SpanContext) (Delivery, func()) {
 	req := a.ep.Request(&a.dl, d.httpAllowed)
 	req.Span = span
 	started := d.Now()
 	res := deliver.Send(ctx, d.Client, req, started)
-	o := deliver.Decide(a.dl, a.ep.Sub, res, started, d.Schedule)
-	if span.HasTraceID() {
-		o.Attempt.TraceID = span.TraceID().String()
-	}
-	logged := d.logAttempt(ctx, &o.Attempt)
-	d.resolve(ctx, a.dl.ID, res, started)
-	if err := <-logged; err != nil {
-		d.Log.Error().Err(err).Str("delivery", a.dl.ID).Msg("immediate mode: the attempt is not in the delivery log")
-	}
+	d.release(a.dl.Tenant)
 	out := Delivery{SubscriptionID: a.dl.SubscriptionID, DeliveryID: a.dl.ID, StatusCode: res.Status,
 		Outcome: Failed, DurationMS: res.Duration.Milliseconds(), Error: res.Err}
 	if res.Class == deliver.Delivered {
 		out.Outcome = Delivered
 	}
-	return out
+	settle := func() {
+		o := deliver.Decide(a.dl, a.ep.Sub, res, started, d.Schedule)
+		if span.HasTraceID() {
+			o.Attempt.TraceID = span.TraceID().String()
+		}
+		logged := d.logAttempt(ctx, &o.Attempt)
+		d.resolve(ctx, a.dl.ID, res, started)
+		if err := <-logged; err != nil {
+			d.Log.Error().Err(err).Str("delivery", a.dl.ID).Msg("immediate mode: the attempt is not in the delivery log")
+		}
+	}
+	return out, settle
 }
 
 // httpAllowed reports whether the operator allows plain http to host.
@@ -377,7 +381,8 @@ func (d *Deliverer) resolve(ctx context.Context, id string, res deliver.Result, 
 	d.Log.Error().Err(err).Str("delivery", id).Msg("immediate mode: claim not resolved; the pipeline will send the delivery again when it expires")
 }
 
-// Wait returns once every attempt started has ended: a shutdown waits for
+// Wait returns once every attempt started has ended and settled (its
+// delivery log record written, its claim resolved): a shutdown waits for
 // them, so that their claims are resolved rather than left to expire.
 func (d *Deliverer) Wait() { d.running.Wait() }
 

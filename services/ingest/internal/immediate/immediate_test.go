@@ -168,6 +168,7 @@ func TestDeliveredIsAttemptOne(t *testing.T) {
 	if len(reqs) != 1 || reqs[0].Header.Get(signature.HeaderID) != got.DeliveryID || reqs[0].Header.Get(signature.HeaderSignature) == "" {
 		t.Fatalf("receiver got %d requests (want 1, webhook-id %s, signed)", len(reqs), got.DeliveryID)
 	}
+	e.d.Wait() // the answer comes before the claim is resolved
 	if c := e.claim(got.DeliveryID); c.State != claim.Delivered {
 		t.Errorf("claim %+v, want delivered", c)
 	}
@@ -192,6 +193,7 @@ func TestFailedAttemptGoesOnAsAttemptOne(t *testing.T) {
 	if immediate.Status(ds) != http.StatusOK {
 		t.Errorf("status %d, want 200: the attempt ended", immediate.Status(ds))
 	}
+	e.d.Wait()
 	c := e.claim(got.DeliveryID)
 	if c.State != claim.Failed || c.Failure.Status != 503 || c.Failure.Class != deliver.Retryable {
 		t.Errorf("claim %+v, want failed after a retryable 503", c)
@@ -252,6 +254,7 @@ func TestRefusedTargetIsNotCalled(t *testing.T) {
 	if as := e.attempts(1)[got.DeliveryID]; len(as) != 1 || as[0].Outcome != record.OutcomeDeadLettered {
 		t.Errorf("delivery log %+v, want attempt 1 dead-lettered (a refused target is permanent)", as)
 	}
+	e.d.Wait()
 	if c := e.claim(got.DeliveryID); c.State != claim.Failed || c.Failure.Class != deliver.Permanent {
 		t.Errorf("claim %+v, want failed, permanent", c)
 	}
