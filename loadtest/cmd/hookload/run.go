@@ -452,14 +452,17 @@ func immediateFigures(res *report.Result, prod workload.Producer) {
 	}
 	res.Requests = report.Summarize(h.Took())
 	im := &report.Immediate{Outcomes: map[string]int{}}
-	var overhead, attempt []time.Duration
+	var overhead, attempt, queued []time.Duration
 	for _, a := range h.Answers() {
 		im.Outcomes[cmp.Or(a.Outcome, "none")]++
-		if a.Outcome == "delivered" {
+		switch a.Outcome {
+		case "delivered":
 			overhead, attempt = append(overhead, max(a.Took-a.Attempt, 0)), append(attempt, a.Attempt)
+		case "queued":
+			queued = append(queued, a.Took)
 		}
 	}
-	im.Overhead, im.Attempt = report.Summarize(overhead), report.Summarize(attempt)
+	im.Overhead, im.Attempt, im.Queued = report.Summarize(overhead), report.Summarize(attempt), report.Summarize(queued)
 	res.Immediate = im
 	if n := im.Outcomes["delivered"]; n < len(h.Answers()) {
 		res.Problems = append(res.Problems, fmt.Sprintf("%d of %d immediate requests were not delivered in the request: %v", len(h.Answers())-n, len(h.Answers()), im.Outcomes))

@@ -122,6 +122,9 @@ type Immediate struct {
 	Overhead Latency `json:"overhead"`
 	// Attempt is the delivered attempts' own time (duration_ms).
 	Attempt Latency `json:"attempt"`
+	// Queued is the answer time of requests whose delivery was queued:
+	// the same request without an attempt, a baseline in the same run.
+	Queued Latency `json:"queued"`
 	// Outcomes counts the answers' outcomes (delivered, queued, ...).
 	Outcomes map[string]int `json:"outcomes"`
 }
@@ -241,8 +244,8 @@ func (r *Run) Markdown(w io.Writer) {
 				res.Scenario, res.Accepted, res.Ceiling.PerSecond, res.Ratio, res.Requests.P50, res.Requests.P99)
 		}
 		if im := res.Immediate; im != nil {
-			fmt.Fprintf(w, "\n%s: answer p50 %.1f ms, p99 %.1f ms; the attempt's own time p50 %.0f ms, p99 %.0f ms; answer less the attempt's own time p50 %.1f ms, p99 %.1f ms; outcomes %v\n",
-				res.Scenario, res.Requests.P50, res.Requests.P99, im.Attempt.P50, im.Attempt.P99, im.Overhead.P50, im.Overhead.P99, im.Outcomes)
+			fmt.Fprintf(w, "\n%s: answer p50 %.1f ms, p99 %.1f ms; the attempt's own time p50 %.0f ms, p99 %.0f ms; answer less the attempt's own time p50 %.1f ms, p99 %.1f ms; queued answers (no attempt) p50 %.1f ms, p99 %.1f ms; outcomes %v\n",
+				res.Scenario, res.Requests.P50, res.Requests.P99, im.Attempt.P50, im.Attempt.P99, im.Overhead.P50, im.Overhead.P99, im.Queued.P50, im.Queued.P99, im.Outcomes)
 		}
 		if len(res.Hops) > 0 {
 			fmt.Fprintf(w, "\n%s, per hop (ms):\n\n| hop | from → to | count | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n", res.Scenario)
