@@ -42,6 +42,7 @@ func (pt *partition) settle(items []*item) {
 		pt.claimsFailed(look, err)
 		return
 	}
+	pt.claimsDown = false
 	for i, it := range look {
 		pt.claimed(it, claims[i])
 	}
@@ -71,7 +72,10 @@ func (pt *partition) claimsFailed(items []*item, err error) {
 		return // stopping: left unfinished for the next owner
 	}
 	pt.d.Metrics.RedisErrors.Inc()
-	pt.log.Warn().Err(err).Msg("immediate-mode claims unavailable; deliveries wait for Redis")
+	if !pt.claimsDown { // said once, not at every tick while Redis is down
+		pt.claimsDown = true
+		pt.log.Warn().Err(err).Msg("immediate-mode claims unavailable; deliveries wait for Redis")
+	}
 	for _, it := range items {
 		pt.hold(it)
 	}
@@ -98,6 +102,7 @@ func (pt *partition) lookAgain() {
 		pt.claimsFailed(items, err)
 		return
 	}
+	pt.claimsDown = false
 	for i, it := range items {
 		pt.claimed(it, claims[i])
 	}

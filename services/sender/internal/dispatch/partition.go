@@ -80,12 +80,13 @@ type partition struct {
 	pending []*item // fetched, waiting for Redis to say which are delivered
 	// awaiting are held deliveries that ingest claimed in immediate mode,
 	// waiting for that attempt to end (claims.go).
-	awaiting  []*item
-	retryAt   time.Time
-	redisWait time.Duration
-	marks     []string      // delivered ids to mark
-	markRecs  []*kgo.Record // finished once marked
-	marking   bool
+	awaiting   []*item
+	claimsDown bool // the last read of claims failed (logged once)
+	retryAt    time.Time
+	redisWait  time.Duration
+	marks      []string      // delivered ids to mark
+	markRecs   []*kgo.Record // finished once marked
+	marking    bool
 	// lastInOrder is closed once the last tail save or clear has run.
 	lastInOrder <-chan struct{}
 	stopping    bool
