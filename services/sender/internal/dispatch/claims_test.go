@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hookline/hookline/pkg/claim"
 	"github.com/hookline/hookline/pkg/deliver"
@@ -86,5 +87,33 @@ func TestClaimedDeliveriesWaitForIngest(t *testing.T) {
 				t.Errorf("suppressed %v, want %v", got, tc.suppressed)
 			}
 		})
+	}
+}
+
+// TestClaimsUnavailableHoldDeliveries: while the claims cannot be read
+// (Redis refusing), a fresh delivery is not sent (ingest may be sending
+// it); once they can, it goes, once.
+func TestClaimsUnavailableHoldDeliveries(t *testing.T) {
+	e := newEnv(t)
+	rcv := testreceiver.New(t, nil)
+	sub, _ := e.subscribe(rcv.URL, []time.Duration{0})
+	gate := newRedisGate(e.keys+"claim:", true, "mget")
+	rdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(gate)
+	run := e.run(e.senderWith(rcv, rdb), "sender")
+	t.Cleanup(gate.open)
+
+	d := e.delivery(sub, `{}`)
+	e.publish(d)
+	gate.waitFor(t, d.ID)
+	time.Sleep(500 * time.Millisecond) // ticks that look again, and fail
+	if n := len(rcv.Requests()); n != 0 {
+		t.Fatalf("sent %d requests while the claims were unreadable, want none", n)
+	}
+	gate.open()
+	run.waitHandled(t, 1, 30*time.Second)
+	if got := len(byID(rcv.Requests())[d.ID]); got != 1 {
+		t.Errorf("sent %d times once the claims were readable, want once", got)
 	}
 }
