@@ -58,7 +58,7 @@ func TestDocumented(t *testing.T) {
 		t.Errorf("the row of %s does not give its bound, %d bytes", HeaderError, MaxReasonBytes)
 	}
 	k := NewTopics(DefaultPrefix).Keys()
-	for _, kind := range []string{k.EventIDs(), k.Delivered(), k.Rate(), k.Health(), k.Parked(), k.Notify(), k.Crash(), k.EventRedeliveries()} {
+	for _, kind := range []string{k.EventIDs(), k.Delivered(), k.Claims(), k.Rate(), k.Health(), k.Parked(), k.Notify(), k.Crash(), k.EventRedeliveries()} {
 		if !strings.Contains(doc, "| `"+kind) {
 			t.Errorf("no row for the Redis keys %s...", kind)
 		}

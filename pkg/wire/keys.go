@@ -20,6 +20,10 @@ func (k Keys) EventIDs() string { return k.ns + "event:" }
 // Delivered prefixes the deliveries the sender has delivered (idempotency).
 func (k Keys) Delivered() string { return k.ns + "delivered:" }
 
+// Claims prefixes ingest's claims on the deliveries it attempts in
+// immediate mode, which the sender honours (pkg/claim).
+func (k Keys) Claims() string { return k.ns + "claim:" }
+
 // Parked prefixes the parked tail of an ordered subscription's lane.
 func (k Keys) Parked() string { return k.ns + "parked:" }
 

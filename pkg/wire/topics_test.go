@@ -155,7 +155,7 @@ func TestNamesFromThePrefix(t *testing.T) {
 // of one kind never picks up another's keys.
 func TestKeysDoNotOverlap(t *testing.T) {
 	k := NewTopics(DefaultPrefix).Keys()
-	kinds := []string{k.EventIDs(), k.Delivered(), k.Parked(), k.Rate(), k.Health(), k.Notify(), k.Crash(), k.EventRedeliveries()}
+	kinds := []string{k.EventIDs(), k.Delivered(), k.Claims(), k.Parked(), k.Rate(), k.Health(), k.Notify(), k.Crash(), k.EventRedeliveries()}
 	for i, a := range kinds {
 		if !strings.HasPrefix(a, k.Namespace()) {
 			t.Errorf("%q is outside the namespace %q", a, k.Namespace())

@@ -13,13 +13,17 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hookline/hookline/pkg/claim"
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/dlq"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/index"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/logstore/pglogstore"
 	"github.com/hookline/hookline/pkg/ops"
+	"github.com/hookline/hookline/pkg/ratelimit"
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/ssrf"
@@ -30,6 +34,7 @@ import (
 	"github.com/hookline/hookline/services/ingest/internal/console"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
 	"github.com/hookline/hookline/services/ingest/internal/event"
+	"github.com/hookline/hookline/services/ingest/internal/immediate"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -47,6 +52,12 @@ type settings struct {
 
 	PublicURL      string
 	FrameAncestors []string
+
+	// Immediate mode (package immediate).
+	CAFile                        string
+	ConnsPerHost, CertClients     int
+	ImmediateMax, ImmediateTenant int
+	DeliveredTTL                  time.Duration
 
 	PostgresURL      string
 	PostgresMaxConns int
@@ -78,6 +89,17 @@ func main() {
 	if err := console.CheckFrameAncestors(cfg.FrameAncestors); err != nil {
 		r.Fail("HOOKLINE_PORTAL_FRAME_ANCESTORS", err)
 	}
+	cfg.CAFile = r.String("HOOKLINE_SENDER_CA_FILE", "", "PEM file of extra CAs to trust for endpoints (private CAs, the local demo)")
+	cfg.ConnsPerHost = r.Int("HOOKLINE_SENDER_CONNS_PER_HOST", 32, "connections per endpoint host")
+	cfg.CertClients = r.Int("HOOKLINE_SENDER_CLIENT_CERTS", deliver.DefaultMaxCertClients, "client certificates (mutual TLS) whose connection pools are kept at once; the least recently used beyond are dropped")
+	cfg.DeliveredTTL = r.Duration("HOOKLINE_DELIVERED_TTL", 7*24*time.Hour, "how long a delivered id is remembered to suppress re-sends")
+	cfg.ImmediateMax = r.Int("HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT", immediate.DefaultMaxInFlight, "immediate-mode attempts in flight per instance; beyond, deliveries are queued (the pipeline delivers them)")
+	cfg.ImmediateTenant = r.Int("HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT_PER_TENANT", immediate.DefaultMaxInFlightTenant, "of those, per tenant")
+	for name, v := range map[string]int{"HOOKLINE_SENDER_CONNS_PER_HOST": cfg.ConnsPerHost, "HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT": cfg.ImmediateMax, "HOOKLINE_IMMEDIATE_MAX_IN_FLIGHT_PER_TENANT": cfg.ImmediateTenant} {
+		if v < 1 {
+			r.Fail(name, fmt.Errorf("must be at least 1"))
+		}
+	}
 	cfg.PostgresURL = r.String("HOOKLINE_POSTGRES_URL", "", "the delivery history's PostgreSQL (the logs service's), read by the history API; empty: the history API answers 404")
 	cfg.PostgresMaxConns = r.Int("HOOKLINE_POSTGRES_MAX_CONNS", 8, "connections to PostgreSQL per process")
 	cfg.HistoryTimeout = r.Duration("HOOKLINE_HISTORY_QUERY_TIMEOUT", 5*time.Second, "longest a history query may run; beyond, the call answers 503")
@@ -101,6 +123,8 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	defer producer.Close()
 
 	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
+	ix := index.New(log) // immediate mode matches as the matcher does
+	view.OnChange(ix.Update)
 	types := catalog.New(cfg.Kafka.Topics, codecs, log)
 	keys := cfg.Kafka.Topics.Keys()
 	events := idempotency.New(rdb, keys.EventIDs(), cfg.DedupeTTL)
@@ -112,6 +136,21 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 			return dlq.Replay(ctx, cfg.Kafka, codecs, producer, f)
 		},
 	}
+	roots, err := deliver.RootCAs(cfg.CAFile)
+	if err != nil {
+		return fmt.Errorf("HOOKLINE_SENDER_CA_FILE: %w", err)
+	}
+	clientOpts := deliver.ClientOptions{Guard: guard, RootCAs: roots, MaxConnsPerHost: cfg.ConnsPerHost}
+	srv.Immediate = &immediate.Deliverer{
+		Index: ix, Opener: deliver.Opener{Box: box, Certs: deliver.NewClients(clientOpts, cfg.CertClients)},
+		Client: deliver.NewClient(clientOpts), Guard: guard, Limiter: ratelimit.New(rdb, keys.Rate()),
+		Claims: claim.New(rdb, keys.Claims()), Delivered: idempotency.New(rdb, keys.Delivered(), cfg.DeliveredTTL),
+		Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Schedule: cfg.Schedule, Log: log, Now: time.Now,
+		MaxInFlight: cfg.ImmediateMax, MaxInFlightTenant: cfg.ImmediateTenant,
+	}
+	// A shutdown lets the attempts under way end and settle their claims
+	// (the producer, closed later, writes their delivery log records).
+	defer srv.Immediate.Wait()
 	outcomes, err := outcome.New(cfg.Kafka, codecs, log, cfg.PingWaiters, cfg.PingWaitersTenant)
 	if err != nil {
 		return err

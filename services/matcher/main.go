@@ -21,11 +21,11 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/crashguard"
+	"github.com/hookline/hookline/pkg/index"
 	"github.com/hookline/hookline/pkg/ops"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/services/matcher/internal/index"
 	"github.com/hookline/hookline/services/matcher/internal/match"
 )
 

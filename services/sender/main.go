@@ -5,16 +5,16 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hookline/hookline/pkg/claim"
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
@@ -24,7 +24,6 @@ import (
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
 )
 
@@ -87,18 +86,9 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	box, guard := cfg.Box, cfg.Guard
-	var roots *x509.CertPool
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return err
-		}
-		if roots, err = x509.SystemCertPool(); err != nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("HOOKLINE_SENDER_CA_FILE %s holds no certificate", cfg.CAFile)
-		}
+	roots, err := deliver.RootCAs(cfg.CAFile)
+	if err != nil {
+		return fmt.Errorf("HOOKLINE_SENDER_CA_FILE: %w", err)
 	}
 	producer, err := kafka.NewClient(cfg.Kafka, log, tel.KafkaHooks())
 	if err != nil {
@@ -118,6 +108,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Schedule:       cfg.Schedule,
 		Producer:       producer,
 		Delivered:      idempotency.New(rdb, keys.Delivered(), cfg.DeliveredTTL),
+		Claims:         claim.New(rdb, keys.Claims()),
 		Limiter:        ratelimit.New(rdb, keys.Rate()),
 		Health:         health.New(rdb, keys.Health(), cfg.DisableWindow),
 		Tails:          dispatch.NewTails(rdb, keys.Parked(), 24*time.Hour),

@@ -20,7 +20,7 @@ import (
 	"github.com/hookline/hookline/pkg/secretbox"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // runMainEnv makes the test binary run the sender itself, so that tests

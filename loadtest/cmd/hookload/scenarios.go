@@ -42,6 +42,9 @@ type scenario struct {
 	clients int
 	// single sends one event per request (at the scenario's rate).
 	single bool
+	// immediate sends each (single) event with ?mode=immediate and reports
+	// the answer time less the attempt's own (report.Immediate).
+	immediate bool
 }
 
 // endpoint is how one endpoint of a scenario misbehaves.
@@ -69,7 +72,7 @@ var sizes = map[string]struct {
 // scenarioNames lists the scenarios in the order they run: the failing one
 // last, so that its retries cannot disturb another's numbers, and the
 // neighbours ones before it, since their bad endpoints retry too.
-var scenarioNames = []string{"throughput", "fanout", "selective", "latency", "trickle", "api", "idle", "neighbours", "at-scale", "failing"}
+var scenarioNames = []string{"throughput", "fanout", "selective", "latency", "trickle", "api", "immediate", "idle", "neighbours", "at-scale", "failing"}
 
 // slow3s is an endpoint that answers after 3 seconds.
 var slow3s = endpoint{faults: sink.Faults{SlowRate: 1, Slow: 3 * time.Second}}
@@ -222,6 +225,12 @@ func scenarios(size string, payload int) ([]scenario, error) {
 		plan:   plan("api", 1, 1, 1, 1),
 		events: sz.events / 2, via: "http", clients: 64,
 		send: 2 * time.Minute, drain: time.Minute,
+	}, {
+		name:   "immediate",
+		about:  "a steady 500 events/s through POST /v1/events?mode=immediate, one event per request: the answer less the receiver's own time",
+		plan:   plan("immediate", 1, 1, 1, 1),
+		events: int(500 * sz.latencyFor.Seconds()), rate: 500, via: "http", single: true, immediate: true,
+		send: sz.latencyFor + 30*time.Second, drain: time.Minute,
 	}, {
 		name:  "idle",
 		about: "nothing sent: the stack's CPU at rest, the broker's included",

@@ -91,3 +91,12 @@ func TestAtScaleScenario(t *testing.T) {
 		t.Errorf("problems %q, want one for 70%% of the throughput alone", with.Problems)
 	}
 }
+
+// TestImmediateScenario: the figure is taken at 500 requests/s,
+// one event each, in immediate mode.
+func TestImmediateScenario(t *testing.T) {
+	sc := find(t, "immediate")
+	if sc.rate != 500 || !sc.single || !sc.immediate || sc.via != "http" {
+		t.Errorf("immediate scenario: rate %v single %v immediate %v via %s, want 500/s single immediate requests over http", sc.rate, sc.single, sc.immediate, sc.via)
+	}
+}

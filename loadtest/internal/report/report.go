@@ -104,10 +104,29 @@ type Result struct {
 	// Requests is the API's answer time per request, as its clients saw
 	// it (the api scenario).
 	Requests Latency `json:"requests"`
+	// Immediate is what immediate-mode requests got (the immediate
+	// scenario); nil for the others.
+	Immediate *Immediate `json:"immediate,omitempty"`
 	// Actions are the faults a fault suite inflicted, in order, or what a
 	// scenario compared.
 	Actions  []string `json:"actions,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+// Immediate is the figures of POST /v1/events?mode=immediate.
+type Immediate struct {
+	// Overhead is each delivered request's answer time less its attempt's
+	// own time (duration_ms, whole milliseconds, so it overstates the
+	// overhead by under a millisecond): what immediate mode adds to the
+	// receiver's response time (validation, Kafka, Redis, matching).
+	Overhead Latency `json:"overhead"`
+	// Attempt is the delivered attempts' own time (duration_ms).
+	Attempt Latency `json:"attempt"`
+	// Queued is the answer time of requests whose delivery was queued:
+	// the same request without an attempt, a baseline in the same run.
+	Queued Latency `json:"queued"`
+	// Outcomes counts the answers' outcomes (delivered, queued, ...).
+	Outcomes map[string]int `json:"outcomes"`
 }
 
 // Hop is the latency of one stretch of a delivery's way, from one
@@ -223,6 +242,10 @@ func (r *Run) Markdown(w io.Writer) {
 		if res.Accepted > 0 {
 			fmt.Fprintf(w, "\n%s: %.0f events/s accepted, %.0f/s for a bare Go HTTP server (ratio %.2f); request p50 %.1f ms, p99 %.1f ms\n",
 				res.Scenario, res.Accepted, res.Ceiling.PerSecond, res.Ratio, res.Requests.P50, res.Requests.P99)
+		}
+		if im := res.Immediate; im != nil {
+			fmt.Fprintf(w, "\n%s: answer p50 %.1f ms, p99 %.1f ms; the attempt's own time p50 %.0f ms, p99 %.0f ms; answer less the attempt's own time p50 %.1f ms, p99 %.1f ms; queued answers (no attempt) p50 %.1f ms, p99 %.1f ms; outcomes %v\n",
+				res.Scenario, res.Requests.P50, res.Requests.P99, im.Attempt.P50, im.Attempt.P99, im.Overhead.P50, im.Overhead.P99, im.Queued.P50, im.Queued.P99, im.Outcomes)
 		}
 		if len(res.Hops) > 0 {
 			fmt.Fprintf(w, "\n%s, per hop (ms):\n\n| hop | from → to | count | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n", res.Scenario)

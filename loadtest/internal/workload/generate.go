@@ -210,12 +210,17 @@ type HTTPProducer struct {
 	Concurrency int
 	// Single sends one event per request as an object, not an array.
 	Single bool
+	// Immediate posts each (single) event with ?mode=immediate and keeps
+	// what each answer said (Answers).
+	Immediate bool
 
 	once sync.Once
 	mu   sync.Mutex
 	took []time.Duration // each request's answer time
-	work chan httpBatch
-	wg   sync.WaitGroup
+	// answers of immediate requests, in the order they came back
+	answers []ImmediateAnswer
+	work    chan httpBatch
+	wg      sync.WaitGroup
 }
 
 type httpBatch struct {
@@ -236,10 +241,15 @@ func (h *HTTPProducer) Send(ctx context.Context, evs []Event, done func(Event, e
 			h.wg.Go(h.worker)
 		}
 	})
-	// A request holds events of one tenant, so split by tenant.
+	// A request holds events of one tenant, so split by tenant; a single
+	// producer's, one event each (Load paces a high rate in chunks).
 	byTenant := map[int][]Event{}
-	for _, ev := range evs {
-		byTenant[ev.Tenant] = append(byTenant[ev.Tenant], ev)
+	for i, ev := range evs {
+		key := ev.Tenant
+		if h.Single {
+			key = i
+		}
+		byTenant[key] = append(byTenant[key], ev)
 	}
 	for _, group := range byTenant {
 		select {
@@ -271,15 +281,25 @@ func (h *HTTPProducer) worker() {
 		}
 		t0 := time.Now()
 		var err error
+		var imm immediateBody
 		if h.Single && len(body) == 1 {
 			var one struct{ ID string }
-			err = h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events", body[0], &one)
+			if h.Immediate {
+				err = h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events?mode=immediate", body[0], &imm)
+				one.ID = imm.ID
+			} else {
+				err = h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events", body[0], &one)
+			}
 			out.Events = append(out.Events, one)
 		} else {
 			err = h.API.Post(b.ctx, h.Tenant(b.evs[0].Tenant), "/v1/events", body, &out)
 		}
+		took := time.Since(t0)
 		h.mu.Lock()
-		h.took = append(h.took, time.Since(t0))
+		h.took = append(h.took, took)
+		if h.Immediate && err == nil {
+			h.answers = append(h.answers, imm.answer(took))
+		}
 		h.mu.Unlock()
 		if err == nil && len(out.Events) != len(b.evs) {
 			err = fmt.Errorf("sent %d events, %d ids came back", len(b.evs), len(out.Events))
@@ -291,6 +311,39 @@ func (h *HTTPProducer) worker() {
 			b.done(ev, err)
 		}
 	}
+}
+
+// ImmediateAnswer is what one immediate request got: its answer time,
+// and its delivery's outcome and attempt time (duration_ms, whole
+// milliseconds) when it has one delivery.
+type ImmediateAnswer struct {
+	Took    time.Duration
+	Outcome string // "" when the event had no delivery or several
+	Attempt time.Duration
+}
+
+// immediateBody is POST /v1/events?mode=immediate's answer.
+type immediateBody struct {
+	ID         string `json:"id"`
+	Deliveries []struct {
+		Outcome    string `json:"outcome"`
+		DurationMS int64  `json:"duration_ms"`
+	} `json:"deliveries"`
+}
+
+func (b immediateBody) answer(took time.Duration) ImmediateAnswer {
+	a := ImmediateAnswer{Took: took}
+	if len(b.Deliveries) == 1 {
+		a.Outcome, a.Attempt = b.Deliveries[0].Outcome, time.Duration(b.Deliveries[0].DurationMS)*time.Millisecond
+	}
+	return a
+}
+
+// Answers returns a copy of the immediate requests' answers so far.
+func (h *HTTPProducer) Answers() []ImmediateAnswer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ImmediateAnswer(nil), h.answers...)
 }
 
 // Took returns a copy of every request's answer time so far.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/problem"
 	"github.com/hookline/hookline/services/ingest/internal/event"
+	"github.com/hookline/hookline/services/ingest/internal/immediate"
 )
 
 type acceptedEvent struct {
@@ -36,6 +37,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ins, batch, errs := event.Parse(body)
+	mode, modeErrs := s.deliveryMode(r, batch) // immediate mode (immediate.go)
+	errs = append(errs, modeErrs...)
 	for i := range ins {
 		prefix := ""
 		if batch {
@@ -79,6 +82,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	out := make([]acceptedEvent, len(ins))
 	var recs []*kgo.Record
 	var written []string
+	var plan *immediate.Plan // claimed before the event is written (package immediate)
 	for i := range ins {
 		ev := ins[i].Record(tenant, now)
 		out[i] = acceptedEvent{ID: ev.ID, Duplicate: dup[i]}
@@ -90,12 +94,16 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			s.unavailable(w, r, "encoding", err)
 			return
 		}
+		if mode.immediate {
+			plan = s.Immediate.Plan(r.Context(), &ev, mode.wait)
+		}
 		recs = append(recs, &kgo.Record{Topic: s.Topics.Events, Key: []byte(ev.Subject), Value: value, Context: r.Context()})
 		if keys[i] != "" {
 			written = append(written, keys[i])
 		}
 	}
 	if err := s.produceEvents(r.Context(), recs).FirstErr(); err != nil {
+		plan.Abandon(r.Context())
 		if tooLarge(err) {
 			// Permanent: retrying cannot help, so never 503. Only a topic
 			// whose record limit was not raised (docs/operations.md) and
@@ -109,6 +117,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.markWritten(r.Context(), written)
+	if mode.immediate {
+		s.answerImmediate(w, r, out[0], plan, mode)
+		return
+	}
 	if batch {
 		writeJSON(w, http.StatusAccepted, map[string]any{"events": out})
 		return

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
+	"github.com/hookline/hookline/services/ingest/internal/immediate"
 )
 
 // TestOpenAPIMatchesTheRoutes checks the document both ways: every route
@@ -141,6 +142,9 @@ func TestOpenAPIDocumentsEveryField(t *testing.T) {
 		"EventRedeliveryInput":        reflect.TypeFor[eventRedeliveryInput](),
 		"RecoverInput":                reflect.TypeFor[recoverInput](),
 		"Recovered":                   reflect.TypeFor[recoverAnswer](),
+		// Immediate mode.
+		"ImmediateAnswer":   reflect.TypeFor[immediateAnswer](),
+		"ImmediateDelivery": reflect.TypeFor[immediate.Delivery](),
 	} {
 		s, ok := doc.Components.Schemas[schema]
 		if !ok {

@@ -33,6 +33,7 @@ import (
 	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
 	"github.com/hookline/hookline/services/ingest/internal/deadletters"
+	"github.com/hookline/hookline/services/ingest/internal/immediate"
 	"github.com/hookline/hookline/services/ingest/internal/outcome"
 )
 
@@ -74,6 +75,9 @@ type Server struct {
 	// History reads the delivery history (the logs service's store); nil:
 	// the history API answers 404 (HOOKLINE_POSTGRES_URL not set).
 	History logstore.Reader
+	// Immediate delivers events posted with ?mode=immediate; nil: that
+	// mode is refused.
+	Immediate *immediate.Deliverer
 	// EventRedeliveries remembers the events sent again to a subscription,
 	// so that a second call sends nothing; nil: not remembered.
 	EventRedeliveries *idempotency.Store

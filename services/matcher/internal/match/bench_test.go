@@ -13,11 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/crashguard"
+	"github.com/hookline/hookline/pkg/index"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/pkg/wire"
-	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
 // The benchmark workload: 10,000 subscriptions over 100 tenants, and

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/match"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
@@ -154,7 +155,7 @@ func TestConditionMatrix(t *testing.T) {
 		if d := got["no-condition empty"]; d.URL != "https://example.com/no-condition" {
 			t.Errorf("event without currency went to %q, want the subscription URL", d.URL)
 		}
-		var body Body
+		var body match.Body
 		if err := json.Unmarshal([]byte(got["and paid-de"].Payload), &body); err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +209,7 @@ func TestDerivedFieldsEndToEnd(t *testing.T) {
 		t.Fatalf("%d deliveries, want %d", len(got), len(want))
 	}
 	for _, d := range got {
-		var body Body
+		var body match.Body
 		if err := json.Unmarshal([]byte(d.Payload), &body); err != nil {
 			t.Fatalf("%s: payload %s: %v", d.EventID, d.Payload, err)
 		}

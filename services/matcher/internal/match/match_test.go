@@ -17,10 +17,11 @@ import (
 
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/id"
+	"github.com/hookline/hookline/pkg/index"
+	"github.com/hookline/hookline/pkg/match"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/wire"
-	"github.com/hookline/hookline/services/matcher/internal/index"
 )
 
 // codecs loads the record codecs.
@@ -95,7 +96,7 @@ func deliveries(t *testing.T, m *Matcher, ev *record.Event, recs []*kgo.Record) 
 		if d.Attempt != 0 || d.DueAt != nil {
 			t.Errorf("a new delivery has attempt %d due_at %v", d.Attempt, d.DueAt)
 		}
-		var body Body
+		var body match.Body
 		if err := json.Unmarshal([]byte(d.Payload), &body); err != nil || body.ID != ev.ID {
 			t.Errorf("payload %s is not the event's body: %v", d.Payload, err)
 		}
@@ -241,9 +242,9 @@ func TestOversizedDeliveryIsDeadLettered(t *testing.T) {
 		dataBytes int
 		delivered []string // the rest are dead-lettered
 	}{
-		{"fits", MaxDeliveryBytes - 30_000, []string{"meta", "plain"}},
-		{"delivery with metadata too large", MaxDeliveryBytes - 10_000, []string{"plain"}},
-		{"too large", MaxDeliveryBytes, nil},
+		{"fits", match.MaxDeliveryBytes - 30_000, []string{"meta", "plain"}},
+		{"delivery with metadata too large", match.MaxDeliveryBytes - 10_000, []string{"plain"}},
+		{"too large", match.MaxDeliveryBytes, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,7 +324,7 @@ func outcomes(t *testing.T, m *Matcher, recs []*kgo.Record) map[string]string {
 	for _, r := range recs {
 		switch r.Topic {
 		case m.Topics.Deliveries, m.Topics.DLQ:
-			if len(r.Value) > MaxDeliveryBytes {
+			if len(r.Value) > match.MaxDeliveryBytes {
 				t.Fatalf("a %d-byte record for %s", len(r.Value), r.Topic)
 			}
 			var d record.Delivery
@@ -437,7 +438,7 @@ func TestShape(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: tc.typ, Subject: "ord_1", OccurredAt: occurred,
 				Data: tc.data, Changed: tc.changed, Previous: tc.previous}
-			doc, err := Document(ev)
+			doc, err := match.Document(ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -447,14 +448,14 @@ func TestShape(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Shape(ev, doc, e)
+			got, err := match.Shape(ev, doc, e)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := strings.Replace(head, "%s", tc.typ, 1) + tc.want; string(got) != want {
 				t.Errorf("body\n got %s\nwant %s", got, want)
 			}
-			var body Body
+			var body match.Body
 			if err := json.Unmarshal([]byte(got), &body); err != nil {
 				t.Fatalf("body is not JSON: %v", err)
 			}
@@ -469,7 +470,7 @@ func TestShape(t *testing.T) {
 // strings hold.
 func TestShapeEscapes(t *testing.T) {
 	ev := &record.Event{ID: `evt_"1"`, Type: "a\\b", Subject: "<script>\n\u2028", OccurredAt: occurred, Data: `{"x":"\"quoted\""}`}
-	doc, err := Document(ev)
+	doc, err := match.Document(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,11 +478,11 @@ func TestShapeEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Shape(ev, doc, e)
+	got, err := match.Shape(ev, doc, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body Body
+	var body match.Body
 	if err := json.Unmarshal([]byte(got), &body); err != nil {
 		t.Fatalf("%s: %v", got, err)
 	}
@@ -493,7 +494,7 @@ func TestShapeEscapes(t *testing.T) {
 func TestDocument(t *testing.T) {
 	ev := &record.Event{ID: "e", Type: "t", Subject: "s", Source: "src", Data: `{"a":{"b":[1,"x"]}}`,
 		Changed: []string{"a"}, Previous: ptr(`{"a":null}`)}
-	doc, err := Document(ev)
+	doc, err := match.Document(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +517,7 @@ func TestDocument(t *testing.T) {
 		})
 	}
 	ev.Previous = ptr(`{`)
-	if _, err := Document(ev); err == nil {
+	if _, err := match.Document(ev); err == nil {
 		t.Error("invalid previous accepted")
 	}
 }
@@ -572,7 +573,7 @@ func TestShapeDerived(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: "order.updated", Subject: "ord_1", OccurredAt: occurred,
 				Data: data, Changed: tc.changed}
-			doc, err := Document(ev)
+			doc, err := match.Document(ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -590,7 +591,7 @@ func TestShapeDerived(t *testing.T) {
 				t.Fatal(err)
 			}
 			metrics := NewMetrics(prometheus.NewRegistry())
-			got, err := newShaper(ev, doc, metrics).body(e)
+			got, err := match.NewShaper(ev, doc, metrics.deriveFailer()).Body(e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -617,7 +618,7 @@ func TestShapeDerived(t *testing.T) {
 func TestShapeSharesBodies(t *testing.T) {
 	ev := &record.Event{ID: "evt_1", Tenant: "acme", Type: "order.updated", Subject: "ord_1", OccurredAt: occurred,
 		Data: `{"id":"ord_1","status":"paid","total":10}`, Changed: []string{"status"}}
-	doc, err := Document(ev)
+	doc, err := match.Document(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,18 +632,18 @@ func TestShapeSharesBodies(t *testing.T) {
 	changedMeta := testSub("acme", "changed-meta", ev.Type)
 	changedMeta.Payload, changedMeta.Metadata = "changed", map[string]string{"k": "v"}
 
-	shape := newShaper(ev, doc, nil)
+	shape := match.NewShaper(ev, doc, nil)
 	distinct := map[string]bool{}
 	for _, s := range []*record.Subscription{changed, full, meta, changedMeta, derived, full, changed, derived, meta} {
 		e, err := index.Compile(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := shape.body(e)
+		got, err := shape.Body(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := Shape(ev, doc, e)
+		want, err := match.Shape(ev, doc, e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -753,7 +754,7 @@ func TestPanicsAreContained(t *testing.T) {
 // to escape, every envelope field at its longest, the largest metadata
 // ingest accepts, derived fields up to condition.MaxDerivedBytes and a
 // URL of the longest length. It must be delivered, within
-// MaxDeliveryBytes, in every payload mode.
+// match.MaxDeliveryBytes, in every payload mode.
 func TestLargestEventFits(t *testing.T) {
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
 	sub := testSub("acme", "sub_"+long("s", 60), "*")
@@ -783,8 +784,8 @@ func TestLargestEventFits(t *testing.T) {
 		t.Fatalf("largest event: %.300v", got)
 	}
 	for _, r := range recs {
-		if len(r.Value) > MaxDeliveryBytes {
-			t.Errorf("delivery of %d bytes, more than %d", len(r.Value), MaxDeliveryBytes)
+		if len(r.Value) > match.MaxDeliveryBytes {
+			t.Errorf("delivery of %d bytes, more than %d", len(r.Value), match.MaxDeliveryBytes)
 		}
 		var d record.Delivery
 		if err := m.Codecs.Delivery.Unmarshal(r.Value, &d); err != nil {

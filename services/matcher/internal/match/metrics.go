@@ -68,3 +68,11 @@ func (m *Metrics) deriveFailed(fallback string) {
 		m.DeriveFailures.WithLabelValues(fallback).Inc()
 	}
 }
+
+// deriveFailer is deriveFailed for match.NewShaper; nil counts nothing.
+func (m *Metrics) deriveFailer() func(fallback string) {
+	if m == nil {
+		return nil
+	}
+	return m.deriveFailed
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/id"
+	"github.com/hookline/hookline/pkg/match"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/wire"
 )
@@ -44,7 +45,7 @@ func TestRedeliver(t *testing.T) {
 		if err := m.Codecs.Delivery.Unmarshal(out[i][0].Value, &d); err != nil {
 			t.Fatal(err)
 		}
-		var body Body
+		var body match.Body
 		if err := json.Unmarshal([]byte(d.Payload), &body); err != nil {
 			t.Fatal(err)
 		}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // attempt is what became of a job: the stages' typed result that the
@@ -120,7 +120,7 @@ func (d *Dispatcher) failed(ctx context.Context, ep *endpoint, items []*item, bo
 	d.record(ep, items, body, res, started, out)
 	if res.Class == deliver.Gone {
 		if reason := subscription.ReasonGone; ep.gone.CompareAndSwap(nil, &reason) {
-			d.disable(ctx, ep.sub.ID, started, reason, out)
+			d.disable(ctx, ep.Sub.ID, started, reason, out)
 		}
 	}
 	d.track(ctx, ep, res, started, out)
@@ -133,7 +133,7 @@ func (d *Dispatcher) failed(ctx context.Context, ep *endpoint, items []*item, bo
 // observe counts a request in the metrics.
 func (d *Dispatcher) observe(ep *endpoint, items []*item, res deliver.Result) {
 	d.Metrics.Duration.WithLabelValues(res.Class.String()).Observe(res.Duration.Seconds())
-	if batching(ep.sub) {
+	if batching(ep.Sub) {
 		d.Metrics.BatchSize.Observe(float64(len(items)))
 	}
 }

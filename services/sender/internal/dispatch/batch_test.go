@@ -18,7 +18,7 @@ import (
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // batchOf is a subscription option: batches of up to maxEvents, waiting

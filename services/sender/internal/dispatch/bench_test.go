@@ -18,7 +18,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // The benchmark's shape: endpoints and the sender's concurrency settings

@@ -7,7 +7,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/selfsigned"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // TestClientCertificate: a subscription's client certificate, its key

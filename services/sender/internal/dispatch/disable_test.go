@@ -11,8 +11,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/testreceiver"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
 // TestDisableKeepsTheOwnersChanges: a 410 disables the subscription as it

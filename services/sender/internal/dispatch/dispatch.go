@@ -25,6 +25,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/claim"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
@@ -34,7 +36,6 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/wire"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // Defaults of the Dispatcher's settings, each used when its field is zero.
@@ -88,6 +89,7 @@ type Dispatcher struct {
 	Schedule  backoff.Schedule
 	Producer  *kgo.Client
 	Delivered *idempotency.Store
+	Claims    *claim.Store // ingest's immediate-mode claims, honoured (claims.go); nil: none
 	Limiter   *ratelimit.Limiter
 	Health    *health.Tracker // nil: endpoint health is not tracked
 	Tails     *Tails          // where ordered lanes remember what they parked; nil: in memory only

@@ -23,9 +23,9 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/testreceiver"
 	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
 func TestSignaturesAndHeaders(t *testing.T) {

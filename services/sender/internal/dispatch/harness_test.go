@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/backoff"
+	"github.com/hookline/hookline/pkg/claim"
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/idempotency"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ratelimit"
@@ -26,9 +28,8 @@ import (
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
 // schedule is the tests' retry schedule: two short tiers.
@@ -114,6 +115,7 @@ func (e *env) senderWith(rcv *testreceiver.Receiver, rdb redis.UniversalClient) 
 		Schedule:    e.schedule,
 		Producer:    e.producer,
 		Delivered:   idempotency.New(rdb, e.keys+"delivered:", time.Hour),
+		Claims:      claim.New(rdb, e.keys+"claim:"),
 		Limiter:     ratelimit.New(rdb, e.keys+"rate:"),
 		Tails:       dispatch.NewTails(rdb, e.keys+"parked:", time.Hour),
 		Box:         e.box,

@@ -8,11 +8,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // The events below go to hookline.events for the subscription's tenant,
@@ -32,7 +32,7 @@ func (d *Dispatcher) track(ctx context.Context, ep *endpoint, res deliver.Result
 		return
 	}
 	now := d.now()
-	st, err := d.Health.Failure(context.WithoutCancel(ctx), ep.sub.ID, health.Failed{At: now, Status: res.Status, Error: res.Err})
+	st, err := d.Health.Failure(context.WithoutCancel(ctx), ep.Sub.ID, health.Failed{At: now, Status: res.Status, Error: res.Err})
 	if err != nil {
 		d.Metrics.RedisErrors.Inc()
 		return
@@ -40,12 +40,12 @@ func (d *Dispatcher) track(ctx context.Context, ep *endpoint, res deliver.Result
 	for _, alert := range st.Alerts {
 		if alert == health.Disabled && ep.gone.Load() == nil {
 			reason := subscription.ReasonFailing(st.FailingSince, d.Health.Window())
-			if !d.disable(ctx, ep.sub.ID, started, reason, out) {
+			if !d.disable(ctx, ep.Sub.ID, started, reason, out) {
 				continue
 			}
 			ep.gone.Store(&reason)
 		}
-		d.endpointEvent(ep.sub, alert, st, nil, now, out)
+		d.endpointEvent(ep.Sub, alert, st, nil, now, out)
 	}
 }
 
@@ -59,7 +59,7 @@ func (d *Dispatcher) recovered(ctx context.Context, ep *endpoint, started time.T
 	if d.Health == nil {
 		return
 	}
-	ended, err := d.Health.Success(context.WithoutCancel(ctx), ep.sub.ID)
+	ended, err := d.Health.Success(context.WithoutCancel(ctx), ep.Sub.ID)
 	if err != nil {
 		d.Metrics.RedisErrors.Inc()
 		return
@@ -67,7 +67,7 @@ func (d *Dispatcher) recovered(ctx context.Context, ep *endpoint, started time.T
 	now := d.now()
 	for _, r := range ended {
 		at := started.UTC()
-		d.endpointEvent(ep.sub, health.Recovered, r.State, &at, now, out)
+		d.endpointEvent(ep.Sub, health.Recovered, r.State, &at, now, out)
 	}
 }
 

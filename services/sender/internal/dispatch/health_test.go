@@ -13,7 +13,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/record"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // TestEndpointHealthEvents: consecutive failures raise hookline.endpoint

@@ -11,7 +11,7 @@ import (
 	"github.com/hookline/hookline/pkg/logstore"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // TestAttemptRecordsTheExchange: each attempt in the delivery log holds

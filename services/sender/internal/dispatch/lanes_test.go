@@ -18,9 +18,9 @@ import (
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/testreceiver"
 	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
 // gate holds the requests of some paths until it is opened (or the

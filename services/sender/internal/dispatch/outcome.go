@@ -1,20 +1,17 @@
 package dispatch
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/record"
-	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/wire"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
 )
 
 // record writes the outcome of a request for each delivery in it: one
@@ -30,7 +27,7 @@ import (
 // its SHA-256, so the log holds each array once, not once per delivery.
 func (d *Dispatcher) record(ep *endpoint, items []*item, body []byte, res deliver.Result, started time.Time, out *outbox) {
 	var sum []byte
-	if batching(ep.sub) && res.RequestHeaders != nil {
+	if batching(ep.Sub) && res.RequestHeaders != nil {
 		h := sha256.Sum256(body)
 		sum = h[:]
 	}
@@ -46,53 +43,32 @@ func (d *Dispatcher) record(ep *endpoint, items []*item, body []byte, res delive
 	}
 }
 
-// recordOne moves one delivery on after a request and returns its
-// attempt for the delivery log.
+// recordOne moves one delivery on after a request (deliver.Decide) and
+// returns its attempt for the delivery log.
 func (d *Dispatcher) recordOne(ep *endpoint, it *item, res deliver.Result, started time.Time, out *outbox) *record.DeliveryAttempt {
-	dl := it.d
-	dl.URL = cmp.Or(res.URL, dl.URL) // where this attempt went
-	n := dl.Attempt + 1
-	created := dl.CreatedAt
-	a := &record.DeliveryAttempt{
-		DeliveryID: dl.ID, Tenant: dl.Tenant, SubscriptionID: dl.SubscriptionID, EventID: dl.EventID,
-		EventType: dl.EventType, URL: dl.URL, Attempt: n, Replay: dl.Replay, StartedAt: started,
-		DurationMS: res.Duration.Milliseconds(), StatusCode: int32(res.Status), Error: res.Err,
-		ResponseSnippet: res.Snippet, RequestBytes: res.RequestBytes, ResponseBytes: res.ResponseBytes,
-		TraceID: traceID(it.rec.Context), DeliveryCreatedAt: &created,
-		RequestHeaders: res.RequestHeaders, ResponseHeaders: res.ResponseHeaders,
-		ResponseBody: res.Body, ResponseTruncated: res.Truncated,
-	}
-	if batching(ep.sub) {
+	o := deliver.Decide(it.d, ep.Sub, res, started, d.Schedule)
+	a := &o.Attempt
+	a.TraceID = traceID(it.rec.Context)
+	if batching(ep.Sub) {
 		// Its share of the request, so that sums over the log stay true.
-		a.RequestBytes = int64(len(dl.Payload))
+		a.RequestBytes = int64(len(it.d.Payload))
 	}
-	dl.Attempt, dl.LastStatus, dl.LastError = n, int32(res.Status), res.Err
-	maxAttempts := subscription.MaxAttempts(ep.sub)
-	switch {
-	case res.Class == deliver.Delivered:
-		a.Outcome = record.OutcomeDelivered
-	case res.Class == deliver.Retryable && n < maxAttempts && dl.Redelivery == "":
-		tier, delay := d.Schedule.Next(int(n), res.RetryAfter)
-		due := started.Add(res.Duration + delay)
-		dl.DueAt = &due
-		a.Outcome, a.NextAttemptAt = record.OutcomeRetrying, &due
-		d.emit(it.rec.Context, out, d.Topics.Retry(tier), &dl)
-	default:
-		switch {
-		case dl.Redelivery != "":
-			// A re-run from the history is one attempt: it is not retried,
-			// and a replay of its dead letter is an ordinary one again.
-			dl.LastError, dl.Redelivery = "redelivery failed: "+res.Err, ""
-		case res.Class == deliver.Retryable:
-			dl.LastError = fmt.Sprintf("gave up after %d attempts: %s", n, res.Err)
-		}
-		a.Outcome = record.OutcomeDeadLettered
-		dl.DueAt = nil
-		d.emit(it.rec.Context, out, d.Topics.DLQ, &dl)
-		d.exhausted(it, &dl, res, out)
-	}
-	d.Metrics.Attempts.WithLabelValues(a.Outcome).Inc()
+	d.moveOn(it, o, res, out)
 	return a
+}
+
+// moveOn writes a delivery where its outcome sends it: a retry tier or
+// the DLQ (given up: hookline.delivery.exhausted); nowhere when it was
+// delivered.
+func (d *Dispatcher) moveOn(it *item, o deliver.Outcome, res deliver.Result, out *outbox) {
+	switch o.Attempt.Outcome {
+	case record.OutcomeRetrying:
+		d.emit(it.rec.Context, out, d.Topics.Retry(o.Tier), &o.Delivery)
+	case record.OutcomeDeadLettered:
+		d.emit(it.rec.Context, out, d.Topics.DLQ, &o.Delivery)
+		d.exhausted(it, &o.Delivery, res, out)
+	}
+	d.Metrics.Attempts.WithLabelValues(o.Attempt.Outcome).Inc()
 }
 
 // logAttempt writes an attempt to the delivery log.

@@ -77,12 +77,16 @@ type partition struct {
 	armed    time.Time          // what the loop's timer is set for
 	reviewed time.Time
 
-	pending   []*item // fetched, waiting for Redis to say which are delivered
-	retryAt   time.Time
-	redisWait time.Duration
-	marks     []string      // delivered ids to mark
-	markRecs  []*kgo.Record // finished once marked
-	marking   bool
+	pending []*item // fetched, waiting for Redis to say which are delivered
+	// awaiting are held deliveries that ingest claimed in immediate mode,
+	// waiting for that attempt to end (claims.go).
+	awaiting   []*item
+	claimsDown bool // the last read of claims failed (logged once)
+	retryAt    time.Time
+	redisWait  time.Duration
+	marks      []string      // delivered ids to mark
+	markRecs   []*kgo.Record // finished once marked
+	marking    bool
 	// lastInOrder is closed once the last tail save or clear has run.
 	lastInOrder <-chan struct{}
 	stopping    bool
@@ -238,6 +242,10 @@ func (pt *partition) stop() {
 	}
 	pt.stopping = true
 	pt.pending = nil
+	for _, it := range pt.awaiting {
+		pt.release(it)
+	}
+	pt.awaiting = nil
 	for _, l := range pt.lanes {
 		for _, it := range l.unknown {
 			pt.release(it)
@@ -301,14 +309,19 @@ func (pt *partition) check() {
 		return
 	}
 	pt.pending, pt.redisWait, pt.retryAt = nil, 0, time.Time{}
+	fresh, taken := items[:0], make(map[string]bool, len(items))
 	for i, it := range items {
-		if marked[i] || pt.repeat(ids[i]) || pt.unmarked[ids[i]] > 0 {
+		// taken: a repeat of one admitted from this same fetch, which is
+		// held only once settle admits it.
+		if marked[i] || pt.repeat(ids[i]) || pt.unmarked[ids[i]] > 0 || taken[ids[i]] {
 			pt.d.Metrics.Suppressed.Inc()
 			pt.p.Finish(it.rec)
 			continue
 		}
-		pt.admit(it)
+		taken[ids[i]] = true
+		fresh = append(fresh, it)
 	}
+	pt.settle(fresh) // immediate mode's claims (claims.go)
 }
 
 // hold and release count a delivery in and out of the partition's memory.
@@ -390,7 +403,7 @@ func (pt *partition) refresh(l *lane) {
 		// while before giving up on its deliveries.
 		l.sub, l.ep, l.lookup = nil, nil, pt.d.now().Add(viewLag)
 		return
-	case sub == l.sub && !l.ep.stale(pt.d.now()):
+	case sub == l.sub && !l.ep.Stale(pt.d.now()):
 		return
 	}
 	l.sub, l.lookup, l.gone = sub, time.Time{}, ""
@@ -426,8 +439,8 @@ func (pt *partition) admit(it *item) {
 // route sends a delivery of a known subscription on its way.
 func (pt *partition) route(l *lane, it *item) {
 	switch {
-	case l.ep.unsendable != "":
-		pt.deadLetter(l, []*item{it}, l.ep.unsendable)
+	case l.ep.Unsendable != "":
+		pt.deadLetter(l, []*item{it}, l.ep.Unsendable)
 		return
 	case l.gone != "":
 		pt.deadLetter(l, []*item{it}, subscription.DisabledError(l.gone))
@@ -963,6 +976,7 @@ func (pt *partition) tick() {
 		pt.check()
 	}
 	pt.flushMarks()
+	pt.lookAgain()
 	review := now.Sub(pt.reviewed) >= reviewEvery
 	if review {
 		pt.reviewed = now

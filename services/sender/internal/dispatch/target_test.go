@@ -14,8 +14,8 @@ import (
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/routeurl"
 	"github.com/hookline/hookline/pkg/signature"
+	"github.com/hookline/hookline/pkg/testreceiver"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
 )
 
 // TestRetryAndReplayGoToTheCurrentURL: the owner fixes a failing

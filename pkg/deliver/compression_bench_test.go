@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/testinfra"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // BenchmarkCompression measures what compression "gzip" does to a

@@ -21,13 +21,13 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/selfsigned"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/subscription"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 type receiver struct{ *testreceiver.Receiver }

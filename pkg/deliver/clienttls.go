@@ -1,4 +1,4 @@
-package dispatch
+package deliver
 
 import (
 	"crypto/sha256"
@@ -15,8 +15,8 @@ import (
 // key is opened, and the key pair parsed, only when the certificate's
 // client is not held yet: a new certificate or key gets a new client
 // (its digest differs), never a connection made with the old one.
-func (d *Dispatcher) certClient(sub *record.Subscription) (*http.Client, error) {
-	if d.Certs == nil {
+func (o *Opener) certClient(sub *record.Subscription) (*http.Client, error) {
+	if o.Certs == nil {
 		return nil, errors.New("this sender cannot present client certificates")
 	}
 	c := sub.ClientTLS
@@ -25,8 +25,8 @@ func (d *Dispatcher) certClient(sub *record.Subscription) (*http.Client, error) 
 		h.Write(part)
 		h.Write([]byte{0})
 	}
-	return d.Certs.For(hex.EncodeToString(h.Sum(nil)), func() (tls.Certificate, error) {
-		key, err := d.Box.Open(c.SealedKey, []byte(sub.ID))
+	return o.Certs.For(hex.EncodeToString(h.Sum(nil)), func() (tls.Certificate, error) {
+		key, err := o.Box.Open(c.SealedKey, []byte(sub.ID))
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("key cannot be opened: %w", err)
 		}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/selfsigned"
-	"github.com/hookline/hookline/services/sender/internal/deliver"
-	"github.com/hookline/hookline/services/sender/internal/testreceiver"
+	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
 // TestMutualTLS: an endpoint that demands a client certificate refuses the

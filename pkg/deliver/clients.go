@@ -3,7 +3,10 @@ package deliver
 import (
 	"container/list"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net/http"
+	"os"
 	"sync"
 )
 
@@ -89,4 +92,25 @@ func (c *Clients) CloseIdleConnections() {
 	for e := c.lru.Front(); e != nil; e = e.Next() {
 		e.Value.(*certClient).client.CloseIdleConnections()
 	}
+}
+
+// RootCAs is the system pool plus the CAs of the PEM file named (the
+// receivers' private CAs, the local demo); nil, for the system pool alone,
+// when file is "".
+func RootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no certificate", file)
+	}
+	return roots, nil
 }

@@ -1,0 +1,130 @@
+package dispatch
+
+import (
+	"github.com/hookline/hookline/pkg/claim"
+	"github.com/hookline/hookline/pkg/deliver"
+)
+
+// This file honours ingest's claims (pkg/claim): a delivery ingest
+// attempts in immediate mode reaches the sender too, usually while that
+// attempt is under way. Such a copy waits, held in memory but off its
+// lane, without holding up other endpoints or the partition's fetches,
+// until the claim resolves (looked at again every tick): delivered, it is
+// dropped like a delivered repeat; failed, it is moved on as attempt 1
+// (retry tier or DLQ) without being sent; expired (ingest died), it is
+// sent.
+
+// claimable reports whether a delivery may have been claimed by ingest:
+// only one fresh from the matcher is (a retry, a parked one, a replay or a
+// re-run is the pipeline's own).
+func claimable(it *item) bool {
+	return it.d.Attempt == 0 && it.parks == 0 && !it.d.Replay && it.d.Redelivery == ""
+}
+
+// settle admits items, those ingest may have claimed as their claims say.
+func (pt *partition) settle(items []*item) {
+	var (
+		look []*item
+		ids  []string
+	)
+	for _, it := range items {
+		if pt.d.Claims != nil && claimable(it) {
+			look, ids = append(look, it), append(ids, it.d.ID)
+			continue
+		}
+		pt.admit(it)
+	}
+	if len(look) == 0 {
+		return
+	}
+	claims, err := pt.d.Claims.Look(pt.ctx, ids)
+	if err != nil {
+		pt.claimsFailed(look, err)
+		return
+	}
+	pt.claimsDown = false
+	for i, it := range look {
+		pt.claimed(it, claims[i])
+	}
+}
+
+// claimed admits one delivery as its claim says.
+func (pt *partition) claimed(it *item, c claim.Claim) {
+	switch c.State {
+	case claim.None:
+		pt.admit(it)
+	case claim.Pending:
+		pt.hold(it)
+		pt.awaiting = append(pt.awaiting, it)
+	case claim.Delivered:
+		pt.d.Metrics.Suppressed.Inc()
+		pt.p.Finish(it.rec)
+	case claim.Failed:
+		pt.movedOn(it, c.Failure)
+	}
+}
+
+// claimsFailed handles a failed read of claims: the items await them
+// again at the next tick, as a fetch waits for the delivered marks
+// (sending without the claim could send a delivery twice).
+func (pt *partition) claimsFailed(items []*item, err error) {
+	if pt.ctx.Err() != nil {
+		return // stopping: left unfinished for the next owner
+	}
+	pt.d.Metrics.RedisErrors.Inc()
+	if !pt.claimsDown { // said once, not at every tick while Redis is down
+		pt.claimsDown = true
+		pt.log.Warn().Err(err).Msg("immediate-mode claims unavailable; deliveries wait for Redis")
+	}
+	for _, it := range items {
+		pt.hold(it)
+	}
+	pt.awaiting = append(pt.awaiting, items...)
+}
+
+// lookAgain reads the claims of the deliveries awaiting them (each tick)
+// and admits those resolved.
+func (pt *partition) lookAgain() {
+	if len(pt.awaiting) == 0 || pt.stopping {
+		return
+	}
+	items := pt.awaiting
+	pt.awaiting = nil
+	for _, it := range items {
+		pt.release(it)
+	}
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.d.ID
+	}
+	claims, err := pt.d.Claims.Look(pt.ctx, ids)
+	if err != nil {
+		pt.claimsFailed(items, err)
+		return
+	}
+	pt.claimsDown = false
+	for i, it := range items {
+		pt.claimed(it, claims[i])
+	}
+}
+
+// movedOn writes a delivery whose immediate attempt failed where that
+// attempt's outcome sends it (deliver.Decide, as ingest decided it): to
+// a retry tier as attempt 1, or the DLQ. Ingest wrote the attempt to the
+// delivery log; nothing is sent. A delivery of a subscription the view
+// does not know is admitted instead, to be dead-lettered like any other.
+func (pt *partition) movedOn(it *item, f claim.Failure) {
+	l := pt.lane(it.d.SubscriptionID)
+	pt.refresh(l)
+	if l.sub == nil {
+		pt.admit(it)
+		return
+	}
+	pt.hold(it)
+	items := []*item{it}
+	handOn(items)
+	res := f.Result()
+	o := deliver.Decide(it.d, l.sub, res, f.Started, pt.d.Schedule)
+	pt.write(items, nil, func(out *outbox) { pt.d.moveOn(it, o, res, out) }, nil)
+	l.updateStats()
+}

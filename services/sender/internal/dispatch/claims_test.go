@@ -1,0 +1,119 @@
+package dispatch_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookline/hookline/pkg/claim"
+	"github.com/hookline/hookline/pkg/deliver"
+	"github.com/hookline/hookline/pkg/testreceiver"
+)
+
+// TestClaimedDeliveriesWaitForIngest: the pipeline's copy of a delivery
+// that ingest claimed for immediate mode reaches the sender while that
+// attempt is under way. It waits, without holding up another endpoint's
+// delivery of the same fetch, and then goes as the claim resolved:
+// dropped when ingest delivered it, moved on as attempt 1 to a retry tier
+// (not sent) when ingest's attempt failed, sent when the claim expired
+// (ingest died mid-attempt).
+func TestClaimedDeliveriesWaitForIngest(t *testing.T) {
+	tests := []struct {
+		name       string
+		resolve    func(t *testing.T, claims *claim.Store, id string)
+		ttl        time.Duration
+		sent       int // requests the receiver gets for the claimed delivery
+		retried    bool
+		suppressed float64
+	}{
+		{name: "delivered by ingest: dropped", ttl: time.Minute, suppressed: 1, resolve: func(t *testing.T, c *claim.Store, id string) {
+			if err := c.Deliver(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "failed in ingest: attempt 2 from a retry tier", ttl: time.Minute, retried: true, resolve: func(t *testing.T, c *claim.Store, id string) {
+			res := deliver.Result{URL: "https://127.0.0.1/x", Class: deliver.Retryable, Status: 503, Err: "HTTP 503", Duration: 40 * time.Millisecond}
+			if err := c.Fail(t.Context(), id, claim.FailureOf(res, time.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "claim expired (ingest died): sent", ttl: 1500 * time.Millisecond, sent: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			rcv := testreceiver.New(t, nil)
+			claimedSub, _ := e.subscribe(rcv.URL+"/claimed", []time.Duration{0})
+			otherSub, _ := e.subscribe(rcv.URL+"/other", []time.Duration{0})
+			claims := claim.New(e.rdb, e.keys+"claim:")
+			claimed, other := e.delivery(claimedSub, `{"n":1}`), e.delivery(otherSub, `{"n":2}`)
+			if taken, err := claims.Take(t.Context(), []string{claimed.ID}, tc.ttl); err != nil || !taken[0] {
+				t.Fatalf("take claim: %v %v", taken, err)
+			}
+			s := e.sender(rcv)
+			run := e.run(s, "sender")
+			e.publish(claimed, other)
+
+			// The other endpoint's delivery goes while the claimed one waits.
+			rcv.WaitFor(t, 1, 30*time.Second)
+			time.Sleep(500 * time.Millisecond) // ticks in which the claim is looked at again
+			if got := byID(rcv.Requests()); len(got[claimed.ID]) != 0 || len(got[other.ID]) != 1 {
+				t.Fatalf("while the claim is pending: %d requests of the claimed delivery (want 0), %d of the other (want 1)",
+					len(got[claimed.ID]), len(got[other.ID]))
+			}
+			if tc.resolve != nil {
+				tc.resolve(t, claims, claimed.ID)
+			}
+			run.waitHandled(t, 2, 30*time.Second)
+
+			if got := len(byID(rcv.Requests())[claimed.ID]); got != tc.sent {
+				t.Errorf("the claimed delivery was sent %d times, want %d", got, tc.sent)
+			}
+			retries := e.retries()[claimed.ID]
+			switch {
+			case tc.retried && (len(retries) != 1 || retries[0].Attempt != 1 || retries[0].LastStatus != 503 || retries[0].DueAt == nil):
+				t.Errorf("retry tiers hold %+v, want the delivery once as attempt 1 after a 503, with a due time", retries)
+			case !tc.retried && len(retries) != 0:
+				t.Errorf("retry tiers hold %+v, want nothing", retries)
+			}
+			// Ingest writes its attempt to the log; the sender adds one only
+			// when it sent the delivery itself.
+			if got := len(e.attempts()[claimed.ID]); got != tc.sent {
+				t.Errorf("the sender logged %d attempts of the claimed delivery, want %d", got, tc.sent)
+			}
+			if got := testutil.ToFloat64(s.Metrics.Suppressed); got != tc.suppressed {
+				t.Errorf("suppressed %v, want %v", got, tc.suppressed)
+			}
+		})
+	}
+}
+
+// TestClaimsUnavailableHoldDeliveries: while the claims cannot be read
+// (Redis refusing), a fresh delivery is not sent (ingest may be sending
+// it); once they can, it goes, once.
+func TestClaimsUnavailableHoldDeliveries(t *testing.T) {
+	e := newEnv(t)
+	rcv := testreceiver.New(t, nil)
+	sub, _ := e.subscribe(rcv.URL, []time.Duration{0})
+	gate := newRedisGate(e.keys+"claim:", true, "mget")
+	rdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(gate)
+	run := e.run(e.senderWith(rcv, rdb), "sender")
+	t.Cleanup(gate.open)
+
+	d := e.delivery(sub, `{}`)
+	e.publish(d)
+	gate.waitFor(t, d.ID)
+	time.Sleep(500 * time.Millisecond) // ticks that look again, and fail
+	if n := len(rcv.Requests()); n != 0 {
+		t.Fatalf("sent %d requests while the claims were unreadable, want none", n)
+	}
+	gate.open()
+	run.waitHandled(t, 1, 30*time.Second)
+	if got := len(byID(rcv.Requests())[d.ID]); got != 1 {
+		t.Errorf("sent %d times once the claims were readable, want once", got)
+	}
+}
