@@ -166,6 +166,11 @@ func NewStreamConsumer(cfg Config, group string, topics []string, h StreamHandle
 		// franz-go's 5 s default made resumed endpoints stall for seconds.
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A partition's new owner waits for the offsets a Transactor's
+		// transaction still holds (KIP-447) instead of reading from the
+		// older commit and producing what that transaction did again.
+		// Without transactional offsets in the group it costs nothing.
+		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
