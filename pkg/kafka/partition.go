@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 
@@ -43,8 +44,9 @@ func NewPartition(topic string, partition int32, recs []*kgo.Record) *Partition 
 	return &Partition{Topic: topic, Partition: partition, w: w}
 }
 
-// Next waits for the partition's next fetched records and hands them to
-// the handler, in offset order; they are taken from then on, and the
+// Next waits for the partition's next fetched records (every fetch that
+// came since the last call) and hands them to the handler, in offset
+// order; they are taken from then on, and the
 // partition's offsets wait for each until it is finished. It returns nil
 // once ctx ends or the partition stops. While the handler holds too many
 // taken records (see maxTracked) it waits for some to be finished.
@@ -113,6 +115,7 @@ type worker struct {
 	mu       sync.Mutex // guards the fields below
 	stopped  bool
 	queue    [][]*kgo.Record
+	queued   int           // bytes of keys and values in queue
 	redo     []*kgo.Record // taken and unfinished when the handler ended early: handed out first
 	track    tracker
 	finished int64 // records finished so far, to tell a failing handler from a busy one
@@ -134,7 +137,10 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 		return
 	}
 	w.queue = append(w.queue, recs)
-	if len(w.queue) >= maxQueued && !w.full {
+	for _, r := range recs {
+		w.queued += len(r.Key) + len(r.Value)
+	}
+	if (w.queued >= maxQueuedBytes || len(w.queue) >= maxQueued) && !w.full {
 		w.setPauseLocked(func(w *worker) { w.full = true })
 	}
 	w.mu.Unlock()
@@ -165,10 +171,16 @@ func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
 			return recs, true
 		}
 		if len(w.queue) > 0 && w.track.len() < maxTracked {
+			// Every fetch queued goes out in one slice: a handler that
+			// fell behind catches up in one batch (for the matcher, one
+			// transaction) rather than one per fetch.
 			recs := w.queue[0]
-			w.queue[0] = nil
-			w.queue = w.queue[1:]
-			if w.full && len(w.queue) < maxQueued/2 {
+			if len(w.queue) > 1 {
+				recs = slices.Concat(w.queue...)
+			}
+			clear(w.queue)
+			w.queue, w.queued = w.queue[:0], 0
+			if w.full {
 				w.setPauseLocked(func(w *worker) { w.full = false })
 			}
 			w.track.add(recs)

@@ -130,7 +130,7 @@ func consume(ctx context.Context, cfg settings, m *match.Matcher, tel *telemetry
 	}, log)
 	// Only one client may carry the client metrics: the consumer's. Both
 	// clients are traced.
-	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, topics, handle, log, append(match.ConsumerOptions(), tel.KafkaHooks())...)
+	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, topics, handle, log, tel.KafkaHooks())
 	if err != nil {
 		return err
 	}

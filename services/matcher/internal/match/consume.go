@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,20 +12,6 @@ import (
 	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/kafka"
 )
-
-// FetchMaxWait is how long the broker holds the matcher's fetch when no
-// event is there. An event cuts the wait short, so it costs no latency;
-// it only bounds how soon a partition resumed after a backlog (see
-// kafka.Consumer) is fetched again, and sets what an idle matcher costs
-// the broker: one fetch a second (the consumer's 250 ms default is four).
-const FetchMaxWait = time.Second
-
-// ConsumerOptions are the matcher's options on top of kafka.NewConsumer's
-// (which reads committed records only, waits for offsets a transaction
-// still holds, and commits nothing itself under a Transactor).
-func ConsumerOptions() []kgo.Opt {
-	return []kgo.Opt{kgo.FetchMaxWait(FetchMaxWait)}
-}
 
 // Commit produces records and commits the consumer's offsets through the
 // last record of through in one Kafka transaction, returning once it is

@@ -100,7 +100,7 @@ func startSession(tb testing.TB, cfg kafka.Config, m *Matcher, group, transactio
 	handle := m.Handler(func(ctx context.Context, records []*kgo.Record, through ...*kgo.Record) error {
 		return s.txn.Commit(ctx, records, through...)
 	}, log)
-	consumer, err := kafka.NewConsumer(cfg, group, []string{cfg.Topics.Events, cfg.Topics.Redeliveries}, handle, log, append(ConsumerOptions(), extra...)...)
+	consumer, err := kafka.NewConsumer(cfg, group, []string{cfg.Topics.Events, cfg.Topics.Redeliveries}, handle, log, extra...)
 	if err != nil {
 		tb.Fatal(err)
 	}
