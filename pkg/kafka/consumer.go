@@ -110,7 +110,7 @@ const (
 	// work before its context is canceled. It stays well inside the
 	// group's rebalance timeout (60s), which bounds the revoke callback.
 	stopGrace = 15 * time.Second
-	// maxQueuedBytes of fetched records (keys and values) per partition
+	// maxQueuedBytes of fetched records (recordBytes) per partition
 	// wait for its handler before the partition's fetching is paused, so
 	// a slow partition holds a bounded amount of memory and never blocks
 	// the poll loop that feeds the other partitions: four fetches of the
