@@ -131,6 +131,15 @@ share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$((rf >= 3 ? 2 : 1))
 # Tests should not wait 3 s for the first rebalance.
 group.initial.rebalance.delay.ms=0
+# A transaction's first produce (or offset commit) that comes while the
+# previous transaction's markers are still being written is retried by the
+# broker every backoff.ms for up to backoff.max.ms; past that the producer
+# gets CONCURRENT_TRANSACTIONS and retries after its own backoff (franz-go:
+# 250 ms). The default 20 ms made every transaction of a busy matcher wait
+# 20 ms or more for markers written in a few (issue 18); a loaded machine
+# can take over 100 ms to write them.
+add.partitions.to.txn.retry.backoff.ms=2
+add.partitions.to.txn.retry.backoff.max.ms=1000
 # 2-core machine: fewer threads, smaller segments, fast failure detection.
 num.network.threads=2
 num.io.threads=4
@@ -241,6 +250,8 @@ cmd_up() {
     cmd_down
     format "$n"
   fi
+  # The settings may have changed since the cluster was formatted.
+  for ((i = 1; i <= n; i++)); do write_config "$i" "$n"; done
   for ((i = 1; i <= n; i++)); do start_node "$i"; done
   wait_ready
   echo "KAFKA_BROKERS=$(bootstrap)"

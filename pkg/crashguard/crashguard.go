@@ -112,14 +112,25 @@ type Span struct {
 // of its offsets were in flight when the process last died. A suspect
 // batch is processed one record at a time, calling Next before each.
 // Begin also charges the crash it finds to the record that was marked, if
-// one was. It costs two Redis round trips whatever the number of spans.
-// An error (Redis unreachable) leaves the batches unprotected: the caller
-// processes them as usual rather than stall every tenant on Redis.
+// one was. It costs one Redis round trip whatever the number of spans
+// when no partition has state (the usual case: Done left none), and a
+// second one otherwise. An error (Redis unreachable) leaves the batches
+// unprotected: the caller processes them as usual rather than stall every
+// tenant on Redis.
 func (g *Guard) Begin(ctx context.Context, spans ...Span) ([]bool, error) {
-	read := g.rdb.Pipeline()
+	// Reading a partition's state and marking its batch in flight go in
+	// one transaction: the read sees the state before the mark, and the
+	// mark is what Begin writes in every case.
+	mark := func(p redis.Pipeliner, k string, sp Span) {
+		p.HSet(ctx, k, "inflight", batchRange(sp.First, sp.Last))
+		p.Expire(ctx, k, stateTTL)
+	}
+	read := g.rdb.TxPipeline()
 	states := make([]*redis.MapStringStringCmd, len(spans))
 	for i, sp := range spans {
-		states[i] = read.HGetAll(ctx, g.partitionKey(sp.Topic, sp.Partition))
+		k := g.partitionKey(sp.Topic, sp.Partition)
+		states[i] = read.HGetAll(ctx, k)
+		mark(read, k, sp)
 	}
 	if _, err := read.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("crash guard: %w", err)
@@ -127,8 +138,11 @@ func (g *Guard) Begin(ctx context.Context, spans ...Span) ([]bool, error) {
 	suspects := make([]bool, len(spans))
 	write := g.rdb.TxPipeline()
 	for i, sp := range spans {
-		k := g.partitionKey(sp.Topic, sp.Partition)
 		state := states[i].Val()
+		if len(state) == 0 {
+			continue
+		}
+		k := g.partitionKey(sp.Topic, sp.Partition)
 		suspect, known := int64(-1), false
 		if v, ok := state["suspect"]; ok {
 			suspect, _ = strconv.ParseInt(v, 10, 64)
@@ -148,11 +162,13 @@ func (g *Guard) Begin(ctx context.Context, spans ...Span) ([]bool, error) {
 		if known && sp.First > suspect {
 			// Past the crashed batch: back to normal, counts forgotten.
 			write.Del(ctx, k)
+			mark(write, k, sp)
 			known = false
 		}
-		write.HSet(ctx, k, "inflight", batchRange(sp.First, sp.Last))
-		write.Expire(ctx, k, stateTTL)
 		suspects[i] = known
+	}
+	if write.Len() == 0 {
+		return suspects, nil
 	}
 	if _, err := write.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("crash guard: %w", err)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/pkg/wire"
 )
@@ -175,5 +177,72 @@ func TestFailuresSeenAreNotCrashes(t *testing.T) {
 	}
 	if ttl := c.g.rdb.TTL(context.Background(), c.g.partitionKey("events", 0)).Val(); ttl <= 0 || ttl > stateTTL {
 		t.Fatalf("state TTL %v, want up to %v", ttl, stateTTL)
+	}
+}
+
+// roundTrips counts the commands and pipelines a Redis client sends.
+type roundTrips struct{ n int }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.n++; return next(ctx, cmd) }
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n++; return next(ctx, cmds) }
+}
+
+// TestBeginCostsOneRoundTripUsually: Begin runs on every batch, ahead of
+// its matching, so in the usual case (no partition has state: Done left
+// none) it must cost one Redis round trip, and a crashed batch's state
+// still makes the next batch suspect.
+func TestBeginCostsOneRoundTripUsually(t *testing.T) {
+	rdb := testinfra.Redis(t)
+	trips := &roundTrips{}
+	rdb.AddHook(trips)
+	g := New(rdb, wire.NewTopics(testinfra.Prefix(t)).Keys().Crash(), "matcher", 0)
+	ctx := context.Background()
+	spans := []Span{{"events", 0, 10, 19}, {"events", 1, 5, 8}}
+	t.Cleanup(func() { rdb.Del(ctx, g.partitionKey("events", 0), g.partitionKey("events", 1)) })
+
+	suspects, err := g.Begin(ctx, spans...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trips.n != 1 || slices.Contains(suspects, true) {
+		t.Errorf("Begin without state: %d round trips, suspects %v; want 1, none", trips.n, suspects)
+	}
+	// The process dies here, with both batches in flight: a new one
+	// reads them again.
+	trips.n = 0
+	suspects, err = g.Begin(ctx, spans...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(suspects, []bool{true, true}) {
+		t.Errorf("Begin after a crash: suspects %v, want both", suspects)
+	}
+	if trips.n != 2 {
+		t.Errorf("Begin after a crash: %d round trips, want 2", trips.n)
+	}
+	if err := g.Done(ctx, spans...); err != nil {
+		t.Fatal(err)
+	}
+	// Past the crashed batches: normal again, and cheap again once the
+	// state is gone.
+	next := []Span{{"events", 0, 20, 29}, {"events", 1, 9, 9}}
+	if suspects, err = g.Begin(ctx, next...); err != nil || slices.Contains(suspects, true) {
+		t.Fatalf("Begin past the crashed batches: suspects %v, %v; want none", suspects, err)
+	}
+	if err := g.Done(ctx, next...); err != nil {
+		t.Fatal(err)
+	}
+	trips.n = 0
+	if _, err := g.Begin(ctx, Span{"events", 0, 30, 31}); err != nil {
+		t.Fatal(err)
+	}
+	if trips.n != 1 {
+		t.Errorf("Begin once the crash is forgotten: %d round trips, want 1", trips.n)
 	}
 }

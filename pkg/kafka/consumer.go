@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // Batch is the records of one partition from one poll, in offset order:
@@ -108,11 +110,19 @@ const (
 	// work before its context is canceled. It stays well inside the
 	// group's rebalance timeout (60s), which bounds the revoke callback.
 	stopGrace = 15 * time.Second
-	// maxQueued fetches per partition wait for its handler before the
-	// partition's fetching is paused, so a slow partition holds a bounded
-	// amount of memory and never blocks the poll loop that feeds the
-	// other partitions.
-	maxQueued = 4
+	// maxQueuedBytes of fetched records (recordBytes) per partition
+	// wait for its handler before the partition's fetching is paused, so
+	// a slow partition holds a bounded amount of memory and never blocks
+	// the poll loop that feeds the other partitions: four fetches of the
+	// largest size (kafka.Config.Options). It is counted in bytes, not
+	// fetches: at a few hundred records a second each fetch holds a few
+	// records, and pausing after four of them paused a matcher behind on
+	// one transaction, whose partition then waited for the fetch in
+	// flight (FetchMaxWait) once resumed: a quarter of a second on every
+	// few transactions (issue 18).
+	maxQueuedBytes = 4 * wire.MaxRecordBytes
+	// maxQueued fetches per partition pause it too, whatever their size.
+	maxQueued = 256
 	// maxTracked bounds the records a partition's handler has taken and
 	// the consumer still tracks (those not finished, and the finished ones
 	// after the oldest unfinished one). A handler that leaves one record
@@ -166,6 +176,11 @@ func NewStreamConsumer(cfg Config, group string, topics []string, h StreamHandle
 		// franz-go's 5 s default made resumed endpoints stall for seconds.
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A partition's new owner waits for the offsets a Transactor's
+		// transaction still holds (KIP-447) instead of reading from the
+		// older commit and producing what that transaction did again.
+		// Without transactional offsets in the group it costs nothing.
+		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
@@ -281,7 +296,7 @@ func stopWorkers(ws []*worker, grace time.Duration) {
 	for _, w := range ws {
 		w.mu.Lock()
 		w.stopped = true
-		w.queue = nil
+		w.queue, w.queued = nil, 0
 		close(w.stop)
 		w.mu.Unlock()
 	}

@@ -2,10 +2,13 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/wire"
 )
 
 // StreamHandler runs on one assigned partition for as long as it stays
@@ -43,8 +46,9 @@ func NewPartition(topic string, partition int32, recs []*kgo.Record) *Partition 
 	return &Partition{Topic: topic, Partition: partition, w: w}
 }
 
-// Next waits for the partition's next fetched records and hands them to
-// the handler, in offset order; they are taken from then on, and the
+// Next waits for the partition's next fetched records (the fetches that
+// came since the last call, up to the size of one full fetch) and hands
+// them to the handler, in offset order; they are taken from then on, and the
 // partition's offsets wait for each until it is finished. It returns nil
 // once ctx ends or the partition stops. While the handler holds too many
 // taken records (see maxTracked) it waits for some to be finished.
@@ -105,6 +109,7 @@ type worker struct {
 	tp
 	client *kgo.Client // nil outside a consumer: nothing is paused or marked
 	mark   bool        // mark finished offsets for autocommit (not under a Transactor)
+	take   int         // bytes of queued fetches a batch takes together: one full fetch
 	stop   chan struct{}
 	wake   chan struct{} // a fetch was queued or records were finished
 	done   chan struct{} // the goroutine has returned
@@ -113,6 +118,7 @@ type worker struct {
 	mu       sync.Mutex // guards the fields below
 	stopped  bool
 	queue    [][]*kgo.Record
+	queued   int           // recordBytes of queue
 	redo     []*kgo.Record // taken and unfinished when the handler ended early: handed out first
 	track    tracker
 	finished int64 // records finished so far, to tell a failing handler from a busy one
@@ -121,7 +127,13 @@ type worker struct {
 }
 
 func newWorker(k tp, cl *kgo.Client, cancel context.CancelFunc) *worker {
-	return &worker{tp: k, client: cl, stop: make(chan struct{}), wake: make(chan struct{}, 1),
+	take := wire.MaxRecordBytes // kafka.Config.Options' fetch size
+	if cl != nil {
+		if v, ok := cl.OptValue(kgo.FetchMaxPartitionBytes).(int32); ok && v > 0 {
+			take = int(v)
+		}
+	}
+	return &worker{tp: k, client: cl, take: take, stop: make(chan struct{}), wake: make(chan struct{}, 1),
 		done: make(chan struct{}), cancel: cancel, track: tracker{through: -1}}
 }
 
@@ -134,7 +146,8 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 		return
 	}
 	w.queue = append(w.queue, recs)
-	if len(w.queue) >= maxQueued && !w.full {
+	w.queued += recordBytes(recs)
+	if (w.queued >= maxQueuedBytes || len(w.queue) >= maxQueued) && !w.full {
 		w.setPauseLocked(func(w *worker) { w.full = true })
 	}
 	w.mu.Unlock()
@@ -148,8 +161,25 @@ func (w *worker) signal() {
 	}
 }
 
+// recordOverhead is about what a record takes in a fetch besides its key,
+// value and headers (varint lengths and deltas, attributes): enough that
+// recordBytes of small records tells a full fetch from one that is not.
+const recordOverhead = 16
+
+// recordBytes is about the size recs had in their fetches.
+func recordBytes(recs []*kgo.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Key) + len(r.Value) + recordOverhead
+		for _, h := range r.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+	}
+	return n
+}
+
 // next waits for the records to hand out next: those a failed handler left
-// unfinished, else the next fetch. It returns false once the worker is
+// unfinished, else the next fetches. It returns false once the worker is
 // stopped or ctx ends.
 func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
 	for {
@@ -165,10 +195,26 @@ func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
 			return recs, true
 		}
 		if len(w.queue) > 0 && w.track.len() < maxTracked {
+			// The fetches queued go out together, up to the size of one
+			// full fetch: a handler that fell behind on small fetches
+			// catches up in one batch (for the matcher, one transaction)
+			// rather than one per fetch, and one that gets full fetches
+			// gets them one at a time, as fetched.
+			n, size := 0, 0
+			for _, f := range w.queue {
+				b := recordBytes(f)
+				if n > 0 && size+b > w.take {
+					break
+				}
+				n, size = n+1, size+b
+			}
 			recs := w.queue[0]
-			w.queue[0] = nil
-			w.queue = w.queue[1:]
-			if w.full && len(w.queue) < maxQueued/2 {
+			if n > 1 {
+				recs = slices.Concat(w.queue[:n]...)
+			}
+			clear(w.queue[:n])
+			w.queue, w.queued = w.queue[n:], w.queued-size
+			if w.full && w.queued < maxQueuedBytes/2 && len(w.queue) < maxQueued/2 {
 				w.setPauseLocked(func(w *worker) { w.full = false })
 			}
 			w.track.add(recs)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -62,5 +63,41 @@ func TestTransactorFencedIsFatal(t *testing.T) {
 	case <-newer.Fatal():
 		t.Errorf("the newer instance reports fatal: %v", newer.Err())
 	default:
+	}
+}
+
+// TestTransactorCommitsOffsetsWithoutRecords: a batch that produced
+// nothing (the matcher's events that match no subscription) still has its
+// offsets committed, without a transaction.
+func TestTransactorCommitsOffsetsWithoutRecords(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	in, group := cfg.Topics.Events, cfg.Topics.Prefix+"empty"
+	produced := produce(t, client(t, cfg), in, "e", 40)
+	var tx *kafka.Transactor
+	c := newConsumer(t, cfg, group, []string{in}, func(ctx context.Context, b kafka.Batch) error {
+		return tx.Commit(ctx, nil, b.Records[len(b.Records)-1])
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tx, err := kafka.NewTransactor(ctx, cfg, c, cfg.Topics.Prefix+"empty-1", testinfra.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	stop := run(t, c)
+	defer stop()
+	adm := kadm.NewClient(client(t, cfg))
+	want := ends(produced)
+	waitFor(t, 30*time.Second, "every input offset committed", func() bool {
+		got := committed(t, adm, group, in)
+		for p, end := range want {
+			if got[p] != end {
+				return false
+			}
+		}
+		return true
+	})
+	if err := tx.Commit(ctx, nil); err != nil {
+		t.Errorf("a commit of nothing: %v", err)
 	}
 }

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -22,10 +21,12 @@ import (
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/index"
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/ops"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/service"
 	"github.com/hookline/hookline/pkg/subscription"
+	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/services/matcher/internal/match"
 )
 
@@ -110,55 +111,59 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		if err := view.WaitReady(ctx); err != nil {
 			return nil
 		}
-		opts, err := cfg.Kafka.Options(log)
-		if err != nil {
-			return err
+		return consume(ctx, cfg, m, tel, &matching, log)
+	})
+	return g.Wait()
+}
+
+// consume joins the matchers' group and matches its partitions' events
+// in Kafka transactions until ctx ends or the transactional producer can
+// never commit again (fenced by a newer instance with the same
+// transactional id, or left in a transaction it could not end): then it
+// returns the error, so that the process exits and its supervisor starts
+// a fresh instance, which finishes that transaction.
+func consume(ctx context.Context, cfg settings, m *match.Matcher, tel *telemetry.Telemetry, matching *atomic.Bool, log zerolog.Logger) error {
+	topics := []string{cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Redeliveries}
+	var txn *kafka.Transactor // made for the consumer, before its first batch
+	handle := m.Handler(func(ctx context.Context, records []*kgo.Record, through ...*kgo.Record) error {
+		return txn.Commit(ctx, records, through...)
+	}, log)
+	// Only one client may carry the client metrics: the consumer's. Both
+	// clients are traced.
+	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, topics, handle, log, tel.KafkaHooks())
+	if err != nil {
+		return err
+	}
+	txn, err = kafka.NewTransactor(ctx, cfg.Kafka, consumer, cfg.TransactionID, log, tel.TraceHooks())
+	if err != nil {
+		consumer.Client().Close()
+		if ctx.Err() != nil {
+			return nil
 		}
-		opts = append(append(opts, tel.KafkaHooks()),
-			match.SessionOptions([]string{cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Redeliveries}, cfg.Group, cfg.TransactionID)...)
-		log.Info().Int("subscriptions", ix.Len()).Msg("matching")
-		for {
-			err := consume(ctx, m, opts, &matching, log)
-			if !errors.Is(err, match.ErrSessionBroken) {
-				return err
-			}
-			// A broker lost mid-commit: a new session under the same
-			// transactional id aborts the open transaction and goes on.
-			log.Warn().Err(err).Msg("transactional session broken; starting a new one")
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return nil
-			}
+		return err
+	}
+	defer txn.Close() // after the consumer's last commit
+	matching.Store(true)
+	defer matching.Store(false)
+	log.Info().Int("subscriptions", m.Index.Len()).Msg("matching")
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return consumer.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case <-txn.Fatal():
+			return txn.Err()
+		case <-ctx.Done():
+			return nil
 		}
 	})
 	return g.Wait()
 }
 
-// consume runs the matcher in a new transactional session until ctx ends
-// or the session breaks.
-func consume(ctx context.Context, m *match.Matcher, opts []kgo.Opt, matching *atomic.Bool, log zerolog.Logger) error {
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fmt.Errorf("transactional session: %w", err)
-	}
-	defer sess.Close()
-	if err := sess.Client().Ping(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("%w: %w", match.ErrSessionBroken, err) // brokers unreachable: try again
-	}
-	matching.Store(true)
-	defer matching.Store(false)
-	return m.Consume(ctx, sess, log)
-}
-
 // errNotMatching is why the matcher is not ready once the view is.
-var errNotMatching = errors.New("transactional session not started")
+var errNotMatching = errors.New("transactional producer not started")
 
 // readiness is /readyz: ready once the index holds every subscription (the
-// view has caught up) and the transactional session has started, so that
+// view has caught up) and the transactional producer has started, so that
 // a ready matcher is one that is matching events.
 func readiness(viewReady func() error, matching *atomic.Bool) func() error {
 	return func() error {

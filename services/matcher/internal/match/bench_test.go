@@ -134,9 +134,9 @@ func benchIndex(tb testing.TB) *index.Index {
 // BenchmarkProcess is the matcher's CPU cost per event, without Kafka:
 // decode, candidates, conditions, shaping and encoding the deliveries.
 // "serial" takes one event at a time, in the random order of the topic;
-// "batch" takes a partition's share of one poll at a time, as Consume
+// "batch" takes about one partition's fetch at a time, as the Handler
 // does, so ProcessBatch groups the events by tenant. "parallel" runs one
-// worker per core, as Consume does per partition. An op is one event in
+// worker per core, as the consumer does per partition. An op is one event in
 // all three.
 func BenchmarkProcess(b *testing.B) {
 	c := codecs(b)
@@ -159,8 +159,10 @@ func BenchmarkProcess(b *testing.B) {
 		b.ReportMetric(float64(deliveries)/float64(b.N), "deliveries/event")
 	})
 	b.Run("batch", func(b *testing.B) {
-		// As Consume does: up to a partition's share of one poll at a time.
-		const batch = pollRecords / 3
+		// As the Handler does: a partition's fetch at a time, which
+		// holds up to 2 MiB (kafka.Config.Options), up to two thousand
+		// events of the benchmark's size.
+		const batch = 1_000
 		b.ReportAllocs()
 		deliveries := 0
 		b.ResetTimer()
@@ -200,9 +202,9 @@ const minThroughputEvents = 100_000
 // the last event, all deliveries written in transactions. ns/op is the
 // time per event. Run it with -benchtime=Nx to choose the event count; with
 // the default -benchtime it runs once. "traced" adds the tracing and
-// metrics hooks main gives the session; "crash guard" adds the Redis
-// bookkeeping main does by default (two round trips per poll to begin,
-// one to end).
+// metrics hooks main gives its clients; "crash guard" adds the Redis
+// bookkeeping main does by default (round trips to begin and end each
+// partition's batch).
 func BenchmarkMatcherThroughput(b *testing.B) {
 	b.Run("plain", func(b *testing.B) { benchThroughput(b, false) })
 	b.Run("traced", func(b *testing.B) {

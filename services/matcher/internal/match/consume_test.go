@@ -3,7 +3,6 @@ package match
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -238,7 +237,7 @@ func TestRestartMidStream(t *testing.T) {
 		{"crash", func(s *session) {
 			// What this transaction produced so far reaches the broker,
 			// then the client dies with the transaction open.
-			if err := s.sess.Client().Flush(context.Background()); err != nil {
+			if err := s.txn.Producer().Flush(context.Background()); err != nil {
 				panic(err)
 			}
 			s.kill()
@@ -300,9 +299,7 @@ func TestRestartMidStream(t *testing.T) {
 			started <- first
 			select {
 			case err := <-first.done:
-				// A killed client fails the open transaction's End: the
-				// session is reported broken, for main to make a new one.
-				if err != nil && !(tc.aborted && errors.Is(err, ErrSessionBroken)) {
+				if err != nil {
 					t.Fatalf("first matcher: %v", err)
 				}
 				first.done <- nil

@@ -18,7 +18,8 @@ import (
 )
 
 // The helpers here run the matcher against the real broker as main wires
-// it: a subscriptions view feeding an index, and a transactional session.
+// it: a subscriptions view feeding an index, and a consumer committing
+// through a transactor.
 
 // client is a plain client of the test cluster, closed with the test.
 func client(tb testing.TB, cfg kafka.Config, opts ...kgo.Opt) *kgo.Client {
@@ -79,51 +80,67 @@ func startIndex(tb testing.TB, cfg kafka.Config, c *record.Codecs) *index.Index 
 	return ix
 }
 
-// session is one matcher instance's transactional session running Consume.
+// session is one matcher instance as main runs it: a consumer whose
+// batches the matcher's Handler commits through a Transactor.
 type session struct {
-	sess   *kgo.GroupTransactSession
-	cancel context.CancelFunc
-	done   chan error
-	close  sync.Once
+	consumer *kafka.Consumer
+	txn      *kafka.Transactor
+	cancel   context.CancelFunc
+	done     chan error
+	close    sync.Once
 }
 
 // startSession starts m consuming in group as transactionalID. extra
-// options go after the matcher's own.
+// options go after the matcher's own, on the consumer's client and on the
+// transactional producer's.
 func startSession(tb testing.TB, cfg kafka.Config, m *Matcher, group, transactionalID string, extra ...kgo.Opt) *session {
 	tb.Helper()
-	opts, err := cfg.Options(testinfra.Logger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	opts = append(append(opts, SessionOptions([]string{cfg.Topics.Events, cfg.Topics.Redeliveries}, group, transactionalID)...), extra...)
-	sess, err := kgo.NewGroupTransactSession(opts...)
+	log := testinfra.Logger()
+	s := &session{done: make(chan error, 1)}
+	handle := m.Handler(func(ctx context.Context, records []*kgo.Record, through ...*kgo.Record) error {
+		return s.txn.Commit(ctx, records, through...)
+	}, log)
+	consumer, err := kafka.NewConsumer(cfg, group, []string{cfg.Topics.Events, cfg.Topics.Redeliveries}, handle, log, extra...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{sess: sess, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- m.Consume(ctx, sess, testinfra.Logger()) }()
+	s.consumer, s.cancel = consumer, cancel
+	ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
+	defer icancel()
+	if s.txn, err = kafka.NewTransactor(ictx, cfg, consumer, transactionalID, log, extra...); err != nil {
+		consumer.Client().Close()
+		tb.Fatal(err)
+	}
+	go func() { s.done <- consumer.Run(ctx) }()
 	tb.Cleanup(func() { s.stop(tb) })
 	return s
 }
 
-// kill closes the session's client at once, as a crash would: whatever
+// kill closes the session's clients at once, as a crash would: whatever
 // transaction is open stays open until the next session with the same
-// transactional id fences it.
-func (s *session) kill() { s.close.Do(s.sess.Close) }
+// transactional id fences it. The consumer's client is closed in the
+// background: closing it waits for its partitions' handlers, and kill may
+// be called from one of them (a produce hook).
+func (s *session) kill() {
+	s.close.Do(func() {
+		s.txn.Close()
+		go s.consumer.Client().Close()
+	})
+}
 
-// stop cancels Consume, waits for it and closes the session.
+// stop cancels the consumer, waits for it and closes the clients.
 func (s *session) stop(tb testing.TB) {
 	tb.Helper()
 	s.cancel()
 	select {
 	case err := <-s.done:
 		if err != nil {
-			tb.Errorf("Consume: %v", err)
+			tb.Errorf("consumer: %v", err)
 		}
 		s.done <- nil // a second stop returns at once
 	case <-time.After(30 * time.Second):
-		tb.Error("Consume did not return 30 s after its context ended")
+		tb.Error("the consumer did not return 30 s after its context ended")
 	}
 	s.kill()
 }
