@@ -81,14 +81,16 @@ cmd_up() {
     --max 20000 --disable-version-check --smtp-disable-rdns \
     >"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
+  # Seconds on a quiet machine; while a broker and a registry start beside
+  # it on two busy cores, it once took more than 10.
   local t
-  for ((t = 0; t < 100; t++)); do
+  for ((t = 0; t < 600; t++)); do
     answers && { log "ready: SMTP 127.0.0.1:$MAILPIT_SMTP_PORT, HTTP $URL"; print_env; return 0; }
     our_pid >/dev/null || break
     sleep 0.1
   done
   tail -n 20 "$LOGFILE" >&2 || true
-  die "no answer on $URL after 10 s"
+  die "no answer on $URL after 60 s"
 }
 
 cmd_down() {
