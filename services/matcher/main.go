@@ -83,7 +83,8 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	ix := index.New(log)
 	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
 	view.OnChange(ix.Update)
-	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry)}
+	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry),
+		Fresh: match.Fresh(view.Sync, clockMargin)}
 	if cfg.Redis != nil {
 		defer cfg.Redis.Close()
 		m.Guard = crashguard.New(cfg.Redis, cfg.Kafka.Topics.Keys().Crash(), cfg.Group, cfg.CrashLimit)
@@ -158,6 +159,11 @@ func consume(ctx context.Context, cfg settings, m *match.Matcher, tel *telemetry
 	})
 	return g.Wait()
 }
+
+// clockMargin is how far apart the clocks of ingest's and the matcher's
+// machines may be for match.Fresh to see every subscription created
+// before an event.
+const clockMargin = time.Second
 
 // errNotMatching is why the matcher is not ready once the view is.
 var errNotMatching = errors.New("transactional producer not started")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,6 +56,17 @@ type handler struct {
 
 func (h *handler) handle(ctx context.Context, b kafka.Batch) error {
 	m := h.m
+	if m.Fresh != nil {
+		newest := b.Records[0].Timestamp
+		for _, r := range b.Records[1:] {
+			newest = maxTime(newest, r.Timestamp)
+		}
+		if err := m.Fresh(ctx, newest); err != nil {
+			// Matched now, an event could miss a subscription created
+			// just before it: the consumer hands the batch back later.
+			return fmt.Errorf("bring the subscriptions up to %s/%d's events: %w", b.Topic, b.Partition, err)
+		}
+	}
 	span := crashguard.Span{Topic: b.Topic, Partition: b.Partition, First: b.Records[0].Offset, Last: b.Records[len(b.Records)-1].Offset}
 	guarded, suspect := h.begin(ctx, span)
 	var outs [][]*kgo.Record
@@ -133,4 +145,11 @@ func (h *handler) matchOneMarked(ctx context.Context, span crashguard.Span, r *k
 		return [][]*kgo.Record{{m.reject(r, errors.New(plan.Reason("matcher")))}}
 	}
 	return m.ProcessBatch([]*kgo.Record{r})
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -7,6 +7,7 @@ package match
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,6 +41,9 @@ type Matcher struct {
 	// candidate subscriptions before their work: tests make it panic or
 	// kill the process to check that one event cannot stop the matcher.
 	Fault func(ev *record.Event, e *index.Entry)
+	// Fresh, when set, returns once the index holds every subscription
+	// written before newest (see Fresh); a batch is matched only then.
+	Fresh func(ctx context.Context, newest time.Time) error
 }
 
 // Process returns the records to produce for one event record: a Delivery

@@ -1,0 +1,74 @@
+package match
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/pkg/kafka"
+)
+
+// TestFreshSyncsForEventsNewerThanTheLastSync: an event written after the
+// last sync began makes the index sync first; one older (a backlog) does
+// not; a failed sync is returned and counts for nothing.
+func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
+	var syncs int
+	fail := false
+	fresh := Fresh(func(context.Context) error {
+		syncs++
+		if fail {
+			return errors.New("no end offsets")
+		}
+		return nil
+	}, time.Second)
+	ctx := context.Background()
+	if err := fresh(ctx, time.Now()); err != nil || syncs != 1 {
+		t.Fatalf("a new event: %v, %d syncs, want 1", err, syncs)
+	}
+	if err := fresh(ctx, time.Now().Add(-time.Minute)); err != nil || syncs != 1 {
+		t.Fatalf("an event older than the sync: %v, %d syncs, want none more", err, syncs)
+	}
+	if err := fresh(ctx, time.Now()); err != nil || syncs != 2 {
+		t.Fatalf("an event within the clock margin of the sync: %v, %d syncs, want 2", err, syncs)
+	}
+	fail = true
+	if err := fresh(ctx, time.Now().Add(time.Minute)); err == nil {
+		t.Fatal("a failed sync was not returned")
+	}
+	fail = false
+	if err := fresh(ctx, time.Now().Add(30*time.Second)); err != nil || syncs != 4 {
+		t.Fatalf("after a failed sync: %v, %d syncs, want 4", err, syncs)
+	}
+}
+
+// TestBatchWaitsForFreshSubscriptions: a batch is neither matched nor
+// committed while the index cannot be brought up to its events; the
+// consumer gets the error and hands the batch back.
+func TestBatchWaitsForFreshSubscriptions(t *testing.T) {
+	m := testMatcher(t)
+	var asked time.Time
+	m.Fresh = func(_ context.Context, newest time.Time) error {
+		asked = newest
+		return errors.New("broker unreachable")
+	}
+	committed := false
+	h := m.Handler(func(context.Context, []*kgo.Record, ...*kgo.Record) error {
+		committed = true
+		return nil
+	}, zerolog.Nop())
+	t0 := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
+	recs := []*kgo.Record{{Topic: "events", Timestamp: t0.Add(2 * time.Second)}, {Topic: "events", Offset: 1, Timestamp: t0.Add(5 * time.Second)}, {Topic: "events", Offset: 2, Timestamp: t0}}
+	if err := h(context.Background(), kafka.Batch{Topic: "events", Records: recs}); err == nil {
+		t.Fatal("the batch was handled without fresh subscriptions")
+	}
+	if committed {
+		t.Error("the batch was committed without fresh subscriptions")
+	}
+	if !asked.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("asked for subscriptions up to %v, want the newest event's %v", asked, t0.Add(5*time.Second))
+	}
+}
