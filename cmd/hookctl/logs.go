@@ -49,6 +49,23 @@ func historyTime(v string, now time.Time) (string, error) {
 	return v, nil
 }
 
+// historyWindow reads -since and -until (see historyTime) into the
+// values to send, leaving out those not given.
+func historyWindow(since, until string) (map[string]string, error) {
+	now := time.Now()
+	out := map[string]string{}
+	for name, v := range map[string]string{"since": since, "until": until} {
+		t, err := historyTime(v, now)
+		if err != nil {
+			return nil, err
+		}
+		if t != "" {
+			out[name] = t
+		}
+	}
+	return out, nil
+}
+
 func logsCommand(ctx context.Context, e env, out *printer, args []string) error {
 	if len(args) >= 1 && args[0] == "show" {
 		if len(args) != 2 {
@@ -73,19 +90,16 @@ func logsCommand(ctx context.Context, e env, out *printer, args []string) error 
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *n < 1 {
 		return fmt.Errorf("%w: logs <subscription-id> [-status S] [-since T] [-until T] [-n N]", errUsage)
 	}
+	window, err := historyWindow(*since, *until)
+	if err != nil {
+		return err
+	}
 	q := url.Values{}
-	now := time.Now()
-	for name, v := range map[string]string{"status": *status, "since": *since, "until": *until} {
-		if v == "" {
-			continue
-		}
-		if name != "status" {
-			var err error
-			if v, err = historyTime(v, now); err != nil {
-				return err
-			}
-		}
+	for name, v := range window {
 		q.Set(name, v)
+	}
+	if *status != "" {
+		q.Set("status", *status)
 	}
 	var attempts []json.RawMessage
 	for len(attempts) < *n {
@@ -145,17 +159,9 @@ func redeliverCommand(ctx context.Context, e env, out *printer, args []string) e
 			return err
 		}
 	case *recoverSub != "" && *since != "" && *event == "" && fs.NArg() == 0:
-		now := time.Now()
-		body := map[string]string{}
-		for name, v := range map[string]string{"since": *since, "until": *until} {
-			if v == "" {
-				continue
-			}
-			t, err := historyTime(v, now)
-			if err != nil {
-				return err
-			}
-			body[name] = t
+		body, err := historyWindow(*since, *until)
+		if err != nil {
+			return err
 		}
 		if err := call(ctx, e, http.MethodPost, "/v1/subscriptions/"+url.PathEscape(*recoverSub)+"/recover", body, &answer); err != nil {
 			return err
@@ -214,16 +220,13 @@ func statsCommand(ctx context.Context, e env, out *printer, args []string) error
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *n < 1 || *n > pageSize {
 		return fmt.Errorf("%w: %s (N: 1 to %d)", errUsage, use, pageSize)
 	}
+	window, err := historyWindow(*since, *until)
+	if err != nil {
+		return err
+	}
 	q := url.Values{"limit": {strconv.Itoa(*n)}}
-	now := time.Now()
-	for name, v := range map[string]string{"since": *since, "until": *until} {
-		t, err := historyTime(v, now)
-		if err != nil {
-			return err
-		}
-		if t != "" {
-			q.Set(name, t)
-		}
+	for name, v := range window {
+		q.Set(name, v)
 	}
 	var raw json.RawMessage
 	if err := call(ctx, e, http.MethodGet, "/v1/stats?"+q.Encode(), nil, &raw); err != nil {

@@ -122,6 +122,20 @@ func implicitOffsets(ctx context.Context, cl *kgo.Client) (bool, error) {
 // supervisor start it afresh; Err tells why.
 func (t *Transactor) Fatal() <-chan struct{} { return t.fatal }
 
+// Wait blocks until the producer can never commit again, returning why,
+// or until ctx ends (nil). A service runs it beside its consumer and
+// exits on its error, so that its supervisor starts a fresh instance,
+// which finishes the transaction this one could not end, rather than
+// retrying forever.
+func (t *Transactor) Wait(ctx context.Context) error {
+	select {
+	case <-t.fatal:
+		return t.fatalErr
+	case <-ctx.Done():
+		return nil
+	}
+}
+
 // Err is the error that closed Fatal, or nil.
 func (t *Transactor) Err() error {
 	select {

@@ -149,14 +149,7 @@ func consume(ctx context.Context, cfg settings, m *match.Matcher, tel *telemetry
 	log.Info().Int("subscriptions", m.Index.Len()).Msg("matching")
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(ctx) })
-	g.Go(func() error {
-		select {
-		case <-txn.Fatal():
-			return txn.Err()
-		case <-ctx.Done():
-			return nil
-		}
-	})
+	g.Go(func() error { return txn.Wait(ctx) })
 	return g.Wait()
 }
 

@@ -84,17 +84,6 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 		log.Info().Strs("tiers", topics).Msg("scheduling")
 		return consumer.Run(ctx)
 	})
-	g.Go(func() error {
-		// A fenced producer, or one stuck in a transaction it could not
-		// end, never commits again: exit, so that the supervisor starts a
-		// fresh instance (which finishes that transaction), rather than
-		// retry forever.
-		select {
-		case <-txn.Fatal():
-			return txn.Err()
-		case <-ctx.Done():
-			return nil
-		}
-	})
+	g.Go(func() error { return txn.Wait(ctx) })
 	return g.Wait()
 }
