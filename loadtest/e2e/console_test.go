@@ -132,9 +132,12 @@ func eval[T any](b *browser, expr string) T {
 func (b *browser) waitFor(what, predicate string, timeout time.Duration) {
 	b.t.Helper()
 	deadline := time.Now().Add(timeout)
+	// The console re-renders a view whole, so an element the predicate
+	// reads may be missing for one poll: that is "not yet", not a failure.
+	guarded := "(() => { try { return !!(" + predicate + "); } catch (e) { return false; } })()"
 	for {
 		ctx, cancel := context.WithTimeout(b.ctx, time.Until(deadline)+5*time.Second)
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(50*time.Millisecond)))
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](guarded, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(50*time.Millisecond)))
 		cancel()
 		switch {
 		case err == nil:
