@@ -46,7 +46,7 @@ func TestConsoleHistoryInABrowser(t *testing.T) {
 	// A new endpoint with an AND/OR condition, at most 2 attempts.
 	b.do("open the portal link", chromedp.Navigate(link.URL))
 	b.waitText("No endpoints yet", 20*time.Second)
-	b.do("press n for a new endpoint", chromedp.KeyEvent("n"))
+	b.press("n") // a new endpoint
 	b.waitFor("the form", `!!document.querySelector("#subscription-form")`, 10*time.Second)
 	b.typeInto(`[name=url]`, rc.URL+"/shop")
 	b.typeInto(`[name=name]`, "Shop")
@@ -59,7 +59,7 @@ func TestConsoleHistoryInABrowser(t *testing.T) {
 
 	// The Logs tab open and empty; a test event's attempt appears in it
 	// without a reload.
-	b.do("press l for the Logs tab", chromedp.KeyEvent("l"))
+	b.press("l") // the Logs tab
 	b.waitText("No attempts yet", 20*time.Second)
 	if got := eval[string](b, `location.hash`); got != "#/subscriptions/"+subID+"/logs" {
 		t.Errorf("l went to %s", got)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 )
 
@@ -178,6 +180,25 @@ func (b *browser) typeInto(sel, text string) {
 	b.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+// press presses a key as a keyboard does: one keyDown carrying its text,
+// then keyUp. (chromedp.KeyEvent sends the text as a separate char event,
+// which a shortcut's preventDefault cannot stop: after "n" opens the form
+// and focuses its URL field, that "n" would land in the field.)
+func (b *browser) press(key string) {
+	b.t.Helper()
+	b.do("press "+key, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, k := range []input.DispatchKeyEventParams{
+			{Type: input.DispatchKeyEventTypeKeyDown, Key: key, Text: key, UnmodifiedText: key},
+			{Type: input.DispatchKeyEventTypeKeyUp, Key: key},
+		} {
+			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
 // setValue replaces the value of the input sel, as select-all and typing
 // would.
 func (b *browser) setValue(sel, value string) {
@@ -293,7 +314,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// Create an endpoint: (total >= 100 AND currency = EUR) OR vip = true.
 	const markupName = `<img src=x onerror="window.__xss=1">Orders <b>EU</b>`
-	b.do("press n for a new endpoint", chromedp.KeyEvent("n"))
+	b.press("n") // a new endpoint
 	b.waitFor("the form", `!!document.querySelector("#subscription-form")`, 10*time.Second)
 	b.typeInto(`[name=url]`, rc.URL+"/ok")
 	b.typeInto(`[name=name]`, markupName)
