@@ -185,7 +185,16 @@ start_node() {
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$LOG4J" \
     -Dhookline.kafka.node="$i" -cp "$LIBS/*" kafka.Kafka "$RUN/node-$i.properties" \
     >>"$RUN/node-$i.log" 2>&1 </dev/null &
-  echo $! >"$(pidfile "$i")"
+  local pid=$! t
+  echo "$pid" >"$(pidfile "$i")"
+  # Until setsid has exec'd java the command line is bash's, and node_pid
+  # (which wait_ready asks) would take the node for dead: wait for the exec,
+  # a few milliseconds, or for the process to end.
+  for ((t = 0; t < 200; t++)); do
+    node_pid "$i" >/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 0 # died: wait_ready says so, with its log
+    sleep 0.05
+  done
 }
 
 stop_node() { # node [signal]

@@ -80,13 +80,17 @@ cmd_up() {
     --smtp-auth-accept-any --smtp-auth-allow-insecure --enable-chaos \
     --max 20000 --disable-version-check --smtp-disable-rdns \
     >"$LOGFILE" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
+  local pid=$!
+  echo "$pid" >"$PIDFILE"
   # Seconds on a quiet machine; while a broker and a registry start beside
-  # it on two busy cores, it once took more than 10.
+  # it on two busy cores, it once took more than 10. Alive is asked with
+  # kill -0, not our_pid: until nohup has exec'd mailpit the process is
+  # still named bash or nohup, and our_pid took that for a death (the
+  # "no answer" with an empty log seen now and then).
   local t
   for ((t = 0; t < 600; t++)); do
     answers && { log "ready: SMTP 127.0.0.1:$MAILPIT_SMTP_PORT, HTTP $URL"; print_env; return 0; }
-    our_pid >/dev/null || break
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOGFILE" >&2 || true; die "mailpit exited at start"; }
     sleep 0.1
   done
   tail -n 20 "$LOGFILE" >&2 || true

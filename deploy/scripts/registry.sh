@@ -97,10 +97,13 @@ cmd_up() {
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dregistry.rules.global.compatibility=BACKWARD \
     -jar "$runner" >>"$LOGFILE" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
+  local pid=$!
+  echo "$pid" >"$PIDFILE"
   local deadline=$((SECONDS + REGISTRY_WAIT_SECONDS)) started=$SECONDS
   until answers; do
-    if ! our_pid >/dev/null; then
+    # kill -0, not our_pid: until setsid has exec'd java, the process's
+    # command line is still bash's.
+    if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 40 "$LOGFILE" >&2
       die "the registry died during startup (log: $LOGFILE)"
     fi
