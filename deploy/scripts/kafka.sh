@@ -18,7 +18,8 @@
 # broker i listens on KAFKA_PORT+i-1), KAFKA_CONTROLLER_PORT (19092),
 # KAFKA_STATE (<cache>/kafka: the cluster's config, pids, logs and data; a
 # second cluster on other ports needs its own, and shares the cached jars),
-# KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_WAIT_SECONDS (120; a 3-node start
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_JVM_OPTS (-XX:TieredStopAtLevel=1,
+# see below; empty for the JVM's default), KAFKA_WAIT_SECONDS (120; a 3-node start
 # on 2 cores busy with go test can take a minute).
 set -euo pipefail
 
@@ -28,6 +29,14 @@ KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19092}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+# C1 only. These brokers live for a test run or a benchmark, and on two
+# cores the C2 compiler was most of their CPU: after four benchmark runs on
+# one broker, JFR still saw its compiler threads use three times the CPU of
+# the request handlers. Without C2, in the same session: broker CPU at
+# 50 events/s 0.56 of before, idle 0.6, trickle p99 24/17 ms against
+# 52/34 ms (docs/decisions.md). A long-lived production broker earns C2's
+# cost back; this one never does.
+KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS--XX:TieredStopAtLevel=1}
 KAFKA_WAIT_SECONDS=${KAFKA_WAIT_SECONDS:-120}
 
 POM=$ROOT/deploy/kafka/pom.xml
@@ -181,7 +190,7 @@ start_node() {
   echo "--- start $(date -Is)" >>"$RUN/node-$i.log"
   # setsid: the broker outlives this script and ignores the caller's Ctrl-C.
   # shellcheck disable=SC2086
-  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  setsid java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$LOG4J" \
     -Dhookline.kafka.node="$i" -cp "$LIBS/*" kafka.Kafka "$RUN/node-$i.properties" \
     >>"$RUN/node-$i.log" 2>&1 </dev/null &
