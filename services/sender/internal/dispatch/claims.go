@@ -23,10 +23,10 @@ const (
 
 // claimable reports whether a delivery may have been claimed by ingest:
 // only one fresh from the matcher, of an event ingest wrote in immediate
-// mode, is. Ingest marks such an event before it takes any claim for it
-// (wire.HeaderImmediate) and the matcher marks each delivery it makes of
-// it, so an unmarked delivery has no claim, and queue mode costs no read
-// of claims. A retry, a parked one, a replay or a re-run is the
+// mode, is. Ingest takes the claims, then writes such an event marked
+// (wire.HeaderImmediate), and the matcher marks each delivery it makes
+// of it, so an unmarked delivery has no claim, and queue mode costs no
+// read of claims. A retry, a parked one, a replay or a re-run is the
 // pipeline's own, whatever its headers.
 func claimable(it *item) bool {
 	return it.immediate && it.d.Attempt == 0 && it.parks == 0 && !it.d.Replay && it.d.Redelivery == ""
