@@ -49,7 +49,7 @@ func TestDocumented(t *testing.T) {
 			}
 		})
 	}
-	for _, h := range []string{HeaderError, HeaderSource, HeaderTenant, HeaderParked, HeaderSubscription, HeaderRedelivery} {
+	for _, h := range []string{HeaderError, HeaderSource, HeaderTenant, HeaderParked, HeaderSubscription, HeaderRedelivery, HeaderImmediate} {
 		if row(h) == "" {
 			t.Errorf("no row for the header %s", h)
 		}

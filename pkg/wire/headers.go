@@ -33,7 +33,28 @@ const (
 	// asked for a new attempt even if the event was delivered to that
 	// subscription before.
 	HeaderRedelivery = "hookline-redelivery"
+	// HeaderImmediate marks an event ingest wrote in immediate mode
+	// (POST /v1/events?mode=immediate) and every delivery the matcher
+	// made of it: only such a delivery can have a claim (pkg/claim), so
+	// the sender reads claims for those alone and queue mode costs no
+	// Redis read for them. Its value is "1"; its presence is the mark.
+	HeaderImmediate = "hookline-immediate"
 )
+
+// MarkImmediate adds HeaderImmediate to r.
+func MarkImmediate(r *kgo.Record) {
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderImmediate, Value: []byte("1")})
+}
+
+// Immediate reports whether r carries HeaderImmediate.
+func Immediate(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == HeaderImmediate {
+			return true
+		}
+	}
+	return false
+}
 
 // MaxReasonBytes bounds the reason Divert writes: enough to say why,
 // while a diverted record stays within the topic's limit.

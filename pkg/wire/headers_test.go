@@ -58,3 +58,14 @@ func TestDivertBoundsTheReason(t *testing.T) {
 		t.Errorf("Reason of an undiverted record = %q, want empty", got)
 	}
 }
+
+func TestImmediate(t *testing.T) {
+	r := &kgo.Record{Headers: []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte("acme")}}}
+	if Immediate(r) {
+		t.Fatal("a record without the header is immediate")
+	}
+	MarkImmediate(r)
+	if !Immediate(r) || len(r.Headers) != 2 || r.Headers[1].Key != HeaderImmediate || string(r.Headers[1].Value) != "1" {
+		t.Errorf("marked headers = %q, want %s: 1 after the tenant", r.Headers, HeaderImmediate)
+	}
+}

@@ -146,7 +146,7 @@ func run(ctx context.Context, cfg settings, rdb *redis.Client, log zerolog.Logge
 		Client: deliver.NewClient(clientOpts), Guard: guard, Limiter: ratelimit.New(rdb, keys.Rate()),
 		Claims: claim.New(rdb, keys.Claims()), Delivered: idempotency.New(rdb, keys.Delivered(), cfg.DeliveredTTL),
 		Producer: producer, Codecs: codecs, Topics: cfg.Kafka.Topics, Schedule: cfg.Schedule, Log: log, Now: time.Now,
-		MaxInFlight: cfg.ImmediateMax, MaxInFlightTenant: cfg.ImmediateTenant,
+		MaxInFlight: cfg.ImmediateMax, MaxInFlightTenant: cfg.ImmediateTenant, Metrics: immediate.NewMetrics(tel.Registry),
 	}
 	// A shutdown lets the attempts under way end and settle their claims
 	// (the producer, closed later, writes their delivery log records).

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/pkg/problem"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/event"
 	"github.com/hookline/hookline/services/ingest/internal/immediate"
 )
@@ -97,7 +98,13 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		if mode.immediate {
 			plan = s.Immediate.Plan(r.Context(), &ev, mode.wait)
 		}
-		recs = append(recs, &kgo.Record{Topic: s.Topics.Events, Key: []byte(ev.Subject), Value: value, Context: r.Context()})
+		rec := &kgo.Record{Topic: s.Topics.Events, Key: []byte(ev.Subject), Value: value, Context: r.Context()}
+		if mode.immediate {
+			// Its deliveries may be claimed: the sender reads the
+			// claims of marked deliveries only (wire.HeaderImmediate).
+			wire.MarkImmediate(rec)
+		}
+		recs = append(recs, rec)
 		if keys[i] != "" {
 			written = append(written, keys[i])
 		}

@@ -18,12 +18,15 @@ import (
 
 	"github.com/hookline/hookline/pkg/id"
 	"github.com/hookline/hookline/pkg/idempotency"
+	"github.com/hookline/hookline/pkg/index"
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/ingest/internal/catalog"
+	"github.com/hookline/hookline/services/ingest/internal/immediate"
 )
 
 // stack is the API over HTTP in front of the real broker and Redis, with a
@@ -79,6 +82,9 @@ func newStack(t testing.TB, opts ...kgo.Opt) *stack {
 	srv.Producer, srv.View, srv.Topics, srv.Catalog = producer, view, cfg.Topics, types
 	srv.EventWrites = kafka.NewGroup(producer)
 	srv.Events = idempotency.New(rdb, cfg.Topics.Keys().EventIDs(), time.Hour)
+	// Immediate mode over no subscriptions: what it writes is tested
+	// here, its attempts in package immediate.
+	srv.Immediate = &immediate.Deliverer{Index: index.New(log), Log: log, Now: time.Now}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return &stack{cfg: cfg, srv: srv, url: ts.URL}
@@ -672,6 +678,28 @@ func TestEventsAPI(t *testing.T) {
 		got := events(t)["acme/"+ans.ID]
 		if len(got) != 1 || got[0].Type != "order.created" || got[0].Subject != "ord_1" || got[0].Data != `{"id":"ord_1","amount":250}` {
 			t.Errorf("events %+v", got)
+		}
+	})
+
+	t.Run("immediate mode marks the event", func(t *testing.T) {
+		// Only such an event's deliveries can have a claim: the sender
+		// reads the claims of marked deliveries alone.
+		var queued, now acceptedEvent
+		decodeInto(t, st.must(t, http.StatusAccepted, "POST", "/v1/events", "key-acme", `{"type":"order.created","data":{"n":1}}`), &queued)
+		decodeInto(t, st.must(t, http.StatusOK, "POST", "/v1/events?mode=immediate", "key-acme", `{"type":"order.created","data":{"n":2}}`), &now)
+		marked := map[string]bool{}
+		for _, r := range testinfra.Records(t, st.cfg, st.cfg.Topics.Events) {
+			var ev record.Event
+			if err := st.srv.Codecs.Event.Unmarshal(r.Value, &ev); err != nil {
+				t.Fatalf("event record: %v", err)
+			}
+			marked[ev.ID] = wire.Immediate(r)
+		}
+		if m, ok := marked[now.ID]; !ok || !m {
+			t.Errorf("the immediate event %s written %v, marked %v; want written with %s", now.ID, ok, m, wire.HeaderImmediate)
+		}
+		if m, ok := marked[queued.ID]; !ok || m {
+			t.Errorf("the queued event %s written %v, marked %v; want written without %s", queued.ID, ok, m, wire.HeaderImmediate)
 		}
 	})
 

@@ -102,6 +102,7 @@ type Deliverer struct {
 	Schedule  backoff.Schedule
 	Log       zerolog.Logger
 	Now       func() time.Time
+	Metrics   *Metrics // nil: not counted
 
 	// MaxInFlight and MaxInFlightTenant bound the attempts in flight, of
 	// the instance and of one tenant; past them deliveries are queued.
@@ -152,8 +153,9 @@ func (d *Deliverer) Plan(ctx context.Context, ev *record.Event, wait time.Durati
 		}
 		dl := match.NewDelivery(ev, e, now)
 		p.out = append(p.out, Delivery{SubscriptionID: e.Sub.ID, DeliveryID: dl.ID, Outcome: Queued})
-		a, why := d.prepare(ctx, &dl, doc, shape, e, now)
+		a, reason, why := d.prepare(ctx, &dl, doc, shape, e, now)
 		if why != "" {
+			d.Metrics.queued(reason)
 			p.out[len(p.out)-1].Error = why
 			continue
 		}
@@ -176,8 +178,10 @@ func (d *Deliverer) Plan(ctx context.Context, ev *record.Event, wait time.Durati
 	for i, a := range p.attempts {
 		switch {
 		case err != nil:
+			d.Metrics.queued(queuedRedis)
 			p.out[a.i].Error = "immediate mode unavailable (Redis); the pipeline delivers it"
 		case !taken[i]:
+			d.Metrics.queued(queuedClaimed)
 			p.out[a.i].Error = "claimed already"
 		default:
 			kept = append(kept, a)
@@ -190,35 +194,36 @@ func (d *Deliverer) Plan(ctx context.Context, ev *record.Event, wait time.Durati
 }
 
 // prepare builds one matched delivery and takes what its attempt needs (a
-// concurrency slot, its rate-limit slot), or says why it is queued.
-func (d *Deliverer) prepare(ctx context.Context, dl *record.Delivery, doc condition.Document, shape *match.Shaper, e *index.Entry, now time.Time) (*attempt, string) {
+// concurrency slot, its rate-limit slot), or says why it is queued: the
+// reason (a label of Metrics.Queued) and why, in words.
+func (d *Deliverer) prepare(ctx context.Context, dl *record.Delivery, doc condition.Document, shape *match.Shaper, e *index.Entry, now time.Time) (a *attempt, reason, why string) {
 	switch {
 	case e.Sub.Batch != nil && e.Sub.Batch.MaxEvents > 0:
-		return nil, "batch subscription: delivered in its batch by the pipeline"
+		return nil, queuedBatch, "batch subscription: delivered in its batch by the pipeline"
 	case e.Sub.Ordered:
-		return nil, "ordered subscription: delivered in order by the pipeline"
+		return nil, queuedOrdered, "ordered subscription: delivered in order by the pipeline"
 	}
 	if err := match.Fill(dl, doc, shape, e); err != nil {
-		return nil, "no delivery can be built (the pipeline dead-letters it): " + err.Error()
+		return nil, queuedUndeliverable, "no delivery can be built (the pipeline dead-letters it): " + err.Error()
 	}
 	if _, err := match.Encode(d.Codecs, dl); err != nil {
-		return nil, "no delivery can be built (the pipeline dead-letters it): " + err.Error()
+		return nil, queuedUndeliverable, "no delivery can be built (the pipeline dead-letters it): " + err.Error()
 	}
 	ep := d.Opener.Open(e.Sub, now)
 	if ep.Unsendable != "" {
-		return nil, ep.Unsendable
+		return nil, queuedUndeliverable, ep.Unsendable
 	}
 	if !d.acquire(dl.Tenant) {
-		return nil, "too many immediate deliveries in flight"
+		return nil, queuedInFlight, "too many immediate deliveries in flight"
 	}
 	if e.Sub.RateLimitPerSecond > 0 {
 		g, err := d.Limiter.Reserve(ctx, 0, []ratelimit.Ask{{Key: e.Sub.ID, PerSecond: int(e.Sub.RateLimitPerSecond), N: 1}})
 		if err != nil || g[0].Reserved == 0 || g[0].Wait > 0 {
 			d.release(dl.Tenant)
-			return nil, "rate limited"
+			return nil, queuedRateLimited, "rate limited"
 		}
 	}
-	return &attempt{dl: *dl, ep: ep, done: make(chan struct{})}, ""
+	return &attempt{dl: *dl, ep: ep, done: make(chan struct{})}, "", ""
 }
 
 // acquire takes one attempt's slot of the instance and of tenant.
@@ -271,6 +276,7 @@ func (p *Plan) Abandon(ctx context.Context) {
 func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
 	var mu sync.Mutex
 	out := p.out
+	start := time.Now()
 	span := trace.SpanContextFromContext(ctx)
 	bg := context.WithoutCancel(ctx)
 	for _, a := range p.attempts {
@@ -295,16 +301,20 @@ func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
 			defer mu.Unlock()
 			answer := make([]Delivery, len(out))
 			copy(answer, out)
+			pending := 0
 			for _, a := range p.attempts {
 				select {
 				case <-a.done:
 				default:
 					answer[a.i].Outcome, answer[a.i].Error = Pending, ""
+					pending++
 				}
 			}
+			p.d.Metrics.answered(pending, time.Since(start).Seconds())
 			return answer
 		}
 	}
+	p.d.Metrics.answered(0, time.Since(start).Seconds())
 	mu.Lock()
 	defer mu.Unlock()
 	return append([]Delivery(nil), out...)
@@ -324,6 +334,7 @@ func (d *Deliverer) attempt(ctx context.Context, a *attempt, span trace.SpanCont
 	if res.Class == deliver.Delivered {
 		out.Outcome = Delivered
 	}
+	d.Metrics.ended(out.Outcome)
 	settle := func() {
 		o := deliver.Decide(a.dl, a.ep.Sub, res, started, d.Schedule)
 		if span.HasTraceID() {

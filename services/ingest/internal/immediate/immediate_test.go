@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookline/hookline/pkg/backoff"
@@ -83,6 +86,7 @@ func newEnv(t *testing.T, rcv *testreceiver.Receiver, guard *ssrf.Guard, rdb red
 		Index: e.ix, Opener: deliver.Opener{Box: e.box, Certs: deliver.NewClients(opts, 4)}, Client: client, Guard: guard,
 		Limiter: ratelimit.New(rdb, keys+"rate:"), Claims: e.claims, Delivered: e.marks, Producer: producer,
 		Codecs: e.codecs, Topics: e.kafka.Topics, Schedule: sch, Log: testinfra.Logger(), Now: time.Now,
+		Metrics: immediate.NewMetrics(prometheus.NewRegistry()),
 	}
 	t.Cleanup(e.d.Wait)
 	return e
@@ -143,6 +147,34 @@ func (e *env) claim(id string) claim.Claim {
 	return c[0]
 }
 
+// counted checks the Deliverer's counters: deliveries by outcome, queued
+// by reason (those named; any other must be zero), pending answers and
+// the requests whose wait was observed.
+func (e *env) counted(outcomes, queued map[string]float64, pending float64, requests uint64) {
+	e.t.Helper()
+	m := e.d.Metrics
+	for _, o := range []string{immediate.Delivered, immediate.Failed, immediate.Queued} {
+		if got := testutil.ToFloat64(m.Deliveries.WithLabelValues(o)); got != outcomes[o] {
+			e.t.Errorf("deliveries %s: %v, want %v", o, got, outcomes[o])
+		}
+	}
+	for _, r := range []string{"batch", "ordered", "undeliverable", "in_flight", "rate_limited", "redis", "claimed"} {
+		if got := testutil.ToFloat64(m.Queued.WithLabelValues(r)); got != queued[r] {
+			e.t.Errorf("queued %s: %v, want %v", r, got, queued[r])
+		}
+	}
+	if got := testutil.ToFloat64(m.Pending); got != pending {
+		e.t.Errorf("pending %v, want %v", got, pending)
+	}
+	var h dto.Metric
+	if err := m.Wait.Write(&h); err != nil {
+		e.t.Fatal(err)
+	}
+	if got := h.GetHistogram().GetSampleCount(); got != requests {
+		e.t.Errorf("waits observed %d, want %d", got, requests)
+	}
+}
+
 func only(t *testing.T, ds []immediate.Delivery) immediate.Delivery {
 	t.Helper()
 	if len(ds) != 1 {
@@ -179,6 +211,7 @@ func TestDeliveredIsAttemptOne(t *testing.T) {
 	if len(as) != 1 || as[0].Attempt != 1 || as[0].Outcome != record.OutcomeDelivered || as[0].StatusCode != 204 {
 		t.Errorf("delivery log %+v, want attempt 1 delivered", as)
 	}
+	e.counted(map[string]float64{immediate.Delivered: 1}, nil, 0, 1)
 }
 
 func TestFailedAttemptGoesOnAsAttemptOne(t *testing.T) {
@@ -202,6 +235,7 @@ func TestFailedAttemptGoesOnAsAttemptOne(t *testing.T) {
 	if len(as) != 1 || as[0].Attempt != 1 || as[0].Outcome != record.OutcomeRetrying || as[0].NextAttemptAt == nil {
 		t.Errorf("delivery log %+v, want attempt 1 retrying with its next attempt's time", as)
 	}
+	e.counted(map[string]float64{immediate.Failed: 1}, nil, 0, 1)
 }
 
 func TestPastTheWaitIsPendingAndEndsLater(t *testing.T) {
@@ -226,6 +260,7 @@ func TestPastTheWaitIsPendingAndEndsLater(t *testing.T) {
 	if c := e.claim(got.DeliveryID); c.State != claim.Pending {
 		t.Errorf("claim %+v while the attempt is under way, want pending", c)
 	}
+	e.counted(nil, nil, 1, 1) // pending, not yet delivered
 	end()
 	e.d.Wait()
 	if c := e.claim(got.DeliveryID); c.State != claim.Delivered {
@@ -234,6 +269,7 @@ func TestPastTheWaitIsPendingAndEndsLater(t *testing.T) {
 	if as := e.attempts(1)[got.DeliveryID]; len(as) != 1 || as[0].Outcome != record.OutcomeDelivered {
 		t.Errorf("delivery log %+v, want attempt 1 delivered", as)
 	}
+	e.counted(map[string]float64{immediate.Delivered: 1}, nil, 1, 1)
 }
 
 func TestRefusedTargetIsNotCalled(t *testing.T) {
@@ -298,6 +334,9 @@ func TestQueuedForThePipeline(t *testing.T) {
 	if n := len(rcv.Requests()); n != 1 {
 		t.Errorf("receiver got %d requests, want 1 (the rate-limited subscription's first)", n)
 	}
+	e.d.Wait()
+	e.counted(map[string]float64{immediate.Delivered: 1, immediate.Queued: 5},
+		map[string]float64{"batch": 2, "ordered": 2, "rate_limited": 1}, 0, 2)
 }
 
 // TestRedisDownQueues: without the claims no attempt is made (it could be
@@ -315,6 +354,7 @@ func TestRedisDownQueues(t *testing.T) {
 	if n := len(rcv.Requests()); n != 0 {
 		t.Errorf("receiver got %d requests, want none", n)
 	}
+	e.counted(map[string]float64{immediate.Queued: 1}, map[string]float64{"redis": 1}, 0, 1)
 }
 
 // TestHostileNeighbour: a tenant whose endpoint hangs fills only its own
@@ -356,6 +396,9 @@ func TestHostileNeighbour(t *testing.T) {
 	third := only(t, e.post(event("evil"), 300*time.Millisecond))
 	if third.Outcome != immediate.Queued {
 		t.Errorf("evil's third delivery: %+v, want queued (over its tenant's limit)", third)
+	}
+	if got := testutil.ToFloat64(e.d.Metrics.Queued.WithLabelValues("in_flight")); got != 1 {
+		t.Errorf("queued in_flight %v, want 1", got)
 	}
 	start := time.Now()
 	good := only(t, e.post(event("good"), immediate.DefaultWait))

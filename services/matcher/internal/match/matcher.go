@@ -156,7 +156,13 @@ func (m *Matcher) deliver(r *kgo.Record, ev *record.Event, doc condition.Documen
 	if err != nil {
 		return m.deadLetter(r, e, d, err)
 	}
-	return []*kgo.Record{{Topic: m.Topics.Deliveries, Key: e.Key, Value: value, Context: r.Context}}
+	out = []*kgo.Record{{Topic: m.Topics.Deliveries, Key: e.Key, Value: value, Context: r.Context}}
+	if wire.Immediate(r) && !d.Replay {
+		// Ingest may have claimed it (immediate mode): the sender reads
+		// claims of marked deliveries only.
+		wire.MarkImmediate(out[0])
+	}
+	return out
 }
 
 // deadLetter writes d to hookline.dlq with reason, and an attempt 0 (no

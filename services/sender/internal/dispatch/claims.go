@@ -14,11 +14,22 @@ import (
 // (retry tier or DLQ) without being sent; expired (ingest died), it is
 // sent.
 
+// How a claim resolved, the label of hookline_sender_claims_resolved_total.
+const (
+	claimDelivered = "delivered" // ingest delivered it: dropped
+	claimFailed    = "failed"    // ingest's attempt failed: moved on unsent
+	claimExpired   = "expired"   // pending, then gone (ingest died): sent
+)
+
 // claimable reports whether a delivery may have been claimed by ingest:
-// only one fresh from the matcher is (a retry, a parked one, a replay or a
-// re-run is the pipeline's own).
+// only one fresh from the matcher, of an event ingest wrote in immediate
+// mode, is. Ingest takes the claims, then writes such an event marked
+// (wire.HeaderImmediate), and the matcher marks each delivery it makes
+// of it, so an unmarked delivery has no claim, and queue mode costs no
+// read of claims. A retry, a parked one, a replay or a re-run is the
+// pipeline's own, whatever its headers.
 func claimable(it *item) bool {
-	return it.d.Attempt == 0 && it.parks == 0 && !it.d.Replay && it.d.Redelivery == ""
+	return it.immediate && it.d.Attempt == 0 && it.parks == 0 && !it.d.Replay && it.d.Redelivery == ""
 }
 
 // settle admits items, those ingest may have claimed as their claims say.
@@ -52,16 +63,30 @@ func (pt *partition) settle(items []*item) {
 func (pt *partition) claimed(it *item, c claim.Claim) {
 	switch c.State {
 	case claim.None:
+		if it.waited {
+			pt.d.Metrics.Claims.WithLabelValues(claimExpired).Inc()
+		}
 		pt.admit(it)
 	case claim.Pending:
-		pt.hold(it)
-		pt.awaiting = append(pt.awaiting, it)
+		it.waited = true
+		pt.await(it)
 	case claim.Delivered:
+		pt.d.Metrics.Claims.WithLabelValues(claimDelivered).Inc()
 		pt.d.Metrics.Suppressed.Inc()
 		pt.p.Finish(it.rec)
 	case claim.Failed:
+		pt.d.Metrics.Claims.WithLabelValues(claimFailed).Inc()
 		pt.movedOn(it, c.Failure)
 	}
+}
+
+// await holds items until their claims are looked at again (lookAgain).
+func (pt *partition) await(items ...*item) {
+	for _, it := range items {
+		pt.hold(it)
+	}
+	pt.awaiting = append(pt.awaiting, items...)
+	pt.d.Metrics.ClaimWaiting.Add(float64(len(items)))
 }
 
 // claimsFailed handles a failed read of claims: the items await them
@@ -76,10 +101,7 @@ func (pt *partition) claimsFailed(items []*item, err error) {
 		pt.claimsDown = true
 		pt.log.Warn().Err(err).Msg("immediate-mode claims unavailable; deliveries wait for Redis")
 	}
-	for _, it := range items {
-		pt.hold(it)
-	}
-	pt.awaiting = append(pt.awaiting, items...)
+	pt.await(items...)
 }
 
 // lookAgain reads the claims of the deliveries awaiting them (each tick)
@@ -98,6 +120,7 @@ func (pt *partition) lookAgain() {
 		ids[i] = it.d.ID
 	}
 	claims, err := pt.d.Claims.Look(pt.ctx, ids)
+	pt.d.Metrics.ClaimWaiting.Sub(float64(len(items))) // waiting until now
 	if err != nil {
 		pt.claimsFailed(items, err)
 		return

@@ -29,6 +29,7 @@ import (
 	"github.com/hookline/hookline/pkg/subscription"
 	"github.com/hookline/hookline/pkg/testinfra"
 	"github.com/hookline/hookline/pkg/testreceiver"
+	"github.com/hookline/hookline/pkg/wire"
 	"github.com/hookline/hookline/services/sender/internal/dispatch"
 )
 
@@ -187,6 +188,18 @@ func (e *env) delivery(sub *record.Subscription, payload string) record.Delivery
 // publish produces deliveries to the deliveries topic, keyed by endpoint.
 func (e *env) publish(ds ...record.Delivery) {
 	e.t.Helper()
+	e.produce(false, ds)
+}
+
+// publishImmediate is publish for deliveries of events ingest wrote in
+// immediate mode: marked (wire.HeaderImmediate) as the matcher marks them.
+func (e *env) publishImmediate(ds ...record.Delivery) {
+	e.t.Helper()
+	e.produce(true, ds)
+}
+
+func (e *env) produce(immediate bool, ds []record.Delivery) {
+	e.t.Helper()
 	recs := make([]*kgo.Record, len(ds))
 	for i := range ds {
 		value, err := e.codecs.Delivery.Marshal(&ds[i])
@@ -194,6 +207,9 @@ func (e *env) publish(ds ...record.Delivery) {
 			e.t.Fatal(err)
 		}
 		recs[i] = &kgo.Record{Topic: e.kafka.Topics.Deliveries, Key: []byte(ds[i].SubscriptionID), Value: value}
+		if immediate {
+			wire.MarkImmediate(recs[i])
+		}
 	}
 	if err := e.producer.ProduceSync(e.ctx(), recs...).FirstErr(); err != nil {
 		e.t.Fatal(err)

@@ -14,6 +14,12 @@ type item struct {
 	rec   *kgo.Record
 	d     record.Delivery
 	parks int // times it was parked before (wire.HeaderParked)
+	// immediate: the record carries wire.HeaderImmediate, so ingest may
+	// have claimed it (claims.go).
+	immediate bool
+	// waited: it was held on a pending claim (claims.go), so a claim
+	// gone when looked at again expired.
+	waited bool
 	// handedOn is set, before they are produced, once its outcome hands
 	// the delivery on to a record of its own: a retry tier (a failed
 	// attempt, a park) or the DLQ (replayable). From then on a copy read

@@ -25,6 +25,14 @@ type Metrics struct {
 	// Parked counts deliveries parked by their lane, by reason (backlog,
 	// ordered, rate_limit); not attempts.
 	Parked *prometheus.CounterVec
+	// Claims counts the pipeline's copies of deliveries ingest claimed
+	// in immediate mode (claims.go), by how the claim resolved:
+	// delivered (dropped; also counted in Suppressed), failed (moved on
+	// as attempt 1, not sent), expired (ingest died mid-attempt: sent).
+	Claims *prometheus.CounterVec
+	// ClaimWaiting is the deliveries held waiting for an immediate
+	// attempt to end, or for their claims to be readable.
+	ClaimWaiting prometheus.Gauge
 
 	top   int
 	lanes atomic.Pointer[Dispatcher] // set by the Dispatcher's first Run; its lanes feed the collector
@@ -75,10 +83,19 @@ func NewMetrics(reg prometheus.Registerer, topEndpoints int) *Metrics {
 			Name: "hookline_sender_parked_total", Help: "Deliveries parked in a retry tier by their lane, not attempts: backlog (the endpoint is saturated), ordered (behind its parked ones), rate_limit (past the rate-limit wait).",
 		}, []string{"reason"}),
 	}
+	m.Claims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookline_sender_claims_resolved_total", Help: "Deliveries ingest claimed in immediate mode, by how the claim resolved: delivered (dropped, not sent), failed (moved on as attempt 1, not sent), expired (ingest died mid-attempt: sent).",
+	}, []string{"resolution"})
+	m.ClaimWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hookline_sender_claim_waiting", Help: "Deliveries held waiting for ingest's immediate-mode attempt to end, or for their claims to be readable.",
+	})
 	for _, r := range []string{parkBacklog, parkOrdered, parkRateLimit} {
 		m.Parked.WithLabelValues(r) // present at zero, so rate() works from the start
 	}
-	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors, m.EndpointAlerts, m.BatchSize, m.Parked, m)
+	for _, r := range []string{claimDelivered, claimFailed, claimExpired} {
+		m.Claims.WithLabelValues(r)
+	}
+	reg.MustRegister(m.Attempts, m.Duration, m.InFlight, m.RateLimited, m.Deferred, m.Suppressed, m.RedisErrors, m.EndpointAlerts, m.BatchSize, m.Parked, m.Claims, m.ClaimWaiting, m)
 	return m
 }
 

@@ -245,6 +245,7 @@ func (pt *partition) stop() {
 	for _, it := range pt.awaiting {
 		pt.release(it)
 	}
+	pt.d.Metrics.ClaimWaiting.Sub(float64(len(pt.awaiting)))
 	pt.awaiting = nil
 	for _, l := range pt.lanes {
 		for _, it := range l.unknown {
@@ -1064,8 +1065,11 @@ func (d *Dispatcher) decode(recs []*kgo.Record) (items []*item, poison []*kgo.Re
 			continue
 		}
 		for _, h := range r.Headers {
-			if h.Key == wire.HeaderParked {
+			switch h.Key {
+			case wire.HeaderParked:
 				it.parks, _ = strconv.Atoi(string(h.Value))
+			case wire.HeaderImmediate:
+				it.immediate = true
 			}
 		}
 		items = append(items, it)
