@@ -23,8 +23,7 @@ import (
 // its events' times: they were in Kafka before the fetch, and their
 // subscriptions before them. So the batches of all partitions that wait
 // while one sync runs share the next one, instead of each queueing for a
-// sync of its own (at 1,000 events/s on six partitions, that queue was
-// most of the matcher's latency).
+// sync of its own.
 //
 // margin allows for the clocks of the machines that write events and run
 // the matcher to differ by that much.
