@@ -185,11 +185,13 @@ func TestReaderFollows(t *testing.T) {
 		t.Errorf("ready after %d records, want 3", n)
 	}
 	for i := range 5 {
+		// Counted before the write: the reader may handle the record
+		// before ProduceSync returns.
+		before := handled.Load()
 		res, err := prod.ProduceSync(wctx, &kgo.Record{Topic: topic, Value: []byte("new " + strconv.Itoa(i))}).First()
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := handled.Load()
 		if err := r.WaitFor(wctx, topic, res.Partition, res.Offset); err != nil {
 			t.Fatal(err)
 		}
