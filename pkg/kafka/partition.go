@@ -41,7 +41,7 @@ type Partition struct {
 func NewPartition(topic string, partition int32, recs []*kgo.Record) *Partition {
 	w := newWorker(tp{topic, partition}, nil, func() {})
 	if len(recs) > 0 {
-		w.queue = [][]*kgo.Record{recs}
+		w.push(recs)
 	}
 	return &Partition{Topic: topic, Partition: partition, w: w}
 }
@@ -117,8 +117,8 @@ type worker struct {
 
 	mu       sync.Mutex // guards the fields below
 	stopped  bool
-	queue    [][]*kgo.Record
-	queued   int           // recordBytes of queue
+	queue    []fetched
+	queued   int           // bytes of queue
 	redo     []*kgo.Record // taken and unfinished when the handler ended early: handed out first
 	track    tracker
 	finished int64 // records finished so far, to tell a failing handler from a busy one
@@ -145,13 +145,26 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 		w.mu.Unlock()
 		return
 	}
-	w.queue = append(w.queue, recs)
-	w.queued += recordBytes(recs)
+	w.push(recs)
 	if (w.queued >= maxQueuedBytes || len(w.queue) >= maxQueued) && !w.full {
 		w.setPauseLocked(func(w *worker) { w.full = true })
 	}
 	w.mu.Unlock()
 	w.signal()
+}
+
+// fetched is one fetch's records waiting for the handler, with their
+// size (recordBytes), counted once.
+type fetched struct {
+	recs  []*kgo.Record
+	bytes int
+}
+
+// push queues recs; w.mu is held (or w not yet shared).
+func (w *worker) push(recs []*kgo.Record) {
+	f := fetched{recs: recs, bytes: recordBytes(recs)}
+	w.queue = append(w.queue, f)
+	w.queued += f.bytes
 }
 
 func (w *worker) signal() {
@@ -202,15 +215,18 @@ func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
 			// gets them one at a time, as fetched.
 			n, size := 0, 0
 			for _, f := range w.queue {
-				b := recordBytes(f)
-				if n > 0 && size+b > w.take {
+				if n > 0 && size+f.bytes > w.take {
 					break
 				}
-				n, size = n+1, size+b
+				n, size = n+1, size+f.bytes
 			}
-			recs := w.queue[0]
+			recs := w.queue[0].recs
 			if n > 1 {
-				recs = slices.Concat(w.queue[:n]...)
+				parts := make([][]*kgo.Record, n)
+				for i, f := range w.queue[:n] {
+					parts[i] = f.recs
+				}
+				recs = slices.Concat(parts...)
 			}
 			clear(w.queue[:n])
 			w.queue, w.queued = w.queue[n:], w.queued-size

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
 )
 
 // TxnBackoff is how long a transactional producer waits before asking
@@ -122,18 +123,22 @@ func implicitOffsets(ctx context.Context, cl *kgo.Client) (bool, error) {
 // supervisor start it afresh; Err tells why.
 func (t *Transactor) Fatal() <-chan struct{} { return t.fatal }
 
-// Wait blocks until the producer can never commit again, returning why,
-// or until ctx ends (nil). A service runs it beside its consumer and
-// exits on its error, so that its supervisor starts a fresh instance,
-// which finishes the transaction this one could not end, rather than
-// retrying forever.
-func (t *Transactor) Wait(ctx context.Context) error {
-	select {
-	case <-t.fatal:
-		return t.fatalErr
-	case <-ctx.Done():
-		return nil
-	}
+// Run runs the consumer until ctx ends (nil), it fails, or the producer
+// can never commit again: then Run returns why, so that the service exits
+// and its supervisor starts a fresh instance, which finishes the
+// transaction this one could not end, rather than retrying forever.
+func (t *Transactor) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return t.consumer.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case <-t.fatal:
+			return t.fatalErr
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	return g.Wait()
 }
 
 // Err is the error that closed Fatal, or nil.

@@ -147,10 +147,7 @@ func consume(ctx context.Context, cfg settings, m *match.Matcher, tel *telemetry
 	matching.Store(true)
 	defer matching.Store(false)
 	log.Info().Int("subscriptions", m.Index.Len()).Msg("matching")
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return consumer.Run(ctx) })
-	g.Go(func() error { return txn.Wait(ctx) })
-	return g.Wait()
+	return txn.Run(ctx)
 }
 
 // clockMargin is how far apart the clocks of ingest's and the matcher's

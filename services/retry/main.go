@@ -82,8 +82,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	})
 	g.Go(func() error {
 		log.Info().Strs("tiers", topics).Msg("scheduling")
-		return consumer.Run(ctx)
+		return txn.Run(ctx) // the consumer, until ctx ends or the producer cannot commit
 	})
-	g.Go(func() error { return txn.Wait(ctx) })
 	return g.Wait()
 }
