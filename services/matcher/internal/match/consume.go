@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -81,10 +82,7 @@ func (h *handler) handle(ctx context.Context, b kafka.Batch) error {
 		outs = m.ProcessBatch(b.Records)
 		h.serial.RUnlock()
 	}
-	var records []*kgo.Record
-	for _, out := range outs {
-		records = append(records, out...)
-	}
+	records := slices.Concat(outs...)
 	err := h.commit(ctx, records, b.Records[len(b.Records)-1])
 	if guarded {
 		// Committed or not, the process did not crash on the batch.
