@@ -39,8 +39,9 @@ type Transactor struct {
 	txnID    string
 	timeout  time.Duration
 
-	mu    sync.Mutex // guards queue
+	mu    sync.Mutex // guards queue and pace
 	queue []*txnCall
+	pace  pacer
 	txnMu sync.Mutex // one transaction at a time
 
 	topicIDs map[string][16]byte // guarded by txnMu
@@ -86,7 +87,7 @@ func NewTransactor(ctx context.Context, cfg Config, c *Consumer, txnID string, l
 		return nil, fmt.Errorf("transactional producer %s: %w", txnID, err)
 	}
 	c.inTxn.Store(true)
-	return &Transactor{producer: p, consumer: c, txnID: txnID, timeout: timeout, topicIDs: map[string][16]byte{},
+	return &Transactor{producer: p, consumer: c, txnID: txnID, timeout: timeout, pace: pacer{interval: TxnInterval}, topicIDs: map[string][16]byte{},
 		implicitOffsets: implicit, fatal: make(chan struct{})}, nil
 }
 
@@ -178,7 +179,8 @@ func (t *Transactor) Producer() *kgo.Client { return t.producer }
 // Commit produces records and commits the consumer's offsets past each
 // record in through, atomically, and returns once the transaction is
 // committed. Calls that come while a transaction is under way share the
-// next one. When no call of a transaction has a record (the matcher's
+// next one, and under a steady load transactions begin at most every
+// TxnInterval (pacer). When no call of a transaction has a record (the matcher's
 // events that match nothing), the offsets are committed without a
 // transaction: there is nothing to keep atomic with them, and a plain
 // commit costs the broker a fraction of a transaction; it carries the
@@ -196,6 +198,7 @@ func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through 
 	call := &txnCall{records: records, through: through}
 	t.mu.Lock()
 	t.queue = append(t.queue, call)
+	t.pace.called(time.Now())
 	t.mu.Unlock()
 
 	t.txnMu.Lock()
@@ -205,6 +208,12 @@ func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through 
 	}
 	if err := t.Err(); err != nil {
 		return err
+	}
+	t.mu.Lock()
+	wait := t.pace.begin(time.Now())
+	t.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait) // the calls that come meanwhile join this transaction
 	}
 	t.mu.Lock()
 	calls := t.queue // call is among them

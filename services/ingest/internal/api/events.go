@@ -123,6 +123,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, "Kafka", err)
 		return
 	}
+	if mode.immediate {
+		// The attempts go out while the ids are remembered, not after.
+		plan.Start(r.Context())
+	}
 	s.markWritten(r.Context(), written)
 	if mode.immediate {
 		s.answerImmediate(w, r, out[0], plan, mode)

@@ -119,8 +119,12 @@ type Deliverer struct {
 type Plan struct {
 	d        *Deliverer
 	tenant   string
-	out      []Delivery
 	attempts []*attempt
+	started  bool
+	begun    time.Time // when Start made the attempts
+
+	mu  sync.Mutex // guards out once started
+	out []Delivery
 }
 
 // attempt is one claimed delivery to attempt.
@@ -268,15 +272,16 @@ func (p *Plan) Abandon(ctx context.Context) {
 	p.attempts = nil
 }
 
-// Deliver makes the plan's attempts, each in a goroutine of its own, and
-// returns the answer once all have ended or wait has passed: those still
-// under way are "pending" and end all the same (their claims, attempts
-// and slots are settled by their goroutines). ctx carries the request's
-// trace; its end does not cut an attempt short.
-func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
-	var mu sync.Mutex
-	out := p.out
-	start := time.Now()
+// Start makes the plan's attempts, each in a goroutine of its own; ctx
+// carries the request's trace, and its end does not cut an attempt short.
+// The caller may finish its own work (remembering the event's id) while
+// they run, then calls Deliver. Safe on a nil Plan; a second call does
+// nothing.
+func (p *Plan) Start(ctx context.Context) {
+	if p == nil || p.started {
+		return
+	}
+	p.started, p.begun = true, time.Now()
 	span := trace.SpanContextFromContext(ctx)
 	bg := context.WithoutCancel(ctx)
 	for _, a := range p.attempts {
@@ -284,14 +289,23 @@ func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
 		go func() {
 			defer p.d.running.Done()
 			res, settle := p.d.attempt(bg, a, span)
-			mu.Lock()
-			out[a.i] = res
-			mu.Unlock()
+			p.mu.Lock()
+			p.out[a.i] = res
+			p.mu.Unlock()
 			close(a.done) // the answer need not wait for the settling
 			settle()
 		}()
 	}
-	timer := time.NewTimer(wait)
+}
+
+// Deliver starts the plan's attempts (unless Start has) and returns the
+// answer once all have ended or wait has passed: those still under way
+// are "pending" and end all the same (their claims, attempts and slots
+// are settled by their goroutines).
+func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
+	p.Start(ctx)
+	mu, out, start := &p.mu, p.out, p.begun
+	timer := time.NewTimer(wait - time.Since(start))
 	defer timer.Stop()
 	for _, a := range p.attempts {
 		select {
