@@ -3,12 +3,16 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/testinfra"
@@ -99,5 +103,74 @@ func TestTransactorCommitsOffsetsWithoutRecords(t *testing.T) {
 	})
 	if err := tx.Commit(ctx, nil); err != nil {
 		t.Errorf("a commit of nothing: %v", err)
+	}
+}
+
+// endTxns records when a client sends EndTxn: one per transaction.
+type endTxns struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (e *endTxns) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key == kmsg.EndTxn.Int16() {
+		e.mu.Lock()
+		e.at = append(e.at, time.Now())
+		e.mu.Unlock()
+	}
+}
+
+// TestTransactorPacesASteadyLoad: callers that commit without pause
+// share transactions that begin TxnInterval apart, instead of running
+// them back to back (the broker's work is per transaction).
+func TestTransactorPacesASteadyLoad(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	noop := func(context.Context, kafka.Batch) error { return nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends := &endTxns{}
+	tx, err := kafka.NewTransactor(ctx, cfg, newConsumer(t, cfg, cfg.Topics.Prefix+"paced", []string{cfg.Topics.Events}, noop),
+		cfg.Topics.Prefix+"paced-1", testinfra.Logger(), kgo.WithHooks(ends))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+
+	const callers = 8
+	var calls atomic.Int64
+	deadline := time.Now().Add(time.Second)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if err := tx.Commit(ctx, []*kgo.Record{{Topic: cfg.Topics.Deliveries, Value: []byte("x")}}); err != nil {
+					t.Errorf("commit: %v", err)
+					return
+				}
+				calls.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+
+	ends.mu.Lock()
+	at := ends.at
+	ends.mu.Unlock()
+	if len(at) < 10 {
+		t.Fatalf("%d transactions in a second of steady calls", len(at))
+	}
+	// The first few come before the calls' average gap has fallen.
+	gaps := make([]time.Duration, 0, len(at))
+	for i := 5; i < len(at); i++ {
+		gaps = append(gaps, at[i].Sub(at[i-1]))
+	}
+	slices.Sort(gaps)
+	median := gaps[len(gaps)/2]
+	t.Logf("%d calls in %d transactions; median time between transactions %s", calls.Load(), len(at), median)
+	if median < kafka.TxnInterval-2*time.Millisecond {
+		t.Errorf("median time between transactions %s, want about %s or more: not paced", median, kafka.TxnInterval)
+	}
+	if n := calls.Load(); n < int64(2*len(at)) {
+		t.Errorf("%d calls in %d transactions: calls did not share them", n, len(at))
 	}
 }
