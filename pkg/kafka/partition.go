@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"slices"
 	"sort"
 	"sync"
 
@@ -213,20 +212,19 @@ func (w *worker) next(ctx context.Context) ([]*kgo.Record, bool) {
 			// catches up in one batch (for the matcher, one transaction)
 			// rather than one per fetch, and one that gets full fetches
 			// gets them one at a time, as fetched.
-			n, size := 0, 0
+			n, size, count := 0, 0, 0
 			for _, f := range w.queue {
 				if n > 0 && size+f.bytes > w.take {
 					break
 				}
-				n, size = n+1, size+f.bytes
+				n, size, count = n+1, size+f.bytes, count+len(f.recs)
 			}
 			recs := w.queue[0].recs
 			if n > 1 {
-				parts := make([][]*kgo.Record, n)
-				for i, f := range w.queue[:n] {
-					parts[i] = f.recs
+				recs = make([]*kgo.Record, 0, count)
+				for _, f := range w.queue[:n] {
+					recs = append(recs, f.recs...)
 				}
-				recs = slices.Concat(parts...)
 			}
 			clear(w.queue[:n])
 			w.queue, w.queued = w.queue[n:], w.queued-size

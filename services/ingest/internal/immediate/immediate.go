@@ -22,6 +22,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,8 +121,7 @@ type Plan struct {
 	d        *Deliverer
 	tenant   string
 	attempts []*attempt
-	started  bool
-	begun    time.Time // when Start made the attempts
+	begun    time.Time // when Start made the attempts; zero before
 
 	mu  sync.Mutex // guards out once started
 	out []Delivery
@@ -278,10 +278,10 @@ func (p *Plan) Abandon(ctx context.Context) {
 // they run, then calls Deliver. Safe on a nil Plan; a second call does
 // nothing.
 func (p *Plan) Start(ctx context.Context) {
-	if p == nil || p.started {
+	if p == nil || !p.begun.IsZero() {
 		return
 	}
-	p.started, p.begun = true, time.Now()
+	p.begun = time.Now()
 	span := trace.SpanContextFromContext(ctx)
 	bg := context.WithoutCancel(ctx)
 	for _, a := range p.attempts {
@@ -304,34 +304,30 @@ func (p *Plan) Start(ctx context.Context) {
 // are settled by their goroutines).
 func (p *Plan) Deliver(ctx context.Context, wait time.Duration) []Delivery {
 	p.Start(ctx)
-	mu, out, start := &p.mu, p.out, p.begun
-	timer := time.NewTimer(wait - time.Since(start))
+	timer := time.NewTimer(wait - time.Since(p.begun))
 	defer timer.Stop()
+waiting:
 	for _, a := range p.attempts {
 		select {
 		case <-a.done:
 		case <-timer.C:
-			mu.Lock()
-			defer mu.Unlock()
-			answer := make([]Delivery, len(out))
-			copy(answer, out)
-			pending := 0
-			for _, a := range p.attempts {
-				select {
-				case <-a.done:
-				default:
-					answer[a.i].Outcome, answer[a.i].Error = Pending, ""
-					pending++
-				}
-			}
-			p.d.Metrics.answered(pending, time.Since(start).Seconds())
-			return answer
+			break waiting
 		}
 	}
-	p.d.Metrics.answered(0, time.Since(start).Seconds())
-	mu.Lock()
-	defer mu.Unlock()
-	return append([]Delivery(nil), out...)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	answer := slices.Clone(p.out)
+	pending := 0
+	for _, a := range p.attempts {
+		select {
+		case <-a.done:
+		default:
+			answer[a.i].Outcome, answer[a.i].Error = Pending, ""
+			pending++
+		}
+	}
+	p.d.Metrics.answered(pending, time.Since(p.begun).Seconds())
+	return answer
 }
 
 // attempt makes one attempt and frees its slot. It returns the answer's
