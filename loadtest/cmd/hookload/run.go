@@ -384,12 +384,20 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	var prog workload.Progress
 	cpu0 := b.cpu()
 	start := time.Now()
+	var paused []string
+	if sc.ingestAlone {
+		if paused, err = b.pausePipeline(); err != nil {
+			res.Problems = append(res.Problems, err.Error())
+		}
+	}
 	sent := make(chan struct{})
 	var sending time.Duration
+	var resumeErr error
 	go func() {
 		defer close(sent)
 		load.Run(ctx, prod, &prog)
 		sending = time.Since(start)
+		resumeErr = b.resume(ctx, sc.name, paused)
 	}()
 	if d := b.o.sinkDown; d > 0 {
 		time.AfterFunc(5*time.Second, func() {
@@ -404,6 +412,9 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cpu1 := b.cpu()
+	if resumeErr != nil {
+		res.Problems = append(res.Problems, resumeErr.Error())
+	}
 
 	b.fill(&res, tally, &prog, start, cpu0, cpu1)
 	res.Groups = groups(sc, subs, tally, &prog, start)
@@ -544,6 +555,42 @@ func (b *bench) apiCeiling(ctx context.Context, sc scenario, res *report.Result,
 		res.Problems = append(res.Problems, err.Error())
 	}
 	res.Ceiling = c
+}
+
+// pausePipeline stops (SIGTERM, as a scale-in) every service of the
+// stack but ingest and returns their names, for resume.
+func (b *bench) pausePipeline() ([]string, error) {
+	var paused []string
+	for _, name := range b.stack.Config().ServicesToRun() {
+		if name == "ingest" {
+			continue
+		}
+		if err := b.stack.Term(name); err != nil {
+			return paused, fmt.Errorf("stop %s while ingest runs alone: %w", name, err)
+		}
+		paused = append(paused, name)
+	}
+	return paused, nil
+}
+
+// resume starts the services pausePipeline stopped and waits until each
+// is ready.
+func (b *bench) resume(ctx context.Context, scenario string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	say("%s: starting %s again", scenario, strings.Join(names, ", "))
+	for _, name := range names {
+		if err := b.stack.Start(name); err != nil {
+			return err
+		}
+	}
+	for _, name := range names {
+		if err := b.stack.WaitReady(ctx, name, time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // closedPort is an https URL base on 127.0.0.1 where nothing listens: its

@@ -100,3 +100,20 @@ func TestImmediateScenario(t *testing.T) {
 		t.Errorf("immediate scenario: rate %v single %v immediate %v via %s, want 500/s single immediate requests over http", sc.rate, sc.single, sc.immediate, sc.via)
 	}
 }
+
+func TestAPIScenario(t *testing.T) {
+	sc := find(t, "api")
+	if sc.ingestAlone || sc.clients != 64 {
+		t.Fatalf("api: ingestAlone %v, clients %d; want the whole stack and 64 clients", sc.ingestAlone, sc.clients)
+	}
+	if sc.alone == nil || !sc.alone.ingestAlone || sc.alone.clients != sc.clients || sc.alone.events != sc.events {
+		t.Fatal("api has no baseline with ingest alone and the same load")
+	}
+	alone := &report.Result{Accepted: 9000, Ratio: 0.31}
+	with := &report.Result{Accepted: 2500, Ratio: 0.07}
+	sc.compare(alone, with)
+	want := "ingest alone: 9000 events/s, 0.31 of a bare Go server (target >= 0.30); beside the pipeline: 2500 events/s, 0.07"
+	if len(with.Actions) != 1 || with.Actions[0] != want {
+		t.Errorf("actions %q, want %q", with.Actions, want)
+	}
+}
