@@ -253,7 +253,7 @@ func scenarios(size string, payload int) ([]scenario, error) {
 		send: sz.latencyFor + 30*time.Second, drain: time.Minute, hops: true,
 	},
 		api(sz.events/2, plan),
-		{}, {
+		{
 			name:   "immediate",
 			about:  "a steady 500 events/s through POST /v1/events?mode=immediate, one event per request: the answer less the receiver's own time",
 			plan:   plan("immediate", 1, 1, 1, 1),

@@ -117,3 +117,21 @@ func TestAPIScenario(t *testing.T) {
 		t.Errorf("actions %q, want %q", with.Actions, want)
 	}
 }
+
+// TestScenarioNames: the scenarios are those scenarioNames lists (what
+// -scenarios offers), in its order, each with its own name.
+func TestScenarioNames(t *testing.T) {
+	for _, size := range []string{"quick", "full"} {
+		all, err := scenarios(size, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, sc := range all {
+			names = append(names, sc.name)
+		}
+		if strings.Join(names, ",") != strings.Join(scenarioNames, ",") {
+			t.Errorf("%s: scenarios %q, want %q", size, names, scenarioNames)
+		}
+	}
+}
