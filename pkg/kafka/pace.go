@@ -49,10 +49,16 @@ func (p *pacer) called(now time.Time) {
 // begin returns how long a transaction about to begin at now should wait
 // first; the transaction is taken to begin once that wait is over.
 func (p *pacer) begin(now time.Time) time.Duration {
-	var wait time.Duration
-	if p.gap < p.interval {
-		wait = max(p.lastBegin.Add(p.interval).Sub(now), 0)
-	}
+	wait := p.until(now)
 	p.lastBegin = now.Add(wait)
 	return wait
+}
+
+// until is how long a transaction beginning at now would wait (begin's
+// answer), without taking it to begin.
+func (p *pacer) until(now time.Time) time.Duration {
+	if p.gap >= p.interval {
+		return 0
+	}
+	return max(p.lastBegin.Add(p.interval).Sub(now), 0)
 }

@@ -57,6 +57,33 @@ func TestPacer(t *testing.T) {
 		}
 	})
 
+	t.Run("until tells the wait without beginning", func(t *testing.T) {
+		p := pacer{interval: interval}
+		for ms := range 200 {
+			p.called(at(ms))
+		}
+		p.begin(at(200))
+		for range 3 { // asking twice changes nothing
+			if w := p.until(at(205)); w != 10*time.Millisecond {
+				t.Fatalf("until 5 ms after a start: %s, want 10ms", w)
+			}
+		}
+		if w := p.until(at(230)); w != 0 {
+			t.Fatalf("until past the interval: %s, want 0", w)
+		}
+		if w := p.begin(at(206)); w != 9*time.Millisecond {
+			t.Fatalf("begin after until: waits %s, want 9ms (until did not count as a start)", w)
+		}
+		q := pacer{interval: interval}
+		for i := range 10 {
+			q.called(at(20 * i)) // a low rate
+		}
+		q.begin(at(180))
+		if w := q.until(at(181)); w != 0 {
+			t.Fatalf("until at a low rate: %s, want 0", w)
+		}
+	})
+
 	t.Run("pacing stops when the load does", func(t *testing.T) {
 		p := pacer{interval: interval}
 		for ms := range 200 {

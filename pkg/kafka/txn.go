@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -232,6 +233,40 @@ func (t *Transactor) Commit(ctx context.Context, records []*kgo.Record, through 
 		c.done, c.err = true, err
 	}
 	return call.err
+}
+
+// GatherLead is how long before a paced transaction may begin Gather
+// stops gathering: the time a handler has left to turn its batch into
+// its call to Commit, so that the call still joins that transaction. The
+// matcher's (bring its index up to date, match) took 2 ms at the median
+// and 4 ms at p90 in the latency scenario; with 3 ms, one call in ten
+// missed its transaction and waited for the next.
+const GatherLead = 6 * time.Millisecond
+
+// Gather extends b with the records of its partition fetched until
+// GatherLead before the Transactor's next transaction may begin, when
+// its transactions are paced (see TxnInterval); otherwise it returns b
+// as it is. A handler that calls it first and then commits what the
+// batch yields makes the records that arrive while the transactor waits
+// for its next turn part of that transaction, rather than of the one
+// after it: under a steady load, a record waits for one turn of the
+// pace, not two. The records taken belong to the batch (Batch.More).
+func (t *Transactor) Gather(ctx context.Context, b Batch) Batch {
+	t.mu.Lock()
+	wait := t.pace.until(time.Now()) - GatherLead
+	t.mu.Unlock()
+	if wait <= 0 {
+		return b
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		more := b.More(ctx)
+		if more == nil {
+			return b
+		}
+		b.Records = slices.Concat(b.Records, more) // never into a fetch's array
+	}
 }
 
 func (t *Transactor) transact(ctx context.Context, calls []*txnCall) error {

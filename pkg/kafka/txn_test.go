@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -172,5 +173,87 @@ func TestTransactorPacesASteadyLoad(t *testing.T) {
 	}
 	if n := calls.Load(); n < int64(2*len(at)) {
 		t.Errorf("%d calls in %d transactions: calls did not share them", n, len(at))
+	}
+}
+
+// TestGatherJoinsRecordsFetchedWhileTheTransactionWaits: under a steady
+// stream, a handler that calls Gather before committing takes into its
+// batch the records fetched while the next transaction waits its turn
+// (rather than leaving them for the transaction after), and every record
+// is still handled exactly once, in order, with its offset committed.
+func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
+	cfg := testinfra.Kafka(t)
+	in, group := cfg.Topics.Events, cfg.Topics.Prefix+"gather"
+	var (
+		tx       *kafka.Transactor
+		mu       sync.Mutex
+		handled  = map[int32][]int64{}
+		batches  int
+		gathered int // batches that Gather extended
+	)
+	c := newConsumer(t, cfg, group, []string{in}, func(ctx context.Context, b kafka.Batch) error {
+		n := len(b.Records)
+		b = tx.Gather(ctx, b)
+		last := b.Records[len(b.Records)-1]
+		if err := tx.Commit(ctx, []*kgo.Record{{Topic: cfg.Topics.Deliveries, Value: last.Value}}, last); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		batches++
+		if len(b.Records) > n {
+			gathered++
+		}
+		for _, r := range b.Records {
+			handled[r.Partition] = append(handled[r.Partition], r.Offset)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := kafka.NewTransactor(ctx, cfg, c, cfg.Topics.Prefix+"gather-1", testinfra.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	stop := run(t, c)
+	defer stop()
+
+	// A steady stream to one partition: a record every millisecond for
+	// 1.5 s, each produced on its own.
+	cl := client(t, cfg)
+	var last *kgo.Record
+	for i := range 1500 {
+		rec := &kgo.Record{Topic: in, Key: []byte("one-subject"), Value: fmt.Appendf(nil, "%d", i)}
+		cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+		last = rec
+		time.Sleep(time.Millisecond)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	waitFor(t, 30*time.Second, "every offset committed", func() bool {
+		return committed(t, adm, group, in)[last.Partition] == last.Offset+1
+	})
+
+	mu.Lock()
+	defer mu.Unlock()
+	offsets := handled[last.Partition]
+	if len(offsets) != int(last.Offset+1) || len(handled) != 1 {
+		t.Fatalf("handled %d records (partitions %d), want %d in one partition", len(offsets), len(handled), last.Offset+1)
+	}
+	for i, o := range offsets {
+		if o != int64(i) {
+			t.Fatalf("record %d handled has offset %d: out of order, lost or twice", i, o)
+		}
+	}
+	t.Logf("%d records in %d batches, %d of them extended by Gather", len(offsets), batches, gathered)
+	if gathered < batches/4 {
+		t.Errorf("Gather extended %d of %d batches of a steady stream, want at least a quarter", gathered, batches)
 	}
 }

@@ -129,6 +129,7 @@ func consume(ctx context.Context, cfg settings, m *match.Matcher, tel *telemetry
 	handle := m.Handler(func(ctx context.Context, records []*kgo.Record, through ...*kgo.Record) error {
 		return txn.Commit(ctx, records, through...)
 	}, log)
+	m.Gather = func(ctx context.Context, b kafka.Batch) kafka.Batch { return txn.Gather(ctx, b) }
 	// Only one client may carry the client metrics: the consumer's. Both
 	// clients are traced.
 	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Group, topics, handle, log, tel.KafkaHooks())

@@ -33,7 +33,10 @@ type Commit func(ctx context.Context, records []*kgo.Record, through ...*kgo.Rec
 // deliveries. Batches that several partitions finish at about the same
 // time share one transaction (the Committer groups them), so the broker
 // does one transaction's work for all of them; a lone event at a low
-// rate is committed at once, without waiting for company.
+// rate is committed at once, without waiting for company. Under a steady
+// load, when transactions are paced, a batch first gathers the events
+// its partition fetches until shortly before the next transaction
+// (Matcher.Gather), so that they join it rather than the one after.
 //
 // With a Guard, a batch that held offsets in flight when the process
 // last died is matched one event after another, each marked in Redis
@@ -57,6 +60,9 @@ type handler struct {
 
 func (h *handler) handle(ctx context.Context, b kafka.Batch) error {
 	m := h.m
+	if m.Gather != nil {
+		b = m.Gather(ctx, b)
+	}
 	if m.Fresh != nil {
 		newest := b.Records[0].Timestamp
 		for _, r := range b.Records[1:] {

@@ -18,6 +18,7 @@ import (
 	"github.com/hookline/hookline/pkg/condition"
 	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/index"
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/match"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/wire"
@@ -44,6 +45,10 @@ type Matcher struct {
 	// Fresh, when set, returns once the index holds every subscription
 	// written before newest (see Fresh); a batch is matched only then.
 	Fresh func(ctx context.Context, newest time.Time) error
+	// Gather, when set, extends a batch with the records its partition
+	// fetches while the next transaction waits its turn
+	// (kafka.Transactor.Gather); a batch is matched only then.
+	Gather func(ctx context.Context, b kafka.Batch) kafka.Batch
 }
 
 // Process returns the records to produce for one event record: a Delivery
