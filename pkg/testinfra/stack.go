@@ -9,13 +9,16 @@ import (
 )
 
 // StackConfig is a stack of services (pkg/stack) on the test's topics and
-// consumer groups (kcfg, from Kafka) and its Redis, logging at warn into a
-// temporary folder. Callers add the binaries and what the test is about.
+// consumer groups (kcfg, from Kafka) and its Redis, logging at info into a
+// temporary folder: quiet per delivery, but a failed test's log tails
+// (Stack) then show when each service joined its group, got its
+// partitions and caught up with the subscriptions. Callers add the
+// binaries and what the test is about.
 func StackConfig(t testing.TB, kcfg kafka.Config) stack.Config {
 	t.Helper()
 	return stack.Config{
 		Brokers: strings.Join(kcfg.Brokers, ","), Redis: Redis(t).Options().Addr, Prefix: kcfg.Topics.Prefix,
-		Partitions: int(kcfg.Partitions), LogLevel: "warn", LogDir: t.TempDir(), AllowHosts: "127.0.0.1",
+		Partitions: int(kcfg.Partitions), LogLevel: "info", LogDir: t.TempDir(), AllowHosts: "127.0.0.1",
 	}
 }
 
