@@ -381,15 +381,15 @@ func (b *bench) scenario(ctx context.Context, sc scenario) report.Result {
 	res.Via = via
 	tally := b.sink.Begin(sc.faults)
 	load := &workload.Load{Subs: subs, Count: sc.events, Rate: sc.rate, MaxDuration: sc.send, Seed: b.o.seed, Owed: owed(sc, subs)}
-	var prog workload.Progress
-	cpu0 := b.cpu()
-	start := time.Now()
 	var paused []string
-	if sc.ingestAlone {
+	if sc.ingestAlone { // before the clock starts: stopping takes a while
 		if paused, err = b.pausePipeline(); err != nil {
 			res.Problems = append(res.Problems, err.Error())
 		}
 	}
+	var prog workload.Progress
+	cpu0 := b.cpu()
+	start := time.Now()
 	sent := make(chan struct{})
 	var sending time.Duration
 	var resumeErr error
