@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -124,6 +125,19 @@ func RedisOptionsFromEnv(r *config.Reader) *redis.Options {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return opts
+}
+
+// DefaultGCPercent sets the collector's GOGC to percent unless the
+// environment sets GOGC. It is for services whose live heap is mostly the
+// subscription index (about 30 MB for 10,000 subscriptions) and whose work
+// per event or request is short-lived garbage: at Go's default of 100 the
+// collector marks the whole index every few thousand of them; at 400 a
+// quarter as often, for a heap of about five times the index rather than
+// twice.
+func DefaultGCPercent(percent int) {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(percent)
+	}
 }
 
 // Main ends a service's main function: it stops the process when the

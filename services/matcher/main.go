@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,13 +29,9 @@ import (
 	"github.com/hookline/hookline/services/matcher/internal/match"
 )
 
-// gcPercent is the matcher's GOGC unless the environment sets one. Its
-// live heap is mostly the subscription index (about 30 MB for 10,000
-// subscriptions) and every event it matches is short-lived garbage, so at
-// Go's default of 100 the collector runs every few thousand events,
-// marking the whole index each time. At 400 it runs a quarter as often,
-// for a heap of about five times the index rather than two; that cut the
-// CPU per event by 10 to 20% in the benchmarks (see README.md).
+// gcPercent is the matcher's GOGC unless the environment sets one
+// (service.DefaultGCPercent): it cut the CPU per event by 10 to 20% in
+// the benchmarks (see README.md).
 const gcPercent = 400
 
 type settings struct {
@@ -53,9 +48,7 @@ type settings struct {
 }
 
 func main() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
-	}
+	service.DefaultGCPercent(gcPercent)
 	r := config.FromOS()
 	cfg := settings{Base: service.BaseFromEnv(r, "matcher", "127.0.0.1:9102")}
 	host, _ := os.Hostname()
