@@ -70,13 +70,6 @@ const (
 	DefaultTopEndpoints = 10
 )
 
-const (
-	// viewLag is how long an unknown subscription is looked for before its
-	// deliveries are dead-lettered: the matcher may see a new subscription
-	// a moment before this sender's view does.
-	viewLag = 3 * time.Second
-)
-
 // Dispatcher holds the handler's dependencies and settings. Set its fields,
 // then run it on each assigned partition (kafka.NewStreamConsumer(...,
 // d.Run, ...)); it must not be copied after the first Run.
@@ -126,6 +119,7 @@ type Dispatcher struct {
 
 	once  sync.Once
 	slots *pool
+	views *viewSync // whether an unknown subscription is gone (viewsync.go)
 
 	mu    sync.Mutex              // guards lanes
 	lanes map[*laneStats]struct{} // every partition's lanes, for the metrics
@@ -135,6 +129,7 @@ type Dispatcher struct {
 func (d *Dispatcher) setup() {
 	d.once.Do(func() {
 		d.slots = newPool(cmp.Or(d.MaxInFlight, DefaultMaxInFlight))
+		d.views = &viewSync{sync: d.View.Sync, now: d.now}
 		d.lanes = map[*laneStats]struct{}{}
 		if d.Metrics != nil {
 			d.Metrics.lanes.Store(d)

@@ -52,15 +52,15 @@ type job struct {
 // holds in memory and how much it may have in flight. It belongs to the
 // partition's loop goroutine; stats is what others may read.
 type lane struct {
-	id      string
-	sub     *record.Subscription // as the view last had it; nil while unknown
-	ep      *endpoint            // opened from sub
-	lookup  time.Time            // while the view does not know sub: when to give up
-	unknown []*item              // waiting for the view to know sub
-	window  []*item              // batching: waiting for their batch to fill or its window to close
-	queue   []*job               // waiting to go, in order
-	flying  map[*job]time.Time   // in flight, since when
-	limit   *limiter
+	id           string
+	sub          *record.Subscription // as the view last had it; nil while unknown
+	ep           *endpoint            // opened from sub
+	unknownSince time.Time            // while the view does not know sub: since when
+	unknown      []*item              // waiting for the view to know sub
+	window       []*item              // batching: waiting for their batch to fill or its window to close
+	queue        []*job               // waiting to go, in order
+	flying       map[*job]time.Time   // in flight, since when
+	limit        *limiter
 	// gone is why Hookline disabled the subscription (a 410, or failing
 	// past the health window): the rest is dead-lettered unsent until the
 	// subscription changes (the view then holds it disabled, or enabled

@@ -417,17 +417,17 @@ func (pt *partition) ceiling(maxInFlight int32) int {
 func (pt *partition) refresh(l *lane) {
 	sub, ok := pt.d.View.Get(l.id)
 	switch {
-	case !ok && l.sub == nil && !l.lookup.IsZero():
+	case !ok && l.sub == nil && !l.unknownSince.IsZero():
 		return // still looking
 	case !ok:
-		// Unknown yet (created a moment ago) or deleted: look for it a
-		// while before giving up on its deliveries.
-		l.sub, l.ep, l.lookup = nil, nil, pt.d.now().Add(viewLag)
+		// Unknown yet (created a moment ago) or deleted: lookFor tells
+		// which once the view has caught up (viewsync.go).
+		l.sub, l.ep, l.unknownSince = nil, nil, pt.d.now()
 		return
 	case sub == l.sub && !l.ep.Stale(pt.d.now()):
 		return
 	}
-	l.sub, l.lookup, l.gone = sub, time.Time{}, ""
+	l.sub, l.unknownSince, l.gone = sub, time.Time{}, ""
 	l.ep = pt.d.open(sub)
 	l.stats.tenant = sub.Tenant
 	ceiling := pt.ceiling(sub.MaxInFlight)
@@ -1004,7 +1004,7 @@ func (pt *partition) tick() {
 	}
 	for id, l := range pt.lanes {
 		if len(l.unknown) > 0 {
-			pt.lookFor(l, now)
+			pt.lookFor(l)
 		}
 		if review && !pt.stopping {
 			pt.review(l)
@@ -1023,8 +1023,9 @@ func (pt *partition) tick() {
 }
 
 // lookFor routes the deliveries waiting for their subscription once the
-// view knows it, and dead-letters them once viewLag has passed.
-func (pt *partition) lookFor(l *lane, now time.Time) {
+// view knows it, and dead-letters them once a sync of the view that began
+// after they waited has ended without it (viewsync.go).
+func (pt *partition) lookFor(l *lane) {
 	pt.refresh(l)
 	waiting := l.unknown
 	switch {
@@ -1033,7 +1034,7 @@ func (pt *partition) lookFor(l *lane, now time.Time) {
 		for _, it := range waiting {
 			pt.route(l, it)
 		}
-	case now.After(l.lookup):
+	case pt.d.views.after(pt.ctx, l.unknownSince, pt.log):
 		l.unknown = nil
 		pt.deadLetter(l, waiting, "subscription deleted")
 	}
