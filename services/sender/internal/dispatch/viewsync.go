@@ -49,8 +49,8 @@ func (v *viewSync) after(ctx context.Context, since time.Time, log zerolog.Logge
 
 func (v *viewSync) run(ctx context.Context, log zerolog.Logger) {
 	started := v.now()
-	ctx, cancel := context.WithTimeout(ctx, viewSyncTimeout)
-	err := v.sync(ctx)
+	syncCtx, cancel := context.WithTimeout(ctx, viewSyncTimeout)
+	err := v.sync(syncCtx)
 	cancel()
 	v.mu.Lock()
 	v.running = false
@@ -58,7 +58,7 @@ func (v *viewSync) run(ctx context.Context, log zerolog.Logger) {
 		v.synced = started
 	}
 	v.mu.Unlock()
-	if err != nil && ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil { // not the partition stopping
 		log.Warn().Err(err).Msg("subscriptions view: sync failed; deliveries of unknown subscriptions wait")
 	}
 }

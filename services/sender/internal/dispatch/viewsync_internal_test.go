@@ -1,8 +1,11 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +23,8 @@ func TestViewSync(t *testing.T) {
 		syncs.Add(1)
 		return <-release
 	}}
-	ctx, log := context.Background(), zerolog.Nop()
+	var logged syncBuffer
+	ctx, log := context.Background(), zerolog.New(&logged)
 	waitIdle := func() {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); ; {
@@ -66,6 +70,9 @@ func TestViewSync(t *testing.T) {
 	if v.after(ctx, waitingSince, log) {
 		t.Fatal("gone after a failed sync")
 	}
+	if got := logged.String(); !strings.Contains(got, "broker away") {
+		t.Errorf("the failed sync logged %q, want its error", got)
+	}
 	// The failed one is tried again; this one began at 20 ms, after 10.
 	waitSyncs(2)
 	release <- nil
@@ -93,4 +100,22 @@ func TestViewSync(t *testing.T) {
 	if !v.after(ctx, later, log) {
 		t.Fatal("still looking after a sync that began at 40 ms")
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the sync goroutine's log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
