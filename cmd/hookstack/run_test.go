@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +37,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	var said syncBuffer // hookstack's own lines
+	var said testinfra.SyncBuffer // hookstack's own lines
 	go func() { done <- run(ctx, nil, io.Discard, &said) }()
 
 	var lookup func(string) (string, bool)
@@ -115,24 +113,6 @@ func TestRun(t *testing.T) {
 	if _, err := http.Get("http://" + ops + "/healthz"); err == nil {
 		t.Error("ingest still answers after hookstack stopped")
 	}
-}
-
-// syncBuffer is a bytes.Buffer written from another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestDefaultServicesAreNamed: without HOOKLINE_STACK_SERVICES hookstack

@@ -188,6 +188,21 @@ func ends(produced []pos) map[int32]int64 {
 	return out
 }
 
+// waitCommitted waits until group has committed want (partition -> next
+// offset) on topic.
+func waitCommitted(t *testing.T, adm *kadm.Client, group, topic string, want map[int32]int64, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "every input offset committed", func() bool {
+		got := committed(t, adm, group, topic)
+		for p, end := range want {
+			if got[p] != end {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func TestConsumerHandlesEveryRecordOnceInOrder(t *testing.T) {
 	cfg := testinfra.Kafka(t)
 	topic, group := cfg.Topics.Events, cfg.Topics.Prefix+"once"
@@ -697,16 +712,7 @@ func TestTransactorCommitsOrAbortsTogether(t *testing.T) {
 	defer tx.Close()
 	stop := run(t, c)
 	adm := kadm.NewClient(client(t, cfg))
-	want := ends(produced)
-	waitFor(t, 40*time.Second, "every input offset committed", func() bool {
-		got := committed(t, adm, group, in)
-		for p, end := range want {
-			if got[p] != end {
-				return false
-			}
-		}
-		return true
-	})
+	waitCommitted(t, adm, group, in, ends(produced), 40*time.Second)
 	stop()
 
 	// Read the output with read-committed: every input exactly once.

@@ -92,16 +92,7 @@ func TestTransactorCommitsOffsetsWithoutRecords(t *testing.T) {
 	stop := run(t, c)
 	defer stop()
 	adm := kadm.NewClient(client(t, cfg))
-	want := ends(produced)
-	waitFor(t, 30*time.Second, "every input offset committed", func() bool {
-		got := committed(t, adm, group, in)
-		for p, end := range want {
-			if got[p] != end {
-				return false
-			}
-		}
-		return true
-	})
+	waitCommitted(t, adm, group, in, ends(produced), 30*time.Second)
 	if err := tx.Commit(ctx, nil); err != nil {
 		t.Errorf("a commit of nothing: %v", err)
 	}
@@ -225,7 +216,7 @@ func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
 	cl := client(t, cfg)
 	var (
 		pmu      sync.Mutex
-		produced = map[int32]int64{} // partition -> records
+		produced []pos
 	)
 	for i := range 1500 {
 		rec := &kgo.Record{Topic: in, Key: fmt.Appendf(nil, "subject-%d", i%12), Value: fmt.Appendf(nil, "%d", i)}
@@ -235,7 +226,7 @@ func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
 				return
 			}
 			pmu.Lock()
-			produced[r.Partition] = max(produced[r.Partition], r.Offset+1)
+			produced = append(produced, pos{r.Partition, r.Offset})
 			pmu.Unlock()
 		})
 		time.Sleep(time.Millisecond)
@@ -243,23 +234,15 @@ func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	adm := kadm.NewClient(cl)
-	waitFor(t, 30*time.Second, "every offset committed", func() bool {
-		got := committed(t, adm, group, in)
-		for p, end := range produced {
-			if got[p] != end {
-				return false
-			}
-		}
-		return true
-	})
+	want := ends(produced)
+	waitCommitted(t, kadm.NewClient(cl), group, in, want, 30*time.Second)
 
 	mu.Lock()
 	defer mu.Unlock()
-	if len(produced) < 2 {
-		t.Fatalf("the stream went to %d partitions, want several", len(produced))
+	if len(want) < 2 {
+		t.Fatalf("the stream went to %d partitions, want several", len(want))
 	}
-	for p, end := range produced {
+	for p, end := range want {
 		offsets := handled[p]
 		if int64(len(offsets)) != end {
 			t.Fatalf("partition %d: handled %d records, want %d", p, len(offsets), end)

@@ -1,16 +1,16 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/hookline/hookline/pkg/testinfra"
 )
 
 func TestViewSync(t *testing.T) {
@@ -23,7 +23,7 @@ func TestViewSync(t *testing.T) {
 		syncs.Add(1)
 		return <-release
 	}}
-	var logged syncBuffer
+	var logged testinfra.SyncBuffer
 	ctx, log := context.Background(), zerolog.New(&logged)
 	waitIdle := func() {
 		t.Helper()
@@ -100,22 +100,4 @@ func TestViewSync(t *testing.T) {
 	if !v.after(ctx, later, log) {
 		t.Fatal("still looking after a sync that began at 40 ms")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the sync goroutine's log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
