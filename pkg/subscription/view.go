@@ -45,6 +45,7 @@ type View struct {
 	codecs *record.Codecs
 	log    zerolog.Logger
 	reader *kafka.Reader
+	syncs  *kafka.Syncs
 
 	mu       sync.RWMutex
 	byID     map[string]*entry
@@ -64,6 +65,7 @@ type entry struct {
 func NewView(topics wire.Topics, codecs *record.Codecs, log zerolog.Logger) *View {
 	v := &View{topics: topics, codecs: codecs, log: log, byID: map[string]*entry{},
 		reader: kafka.NewReader(topics.Subscriptions, topics.EndpointStatus)}
+	v.syncs = kafka.NewSyncs(v.Sync, log.With().Str("view", "subscriptions").Logger())
 	v.reader.OnCaughtUp(func() { log.Info().Int("subscriptions", v.Len()).Msg("subscriptions view caught up") })
 	return v
 }
@@ -169,6 +171,11 @@ func (v *View) WaitForStatus(ctx context.Context, partition int32, offset int64)
 // subscription from elsewhere calls it before deciding it is gone, and
 // the sender before deciding to disable one.
 func (v *View) Sync(ctx context.Context) error { return v.reader.Sync(ctx) }
+
+// Syncs shares the view's syncs among those who need one often: the
+// matcher before it matches a batch, the sender's lanes waiting for a
+// subscription it does not know (kafka.Syncs).
+func (v *View) Syncs() *kafka.Syncs { return v.syncs }
 
 // Get returns a subscription as Hookline treats it.
 func (v *View) Get(id string) (*record.Subscription, bool) {

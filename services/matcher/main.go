@@ -77,7 +77,7 @@ func run(ctx context.Context, cfg settings, log zerolog.Logger) error {
 	view := subscription.NewView(cfg.Kafka.Topics, codecs, log)
 	view.OnChange(ix.Update)
 	m := &match.Matcher{Index: ix, Codecs: codecs, Topics: cfg.Kafka.Topics, Now: time.Now, Metrics: match.NewMetrics(tel.Registry),
-		Fresh: match.Fresh(view.Sync, clockMargin)}
+		Fresh: match.Fresh(view.Syncs(), clockMargin)}
 	if cfg.Redis != nil {
 		defer cfg.Redis.Close()
 		m.Guard = crashguard.New(cfg.Redis, cfg.Kafka.Topics.Keys().Crash(), cfg.Group, cfg.CrashLimit)

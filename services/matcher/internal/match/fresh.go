@@ -2,12 +2,12 @@ package match
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"github.com/hookline/hookline/pkg/kafka"
 )
 
-// Fresh returns Matcher.Fresh over sync, a view's Sync (it returns once
-// the view has read everything written to its topics before the call).
+// Fresh returns Matcher.Fresh over syncs, a view's shared syncs.
 //
 // A subscription created through the API is in Kafka before the API
 // answers, but the matcher's index follows the subscriptions topic on its
@@ -22,38 +22,16 @@ import (
 // A sync that started after a batch was fetched serves it too, whatever
 // its events' times: they were in Kafka before the fetch, and their
 // subscriptions before them. So the batches of all partitions that wait
-// while one sync runs share the next one, instead of each queueing for a
-// sync of its own.
+// while one sync runs share the next one (kafka.Syncs).
 //
 // margin allows for the clocks of the machines that write events and run
 // the matcher to differ by that much.
-func Fresh(sync func(context.Context) error, margin time.Duration) func(context.Context, time.Time) error {
-	f := &fresh{sync: sync, margin: margin, now: time.Now}
-	return f.upTo
-}
-
-type fresh struct {
-	sync    func(context.Context) error
-	margin  time.Duration
-	now     func() time.Time
-	mu      sync.Mutex // one sync at a time; those waiting may not need theirs
-	started time.Time  // when the last successful sync began (this clock)
-	seen    time.Time  // every subscription written before it is in the index
-}
-
-// upTo returns once the index holds every subscription written before
-// newest, or before the call (the batch was fetched before it).
-func (f *fresh) upTo(ctx context.Context, newest time.Time) error {
-	called := f.now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if newest.Before(f.seen) || f.started.After(called) {
-		return nil
+func Fresh(syncs *kafka.Syncs, margin time.Duration) func(context.Context, time.Time) error {
+	return func(ctx context.Context, newest time.Time) error {
+		fetched := time.Now() // the batch was fetched before now
+		if newest.Before(syncs.Last().Add(-margin)) {
+			return nil
+		}
+		return syncs.Wait(ctx, fetched)
 	}
-	started := f.now()
-	if err := f.sync(ctx); err != nil {
-		return err
-	}
-	f.started, f.seen = started, started.Add(-f.margin)
-	return nil
 }

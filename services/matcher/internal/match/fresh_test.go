@@ -3,8 +3,6 @@ package match
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,17 +14,18 @@ import (
 
 // TestFreshSyncsForEventsNewerThanTheLastSync: an event written after the
 // last sync began makes the index sync first; one older (a backlog) does
-// not; a failed sync is returned and counts for nothing.
+// not; a failed sync is returned and counts for nothing. How batches
+// share syncs is kafka.Syncs's (TestSyncsWaitersShareTheNext).
 func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
 	var syncs int
 	fail := false
-	fresh := Fresh(func(context.Context) error {
+	fresh := Fresh(kafka.NewSyncs(func(context.Context) error {
 		syncs++
 		if fail {
 			return errors.New("no end offsets")
 		}
 		return nil
-	}, time.Second)
+	}, zerolog.Nop()), time.Second)
 	ctx := context.Background()
 	if err := fresh(ctx, time.Now()); err != nil || syncs != 1 {
 		t.Fatalf("a new event: %v, %d syncs, want 1", err, syncs)
@@ -44,60 +43,6 @@ func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
 	fail = false
 	if err := fresh(ctx, time.Now().Add(30*time.Second)); err != nil || syncs != 4 {
 		t.Fatalf("after a failed sync: %v, %d syncs, want 4", err, syncs)
-	}
-}
-
-// TestBatchesWaitingOnASyncShareTheNext: batches that arrive while a sync
-// runs (three partitions' at once) all wait for one more sync, which
-// started after they were fetched, instead of one sync each.
-func TestBatchesWaitingOnASyncShareTheNext(t *testing.T) {
-	var (
-		mu    sync.Mutex
-		clock = time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
-		reads = make(chan struct{}, 16)
-	)
-	now := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		reads <- struct{}{}
-		return clock
-	}
-	tick := func() {
-		mu.Lock()
-		clock = clock.Add(time.Millisecond)
-		mu.Unlock()
-	}
-	var syncs atomic.Int32
-	first, release := make(chan struct{}), make(chan struct{})
-	f := &fresh{margin: time.Second, now: now, sync: func(context.Context) error {
-		if syncs.Add(1) == 1 {
-			close(first)
-			<-release
-		}
-		return nil
-	}}
-	ctx := context.Background()
-	errs := make(chan error, 4)
-	go func() { errs <- f.upTo(ctx, clock) }()
-	<-first // the first sync runs; its caller read the clock twice
-	<-reads
-	<-reads
-	tick()
-	for range 3 {
-		go func() { errs <- f.upTo(ctx, clock) }()
-	}
-	for range 3 { // each has read when it was called, and waits
-		<-reads
-	}
-	tick()
-	close(release)
-	for range 4 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := syncs.Load(); n != 2 {
-		t.Errorf("%d syncs for a batch and three that waited on it, want 2", n)
 	}
 }
 

@@ -119,7 +119,6 @@ type Dispatcher struct {
 
 	once  sync.Once
 	slots *pool
-	views *viewSync // whether an unknown subscription is gone (viewsync.go)
 
 	mu    sync.Mutex              // guards lanes
 	lanes map[*laneStats]struct{} // every partition's lanes, for the metrics
@@ -129,7 +128,6 @@ type Dispatcher struct {
 func (d *Dispatcher) setup() {
 	d.once.Do(func() {
 		d.slots = newPool(cmp.Or(d.MaxInFlight, DefaultMaxInFlight))
-		d.views = &viewSync{sync: d.View.Sync, now: d.now}
 		d.lanes = map[*laneStats]struct{}{}
 		if d.Metrics != nil {
 			d.Metrics.lanes.Store(d)

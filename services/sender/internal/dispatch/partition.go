@@ -421,8 +421,9 @@ func (pt *partition) refresh(l *lane) {
 		return // still looking
 	case !ok:
 		// Unknown yet (created a moment ago) or deleted: lookFor tells
-		// which once the view has caught up (viewsync.go).
-		l.sub, l.ep, l.unknownSince = nil, nil, pt.d.now()
+		// which once the view has caught up. The moment is on the clock
+		// of the view's syncs (kafka.Syncs), the real one.
+		l.sub, l.ep, l.unknownSince = nil, nil, time.Now()
 		return
 	case sub == l.sub && !l.ep.Stale(pt.d.now()):
 		return
@@ -1024,7 +1025,13 @@ func (pt *partition) tick() {
 
 // lookFor routes the deliveries waiting for their subscription once the
 // view knows it, and dead-letters them once a sync of the view that began
-// after they waited has ended without it (viewsync.go).
+// after they waited has ended without it. Every delivery is written after
+// its subscription (the matcher and ingest make deliveries only of
+// subscriptions their own views hold), so a subscription still unknown
+// then is deleted. A fixed wait instead (it was 3 s) dead-lettered the
+// first deliveries of new subscriptions whenever the view fell further
+// behind, under load. The lanes of every partition share the view's
+// syncs (kafka.Syncs): a failed one is logged, and they wait on.
 func (pt *partition) lookFor(l *lane) {
 	pt.refresh(l)
 	waiting := l.unknown
@@ -1034,7 +1041,7 @@ func (pt *partition) lookFor(l *lane) {
 		for _, it := range waiting {
 			pt.route(l, it)
 		}
-	case pt.d.views.after(pt.ctx, l.unknownSince, pt.log):
+	case pt.d.View.Syncs().Poll(l.unknownSince):
 		l.unknown = nil
 		pt.deadLetter(l, waiting, "subscription deleted")
 	}
