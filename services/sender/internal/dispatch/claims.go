@@ -1,6 +1,10 @@
 package dispatch
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"github.com/hookline/hookline/pkg/claim"
 	"github.com/hookline/hookline/pkg/deliver"
 )
@@ -12,7 +16,10 @@ import (
 // until the claim resolves (looked at again every tick): delivered, it is
 // dropped like a delivered repeat; failed, it is moved on as attempt 1
 // (retry tier or DLQ) without being sent; expired (ingest died), it is
-// sent.
+// sent. Ingest's attempt counts toward the endpoint's health here, as the
+// sender's own attempts do (health.go): a failed one adds to the streak,
+// a delivered one ends it, so an endpoint whose deliveries go mostly
+// through immediate mode is judged by them too.
 
 // How a claim resolved, the label of hookline_sender_claims_resolved_total.
 const (
@@ -73,7 +80,7 @@ func (pt *partition) claimed(it *item, c claim.Claim) {
 	case claim.Delivered:
 		pt.d.Metrics.Claims.WithLabelValues(claimDelivered).Inc()
 		pt.d.Metrics.Suppressed.Inc()
-		pt.p.Finish(it.rec)
+		pt.deliveredElsewhere(it)
 	case claim.Failed:
 		pt.d.Metrics.Claims.WithLabelValues(claimFailed).Inc()
 		pt.movedOn(it, c.Failure)
@@ -143,11 +150,54 @@ func (pt *partition) movedOn(it *item, f claim.Failure) {
 		pt.admit(it)
 		return
 	}
-	pt.hold(it)
-	items := []*item{it}
-	handOn(items)
+	handOn([]*item{it})
 	res := f.Result()
 	o := deliver.Decide(it.d, l.sub, res, f.Started, pt.d.Schedule)
-	pt.write(items, nil, func(out *outbox) { pt.d.moveOn(it, o, res, out) }, nil)
+	ep := l.ep
+	l.failing = true
+	pt.settleElsewhere(it, func(ctx context.Context, out *outbox) {
+		pt.d.track(ctx, ep, res, f.Started, out)
+		pt.d.moveOn(it, o, res, out)
+	})
 	l.updateStats()
+}
+
+// deliveredElsewhere drops a delivery ingest delivered, like a delivered
+// repeat; if its lane may be failing (it has failed since its last
+// success, or is new), the endpoint's streak ends first, as at the
+// sender's own success.
+func (pt *partition) deliveredElsewhere(it *item) {
+	l := pt.lane(it.d.SubscriptionID)
+	pt.refresh(l)
+	if pt.d.Health == nil || l.sub == nil || !l.failing {
+		pt.p.Finish(it.rec)
+		return
+	}
+	l.failing = false
+	ep, at := l.ep, time.Now()
+	pt.settleElsewhere(it, func(ctx context.Context, out *outbox) { pt.d.recovered(ctx, ep, at, out) })
+}
+
+// settleElsewhere finishes a delivery ingest attempted once what fill
+// writes is in Kafka. fill runs off the partition's loop, as an attempt's
+// outcome does: counting the attempt toward its endpoint's health reads
+// and writes Redis. A Hookline event fill writes that cannot be written
+// fails the partition, as it does after an attempt of the sender's.
+func (pt *partition) settleElsewhere(it *item, fill func(ctx context.Context, out *outbox)) {
+	pt.hold(it)
+	pt.running++
+	go func() {
+		out := pt.d.outbox(pt.ctx)
+		fill(pt.ctx, out)
+		err := out.wait()
+		pt.events <- func() {
+			pt.running--
+			pt.release(it)
+			if err != nil {
+				pt.fail(fmt.Errorf("write the outcome of the immediate attempt of %s: %w", it.d.ID, err))
+				return
+			}
+			pt.finish([]*item{it})
+		}
+	}()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hookline/hookline/pkg/claim"
 	"github.com/hookline/hookline/pkg/deliver"
 	"github.com/hookline/hookline/pkg/freeport"
+	"github.com/hookline/hookline/pkg/health"
 	"github.com/hookline/hookline/pkg/testreceiver"
 )
 
@@ -20,7 +21,9 @@ import (
 // delivery of the same fetch, and then goes as the claim resolved:
 // dropped when ingest delivered it, moved on as attempt 1 to a retry tier
 // (not sent) when ingest's attempt failed, sent when the claim expired
-// (ingest died mid-attempt).
+// (ingest died mid-attempt). Ingest's attempt counts toward the
+// endpoint's health: delivered, it ends a streak counted before (and
+// hookline.endpoint.recovered says so); failed, it adds to the streak.
 func TestClaimedDeliveriesWaitForIngest(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -30,13 +33,16 @@ func TestClaimedDeliveriesWaitForIngest(t *testing.T) {
 		retried    bool
 		suppressed float64
 		resolution string // hookline_sender_claims_resolved_total's label
+		streak     int64  // the endpoint's failures counted before
+		after      int64  // and after
+		recovered  bool   // hookline.endpoint.recovered is written
 	}{
-		{name: "delivered by ingest: dropped", ttl: time.Minute, suppressed: 1, resolution: "delivered", resolve: func(t *testing.T, c *claim.Store, id string) {
+		{name: "delivered by ingest: dropped", ttl: time.Minute, suppressed: 1, resolution: "delivered", streak: health.FailingAfter, recovered: true, resolve: func(t *testing.T, c *claim.Store, id string) {
 			if err := c.Deliver(t.Context(), id); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{name: "failed in ingest: attempt 2 from a retry tier", ttl: time.Minute, retried: true, resolution: "failed", resolve: func(t *testing.T, c *claim.Store, id string) {
+		{name: "failed in ingest: attempt 2 from a retry tier", ttl: time.Minute, retried: true, resolution: "failed", streak: 2, after: 3, resolve: func(t *testing.T, c *claim.Store, id string) {
 			res := deliver.Result{URL: "https://127.0.0.1/x", Class: deliver.Retryable, Status: 503, Err: "HTTP 503", Duration: 40 * time.Millisecond}
 			if err := c.Fail(t.Context(), id, claim.FailureOf(res, time.Now())); err != nil {
 				t.Fatal(err)
@@ -51,11 +57,18 @@ func TestClaimedDeliveriesWaitForIngest(t *testing.T) {
 			claimedSub, _ := e.subscribe(rcv.URL+"/claimed", []time.Duration{0})
 			otherSub, _ := e.subscribe(rcv.URL+"/other", []time.Duration{0})
 			claims := claim.New(e.rdb, e.keys+"claim:")
+			tracker := health.New(e.rdb, e.keys+"health:", time.Hour)
+			for i := range tc.streak {
+				if _, err := tracker.Failure(t.Context(), claimedSub.ID, health.Failed{At: time.Now(), Status: 502, Error: "HTTP 502 #" + strconv.FormatInt(i, 10)}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			claimed, other := e.delivery(claimedSub, `{"n":1}`), e.delivery(otherSub, `{"n":2}`)
 			if taken, err := claims.Take(t.Context(), []string{claimed.ID}, tc.ttl); err != nil || !taken[0] {
 				t.Fatalf("take claim: %v %v", taken, err)
 			}
 			s := e.sender(rcv)
+			s.Health = tracker
 			run := e.run(s, "sender")
 			e.publishImmediate(claimed)
 			e.publish(other)
@@ -108,6 +121,17 @@ func TestClaimedDeliveriesWaitForIngest(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(s.Metrics.ClaimWaiting); got != 0 {
 				t.Errorf("claim_waiting %v once the claim resolved, want 0", got)
+			}
+			st, err := tracker.Get(t.Context(), claimedSub.ID)
+			if err != nil || st.Failures != tc.after {
+				t.Errorf("the endpoint's streak: %d failures (%v), want %d", st.Failures, err, tc.after)
+			}
+			recovered := onlyRecovered(t, e)
+			switch {
+			case tc.recovered && (len(recovered) != 1 || recovered[0].SubscriptionID != claimedSub.ID || recovered[0].ConsecutiveFailures != tc.streak):
+				t.Errorf("recovered events %+v, want one for the %d failures before", recovered, tc.streak)
+			case !tc.recovered && len(recovered) != 0:
+				t.Errorf("recovered events %+v, want none", recovered)
 			}
 		})
 	}

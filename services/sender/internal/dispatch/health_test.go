@@ -189,6 +189,19 @@ func TestRecoveredOnceAcrossSenders(t *testing.T) {
 	}
 	wg.Wait()
 
+	recovered := onlyRecovered(t, e)
+	if len(recovered) != 1 {
+		t.Fatalf("%d recovered events, want 1", len(recovered))
+	}
+	if a := recovered[0]; a.ConsecutiveFailures != health.FailingAfter+2 || !a.FailingSince.Equal(since) || a.LastStatus != 502 || a.LastError != "502 Bad Gateway" {
+		t.Errorf("recovered data %+v, want the streak the other sender counted", a)
+	}
+}
+
+// onlyRecovered returns the hookline.endpoint.recovered events written,
+// failing the test on any other Hookline event.
+func onlyRecovered(t *testing.T, e *env) []health.EndpointAlert {
+	t.Helper()
 	var recovered []health.EndpointAlert
 	for _, ev := range e.hooklineEvents() {
 		if ev.Type != health.Recovered {
@@ -201,12 +214,7 @@ func TestRecoveredOnceAcrossSenders(t *testing.T) {
 		}
 		recovered = append(recovered, a)
 	}
-	if len(recovered) != 1 {
-		t.Fatalf("%d recovered events, want 1", len(recovered))
-	}
-	if a := recovered[0]; a.ConsecutiveFailures != health.FailingAfter+2 || !a.FailingSince.Equal(since) || a.LastStatus != 502 || a.LastError != "502 Bad Gateway" {
-		t.Errorf("recovered data %+v, want the streak the other sender counted", a)
-	}
+	return recovered
 }
 
 // TestExhaustedWhenGivenUp: hookline.delivery.exhausted follows each
