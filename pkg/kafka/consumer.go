@@ -19,7 +19,12 @@ type Batch struct {
 	Topic     string
 	Partition int32
 	Records   []*kgo.Record
-	p         *Partition // nil for a Batch made outside a Consumer
+	// Fetched is a moment by which every record of the batch had been
+	// fetched, so was in Kafka (zero: unknown). A reader of another topic
+	// synced after it has read everything written there before these
+	// records (the matcher's subscriptions, kafka.Syncs).
+	Fetched time.Time
+	p       *Partition // nil for a Batch made outside a Consumer
 }
 
 // Done records that r and the records before it are finished before the
@@ -92,7 +97,8 @@ func (h Handler) Stream() StreamHandler {
 			if recs == nil {
 				return nil
 			}
-			if err := h(ctx, Batch{Topic: p.Topic, Partition: p.Partition, Records: recs, p: p}); err != nil {
+			b := Batch{Topic: p.Topic, Partition: p.Partition, Records: recs, Fetched: time.Now(), p: p}
+			if err := h(ctx, b); err != nil {
 				return err
 			}
 			p.finishTaken()

@@ -266,6 +266,7 @@ func (t *Transactor) Gather(ctx context.Context, b Batch) Batch {
 			return b
 		}
 		b.Records = slices.Concat(b.Records, more) // never into a fetch's array
+		b.Fetched = time.Now()
 	}
 }
 

@@ -172,7 +172,9 @@ func TestTransactorPacesASteadyLoad(t *testing.T) {
 // handler that calls Gather before committing takes into its batch the
 // records fetched while the next transaction waits its turn, rather than
 // leaving them for the transaction after; and every record is still
-// handled exactly once, in order, with its offset committed.
+// handled exactly once, in order, with its offset committed. The batch's
+// Fetched stays a moment by which all its records, those gathered too,
+// had been written.
 func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
 	cfg := testinfra.Kafka(t)
 	in, group := cfg.Topics.Events, cfg.Topics.Prefix+"gather"
@@ -182,10 +184,19 @@ func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
 		handled  = map[int32][]int64{}
 		batches  int
 		gathered int // batches that Gather extended
+		late     []string
 	)
 	c := newConsumer(t, cfg, group, []string{in}, func(ctx context.Context, b kafka.Batch) error {
 		n := len(b.Records)
 		b = tx.Gather(ctx, b)
+		for _, r := range b.Records {
+			// Produced (and timed) on this machine before it was fetched.
+			if r.Timestamp.After(b.Fetched) {
+				mu.Lock()
+				late = append(late, fmt.Sprintf("offset %d written at %v, batch fetched by %v", r.Offset, r.Timestamp, b.Fetched))
+				mu.Unlock()
+			}
+		}
 		last := b.Records[len(b.Records)-1]
 		if err := tx.Commit(ctx, []*kgo.Record{{Topic: cfg.Topics.Deliveries, Value: last.Value}}, last); err != nil {
 			return err
@@ -252,6 +263,9 @@ func TestGatherJoinsRecordsFetchedWhileTheTransactionWaits(t *testing.T) {
 				t.Fatalf("partition %d: record %d handled has offset %d: out of order, lost or twice", p, i, o)
 			}
 		}
+	}
+	if len(late) > 0 {
+		t.Errorf("%d records written after their batch's Fetched, the first: %s", len(late), late[0])
 	}
 	t.Logf("%d records in %d batches, %d of them extended by Gather", 1500, batches, gathered)
 	if gathered == 0 {

@@ -68,7 +68,7 @@ func (h *handler) handle(ctx context.Context, b kafka.Batch) error {
 		for _, r := range b.Records[1:] {
 			newest = maxTime(newest, r.Timestamp)
 		}
-		if err := m.Fresh(ctx, newest); err != nil {
+		if err := m.Fresh(ctx, newest, b.Fetched); err != nil {
 			// Matched now, an event could miss a subscription created
 			// just before it: the consumer hands the batch back later.
 			return fmt.Errorf("bring the subscriptions up to %s/%d's events: %w", b.Topic, b.Partition, err)

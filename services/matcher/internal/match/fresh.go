@@ -19,16 +19,21 @@ import (
 // before it. A batch of events older than the last sync (a backlog) needs
 // none.
 //
-// A sync that started after a batch was fetched serves it too, whatever
-// its events' times: they were in Kafka before the fetch, and their
-// subscriptions before them. So the batches of all partitions that wait
-// while one sync runs share the next one (kafka.Syncs).
+// A sync that started after a batch was fetched (kafka.Batch.Fetched)
+// serves it too, whatever its events' times: they were in Kafka before
+// the fetch, and their subscriptions before them. So the batches of all
+// partitions share one sync when they come together (their handlers back
+// from the same paced transaction, kafka.Transactor.Gather), and those
+// that come while one runs share the next (kafka.Syncs), rather than each
+// starting one of its own because it came a moment after the first began.
 //
 // margin allows for the clocks of the machines that write events and run
 // the matcher to differ by that much.
-func Fresh(syncs *kafka.Syncs, margin time.Duration) func(context.Context, time.Time) error {
-	return func(ctx context.Context, newest time.Time) error {
-		fetched := time.Now() // the batch was fetched before now
+func Fresh(syncs *kafka.Syncs, margin time.Duration) func(ctx context.Context, newest, fetched time.Time) error {
+	return func(ctx context.Context, newest, fetched time.Time) error {
+		if fetched.IsZero() {
+			fetched = time.Now() // unknown: the batch was fetched before now
+		}
 		if newest.Before(syncs.Last().Add(-margin)) {
 			return nil
 		}

@@ -14,7 +14,8 @@ import (
 
 // TestFreshSyncsForEventsNewerThanTheLastSync: an event written after the
 // last sync began makes the index sync first; one older (a backlog) does
-// not; a failed sync is returned and counts for nothing. How batches
+// not, nor does a batch fetched before the last sync began; a failed sync
+// is returned and counts for nothing. How batches
 // share syncs is kafka.Syncs's (TestSyncsWaitersShareTheNext).
 func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
 	var syncs int
@@ -27,22 +28,34 @@ func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
 		return nil
 	}, zerolog.Nop()), time.Second)
 	ctx := context.Background()
-	if err := fresh(ctx, time.Now()); err != nil || syncs != 1 {
+	if err := fresh(ctx, time.Now(), time.Time{}); err != nil || syncs != 1 {
 		t.Fatalf("a new event: %v, %d syncs, want 1", err, syncs)
 	}
-	if err := fresh(ctx, time.Now().Add(-time.Minute)); err != nil || syncs != 1 {
+	if err := fresh(ctx, time.Now().Add(-time.Minute), time.Time{}); err != nil || syncs != 1 {
 		t.Fatalf("an event older than the sync: %v, %d syncs, want none more", err, syncs)
 	}
-	if err := fresh(ctx, time.Now()); err != nil || syncs != 2 {
+	if err := fresh(ctx, time.Now(), time.Time{}); err != nil || syncs != 2 {
 		t.Fatalf("an event within the clock margin of the sync: %v, %d syncs, want 2", err, syncs)
 	}
 	fail = true
-	if err := fresh(ctx, time.Now().Add(time.Minute)); err == nil {
+	if err := fresh(ctx, time.Now().Add(time.Minute), time.Time{}); err == nil {
 		t.Fatal("a failed sync was not returned")
 	}
 	fail = false
-	if err := fresh(ctx, time.Now().Add(30*time.Second)); err != nil || syncs != 4 {
+	if err := fresh(ctx, time.Now().Add(30*time.Second), time.Time{}); err != nil || syncs != 4 {
 		t.Fatalf("after a failed sync: %v, %d syncs, want 4", err, syncs)
+	}
+	// A batch fetched before the last sync began needs none, however new
+	// its events; one fetched after it does.
+	last := time.Now()
+	if err := fresh(ctx, last, time.Time{}); err != nil || syncs != 5 {
+		t.Fatalf("a new event: %v, %d syncs, want 5", err, syncs)
+	}
+	if err := fresh(ctx, time.Now().Add(time.Minute), last); err != nil || syncs != 5 {
+		t.Fatalf("a batch fetched before the sync began: %v, %d syncs, want none more", err, syncs)
+	}
+	if err := fresh(ctx, time.Now().Add(time.Minute), time.Now()); err != nil || syncs != 6 {
+		t.Fatalf("a batch fetched after the sync began: %v, %d syncs, want 6", err, syncs)
 	}
 }
 
@@ -52,8 +65,9 @@ func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
 func TestBatchWaitsForFreshSubscriptions(t *testing.T) {
 	m := testMatcher(t)
 	var asked time.Time
-	m.Fresh = func(_ context.Context, newest time.Time) error {
-		asked = newest
+	var fetched time.Time
+	m.Fresh = func(_ context.Context, newest, at time.Time) error {
+		asked, fetched = newest, at
 		return errors.New("broker unreachable")
 	}
 	committed := false
@@ -63,7 +77,8 @@ func TestBatchWaitsForFreshSubscriptions(t *testing.T) {
 	}, zerolog.Nop())
 	t0 := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
 	recs := []*kgo.Record{{Topic: "events", Timestamp: t0.Add(2 * time.Second)}, {Topic: "events", Offset: 1, Timestamp: t0.Add(5 * time.Second)}, {Topic: "events", Offset: 2, Timestamp: t0}}
-	if err := h(context.Background(), kafka.Batch{Topic: "events", Records: recs}); err == nil {
+	at := t0.Add(6 * time.Second)
+	if err := h(context.Background(), kafka.Batch{Topic: "events", Records: recs, Fetched: at}); err == nil {
 		t.Fatal("the batch was handled without fresh subscriptions")
 	}
 	if committed {
@@ -71,5 +86,8 @@ func TestBatchWaitsForFreshSubscriptions(t *testing.T) {
 	}
 	if !asked.Equal(t0.Add(5 * time.Second)) {
 		t.Errorf("asked for subscriptions up to %v, want the newest event's %v", asked, t0.Add(5*time.Second))
+	}
+	if !fetched.Equal(at) {
+		t.Errorf("told the batch was fetched at %v, want %v", fetched, at)
 	}
 }

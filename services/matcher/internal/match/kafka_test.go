@@ -59,13 +59,20 @@ func produce(tb testing.TB, cl *kgo.Client, recs []*kgo.Record) {
 // startIndex runs a subscriptions view into a new index until the test
 // ends and returns the index once the view has caught up.
 func startIndex(tb testing.TB, cfg kafka.Config, c *record.Codecs) *index.Index {
+	ix, _ := startView(tb, cfg, c)
+	return ix
+}
+
+// startView is startIndex, with the view that fills the index; extra goes
+// to the view's client.
+func startView(tb testing.TB, cfg kafka.Config, c *record.Codecs, extra ...kgo.Opt) (*index.Index, *subscription.View) {
 	tb.Helper()
 	ix := index.New(testinfra.Logger())
 	view := subscription.NewView(cfg.Topics, c, testinfra.Logger())
 	view.OnChange(ix.Update)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- view.Run(ctx, cfg) }()
+	go func() { done <- view.Run(ctx, cfg, extra...) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -77,7 +84,7 @@ func startIndex(tb testing.TB, cfg kafka.Config, c *record.Codecs) *index.Index 
 	if err := view.WaitReady(wctx); err != nil {
 		tb.Fatalf("subscriptions view not ready: %v", err)
 	}
-	return ix
+	return ix, view
 }
 
 // session is one matcher instance as main runs it: a consumer whose

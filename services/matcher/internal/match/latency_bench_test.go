@@ -14,12 +14,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/pkg/crashguard"
+	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
 	"github.com/hookline/hookline/pkg/testinfra"
 )
 
 // BenchmarkMatcherLatency is the matcher's hop at a steady rate against
-// the real broker and Redis, as main runs it (crash guard on): events are
+// the real broker and Redis, as main runs it (crash guard, Fresh and
+// Gather on): events are
 // produced one at a time, each matching one subscription, and a
 // read-committed reader times each from the start of its produce to its
 // delivery becoming visible (the event's produce, the matcher's fetch,
@@ -28,7 +30,8 @@ import (
 // matcher's clients make per event (idle polls and heartbeats included):
 // at a low rate each event is a transaction of its own, so they are what
 // the broker and Redis work for. -benchtime=Nx sets the events (at least
-// five seconds' worth).
+// five seconds' worth). It also reports the syncs of the subscriptions
+// view per transaction (Fresh's ListOffsets over its EndTxn).
 func BenchmarkMatcherLatency(b *testing.B) {
 	for _, rate := range []int{50, 1000} {
 		b.Run(fmt.Sprintf("%d/s", rate), func(b *testing.B) { benchLatency(b, rate) })
@@ -39,14 +42,23 @@ func benchLatency(b *testing.B, rate int) {
 	cfg := testinfra.Kafka(b)
 	c := codecs(b)
 	produceSubscriptions(b, cfg, c, []*record.Subscription{testSub("acme", "all", "order.*")})
-	ix := startIndex(b, cfg, c)
+	syncs := &kafkaRequests{}
+	ix, view := startView(b, cfg, c, kgo.WithHooks(syncs))
 	rdb := testinfra.Redis(b)
 	trips := &redisTrips{}
 	rdb.AddHook(trips)
+	var txn atomic.Pointer[kafka.Transactor]
 	m := &Matcher{Index: ix, Codecs: c, Topics: cfg.Topics, Now: time.Now,
-		Guard: crashguard.New(rdb, cfg.Topics.Keys().Crash(), cfg.Topics.Prefix+"matcher", 0)}
+		Guard: crashguard.New(rdb, cfg.Topics.Keys().Crash(), cfg.Topics.Prefix+"matcher", 0),
+		Fresh: Fresh(view.Syncs(), time.Second),
+		Gather: func(ctx context.Context, b kafka.Batch) kafka.Batch {
+			if t := txn.Load(); t != nil {
+				return t.Gather(ctx, b)
+			}
+			return b
+		}}
 	reqs := &kafkaRequests{}
-	startSession(b, cfg, m, cfg.Topics.Prefix+"matcher", cfg.Topics.Prefix+"matcher-1", kgo.WithHooks(reqs))
+	txn.Store(startSession(b, cfg, m, cfg.Topics.Prefix+"matcher", cfg.Topics.Prefix+"matcher-1", kgo.WithHooks(reqs)).txn)
 
 	var (
 		mu      sync.Mutex
@@ -112,6 +124,7 @@ func benchLatency(b *testing.B, rate int) {
 
 	n := max(b.N, 5*rate)
 	reqs.reset()
+	syncs.reset()
 	trips.n.Store(0)
 	cpu := testinfra.CPUTime()
 	b.ResetTimer()
@@ -131,6 +144,8 @@ func benchLatency(b *testing.B, rate int) {
 	b.ReportMetric(float64(reqs.total())/float64(n), "kafka-req/event")
 	b.ReportMetric(float64(trips.n.Load())/float64(n), "redis-trips/event")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu-ms/event")
+	txns := reqs.byKey()["EndTxn"]
+	b.ReportMetric(float64(syncs.byKey()["ListOffsets"])/float64(max(txns, 1)), "syncs/txn")
 	b.Logf("%d events at %d/s: Kafka requests by key: %v", n, rate, reqs.byKey())
 }
 

@@ -43,8 +43,10 @@ type Matcher struct {
 	// kill the process to check that one event cannot stop the matcher.
 	Fault func(ev *record.Event, e *index.Entry)
 	// Fresh, when set, returns once the index holds every subscription
-	// written before newest (see Fresh); a batch is matched only then.
-	Fresh func(ctx context.Context, newest time.Time) error
+	// written before newest, the batch's newest event, or before fetched,
+	// when the batch had been fetched (see Fresh); a batch is matched only
+	// then.
+	Fresh func(ctx context.Context, newest, fetched time.Time) error
 	// Gather, when set, extends a batch with the records its partition
 	// fetches while the next transaction waits its turn
 	// (kafka.Transactor.Gather); a batch is matched only then.
