@@ -63,19 +63,32 @@ func (h *handler) handle(ctx context.Context, b kafka.Batch) error {
 	if m.Gather != nil {
 		b = m.Gather(ctx, b)
 	}
+	span := crashguard.Span{Topic: b.Topic, Partition: b.Partition, First: b.Records[0].Offset, Last: b.Records[len(b.Records)-1].Offset}
+	// The crash guard hears of the batch while the index catches up: the
+	// two round trips (Redis, Kafka) overlap; matching waits for both.
+	var guarded, suspect bool
+	begun := make(chan struct{})
+	go func() {
+		defer close(begun)
+		guarded, suspect = h.begin(ctx, span)
+	}()
 	if m.Fresh != nil {
 		newest := b.Records[0].Timestamp
 		for _, r := range b.Records[1:] {
 			newest = maxTime(newest, r.Timestamp)
 		}
 		if err := m.Fresh(ctx, newest, b.Fetched); err != nil {
+			<-begun
+			if guarded {
+				// Not matched: nothing was in flight.
+				h.done(ctx, span)
+			}
 			// Matched now, an event could miss a subscription created
 			// just before it: the consumer hands the batch back later.
 			return fmt.Errorf("bring the subscriptions up to %s/%d's events: %w", b.Topic, b.Partition, err)
 		}
 	}
-	span := crashguard.Span{Topic: b.Topic, Partition: b.Partition, First: b.Records[0].Offset, Last: b.Records[len(b.Records)-1].Offset}
-	guarded, suspect := h.begin(ctx, span)
+	<-begun
 	var outs [][]*kgo.Record
 	if suspect {
 		h.log.Warn().Str("topic", b.Topic).Int32("partition", b.Partition).Int64("first", span.First).Int64("last", span.Last).
@@ -92,9 +105,7 @@ func (h *handler) handle(ctx context.Context, b kafka.Batch) error {
 	err := h.commit(ctx, records, b.Records[len(b.Records)-1])
 	if guarded {
 		// Committed or not, the process did not crash on the batch.
-		if err := m.Guard.Done(context.WithoutCancel(ctx), span); err != nil {
-			h.log.Warn().Err(err).Msg("crash guard")
-		}
+		h.done(ctx, span)
 	}
 	if err != nil {
 		// The consumer hands the batch to the handler again, after a
@@ -117,6 +128,13 @@ func (h *handler) begin(ctx context.Context, span crashguard.Span) (guarded, sus
 		return false, false
 	}
 	return true, suspects[0]
+}
+
+// done tells the Guard that the process did not crash on the batch.
+func (h *handler) done(ctx context.Context, span crashguard.Span) {
+	if err := h.m.Guard.Done(context.WithoutCancel(ctx), span); err != nil {
+		h.log.Warn().Err(err).Msg("crash guard")
+	}
 }
 
 // matchMarked matches the events of a suspect batch one after another,

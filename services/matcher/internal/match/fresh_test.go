@@ -3,13 +3,16 @@ package match
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/pkg/crashguard"
 	"github.com/hookline/hookline/pkg/kafka"
+	"github.com/hookline/hookline/pkg/testinfra"
 )
 
 // TestFreshSyncsForEventsNewerThanTheLastSync: an event written after the
@@ -61,9 +64,12 @@ func TestFreshSyncsForEventsNewerThanTheLastSync(t *testing.T) {
 
 // TestBatchWaitsForFreshSubscriptions: a batch is neither matched nor
 // committed while the index cannot be brought up to its events; the
-// consumer gets the error and hands the batch back.
+// consumer gets the error and hands the batch back. The crash guard,
+// told of the batch meanwhile (real Redis), hears that it is done: taken
+// again, the batch is not suspect.
 func TestBatchWaitsForFreshSubscriptions(t *testing.T) {
 	m := testMatcher(t)
+	m.Guard = crashguard.New(testinfra.Redis(t), fmt.Sprintf("hookline-test-%d:crash:", time.Now().UnixNano()), "matcher", 3)
 	var asked time.Time
 	var fetched time.Time
 	m.Fresh = func(_ context.Context, newest, at time.Time) error {
@@ -89,5 +95,9 @@ func TestBatchWaitsForFreshSubscriptions(t *testing.T) {
 	}
 	if !fetched.Equal(at) {
 		t.Errorf("told the batch was fetched at %v, want %v", fetched, at)
+	}
+	suspect, err := m.Guard.Begin(context.Background(), crashguard.Span{Topic: "events", First: 0, Last: 2})
+	if err != nil || suspect[0] {
+		t.Errorf("the batch taken again is suspect (%v): the guard still had it in flight", err)
 	}
 }
