@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hookline/hookline/pkg/claim"
@@ -179,10 +178,9 @@ func (pt *partition) deliveredElsewhere(it *item) {
 }
 
 // settleElsewhere finishes a delivery ingest attempted once what fill
-// writes is in Kafka. fill runs off the partition's loop, as an attempt's
-// outcome does: counting the attempt toward its endpoint's health reads
-// and writes Redis. A Hookline event fill writes that cannot be written
-// fails the partition, as it does after an attempt of the sender's.
+// writes is in Kafka, as write does, but fill runs off the partition's
+// loop, as an attempt's outcome does: counting the attempt toward its
+// endpoint's health reads and writes Redis.
 func (pt *partition) settleElsewhere(it *item, fill func(ctx context.Context, out *outbox)) {
 	pt.hold(it)
 	pt.running++
@@ -190,14 +188,6 @@ func (pt *partition) settleElsewhere(it *item, fill func(ctx context.Context, ou
 		out := pt.d.outbox(pt.ctx)
 		fill(pt.ctx, out)
 		err := out.wait()
-		pt.events <- func() {
-			pt.running--
-			pt.release(it)
-			if err != nil {
-				pt.fail(fmt.Errorf("write the outcome of the immediate attempt of %s: %w", it.d.ID, err))
-				return
-			}
-			pt.finish([]*item{it})
-		}
+		pt.events <- func() { pt.running--; pt.written([]*item{it}, nil, err) }
 	}()
 }

@@ -804,19 +804,23 @@ func (pt *partition) write(items []*item, more []*kgo.Record, fill func(out *out
 			acked <- err
 			<-saved
 		}
-		pt.events <- func() {
-			pt.running--
-			for _, it := range items {
-				pt.release(it)
-			}
-			if err != nil {
-				pt.fail(fmt.Errorf("write %d records: %w", len(items)+len(more), err))
-				return
-			}
-			pt.finish(items)
-			pt.p.Finish(more...)
-		}
+		pt.events <- func() { pt.running--; pt.written(items, more, err) }
 	}()
+}
+
+// written releases items once the records deciding their outcome are
+// written (err nil) or failed, and then finishes their records and more,
+// or fails the partition with them unfinished.
+func (pt *partition) written(items []*item, more []*kgo.Record, err error) {
+	for _, it := range items {
+		pt.release(it)
+	}
+	if err != nil {
+		pt.fail(fmt.Errorf("write %d records: %w", len(items)+len(more), err))
+		return
+	}
+	pt.finish(items)
+	pt.p.Finish(more...)
 }
 
 // inOrder runs fn in a goroutine once every fn given before has run, and
