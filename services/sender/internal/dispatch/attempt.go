@@ -33,9 +33,13 @@ func (a attempt) overloaded() bool { return a.res.Class == deliver.Retryable }
 // attempt makes a job's request and writes what became of it, in stages:
 // prepare (the request), call (the endpoint), then succeeded or failed
 // (the delivery log, retry tiers, DLQ, endpoint health). It holds one of
-// the pool's slots, which the loop took, for the call only. Once stopping
-// is closed (the partition is revoked) it starts no request.
-func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping <-chan struct{}) attempt {
+// the pool's slots, which the loop took, for the call only. Once the
+// outcome is decided and endpoint health written, and before Kafka has
+// acknowledged the outcome's records, it hands the attempt (without err)
+// to decided: the lane's next request need not wait for the delivery
+// log. Once stopping is closed (the partition is revoked) it starts no
+// request; an abandoned attempt is never decided.
+func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping <-chan struct{}, decided func(attempt)) attempt {
 	if ctx.Err() != nil || closed(stopping) {
 		d.slots.release()
 		return attempt{abandoned: true}
@@ -50,7 +54,10 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 		for _, it := range j.items {
 			d.deadLetter(it, subscription.DisabledError(*reason), out)
 		}
-		return attempt{gone: *reason, unsent: true, err: out.wait()}
+		a := attempt{gone: *reason, unsent: true}
+		decided(a)
+		a.err = out.wait()
+		return a
 	}
 	if wait := j.slot.Sub(d.now()); wait > 0 && !d.sleep(ctx, wait, stopping) {
 		d.slots.release()
@@ -75,6 +82,7 @@ func (d *Dispatcher) attempt(ctx context.Context, ep *endpoint, j *job, stopping
 		handOn(j.items) // to a retry tier or the DLQ
 		a.gone = d.failed(ctx, ep, j.items, req.Body, res, started, out)
 	}
+	decided(a)
 	a.err = out.wait()
 	return a
 }

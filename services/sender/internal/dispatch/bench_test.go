@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"io"
@@ -41,29 +42,35 @@ var benchPayload = `{"id":"evt_2bT9xk3LQm7vR1pZ","type":"order.created","timesta
 // that answers 204 (idempotency, signing and the delivery log on), and in
 // the same run the sink's bare ceiling: a plain http.Client posting the
 // same bodies with the same concurrency (the sender's bound, 10 endpoints
-// x 16), measured before and after the sender. Run it with a fixed count, e.g.
+// x 16, or x max_in_flight), measured before and after the sender. Run it
+// with a fixed count, e.g.
 //
 //	go test -run '^$' -bench BenchmarkSender -benchtime 20000x ./internal/dispatch
+//
+// max_in_flight=1 is ten endpoints that take one request at a time: their
+// rate is one over the time each request holds its place.
 func BenchmarkSender(b *testing.B) {
 	for _, bc := range []struct {
-		name string
-		rate int32 // per endpoint; high enough never to hold anything back
+		name        string
+		rate        int32 // per endpoint; high enough never to hold anything back
+		maxInFlight int32 // per endpoint; 0 for the sender's adaptive limit
 	}{
-		{"ratelimit=off", 0},
-		{"ratelimit=on", 1_000_000},
+		{"ratelimit=off", 0, 0},
+		{"ratelimit=on", 1_000_000, 0},
+		{"max_in_flight=1", 0, 1},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchmarkSender(b, bc.rate) })
+		b.Run(bc.name, func(b *testing.B) { benchmarkSender(b, bc.rate, bc.maxInFlight) })
 	}
 }
 
-func benchmarkSender(b *testing.B, rate int32) {
+func benchmarkSender(b *testing.B, rate, maxInFlight int32) {
 	b.StopTimer()
 	e := newEnv(b)
 	sink := testreceiver.NewSink(b)
 	subs := make([]*record.Subscription, benchEndpoints)
 	for i := range subs {
 		subs[i], _ = e.subscribe(sink.URL+"/hooks/"+strconv.Itoa(i), []time.Duration{0}, func(s *record.Subscription) {
-			s.RateLimitPerSecond = rate
+			s.RateLimitPerSecond, s.MaxInFlight = rate, maxInFlight
 		})
 	}
 	ds := make([]record.Delivery, b.N)
@@ -76,7 +83,7 @@ func benchmarkSender(b *testing.B, rate int32) {
 
 	// The machine is shared: take the ceiling on both sides of the sender
 	// and compare with their mean.
-	concurrency := min(benchInFlight, benchEndpoints*benchPerEndpoint)
+	concurrency := min(benchInFlight, benchEndpoints*cmp.Or(int(maxInFlight), benchPerEndpoint))
 	body := []byte(benchPayload)
 	ceilingTook, ceilingCPU := postBare(b, sink, body, b.N, concurrency)
 

@@ -60,6 +60,7 @@ type lane struct {
 	window       []*item              // batching: waiting for their batch to fill or its window to close
 	queue        []*job               // waiting to go, in order
 	flying       map[*job]time.Time   // in flight, since when
+	writing      int                  // jobs whose request ended and whose outcome is being written
 	limit        *limiter
 	// gone is why Hookline disabled the subscription (a 410, or failing
 	// past the health window): the rest is dead-lettered unsent until the
@@ -124,7 +125,7 @@ func (l *lane) waiting() int {
 // idle reports whether the lane holds nothing and remembers nothing
 // worth keeping.
 func (l *lane) idle() bool {
-	return len(l.flying) == 0 && len(l.queue) == 0 && len(l.window) == 0 && len(l.unknown) == 0 && l.tail == ""
+	return len(l.flying) == 0 && l.writing == 0 && len(l.queue) == 0 && len(l.window) == 0 && len(l.unknown) == 0 && l.tail == ""
 }
 
 // wait is how long a request joining the lane's queue now is expected to

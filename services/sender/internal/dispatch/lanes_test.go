@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/pkg/kafka"
 	"github.com/hookline/hookline/pkg/record"
@@ -415,6 +417,70 @@ func TestMaxInFlightBoundsAnEndpoint(t *testing.T) {
 	run.waitHandled(t, len(ds), 30*time.Second)
 	if n := len(rcv.Requests()); n != len(ds) {
 		t.Errorf("receiver got %d requests, want %d", n, len(ds))
+	}
+}
+
+// TestAnEndpointsNextRequestDoesNotWaitForTheLog: a request holds its
+// place in the endpoint's max_in_flight until the endpoint has answered,
+// not until Kafka has acknowledged the attempt's records. With the
+// sender's produce answers held back, a max_in_flight of 1 still sends
+// every delivery, one after the other; none is finished (its offset
+// committable) before its records are acknowledged.
+func TestAnEndpointsNextRequestDoesNotWaitForTheLog(t *testing.T) {
+	e := newEnv(t)
+	rcv := testreceiver.New(t, nil)
+	sub, _ := e.subscribe(rcv.URL+"/serial", []time.Duration{0}, func(s *record.Subscription) { s.MaxInFlight = 1 })
+	acks := &heldAcks{release: make(chan struct{})}
+	producer, err := kafka.NewClient(e.kafka, testinfra.Logger(), kgo.WithHooks(acks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	t.Cleanup(acks.let) // before Close, on a failure too
+	d := e.sender(rcv)
+	d.Producer = producer
+	run := e.run(d, "sender")
+	ds := make([]record.Delivery, 5)
+	for i := range ds {
+		ds[i] = e.delivery(sub, fmt.Sprintf(`{"n":%d}`, i))
+	}
+	acks.hold.Store(true)
+	e.toPartition0(ds...)
+	waitUntil(t, "every delivery sent while the log's acknowledgements are held", func() bool { return len(rcv.Requests()) == len(ds) })
+	waitUntil(t, "a produce answer held", func() bool { return acks.held.Load() > 0 })
+	if n := run.handled(); n != 0 {
+		t.Errorf("%d deliveries finished before Kafka acknowledged their attempts", n)
+	}
+	acks.let()
+	run.waitHandled(t, len(ds), 30*time.Second)
+	got := e.attempts()
+	for _, dl := range ds {
+		if a := got[dl.ID]; len(a) != 1 || a[0].Outcome != record.OutcomeDelivered {
+			t.Errorf("delivery %s: attempts %+v, want one, delivered", dl.ID, a)
+		}
+	}
+	if n := len(rcv.Requests()); n != len(ds) {
+		t.Errorf("receiver got %d requests, want %d", n, len(ds))
+	}
+}
+
+// heldAcks holds back a client's produce answers while hold is set, until
+// release is closed: franz-go reads a connection's answers one after the
+// other and calls this hook before it hands an answer on.
+type heldAcks struct {
+	hold    atomic.Bool
+	held    atomic.Int64
+	release chan struct{}
+	once    sync.Once
+}
+
+// let hands on the answers held and holds no more.
+func (h *heldAcks) let() { h.once.Do(func() { close(h.release) }) }
+
+func (h *heldAcks) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == int16(kmsg.Produce) && err == nil && h.hold.Load() {
+		h.held.Add(1)
+		<-h.release
 	}
 }
 

@@ -653,28 +653,50 @@ func (pt *partition) start(l *lane, j *job, now time.Time) {
 	pt.running++
 	ep, stopping := l.ep, pt.p.Stopping()
 	go func() {
-		a := pt.d.attempt(pt.ctx, ep, j, stopping)
+		a := pt.d.attempt(pt.ctx, ep, j, stopping, func(a attempt) {
+			pt.events <- func() { pt.decided(l, j, a) }
+		})
 		pt.events <- func() { pt.running--; pt.attempted(l, j, a) }
 	}()
 }
 
-// attempted applies the outcome of a job's attempt.
-func (pt *partition) attempted(l *lane, j *job, a attempt) {
+// decided applies what a job's attempt says of its endpoint, once its
+// request has ended and before its outcome is in Kafka: the job leaves
+// the lane's requests in flight, so that the lane's next one may start
+// (its place is the endpoint's, not the delivery log's), and the limiter
+// sees the answer. attempted applies the rest once the outcome is
+// written.
+func (pt *partition) decided(l *lane, j *job, a attempt) {
 	started := l.flying[j]
 	delete(l.flying, j)
+	l.writing++
+	pt.dirty[l] = struct{}{}
+	defer l.updateStats()
+	if !a.unsent {
+		l.limit.observe(started, a.res.Duration, a.overloaded())
+	}
+	if a.gone != "" && l.gone == "" {
+		l.gone = a.gone
+		pt.deadLetterWaiting(l, subscription.DisabledError(a.gone))
+	}
+	l.failing = !a.delivered
+}
+
+// attempted applies the outcome of a job's attempt once it is written
+// (decided came first), or once it was abandoned.
+func (pt *partition) attempted(l *lane, j *job, a attempt) {
 	pt.dirty[l] = struct{}{}
 	defer l.updateStats()
 	if a.abandoned {
 		// Cut short by a revoke or a shutdown: nothing was written and the
 		// records stay unfinished, for the partition's next owner.
+		delete(l.flying, j)
 		for _, it := range j.items {
 			pt.release(it)
 		}
 		return
 	}
-	if !a.unsent {
-		l.limit.observe(started, a.res.Duration, a.overloaded())
-	}
+	l.writing--
 	for _, it := range j.items {
 		pt.release(it)
 	}
@@ -689,16 +711,10 @@ func (pt *partition) attempted(l *lane, j *job, a attempt) {
 		pt.fail(fmt.Errorf("write the outcome of %d deliveries to %s: %w", len(j.items), l.id, a.err))
 		return
 	}
-	if a.gone != "" && l.gone == "" {
-		l.gone = a.gone
-		pt.deadLetterWaiting(l, subscription.DisabledError(a.gone))
-	}
 	if !a.delivered {
-		l.failing = true
 		pt.finish(j.items)
 		return
 	}
-	l.failing = false
 	pt.mark(j.items, true)
 }
 
