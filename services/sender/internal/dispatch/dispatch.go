@@ -51,6 +51,9 @@ const (
 	// to when its subscription sets no max_in_flight: enough for a 3 s
 	// endpoint to take about 20 requests/s.
 	DefaultMaxPerEndpoint = 64
+	// MinWriteAhead is the fewest outcomes a lane may have waiting for
+	// Kafka's acknowledgement while it sends more (lane.maxWriting).
+	MinWriteAhead = 16
 	// DefaultMaxInFlight bounds the requests in flight of the instance.
 	DefaultMaxInFlight = 512
 	// DefaultBacklogWait is the longest a delivery is expected to wait in

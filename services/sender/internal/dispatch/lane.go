@@ -106,6 +106,14 @@ func (l *lane) oldest(now time.Time) time.Duration {
 	return d
 }
 
+// maxWriting bounds the lane's jobs whose request has ended and whose
+// outcome Kafka has not acknowledged yet (writing): as many as it may
+// have in flight, and at least MinWriteAhead. An endpoint that takes one
+// request at a time then need not wait for each write, while a lane whose
+// writes stall (Kafka slow or down) stops sending after a few: an outcome
+// not written is a delivery sent again if the sender dies.
+func (l *lane) maxWriting() int { return max(l.limit.max(), MinWriteAhead) }
+
 func (l *lane) ordered() bool { return l.sub != nil && l.sub.Ordered }
 
 func (l *lane) rateLimited() bool { return l.sub != nil && l.sub.RateLimitPerSecond > 0 }

@@ -562,7 +562,7 @@ func (pt *partition) dispatch() {
 // rate-limit slots and the pool allow.
 func (pt *partition) startFrom(l *lane) {
 	now := pt.d.now()
-	for len(l.queue) > 0 && l.inFlight() < l.limit.max() {
+	for len(l.queue) > 0 && l.inFlight() < l.limit.max() && l.writing < l.maxWriting() {
 		j := l.queue[0]
 		if !j.slotted {
 			break // reserve runs first; only a failed reservation leaves one
