@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,9 +95,27 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 		defer cl.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = adm.DeleteTopics(ctx, names...)
+		_, _ = adm.DeleteTopics(ctx, underPrefix(ctx, adm, cfg.Topics.Prefix, names)...)
 	})
 	return cfg
+}
+
+// underPrefix is every topic under prefix: names (made here) and those
+// the code under test made itself, such as the retry tiers of a service
+// started with its default schedule, which would otherwise stay on a
+// broker that outlives the test run (make test keeps its data).
+func underPrefix(ctx context.Context, adm *kadm.Client, prefix string, names []string) []string {
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return names
+	}
+	all := slices.Clone(names)
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, prefix) && !slices.Contains(all, name) {
+			all = append(all, name)
+		}
+	}
+	return all
 }
 
 // awaitTopics returns once the broker's metadata has every topic with its
