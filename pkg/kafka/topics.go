@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -69,4 +70,21 @@ func RaiseRecordLimit(ctx context.Context, adm *kadm.Client, topics ...string) (
 		return nil, fmt.Errorf("raise %s to %d: %w", wire.MaxMessageBytes, wire.MaxRecordBytes, err)
 	}
 	return low, nil
+}
+
+// TopicsUnder lists the cluster's topics whose names start with prefix:
+// one Hookline stack's (wire.Topics.Prefix), including those its services
+// made themselves, such as the retry tiers of their schedule.
+func TopicsUnder(ctx context.Context, adm *kadm.Client, prefix string) ([]string, error) {
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mine []string
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, prefix) {
+			mine = append(mine, name)
+		}
+	}
+	return mine, nil
 }

@@ -440,15 +440,9 @@ func DeleteTopics(ctx context.Context, brokers, prefix string) error {
 		if round > 0 {
 			time.Sleep(time.Second)
 		}
-		topics, err := adm.ListTopics(ctx)
+		mine, err := kafka.TopicsUnder(ctx, adm, prefix)
 		if err != nil {
 			return err
-		}
-		var mine []string
-		for _, t := range topics.Names() {
-			if strings.HasPrefix(t, prefix) {
-				mine = append(mine, t)
-			}
 		}
 		if len(mine) == 0 {
 			break

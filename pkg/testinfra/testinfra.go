@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -95,27 +93,16 @@ func Kafka(t testing.TB, tiers ...time.Duration) kafka.Config {
 		defer cl.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = adm.DeleteTopics(ctx, underPrefix(ctx, adm, cfg.Topics.Prefix, names)...)
+		// Every topic under the prefix: the code under test may have made
+		// more (a service's retry tiers for its default schedule), and a
+		// broker outlives the test run (make test keeps its data).
+		mine, err := kafka.TopicsUnder(ctx, adm, cfg.Topics.Prefix)
+		if err != nil {
+			mine = names
+		}
+		_, _ = adm.DeleteTopics(ctx, mine...)
 	})
 	return cfg
-}
-
-// underPrefix is every topic under prefix: names (made here) and those
-// the code under test made itself, such as the retry tiers of a service
-// started with its default schedule, which would otherwise stay on a
-// broker that outlives the test run (make test keeps its data).
-func underPrefix(ctx context.Context, adm *kadm.Client, prefix string, names []string) []string {
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		return names
-	}
-	all := slices.Clone(names)
-	for _, name := range topics.Names() {
-		if strings.HasPrefix(name, prefix) && !slices.Contains(all, name) {
-			all = append(all, name)
-		}
-	}
-	return all
 }
 
 // awaitTopics returns once the broker's metadata has every topic with its

@@ -687,19 +687,17 @@ func (pt *partition) decided(l *lane, j *job, a attempt) {
 func (pt *partition) attempted(l *lane, j *job, a attempt) {
 	pt.dirty[l] = struct{}{}
 	defer l.updateStats()
-	if a.abandoned {
-		// Cut short by a revoke or a shutdown: nothing was written and the
-		// records stay unfinished, for the partition's next owner.
-		delete(l.flying, j)
-		for _, it := range j.items {
-			pt.release(it)
-		}
-		return
-	}
-	l.writing--
 	for _, it := range j.items {
 		pt.release(it)
 	}
+	if a.abandoned {
+		// Cut short by a revoke or a shutdown (never decided): nothing
+		// was written and the records stay unfinished, for the
+		// partition's next owner.
+		delete(l.flying, j)
+		return
+	}
+	l.writing--
 	if a.err != nil {
 		if a.delivered {
 			// The endpoint took them, but their outcome is not in Kafka,
